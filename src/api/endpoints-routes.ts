@@ -1,0 +1,173 @@
+import type { FastifyInstance } from 'fastify';
+import { invalid, notFound } from '../core/errors.ts';
+import { uuidv7 } from '../core/ids.ts';
+import type { Endpoint } from '../core/types.ts';
+import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import {
+  deleteEndpoint,
+  getEndpoint,
+  insertEndpoint,
+  listEndpoints,
+  listSecretInfo,
+  setEndpointStatus,
+  updateEndpoint,
+  type EndpointFields,
+} from '../store/endpoints.ts';
+import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { pageRequest, toPage } from './pagination.ts';
+import { reply, type ApiDeps } from './server.ts';
+import { boolean, email, httpUrl, integer, object, onlyKeys, string, type Json } from './validate.ts';
+
+const FIELDS = ['name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'] as const;
+
+/** Reads the writable fields present in a body; absent ones stay undefined. */
+function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {
+  onlyKeys(body, FIELDS);
+  const out: Partial<EndpointFields> & { secret?: string } = {};
+  const name = string(body, 'name', { max: 200 });
+  if (name !== undefined) out.name = name;
+  const url = httpUrl(body, 'url', false);
+  if (url !== undefined) out.url = url;
+  if ('owner_id' in body) out.owner_id = string(body, 'owner_id', { max: 200 }) ?? null;
+  if ('description' in body) out.description = string(body, 'description', { max: 2000, empty: true }) ?? '';
+  const timeout = integer(body, 'http_timeout', 1, 300);
+  if (timeout !== undefined) out.http_timeout = timeout;
+  const adv = boolean(body, 'advanced_signatures');
+  if (adv !== undefined) out.advanced_signatures = adv;
+  if ('support_email' in body) out.support_email = email(body, 'support_email') ?? null;
+  const secret = string(body, 'secret', { max: 1024 });
+  if (secret !== undefined) out.secret = secret;
+  return out;
+}
+
+export async function presentEndpoint(db: Queryable, e: Endpoint, secretValue?: string): Promise<Json> {
+  const secrets = await listSecretInfo(db, e.project_id, e.id);
+  return {
+    uid: e.id,
+    id: e.id,
+    project_id: e.project_id,
+    name: e.name,
+    url: e.url,
+    owner_id: e.owner_id,
+    description: e.description,
+    status: e.status,
+    http_timeout: e.http_timeout,
+    advanced_signatures: e.advanced_signatures,
+    support_email: e.support_email,
+    // A secret's value is shown once, in the answer to the call that made it.
+    secrets: secrets.map((s, i) => (i === 0 && secretValue !== undefined ? { ...s, value: secretValue } : s)),
+    created_at: e.created_at,
+    updated_at: e.updated_at,
+  };
+}
+
+function encodeCursor(e: Endpoint): string {
+  return Buffer.from(JSON.stringify([new Date(e.created_at).toISOString(), e.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { created_at: string; id: string } {
+  try {
+    const [created_at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    if (typeof created_at !== 'string' || typeof id !== 'string') throw new Error('shape');
+    return { created_at, id };
+  } catch {
+    throw invalid('next_page_cursor', 'must be a cursor from a previous page');
+  }
+}
+
+export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool, box } = deps;
+
+  app.post('/endpoints', async (req, res) => {
+    const f = readFields(object(req.body, 'body'));
+    if (f.url === undefined) throw invalid('url', 'is required');
+    if (f.name === undefined) throw invalid('name', 'is required');
+    const scheme = req.project.signature.scheme;
+    const secret = f.secret ?? generateSecret(scheme);
+    const why = validateSecret(scheme, secret);
+    if (why) throw invalid('secret', why);
+    const fields: EndpointFields = {
+      name: f.name,
+      url: f.url,
+      owner_id: f.owner_id ?? null,
+      description: f.description ?? '',
+      http_timeout: f.http_timeout ?? 10,
+      advanced_signatures: f.advanced_signatures ?? true,
+      support_email: f.support_email ?? null,
+    };
+    const data = await withTransaction(pool, async (client) => {
+      const e = await insertEndpoint(client, box, req.project.id, uuidv7(), fields, secret);
+      return presentEndpoint(client, e, secret);
+    });
+    return reply(res, 201, 'Endpoint created', data);
+  });
+
+  app.get('/endpoints', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const page = pageRequest(q);
+    const rows = await listEndpoints(pool, req.project.id, {
+      owner_id: typeof q.owner_id === 'string' ? q.owner_id : undefined,
+      q: typeof q.q === 'string' ? q.q : undefined,
+      limit: page.perPage + 1,
+      after: page.cursor ? decodeCursor(page.cursor) : undefined,
+    });
+    const result = toPage(rows, page.perPage, encodeCursor);
+    const content = await Promise.all(result.content.map((e) => presentEndpoint(pool, e)));
+    return reply(res, 200, 'Endpoints fetched', { content, pagination: result.pagination });
+  });
+
+  app.get('/endpoints/:endpointID', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    const e = await getEndpoint(pool, req.project.id, endpointID);
+    if (!e) throw notFound('endpoint', endpointID);
+    return reply(res, 200, 'Endpoint fetched', await presentEndpoint(pool, e));
+  });
+
+  app.put('/endpoints/:endpointID', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    const f = readFields(object(req.body, 'body'));
+    if (f.secret !== undefined) {
+      throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
+    }
+    const data = await withTransaction(pool, async (client) => {
+      const current = await getEndpoint(client, req.project.id, endpointID);
+      if (!current) throw notFound('endpoint', endpointID);
+      const updated = await updateEndpoint(client, req.project.id, endpointID, {
+        name: f.name ?? current.name,
+        url: f.url ?? current.url,
+        owner_id: f.owner_id !== undefined ? f.owner_id : current.owner_id,
+        description: f.description ?? current.description,
+        http_timeout: f.http_timeout ?? current.http_timeout,
+        advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
+        support_email: f.support_email !== undefined ? f.support_email : current.support_email,
+      });
+      return presentEndpoint(client, updated!);
+    });
+    return reply(res, 202, 'Endpoint updated', data);
+  });
+
+  app.delete('/endpoints/:endpointID', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    if (!(await deleteEndpoint(pool, req.project.id, endpointID))) throw notFound('endpoint', endpointID);
+    return reply(res, 200, 'Endpoint deleted', null);
+  });
+
+  app.put('/endpoints/:endpointID/pause', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    const data = await withTransaction(pool, async (client) => {
+      const e = await getEndpoint(client, req.project.id, endpointID);
+      if (!e) throw notFound('endpoint', endpointID);
+      const next = e.status === 'paused' ? 'active' : 'paused';
+      return presentEndpoint(client, (await setEndpointStatus(client, req.project.id, endpointID, next))!);
+    });
+    return reply(res, 202, 'Endpoint status updated', data);
+  });
+
+  app.post('/endpoints/:endpointID/activate', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    const e = await setEndpointStatus(pool, req.project.id, endpointID, 'active');
+    if (!e) throw notFound('endpoint', endpointID);
+    return reply(res, 202, 'Endpoint activated', await presentEndpoint(pool, e));
+  });
+}

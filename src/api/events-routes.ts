@@ -1,0 +1,144 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WharfError, invalid, notFound } from '../core/errors.ts';
+import { UUID_RE } from '../core/ids.ts';
+import type { EventInput, MessageType } from '../core/types.ts';
+import { ingestEvents } from '../ingest/persist.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { pageRequest, toPage } from './pagination.ts';
+import { reply, type ApiDeps } from './server.ts';
+import { headers, object, onlyKeys, string, type Json } from './validate.ts';
+
+interface EventRow {
+  id: string;
+  project_id: string;
+  source_id: string | null;
+  event_type: string;
+  message_type: MessageType;
+  endpoint_id: string | null;
+  owner_id: string | null;
+  idempotency_key: string | null;
+  custom_headers: Record<string, string>;
+  data: string;
+  created_at: Date;
+}
+
+const EVENT_COLUMNS = `id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key,
+  custom_headers, data, created_at`;
+
+export function presentEvent(e: EventRow): Json {
+  return {
+    uid: e.id,
+    id: e.id,
+    project_id: e.project_id,
+    source_id: e.source_id,
+    event_type: e.event_type,
+    message_type: e.message_type,
+    endpoint_id: e.endpoint_id,
+    owner_id: e.owner_id,
+    idempotency_key: e.idempotency_key,
+    custom_headers: e.custom_headers,
+    data: JSON.parse(e.data) as unknown,
+    created_at: e.created_at,
+  };
+}
+
+async function findEvent(db: Queryable, projectId: string, id: string): Promise<EventRow | null> {
+  if (!UUID_RE.test(id)) return null;
+  const { rows } = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE project_id = $1 AND id = $2`, [
+    projectId,
+    id,
+  ]);
+  return rows[0] ?? null;
+}
+
+const COMMON = ['event_type', 'data', 'custom_headers', 'idempotency_key'] as const;
+
+function readEvent(projectId: string, type: MessageType, raw: unknown): EventInput {
+  const body = object(raw, 'body');
+  const target = type === 'single' ? ['endpoint_id'] : type === 'fanout' ? ['owner_id'] : [];
+  onlyKeys(body, [...target, ...COMMON]);
+  const eventType = string(body, 'event_type', { required: true, max: 200 })!;
+  if (!('data' in body) || body.data === undefined) throw invalid('data', 'is required');
+  return {
+    project_id: projectId,
+    source_id: null,
+    message_type: type,
+    endpoint_id: type === 'single' ? string(body, 'endpoint_id', { required: true, max: 200 })! : null,
+    owner_id: type === 'fanout' ? string(body, 'owner_id', { required: true, max: 200 })! : null,
+    event_type: eventType,
+    data: JSON.stringify(body.data),
+    custom_headers: headers(body, 'custom_headers'),
+    idempotency_key: string(body, 'idempotency_key', { max: 500 }) ?? null,
+  };
+}
+
+export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool, boss } = deps;
+
+  const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => {
+    const input = readEvent(req.project.id, type, req.body);
+    const [outcome] = await ingestEvents({ pool, boss }, [input]);
+    switch (outcome!.status) {
+      case 'rejected':
+        throw new WharfError(outcome!.code, outcome!.reason, {
+          status: 404,
+          field: type === 'single' ? 'endpoint_id' : 'owner_id',
+        });
+      case 'duplicate': {
+        const existing = await findEvent(pool, req.project.id, outcome!.event_id);
+        return reply(res, 200, 'Event already exists for this idempotency_key; nothing new was created', {
+          ...presentEvent(existing!),
+          duplicate: true,
+        });
+      }
+      case 'stored':
+        return reply(res, 201, 'Event created', {
+          ...presentEvent({
+            ...input,
+            id: outcome!.event_id,
+            endpoint_id: input.endpoint_id ?? null,
+            owner_id: input.owner_id ?? null,
+            created_at: new Date(),
+          }),
+          duplicate: false,
+          deliveries: outcome!.deliveries,
+        });
+    }
+  };
+
+  app.post('/events', create('single'));
+  app.post('/events/fanout', create('fanout'));
+  app.post('/events/broadcast', create('broadcast'));
+
+  app.get('/events', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const page = pageRequest(q);
+    const params: unknown[] = [req.project.id];
+    const where = ['project_id = $1'];
+    for (const key of ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key'] as const) {
+      if (typeof q[key] === 'string') {
+        params.push(q[key]);
+        where.push(`${key} = $${params.length}`);
+      }
+    }
+    if (page.cursor) {
+      if (!UUID_RE.test(page.cursor)) throw invalid('next_page_cursor', 'must be a cursor from a previous page');
+      params.push(page.cursor);
+      where.push(`id < $${params.length}`);
+    }
+    params.push(page.perPage + 1);
+    const { rows } = await pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const result = toPage(rows, page.perPage, (e) => e.id);
+    return reply(res, 200, 'Events fetched', { content: result.content.map(presentEvent), pagination: result.pagination });
+  });
+
+  app.get('/events/:eventID', async (req, res) => {
+    const { eventID } = req.params as { eventID: string };
+    const e = await findEvent(pool, req.project.id, eventID);
+    if (!e) throw notFound('event', eventID);
+    return reply(res, 200, 'Event fetched', presentEvent(e));
+  });
+}

@@ -1,0 +1,128 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import { WharfError, unauthorized } from '../core/errors.ts';
+import type { Project } from '../core/types.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import { hashApiKey } from '../store/crypto.ts';
+import { getProject, projectForKeyHash } from '../store/projects.ts';
+import { endpointRoutes } from './endpoints-routes.ts';
+import { eventRoutes } from './events-routes.ts';
+import { deliveryRoutes } from './deliveries-routes.ts';
+
+export interface ApiDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  box: SecretBox;
+  logger: Logger;
+  bodyLimit: number;
+  /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */
+  readiness: Record<string, () => Promise<void>>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    project: Project;
+  }
+}
+
+/** Convoy's envelope: `{ status, message, data }`. */
+export function reply<T>(res: FastifyReply, code: number, message: string, data: T): FastifyReply {
+  return res.code(code).send({ status: code < 400, message, data });
+}
+
+const KEY_CACHE_MS = 5_000;
+
+export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  app.setErrorHandler((err: unknown, req, res) => {
+    if (err instanceof WharfError) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return reply(res, err.status, err.message, { code: err.code, field: err.field ?? null });
+    }
+    const e = err as { statusCode?: number; code?: string; message?: string };
+    const status = e.statusCode ?? 500;
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return reply(res, 500, 'internal error', { code: 'WHARF_ERR_INTERNAL', field: null });
+    }
+    const message =
+      e.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `request body is larger than ${deps.bodyLimit} bytes`
+        : e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+          ? 'Content-Type must be application/json'
+          : (e.message ?? 'bad request');
+    return reply(res, status, message, { code: e.code ?? 'WHARF_ERR_BAD_REQUEST', field: null });
+  });
+  app.setNotFoundHandler((req, res) =>
+    reply(res, 404, `no route for ${req.method} ${req.url.split('?')[0]}`, { code: 'WHARF_ERR_NO_ROUTE', field: null }),
+  );
+
+  app.get('/healthz', async () => ({ status: true, message: 'alive', data: null }));
+  app.get('/readyz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    let ready = true;
+    await Promise.all(
+      Object.entries(deps.readiness).map(async ([name, check]) => {
+        try {
+          await check();
+          checks[name] = 'ok';
+        } catch (err) {
+          ready = false;
+          checks[name] = (err as Error).message;
+        }
+      }),
+    );
+    return reply(res, ready ? 200 : 503, ready ? 'ready' : 'not ready', checks);
+  });
+
+  // Keys are looked up by hash; a short cache keeps the database off the hot path of ingest.
+  const keyCache = new Map<string, { projectId: string | null; at: number }>();
+  const projectCache = new Map<string, { project: Project; at: number }>();
+  const authenticate = async (req: FastifyRequest): Promise<void> => {
+    const projectId = (req.params as { projectID: string }).projectID;
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match) throw unauthorized('missing Authorization: Bearer <API key>');
+    const hash = hashApiKey(match[1]!);
+    const now = Date.now();
+    let cached = keyCache.get(hash);
+    if (!cached || now - cached.at > KEY_CACHE_MS) {
+      cached = { projectId: await projectForKeyHash(deps.pool, hash), at: now };
+      if (keyCache.size > 10_000) keyCache.clear();
+      keyCache.set(hash, cached);
+    }
+    if (cached.projectId === null || cached.projectId !== projectId) {
+      throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
+    }
+    let p = projectCache.get(projectId);
+    if (!p || now - p.at > KEY_CACHE_MS) {
+      const project = await getProject(deps.pool, projectId);
+      if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
+      p = { project, at: now };
+      projectCache.set(projectId, p);
+    }
+    req.project = p.project;
+  };
+
+  await app.register(
+    async (api) => {
+      api.decorateRequest('project', null as unknown as Project);
+      api.addHook('onRequest', authenticate);
+      await api.register(endpointRoutes, deps);
+      await api.register(eventRoutes, deps);
+      await api.register(deliveryRoutes, deps);
+    },
+    { prefix: '/api/v1/projects/:projectID' },
+  );
+
+  return app;
+}

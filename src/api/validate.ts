@@ -1,0 +1,89 @@
+import { invalid } from '../core/errors.ts';
+import { RESERVED_HEADERS } from '../delivery/request.ts';
+
+/** Small validators for JSON bodies; every failure names the field (400). */
+export type Json = Record<string, unknown>;
+
+export function object(value: unknown, field: string): Json {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(field, 'must be a JSON object');
+  return value as Json;
+}
+
+export function onlyKeys(body: Json, allowed: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) throw invalid(`${prefix}${key}`, `unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+export function string(body: Json, key: string, opts: { required?: boolean; max?: number; empty?: boolean } = {}): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) {
+    if (opts.required) throw invalid(key, 'is required');
+    return undefined;
+  }
+  if (typeof v !== 'string') throw invalid(key, `must be a string (got ${typeName(v)})`);
+  if (!opts.empty && v.trim() === '') throw invalid(key, 'must not be empty');
+  if (opts.max !== undefined && v.length > opts.max) throw invalid(key, `must be at most ${opts.max} characters`);
+  return v;
+}
+
+export function integer(body: Json, key: string, min: number, max: number): number | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalid(key, `must be an integer from ${min} to ${max} (got ${JSON.stringify(v)})`);
+  }
+  return v;
+}
+
+export function boolean(body: Json, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw invalid(key, `must be true or false (got ${typeName(v)})`);
+  return v;
+}
+
+export function httpUrl(body: Json, key: string, required: boolean): string | undefined {
+  const v = string(body, key, { required, max: 2048 });
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw invalid(key, 'must be an absolute http or https URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(key, 'must use http or https');
+  if (u.username || u.password) throw invalid(key, 'must not carry credentials; use authentication instead');
+  return v;
+}
+
+export function email(body: Json, key: string): string | undefined {
+  const v = string(body, key, { max: 320 });
+  if (v !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v)) throw invalid(key, 'must be an email address');
+  return v;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Custom headers to forward: names must be HTTP tokens and may not replace what Wharf sets. */
+export function headers(body: Json, key: string): Record<string, string> {
+  const v = body[key];
+  if (v === undefined || v === null) return {};
+  const obj = object(v, key);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(obj)) {
+    const field = `${key}.${name}`;
+    if (!TOKEN.test(name)) throw invalid(field, 'is not a valid HTTP header name');
+    if (RESERVED_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('x-wharf-')) {
+      throw invalid(field, 'is set by Wharf and cannot be overridden');
+    }
+    if (typeof value !== 'string') throw invalid(field, `must be a string (got ${typeName(value)})`);
+    if (/[\r\n\0]/.test(value)) throw invalid(field, 'must not contain line breaks or NUL');
+    out[name] = value;
+  }
+  return out;
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}

@@ -1,0 +1,144 @@
+import { mkdir } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Agent } from 'undici';
+import type { WharfConfig } from './config/schema.ts';
+import { reconcileConfig, type ReconcileResult } from './config/reconcile.ts';
+import { buildServer } from './api/server.ts';
+import { createAgent, createSender } from './delivery/sender.ts';
+import { createDeliveryQueue } from './dispatch/queue.ts';
+import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
+import { loadSecretBox } from './store/crypto.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
+import { migrate } from './store/migrate.ts';
+import { createPool } from './store/pool.ts';
+
+export type Role = 'all' | 'api' | 'dispatch';
+
+export interface AppOptions {
+  config: WharfConfig;
+  configFile: string;
+  logger: Logger;
+  role?: Role;
+}
+
+export interface App {
+  /** Builds and starts every part; resolves when the API listens. Idempotent. */
+  start(): Promise<void>;
+  /** Stops taking requests, finishes in-flight deliveries, closes everything in reverse order. Idempotent. */
+  stop(): Promise<void>;
+  /** The API's base URL once started. */
+  readonly url: string;
+  readonly generatedKeys: ReconcileResult['generatedKeys'];
+  readonly pool: pg.Pool;
+}
+
+export function createApp(options: AppOptions): App {
+  const { config, logger } = options;
+  const role = options.role ?? 'all';
+  let embedded: EmbeddedPostgres | null = null;
+  let pool: pg.Pool | null = null;
+  let boss: PgBoss | null = null;
+  let agent: Agent | null = null;
+  let dispatcher: Dispatcher | null = null;
+  let server: FastifyInstance | null = null;
+  let url = '';
+  let generatedKeys: ReconcileResult['generatedKeys'] = [];
+  let starting: Promise<void> | null = null;
+  let stopping: Promise<void> | null = null;
+
+  const start = async (): Promise<void> => {
+    await mkdir(config.data_dir, { recursive: true });
+    let dbUrl = config.database.url;
+    if (!dbUrl) {
+      embedded = await startEmbeddedPostgres({ dataDir: config.data_dir });
+      dbUrl = embedded.url;
+      logger.info({ dataDir: config.data_dir }, 'embedded postgres started');
+    }
+    const db = createPool(dbUrl, {
+      max: config.database.pool_size,
+      applicationName: 'wharf',
+      onError: (err: Error) => logger.warn({ err }, 'idle database connection failed'),
+    });
+    pool = db;
+    const { applied } = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    const box = await loadSecretBox({ key: config.encryption_key, dataDir: config.data_dir });
+    ({ generatedKeys } = await reconcileConfig(db, box, config, options.configFile));
+
+    boss = new PgBoss({
+      connectionString: dbUrl,
+      max: Math.max(4, config.dispatch.concurrency + 2),
+      application_name: 'wharf-boss',
+      useListenNotify: true,
+    });
+    boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+    await boss.start();
+    await createDeliveryQueue(boss);
+
+    if (role === 'all' || role === 'dispatch') {
+      agent = createAgent();
+      dispatcher = createDispatcher(
+        { pool: db, boss, box, sender: createSender({ dispatcher: agent, maxResponseBytes: config.dispatch.max_response_bytes }) },
+        {
+          batchSize: config.dispatch.batch_size,
+          concurrency: config.dispatch.concurrency,
+          pollingIntervalSeconds: config.dispatch.polling_interval,
+        },
+      );
+      dispatcher.on('error', (err) => logger.error({ err }, 'delivery batch failed; pg-boss will retry it'));
+      dispatcher.on('attempt', (a) => logger.debug(a, 'delivery attempt'));
+      await dispatcher.start();
+    }
+
+    server = await buildServer({
+      pool: db,
+      boss,
+      box,
+      logger,
+      bodyLimit: config.server.body_limit,
+      readiness: {
+        database: async () => {
+          await db.query('SELECT 1');
+        },
+      },
+    });
+    if (role === 'all' || role === 'api') {
+      await server.listen({ host: config.server.host, port: config.server.port });
+      const addr = server.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
+      const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+      url = `http://${host}:${port}`;
+      logger.info({ url, role }, 'wharf listening');
+    }
+  };
+
+  const stop = async (): Promise<void> => {
+    if (starting) await starting.catch(() => undefined);
+    // Reverse order of start: no new requests, then no new batches, then close the stores.
+    await server?.close();
+    await dispatcher?.stop();
+    await boss?.stop({ graceful: true, timeout: config.dispatch.shutdown_timeout * 1000, close: true });
+    await agent?.close();
+    await pool?.end();
+    await embedded?.stop();
+    logger.info('wharf stopped');
+  };
+
+  return {
+    start: () => (starting ??= start()),
+    stop: () => (stopping ??= stop()),
+    get url() {
+      return url;
+    },
+    get generatedKeys() {
+      return generatedKeys;
+    },
+    get pool() {
+      if (!pool) throw new Error('app not started');
+      return pool;
+    },
+  };
+}

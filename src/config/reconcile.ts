@@ -1,0 +1,89 @@
+import type pg from 'pg';
+import { ConfigError } from '../core/errors.ts';
+import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import { generateApiKey, hashApiKey, type SecretBox } from '../store/crypto.ts';
+import {
+  addSecret,
+  currentSecret,
+  deleteEndpoint,
+  getEndpoint,
+  insertEndpoint,
+  listConfigEndpointIds,
+  updateEndpoint,
+} from '../store/endpoints.ts';
+import { withTransaction } from '../store/pool.ts';
+import { addApiKey, countApiKeys, setConfigApiKeys, upsertProject } from '../store/projects.ts';
+import type { WharfConfig } from './schema.ts';
+
+export interface ReconcileResult {
+  /** Keys made for projects that had none; shown once, then only their hashes exist. */
+  generatedKeys: { projectId: string; key: string }[];
+}
+
+/**
+ * Makes the database hold what the YAML declares: projects, their config API keys, and their
+ * endpoints (keeping the ids given). Objects made through the API are left alone; endpoints that
+ * came from config and are no longer declared are removed. Projects are never deleted here, since
+ * that would take their event history with them.
+ */
+export async function reconcileConfig(
+  pool: pg.Pool,
+  box: SecretBox,
+  config: WharfConfig,
+  file: string,
+): Promise<ReconcileResult> {
+  const generatedKeys: ReconcileResult['generatedKeys'] = [];
+  await withTransaction(pool, async (db) => {
+    // Serialises replicas that start together.
+    await db.query(`SELECT pg_advisory_xact_lock(hashtext('wharf.reconcile'))`);
+    for (const [pi, p] of config.projects.entries()) {
+      await upsertProject(db, { id: p.id, name: p.name, type: p.type, signature: p.signature, retry: p.retry }, true);
+      await setConfigApiKeys(db, p.id, p.api_keys.map(hashApiKey));
+      if (p.api_keys.length > 0) {
+        await db.query(`DELETE FROM api_keys WHERE project_id = $1 AND origin = 'generated'`, [p.id]);
+      } else if ((await countApiKeys(db, p.id)) === 0) {
+        const key = generateApiKey();
+        await addApiKey(db, p.id, hashApiKey(key), 'generated');
+        generatedKeys.push({ projectId: p.id, key });
+      }
+
+      const declared = new Set(p.endpoints.map((e) => e.id));
+      for (const id of await listConfigEndpointIds(db, p.id)) {
+        if (!declared.has(id)) await deleteEndpoint(db, p.id, id);
+      }
+      for (const [ei, e] of p.endpoints.entries()) {
+        const key = `projects[${pi}].endpoints[${ei}].secret`;
+        if (e.secret !== null) {
+          const why = validateSecret(p.signature.scheme, e.secret);
+          if (why) throw new ConfigError(`${file}: ${key}: ${why}`, { file, key });
+        }
+        const fields = {
+          name: e.name,
+          url: e.url,
+          owner_id: e.owner_id,
+          description: e.description,
+          http_timeout: e.http_timeout,
+          advanced_signatures: e.advanced_signatures,
+          support_email: e.support_email,
+        };
+        const existing = await getEndpoint(db, p.id, e.id);
+        if (!existing) {
+          await insertEndpoint(db, box, p.id, e.id, fields, e.secret ?? generateSecret(p.signature.scheme), true);
+          continue;
+        }
+        await updateEndpoint(db, p.id, e.id, fields);
+        await db.query('UPDATE endpoints SET from_config = true WHERE project_id = $1 AND id = $2', [p.id, e.id]);
+        // A secret changed in YAML replaces the old one at once; graceful rotation is the API's job.
+        if (e.secret !== null && (await currentSecret(db, box, p.id, e.id)) !== e.secret) {
+          await db.query(
+            `UPDATE endpoint_secrets SET expires_at = now() WHERE project_id = $1 AND endpoint_id = $2
+               AND (expires_at IS NULL OR expires_at > now())`,
+            [p.id, e.id],
+          );
+          await addSecret(db, box, p.id, e.id, e.secret);
+        }
+      }
+    }
+  });
+  return { generatedKeys };
+}

@@ -1,0 +1,525 @@
+import { BlockList, isIP } from 'node:net';
+import convict from 'convict';
+import type { ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { RESERVED_HEADERS } from '../delivery/request.ts';
+import { validateSecret } from '../delivery/signatures.ts';
+
+export interface EndpointConfig {
+  id: string;
+  name: string;
+  url: string;
+  owner_id: string | null;
+  description: string;
+  secret: string | null;
+  http_timeout: number;
+  advanced_signatures: boolean;
+  support_email: string | null;
+}
+
+export interface ProjectConfig {
+  id: string;
+  name: string;
+  type: ProjectType;
+  api_keys: string[];
+  signature: SignatureSettings;
+  retry: RetrySettings;
+  endpoints: EndpointConfig[];
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface WharfConfig {
+  server: { host: string; port: number; body_limit: number };
+  /** `url` '' means embedded Postgres in `data_dir`. */
+  database: { url: string; pool_size: number };
+  /** Absolute once loaded. */
+  data_dir: string;
+  /** '' means Wharf keeps a generated key in `data_dir`. */
+  encryption_key: string;
+  log: { level: LogLevel };
+  /** CIDR ranges, IPv4 or IPv6. */
+  egress: { allow: string[]; block: string[] };
+  /** `polling_interval` and `shutdown_timeout` are in seconds. */
+  dispatch: { batch_size: number; concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
+  projects: ProjectConfig[];
+}
+
+export const DEFAULT_SIGNATURE: SignatureSettings = Object.freeze({
+  scheme: 'convoy',
+  header: 'X-Convoy-Signature',
+  hash: 'SHA256',
+  encoding: 'hex',
+});
+
+export const DEFAULT_RETRY: RetrySettings = Object.freeze({ strategy: 'exponential', duration: 10, retry_count: 10 });
+
+/**
+ * One thing wrong inside a setting. `path` continues the setting's key (`[0].endpoints[1].url` under
+ * `projects`, '' for the setting itself); `unknown` marks a key the schema does not have.
+ */
+export interface SettingIssue {
+  path: string;
+  message: string;
+  unknown?: boolean;
+}
+
+/** What a format throws. Convict sets `fullName` (the setting's key) on it before collecting it. */
+export class SettingError extends Error {
+  readonly issues: SettingIssue[];
+  fullName?: string;
+  constructor(issues: SettingIssue[]) {
+    super(issues.map((i) => (i.unknown ? `unknown key ${i.path}` : `${i.path}${i.path ? ': ' : ''}${i.message}`)).join('; '));
+    this.name = 'SettingError';
+    this.issues = issues;
+  }
+}
+
+// Convict folds every format error into one string, which loses the nested key paths of projects and
+// can echo values; formats also record their errors here so the loader can report them properly.
+let sink: SettingError[] | null = null;
+
+/** Runs `validate` (which calls the formats) and returns what the formats rejected, in order. */
+export function captureRejections(validate: () => void): { rejected: SettingError[]; error: unknown } {
+  const rejected: SettingError[] = [];
+  sink = rejected;
+  try {
+    validate();
+    return { rejected, error: undefined };
+  } catch (error) {
+    return { rejected, error };
+  } finally {
+    sink = null;
+  }
+}
+
+function reject(issues: SettingIssue[]): never {
+  const err = new SettingError(issues);
+  sink?.push(err);
+  throw err;
+}
+
+/** `(got …)` for an error message; callers never pass a secret. */
+export function got(value: unknown): string {
+  if (typeof value === 'string') return ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)})`;
+  if (value === undefined) return ' (got nothing)';
+  if (Array.isArray(value)) return ' (got a list)';
+  if (typeof value === 'object' && value !== null) return ' (got a mapping)';
+  return ` (got ${String(value)})`;
+}
+
+/** `(got a number)`: what kind of value, for settings whose value must not be shown. */
+function kind(value: unknown): string {
+  if (Array.isArray(value)) return ' (got a list)';
+  if (value === null || value === undefined) return ` (got ${value === null ? 'null' : 'nothing'})`;
+  return ` (got a${typeof value === 'object' ? ' mapping' : ` ${typeof value}`})`;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const INTEGER = /^-?\d+$/;
+const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)$/;
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+const BASE64_KEY = /^(?:[A-Za-z0-9+/]{43}|[A-Za-z0-9_-]{43})=?$/;
+
+/** The 32 key bytes `encryption_key` holds (64 hex characters or base64/base64url), or null. */
+export function parseEncryptionKey(value: string): Buffer | null {
+  if (HEX_KEY.test(value)) return Buffer.from(value, 'hex');
+  if (!BASE64_KEY.test(value)) return null;
+  const bytes = Buffer.from(value, 'base64');
+  return bytes.length === 32 ? bytes : null;
+}
+
+/** Why `cidr` is not a CIDR range node:net's BlockList accepts, or null if it is. */
+function cidrProblem(cidr: unknown): string | null {
+  const expected = 'must be a CIDR range like 10.0.0.0/8 or fd00::/8';
+  if (typeof cidr !== 'string') return expected + got(cidr);
+  const [address = '', prefix, extra] = cidr.split('/');
+  const family = isIP(address);
+  const bits = family === 4 ? 32 : 128;
+  if (family === 0 || prefix === undefined || extra !== undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) {
+    return expected + got(cidr);
+  }
+  try {
+    new BlockList().addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
+  } catch {
+    return expected + got(cidr);
+  }
+  return null;
+}
+
+type Bounds = convict.SchemaObj & { min: number; max: number };
+
+// Named formats, not plain functions: only a named format can bring its own coercion, and convict's
+// default coercion would parseInt "5005abc" to 5005 (or JSON.parse a string given for a list).
+// Strings reach numeric settings from the environment and from ${VAR} expansion.
+const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => void; coerce: (value: string) => unknown }> = {
+  'wharf-port': {
+    validate: (v: unknown) => {
+      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535)) {
+        reject([{ path: '', message: `must be a port number${got(v)}` }]);
+      }
+    },
+    coerce: (v: string) => (INTEGER.test(v) ? Number(v) : v),
+  },
+  'wharf-int': {
+    validate: (v: unknown, schema: Bounds) => {
+      if (!(Number.isInteger(v) && (v as number) >= schema.min && (v as number) <= schema.max)) {
+        reject([{ path: '', message: `must be an integer from ${schema.min} to ${schema.max}${got(v)}` }]);
+      }
+    },
+    coerce: (v: string) => (INTEGER.test(v) ? Number(v) : v),
+  },
+  'wharf-number': {
+    validate: (v: unknown, schema: Bounds) => {
+      if (!(typeof v === 'number' && Number.isFinite(v) && v >= schema.min && v <= schema.max)) {
+        reject([{ path: '', message: `must be a number from ${schema.min} to ${schema.max}${got(v)}` }]);
+      }
+    },
+    coerce: (v: string) => (DECIMAL.test(v) ? Number(v) : v),
+  },
+  'wharf-text': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string' || v.trim() === '') reject([{ path: '', message: `must be a non-empty string${got(v)}` }]);
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-log-level': {
+    validate: (v: unknown) => {
+      if (!LOG_LEVELS.includes(v as LogLevel)) reject([{ path: '', message: `must be one of ${LOG_LEVELS.join(', ')}${got(v)}` }]);
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-database-url': {
+    // Sensitive: a password may sit anywhere in it, so no message quotes it.
+    validate: (v: unknown) => {
+      const expected = 'must be "" (embedded Postgres) or a postgres:// or postgresql:// URL';
+      if (typeof v !== 'string') reject([{ path: '', message: expected + got(v) }]);
+      if (v === '') return;
+      let protocol = '';
+      try {
+        protocol = new URL(v).protocol;
+      } catch {
+        reject([{ path: '', message: `${expected} (got a string that is not a URL)` }]);
+      }
+      if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+        reject([{ path: '', message: `${expected} (got a ${JSON.stringify(protocol)} URL)` }]);
+      }
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-encryption-key': {
+    // Sensitive: the length is enough to spot a truncated paste without revealing the key.
+    validate: (v: unknown) => {
+      const expected = 'must be 32 bytes written as 64 hex characters or base64, or "" to keep a generated key in data_dir';
+      if (typeof v !== 'string') reject([{ path: '', message: expected + kind(v) }]);
+      if (v !== '' && parseEncryptionKey(v) === null) {
+        reject([{ path: '', message: `${expected} (got ${v.length} characters that are neither)` }]);
+      }
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-cidr-list': {
+    validate: (v: unknown) => {
+      if (!Array.isArray(v)) reject([{ path: '', message: `must be a list of CIDR ranges${got(v)}` }]);
+      const issues = v.flatMap((cidr, i): SettingIssue[] => {
+        const problem = cidrProblem(cidr);
+        return problem === null ? [] : [{ path: `[${i}]`, message: problem }];
+      });
+      if (issues.length > 0) reject(issues);
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-projects': {
+    validate: (v: unknown) => {
+      const { issues } = normalizeProjects(v);
+      if (issues.length > 0) reject(issues);
+    },
+    coerce: (v: string) => v,
+  },
+};
+convict.addFormats(FORMATS);
+
+/** What a setting's format says about `value`, asked directly rather than through convict. */
+export function checkSetting(setting: Record<string, unknown>, value: unknown): SettingIssue[] {
+  const format = typeof setting.format === 'string' ? FORMATS[setting.format] : undefined;
+  try {
+    format?.validate(value, setting as Bounds);
+    return [];
+  } catch (err) {
+    if (err instanceof SettingError) return err.issues;
+    throw err;
+  }
+}
+
+export const configSchema = {
+  server: {
+    host: { doc: 'Address the API listens on (0.0.0.0 in a container).', format: 'wharf-text', default: '127.0.0.1', env: 'WHARF_HOST' },
+    port: { doc: 'Port the API listens on (0 picks a free one).', format: 'wharf-port', default: 5005, env: 'WHARF_PORT' },
+    body_limit: { doc: 'Largest request body the API accepts, in bytes.', format: 'wharf-int', min: 1, max: 104_857_600, default: 1_048_576 },
+  },
+  database: {
+    url: {
+      doc: 'Postgres connection URL; "" runs an embedded Postgres in data_dir.',
+      format: 'wharf-database-url',
+      default: '',
+      env: 'WHARF_DATABASE_URL',
+      sensitive: true,
+    },
+    pool_size: { doc: 'Most database connections one Wharf process opens.', format: 'wharf-int', min: 1, max: 1000, default: 10 },
+  },
+  data_dir: {
+    doc: 'Directory for the embedded database and the generated encryption key; relative to the working directory.',
+    format: 'wharf-text',
+    default: './data',
+    env: 'WHARF_DATA_DIR',
+  },
+  encryption_key: {
+    doc: 'Key that encrypts endpoint secrets at rest: 32 bytes as 64 hex characters or base64; "" keeps a generated key in data_dir.',
+    format: 'wharf-encryption-key',
+    default: '',
+    env: 'WHARF_ENCRYPTION_KEY',
+    sensitive: true,
+  },
+  log: {
+    level: { doc: 'Lowest log level written.', format: 'wharf-log-level', default: 'info', env: 'WHARF_LOG_LEVEL' },
+  },
+  egress: {
+    allow: { doc: 'CIDR ranges deliveries may reach even though they are private or loopback.', format: 'wharf-cidr-list', default: [] },
+    block: { doc: 'CIDR ranges deliveries may never reach.', format: 'wharf-cidr-list', default: [] },
+  },
+  dispatch: {
+    batch_size: { doc: 'Deliveries one worker fetches at a time.', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
+    concurrency: { doc: 'Deliveries in flight at once per process.', format: 'wharf-int', min: 1, max: 1000, default: 4 },
+    polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
+    max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },
+    shutdown_timeout: { doc: 'Seconds a stop waits for in-flight deliveries.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
+  },
+  projects: {
+    doc: 'Projects and their endpoints, reconciled into the database at start.',
+    format: 'wharf-projects',
+    default: [],
+    // Holds API keys and endpoint secrets; keeps convict from ever printing them.
+    sensitive: true,
+  },
+} satisfies convict.Schema<WharfConfig>;
+
+// ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints'];
+const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
+const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
+const ENDPOINT_KEYS = ['id', 'name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'];
+
+type Fields = Record<string, unknown>;
+
+// A key with no value (YAML `key:` or `~`) means "use the default", as if it were left out.
+const absent = (v: unknown): v is null | undefined => v === undefined || v === null;
+
+/** Reads one value at a time, recording what is wrong and returning a stand-in so checking goes on. */
+class Reader {
+  readonly issues: SettingIssue[] = [];
+
+  bad(path: string, message: string): void {
+    this.issues.push({ path, message });
+  }
+
+  /** null (after recording why) when `value` is not a mapping, so nothing inside it is checked. */
+  fields(value: unknown, path: string, keys: readonly string[]): Fields | null {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.bad(path, `must be a mapping${got(value)}`);
+      return null;
+    }
+    for (const key of Object.keys(value)) {
+      if (!keys.includes(key)) this.issues.push({ path: `${path}.${key}`, message: '', unknown: true });
+    }
+    return value as Fields;
+  }
+
+  list(value: unknown, path: string, what: string): unknown[] {
+    if (absent(value)) return [];
+    if (Array.isArray(value)) return value;
+    this.bad(path, `must be a list of ${what}${got(value)}`);
+    return [];
+  }
+
+  id(value: unknown, path: string): string {
+    if (typeof value === 'string' && ID.test(value)) return value;
+    this.bad(path, `${absent(value) ? 'is required and ' : ''}must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit${absent(value) ? '' : got(value)}`);
+    return '';
+  }
+
+  /** `secret` values are never quoted back. */
+  text(value: unknown, path: string, fallback: string, opts: { max: number; empty?: boolean; secret?: boolean }): string {
+    if (absent(value)) return fallback;
+    if (typeof value !== 'string') this.bad(path, `must be a string${opts.secret ? kind(value) : got(value)}`);
+    else if (!opts.empty && value.trim() === '') this.bad(path, 'must not be empty');
+    else if (value.length > opts.max) this.bad(path, `must be at most ${opts.max} characters (got ${value.length})`);
+    else return value;
+    return fallback;
+  }
+
+  /** '' counts as unset, so `${VAR:-}` can leave an optional value out. */
+  optional(value: unknown, path: string, max: number, secret = false): string | null {
+    if (value === '') return null;
+    const text = this.text(value, path, '', { max, secret });
+    return text === '' ? null : text;
+  }
+
+  integer(value: unknown, path: string, min: number, max: number, fallback: number): number {
+    if (absent(value)) return fallback;
+    const n = typeof value === 'string' && INTEGER.test(value) ? Number(value) : value;
+    if (typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max) return n;
+    this.bad(path, `must be an integer from ${min} to ${max}${got(value)}`);
+    return fallback;
+  }
+
+  boolean(value: unknown, path: string, fallback: boolean): boolean {
+    if (absent(value)) return fallback;
+    if (typeof value === 'boolean') return value;
+    if (value === 'true' || value === 'false') return value === 'true';
+    this.bad(path, `must be true or false${got(value)}`);
+    return fallback;
+  }
+
+  choice<T extends string>(value: unknown, path: string, choices: readonly T[], fallback: T): T {
+    if (absent(value)) return fallback;
+    if (choices.includes(value as T)) return value as T;
+    this.bad(path, `must be one of ${choices.join(', ')}${got(value)}`);
+    return fallback;
+  }
+
+  url(value: unknown, path: string): string {
+    if (absent(value)) {
+      this.bad(path, 'is required: the http or https URL deliveries are sent to');
+      return '';
+    }
+    const text = this.text(value, path, '', { max: 2048 });
+    if (text === '') return '';
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      this.bad(path, `must be an absolute http or https URL${got(text)}`);
+      return '';
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') this.bad(path, `must be an http or https URL (got ${JSON.stringify(url.protocol)})`);
+    // The API refuses these too; credentials would also sit unencrypted in the endpoints table.
+    else if (url.username || url.password) this.bad(path, 'must not carry credentials');
+    return text;
+  }
+}
+
+/**
+ * Checks the `projects` setting and fills in every default. `issues` paths continue `projects`
+ * (`[0].endpoints[1].http_timeout`); the projects are only meaningful when `issues` is empty.
+ */
+export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; issues: SettingIssue[] } {
+  const r = new Reader();
+  if (!Array.isArray(value)) {
+    r.bad('', `must be a list of projects${got(value)}`);
+    return { projects: [], issues: r.issues };
+  }
+  const projectIds = new Map<string, string>();
+  const apiKeys = new Map<string, string>();
+  const projects = value.flatMap((raw, pi): ProjectConfig[] => {
+    const at = `[${pi}]`;
+    const p = r.fields(raw, at, PROJECT_KEYS);
+    if (p === null) return [];
+    const id = r.id(p.id, `${at}.id`);
+    const first = projectIds.get(id);
+    if (id && first) r.bad(`${at}.id`, `must be unique among projects (got ${JSON.stringify(id)}, already used by projects${first})`);
+    else projectIds.set(id, at);
+
+    const name = r.text(p.name, `${at}.name`, id, { max: 200 });
+    const type = r.choice(p.type, `${at}.type`, ['outgoing', 'incoming'], 'outgoing');
+
+    const keys: string[] = [];
+    r.list(p.api_keys, `${at}.api_keys`, 'strings').forEach((key, ki) => {
+      const path = `${at}.api_keys[${ki}]`;
+      if (typeof key !== 'string') return r.bad(path, `must be a string${kind(key)}`);
+      if (key === '') return;
+      const other = apiKeys.get(key);
+      // A key opens exactly one project, so it cannot be shared; the message never shows the key.
+      if (other) return r.bad(path, `must be unique (the same key is at projects${other})`);
+      apiKeys.set(key, path);
+      keys.push(key);
+    });
+
+    const signature = readSignature(r, p.signature, `${at}.signature`);
+    const retryIn = (absent(p.retry) ? null : r.fields(p.retry, `${at}.retry`, RETRY_KEYS)) ?? {};
+    const retry: RetrySettings = {
+      strategy: r.choice(retryIn.strategy, `${at}.retry.strategy`, ['linear', 'exponential'], DEFAULT_RETRY.strategy),
+      duration: r.integer(retryIn.duration, `${at}.retry.duration`, 1, 86_400, DEFAULT_RETRY.duration),
+      retry_count: r.integer(retryIn.retry_count, `${at}.retry.retry_count`, 0, 50, DEFAULT_RETRY.retry_count),
+    };
+
+    const endpointIds = new Map<string, string>();
+    const endpoints = r.list(p.endpoints, `${at}.endpoints`, 'endpoints').flatMap((rawEndpoint, ei): EndpointConfig[] => {
+      const eat = `${at}.endpoints[${ei}]`;
+      const e = r.fields(rawEndpoint, eat, ENDPOINT_KEYS);
+      if (e === null) return [];
+      const endpointId = r.id(e.id, `${eat}.id`);
+      const same = endpointIds.get(endpointId);
+      if (endpointId && same) {
+        r.bad(`${eat}.id`, `must be unique within the project (got ${JSON.stringify(endpointId)}, already used by projects${same})`);
+      } else endpointIds.set(endpointId, eat);
+      const endpointName = r.text(e.name, `${eat}.name`, endpointId, { max: 200 });
+      const url = r.url(e.url, `${eat}.url`);
+      const ownerId = r.optional(e.owner_id, `${eat}.owner_id`, 200);
+      const description = r.text(e.description, `${eat}.description`, '', { max: 2000, empty: true });
+      const secret = r.optional(e.secret, `${eat}.secret`, 1024, true);
+      if (secret !== null) {
+        const why = validateSecret(signature.scheme, secret);
+        if (why) r.bad(`${eat}.secret`, `${why} for the ${signature.scheme} scheme`);
+      }
+      const httpTimeout = r.integer(e.http_timeout, `${eat}.http_timeout`, 1, 300, 10);
+      const advanced = r.boolean(e.advanced_signatures, `${eat}.advanced_signatures`, true);
+      const supportEmail = r.optional(e.support_email, `${eat}.support_email`, 320);
+      if (supportEmail !== null && !EMAIL.test(supportEmail)) r.bad(`${eat}.support_email`, `must be an email address${got(supportEmail)}`);
+      return [
+        {
+          id: endpointId,
+          name: endpointName,
+          url,
+          owner_id: ownerId,
+          description,
+          secret,
+          http_timeout: httpTimeout,
+          advanced_signatures: advanced,
+          support_email: supportEmail,
+        },
+      ];
+    });
+
+    return [{ id, name, type, api_keys: keys, signature, retry, endpoints }];
+  });
+  return { projects, issues: r.issues };
+}
+
+function readSignature(r: Reader, value: unknown, at: string): SignatureSettings {
+  const s = (absent(value) ? null : r.fields(value, at, SIGNATURE_KEYS)) ?? {};
+  const scheme = r.choice(s.scheme, `${at}.scheme`, ['convoy', 'standard-webhooks'], DEFAULT_SIGNATURE.scheme);
+  if (scheme === 'standard-webhooks') {
+    // Standard Webhooks fixes its headers, hash and encoding; a different value here would be
+    // silently ignored by the signer, so it is refused instead.
+    if (!absent(s.header)) r.bad(`${at}.header`, 'must be left out: standard-webhooks always sends webhook-id, webhook-timestamp and webhook-signature');
+    if (!absent(s.hash) && s.hash !== 'SHA256') r.bad(`${at}.hash`, `must be SHA256 or left out for standard-webhooks${got(s.hash)}`);
+    if (!absent(s.encoding) && s.encoding !== 'base64') r.bad(`${at}.encoding`, `must be base64 or left out for standard-webhooks${got(s.encoding)}`);
+    return { scheme, header: DEFAULT_SIGNATURE.header, hash: 'SHA256', encoding: 'base64' };
+  }
+  let header = r.text(s.header, `${at}.header`, DEFAULT_SIGNATURE.header, { max: 200 });
+  if (!TOKEN.test(header)) {
+    r.bad(`${at}.header`, `must be an HTTP header name${got(header)}`);
+    header = DEFAULT_SIGNATURE.header;
+  } else if (RESERVED_HEADERS.has(header.toLowerCase()) || header.toLowerCase().startsWith('x-wharf-')) {
+    r.bad(`${at}.header`, `must not be a header Wharf sets itself${got(header)}`);
+  }
+  return {
+    scheme,
+    header,
+    hash: r.choice(s.hash, `${at}.hash`, ['SHA256', 'SHA512'], DEFAULT_SIGNATURE.hash),
+    encoding: r.choice(s.encoding, `${at}.encoding`, ['hex', 'base64'], DEFAULT_SIGNATURE.encoding),
+  };
+}

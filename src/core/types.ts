@@ -1,0 +1,119 @@
+/** The public shapes every part of Wharf shares. Rows use the REST API's snake_case names. */
+
+export type ProjectType = 'outgoing' | 'incoming';
+export type SignatureScheme = 'convoy' | 'standard-webhooks';
+export type HashAlgorithm = 'SHA256' | 'SHA512';
+export type SignatureEncoding = 'hex' | 'base64';
+
+export interface SignatureSettings {
+  scheme: SignatureScheme;
+  /** Header that carries a Convoy signature (ignored by standard-webhooks, whose headers are fixed). */
+  header: string;
+  hash: HashAlgorithm;
+  encoding: SignatureEncoding;
+}
+
+export type RetryStrategy = 'linear' | 'exponential';
+
+export interface RetrySettings {
+  strategy: RetryStrategy;
+  /** Base delay in seconds. */
+  duration: number;
+  /** Retries after the first attempt; a delivery makes at most retry_count + 1 attempts. */
+  retry_count: number;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  type: ProjectType;
+  signature: SignatureSettings;
+  retry: RetrySettings;
+}
+
+export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';
+
+export interface Endpoint {
+  id: string;
+  project_id: string;
+  name: string;
+  url: string;
+  owner_id: string | null;
+  description: string;
+  http_timeout: number;
+  advanced_signatures: boolean;
+  support_email: string | null;
+  status: EndpointStatus;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A secret as the signer needs it: plaintext, newest first among the live ones. */
+export interface EndpointSecret {
+  id: string;
+  value: string;
+  created_at: Date;
+  expires_at: Date | null;
+}
+
+export type MessageType = 'single' | 'fanout' | 'broadcast';
+
+export type DeliveryStatus = 'scheduled' | 'processing' | 'success' | 'failure' | 'retry' | 'discarded';
+
+/** What ingest needs to create an event, whatever its source. */
+export interface EventInput {
+  project_id: string;
+  source_id: string | null;
+  message_type: MessageType;
+  endpoint_id?: string | null;
+  owner_id?: string | null;
+  event_type: string;
+  /** The JSON text of `data`, exactly as it will be sent. */
+  data: string;
+  custom_headers: Record<string, string>;
+  idempotency_key: string | null;
+}
+
+export interface EventRecord {
+  id: string;
+  project_id: string;
+  source_id: string | null;
+  event_type: string;
+  message_type: MessageType;
+  endpoint_id: string | null;
+  owner_id: string | null;
+  idempotency_key: string | null;
+  custom_headers: Record<string, string>;
+  data: unknown;
+  created_at: string;
+}
+
+export interface Delivery {
+  id: string;
+  project_id: string;
+  event_id: string;
+  endpoint_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeliveryAttempt {
+  id: string;
+  delivery_id: string;
+  attempt: number;
+  url: string;
+  request_headers: Record<string, string>;
+  status_code: number | null;
+  latency_ms: number;
+  response_headers: Record<string, string>;
+  response_body: string;
+  error: string | null;
+  error_code: string | null;
+  created_at: string;
+}

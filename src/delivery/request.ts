@@ -1,0 +1,57 @@
+import type { EndpointSecret, SignatureSettings } from '../core/types.ts';
+import { USER_AGENT } from '../core/version.ts';
+import { signatureHeaders } from './signatures.ts';
+
+/** Headers a sender sets itself; a custom header of the same name never replaces them. */
+export const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'user-agent',
+]);
+
+export interface OutgoingWebhook {
+  eventId: string;
+  deliveryId: string;
+  eventType: string;
+  /** JSON text of the payload, exactly as stored. */
+  data: string;
+  customHeaders: Record<string, string>;
+  signature: SignatureSettings;
+  advanced: boolean;
+  secrets: EndpointSecret[];
+  now?: number;
+}
+
+/** Fixes the body once and signs exactly those bytes. */
+export function buildRequest(w: OutgoingWebhook): { headers: Record<string, string>; body: Buffer } {
+  const body = Buffer.from(w.data, 'utf8');
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(w.customHeaders)) {
+    if (!RESERVED_HEADERS.has(k.toLowerCase())) headers[k] = v;
+  }
+  headers['content-type'] = 'application/json';
+  headers['user-agent'] = USER_AGENT;
+  headers['x-wharf-event-id'] = w.eventId;
+  headers['x-wharf-delivery-id'] = w.deliveryId;
+  headers['x-wharf-event-type'] = w.eventType;
+  Object.assign(
+    headers,
+    signatureHeaders({
+      settings: w.signature,
+      advanced: w.advanced,
+      secrets: w.secrets.map((s) => s.value),
+      body,
+      timestamp: Math.floor((w.now ?? Date.now()) / 1000),
+      messageId: w.eventId,
+    }),
+  );
+  return { headers, body };
+}

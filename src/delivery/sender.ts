@@ -1,0 +1,128 @@
+import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
+
+/** One HTTP attempt, made once and classified; retry decisions belong to the dispatcher. */
+export interface SendRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  timeoutMs: number;
+}
+
+export interface SendResult {
+  ok: boolean;
+  statusCode: number | null;
+  latencyMs: number;
+  responseHeaders: Record<string, string>;
+  /** The start of the response body, at most `maxResponseBytes`. */
+  responseBody: string;
+  error: string | null;
+  /** Stable code for a failure without a status: undici's UND_ERR_*, a system code, or WHARF_ERR_TIMEOUT. */
+  errorCode: string | null;
+  /** Seconds from a `Retry-After` header, when the receiver sent one. */
+  retryAfterSeconds: number | null;
+}
+
+export interface SenderOptions {
+  dispatcher: Dispatcher;
+  maxResponseBytes: number;
+}
+
+export interface Sender {
+  send(req: SendRequest): Promise<SendResult>;
+}
+
+export function createAgent(options: { connections?: number } = {}): Agent {
+  return new Agent({
+    connections: options.connections ?? 256,
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    connect: { timeout: 10_000 },
+  });
+}
+
+export function createSender(options: SenderOptions): Sender {
+  const { dispatcher, maxResponseBytes } = options;
+  return {
+    async send(req) {
+      const started = performance.now();
+      const signal = AbortSignal.timeout(req.timeoutMs);
+      try {
+        const res = await request(req.url, {
+          method: 'POST',
+          headers: req.headers,
+          body: req.body,
+          dispatcher,
+          signal,
+          // The signal bounds the whole exchange; these only stop undici's own longer defaults.
+          headersTimeout: req.timeoutMs,
+          bodyTimeout: req.timeoutMs,
+        });
+        const responseBody = await readCapped(res.body, maxResponseBytes);
+        const statusCode = res.statusCode;
+        const responseHeaders = flattenHeaders(res.headers);
+        return {
+          ok: statusCode >= 200 && statusCode < 300,
+          statusCode,
+          latencyMs: Math.round(performance.now() - started),
+          responseHeaders,
+          responseBody,
+          error: statusCode >= 200 && statusCode < 300 ? null : `endpoint answered ${statusCode}`,
+          errorCode: null,
+          retryAfterSeconds: parseRetryAfter(responseHeaders['retry-after']),
+        };
+      } catch (err) {
+        const timedOut = signal.aborted;
+        const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+        const code = timedOut ? 'WHARF_ERR_TIMEOUT' : (e.cause?.code ?? e.code ?? 'WHARF_ERR_SEND');
+        const message = timedOut
+          ? `no complete answer within ${req.timeoutMs} ms`
+          : (e.cause?.message ?? e.message ?? String(err));
+        return {
+          ok: false,
+          statusCode: null,
+          latencyMs: Math.round(performance.now() - started),
+          responseHeaders: {},
+          responseBody: '',
+          error: message,
+          errorCode: code,
+          retryAfterSeconds: null,
+        };
+      }
+    },
+  };
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    if (size < max) chunks.push(buf.subarray(0, max - size));
+    size += buf.length;
+    // Stop reading a huge body; the start is all an operator needs to see.
+    if (size >= max) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+/** `Retry-After` is either delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+  if (!value) return null;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}

@@ -1,0 +1,48 @@
+import type { PgBoss } from 'pg-boss';
+import type { Queryable } from '../store/queryable.ts';
+
+/** One pg-boss queue carries every delivery attempt. */
+export const DELIVERY_QUEUE = 'wharf-deliver';
+
+/**
+ * A job asks for attempt `a` of delivery `d`. The worker runs it only while the delivery has made
+ * exactly a − 1 attempts, so a job that pg-boss hands out twice (worker crash, expiry) or one made
+ * stale by a resend does nothing.
+ */
+export interface DeliveryJob {
+  d: string;
+  a: number;
+}
+
+export interface DeliveryJobInsert {
+  delivery_id: string;
+  attempt: number;
+  /** Seconds from now; 0 or absent means as soon as possible. */
+  delaySeconds?: number;
+}
+
+export async function createDeliveryQueue(boss: PgBoss): Promise<void> {
+  await boss.createQueue(DELIVERY_QUEUE, {
+    // These retries cover a worker that died or a database that failed mid-batch, never an
+    // endpoint's failure: those are scheduled by the dispatcher as new jobs.
+    retryLimit: 20,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 900,
+    notify: true,
+  });
+}
+
+/** Enqueues inside the caller's transaction, so jobs exist exactly when their deliveries do. */
+export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: DeliveryJobInsert[]): Promise<void> {
+  if (jobs.length === 0) return;
+  await boss.insert(
+    DELIVERY_QUEUE,
+    jobs.map((j) => ({
+      data: { d: j.delivery_id, a: j.attempt } satisfies DeliveryJob,
+      ...(j.delaySeconds ? { startAfter: new Date(Date.now() + j.delaySeconds * 1000) } : {}),
+    })),
+    { db: { executeSql: (text, values) => db.query(text, values) } },
+  );
+}

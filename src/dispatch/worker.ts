@@ -1,0 +1,242 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import type { Job, PgBoss } from 'pg-boss';
+import type { DeliveryStatus, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { uuidv7 } from '../core/ids.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import { liveSecrets } from '../store/endpoints.ts';
+import { withTransaction } from '../store/pool.ts';
+import { buildRequest } from '../delivery/request.ts';
+import type { SendResult, Sender } from '../delivery/sender.ts';
+import { DELIVERY_QUEUE, enqueueDeliveries, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
+import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
+
+export interface DispatcherDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  box: SecretBox;
+  sender: Sender;
+}
+
+export interface DispatcherOptions {
+  batchSize: number;
+  concurrency: number;
+  pollingIntervalSeconds: number;
+}
+
+/** What the dispatcher reports; main.ts turns these into logs and metrics. */
+export interface DispatcherEvents {
+  attempt: [{ deliveryId: string; endpointId: string; attempt: number; status: DeliveryStatus; statusCode: number | null; latencyMs: number; errorCode: string | null }];
+  error: [Error];
+}
+
+export interface Dispatcher extends EventEmitter<DispatcherEvents> {
+  start(): Promise<void>;
+  /** Stops fetching and waits for the batches in hand to be sent and recorded. */
+  stop(): Promise<void>;
+}
+
+interface WorkRow {
+  id: string;
+  project_id: string;
+  endpoint_id: string;
+  event_id: string;
+  status: DeliveryStatus;
+  attempts: number;
+  event_type: string;
+  data: string;
+  custom_headers: Record<string, string>;
+  url: string;
+  http_timeout: number;
+  advanced_signatures: boolean;
+  endpoint_status: EndpointStatus;
+  settings: { signature: SignatureSettings; retry: RetrySettings };
+}
+
+interface Outcome {
+  row: WorkRow;
+  attempt: number;
+  status: DeliveryStatus;
+  url: string;
+  requestHeaders: Record<string, string>;
+  result: SendResult | null;
+  retryIn: number | null;
+}
+
+const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['success', 'failure', 'discarded']);
+
+export function createDispatcher(deps: DispatcherDeps, options: DispatcherOptions): Dispatcher {
+  const emitter = new EventEmitter<DispatcherEvents>() as Dispatcher;
+  let workerId: string | null = null;
+
+  emitter.start = async () => {
+    if (workerId) return;
+    workerId = await deps.boss.work<DeliveryJob>(
+      DELIVERY_QUEUE,
+      {
+        batchSize: options.batchSize,
+        localConcurrency: options.concurrency,
+        pollingIntervalSeconds: options.pollingIntervalSeconds,
+        // NOTIFY only announces jobs runnable now; retries scheduled for later are found by
+        // polling, so the poll stays as frequent with notify on as without it.
+        notifyPollingIntervalSeconds: options.pollingIntervalSeconds,
+        // Without this each worker sleeps a polling interval after every batch, capping
+        // throughput far below what Postgres and the network allow (DESIGN.md §8).
+        burstWhenBatchFull: true,
+      },
+      async (jobs) => {
+        try {
+          await processBatch(deps, jobs, emitter);
+        } catch (err) {
+          emitter.emit('error', err as Error);
+          throw err;
+        }
+      },
+    );
+  };
+
+  emitter.stop = async () => {
+    if (!workerId) return;
+    const id = workerId;
+    workerId = null;
+    await deps.boss.offWork(DELIVERY_QUEUE, { id, wait: true });
+  };
+
+  return emitter;
+}
+
+async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emitter: Dispatcher): Promise<void> {
+  const { rows } = await deps.pool.query<WorkRow>(
+    `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, e.event_type, e.data,
+            e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.status AS endpoint_status,
+            p.settings
+     FROM deliveries d
+     JOIN events e ON e.id = d.event_id
+     JOIN endpoints ep ON ep.project_id = d.project_id AND ep.id = d.endpoint_id
+     JOIN projects p ON p.id = d.project_id
+     WHERE d.id = ANY($1::uuid[])`,
+    [jobs.map((j) => j.data.d)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+
+  // A job is live only while its delivery waits for exactly this attempt.
+  const live: { row: WorkRow; attempt: number }[] = [];
+  const seen = new Set<string>();
+  for (const job of jobs) {
+    const row = byId.get(job.data.d);
+    if (!row || TERMINAL.has(row.status) || row.attempts !== job.data.a - 1 || seen.has(row.id)) continue;
+    seen.add(row.id);
+    live.push({ row, attempt: job.data.a });
+  }
+  if (live.length === 0) return;
+
+  const secretsByProject = new Map<string, Map<string, Awaited<ReturnType<typeof liveSecrets>> extends Map<string, infer V> ? V : never>>();
+  for (const projectId of new Set(live.map((l) => l.row.project_id))) {
+    const endpointIds = [...new Set(live.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
+    secretsByProject.set(projectId, await liveSecrets(deps.pool, deps.box, projectId, endpointIds));
+  }
+
+  const outcomes = await Promise.all(
+    live.map(async ({ row, attempt }): Promise<Outcome> => {
+      if (row.endpoint_status === 'paused' || row.endpoint_status === 'inactive') {
+        return { row, attempt, status: 'discarded', url: row.url, requestHeaders: {}, result: null, retryIn: null };
+      }
+      const secrets = secretsByProject.get(row.project_id)?.get(row.endpoint_id) ?? [];
+      const { headers, body } = buildRequest({
+        eventId: row.event_id,
+        deliveryId: row.id,
+        eventType: row.event_type,
+        data: row.data,
+        customHeaders: row.custom_headers,
+        signature: row.settings.signature,
+        advanced: row.advanced_signatures,
+        secrets,
+      });
+      const result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: row.http_timeout * 1000 });
+      let status: DeliveryStatus = 'success';
+      let retryIn: number | null = null;
+      if (!result.ok) {
+        if (hasRetriesLeft(row.settings.retry, attempt)) {
+          status = 'retry';
+          retryIn = retryDelaySeconds(row.settings.retry, attempt);
+        } else {
+          status = 'failure';
+        }
+      }
+      return { row, attempt, status, url: row.url, requestHeaders: headers, result, retryIn };
+    }),
+  );
+
+  await recordOutcomes(deps, outcomes);
+  for (const o of outcomes) {
+    emitter.emit('attempt', {
+      deliveryId: o.row.id,
+      endpointId: o.row.endpoint_id,
+      attempt: o.attempt,
+      status: o.status,
+      statusCode: o.result?.statusCode ?? null,
+      latencyMs: o.result?.latencyMs ?? 0,
+      errorCode: o.result?.errorCode ?? null,
+    });
+  }
+}
+
+/** One transaction for the whole batch: attempts, delivery states and the next jobs. */
+async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<void> {
+  const sent = outcomes.filter((o) => o.result !== null);
+  await withTransaction(deps.pool, async (client) => {
+    if (sent.length > 0) {
+      await client.query(
+        `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
+           status_code, latency_ms, response_headers, response_body, error, error_code)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
+           $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[])`,
+        [
+          sent.map(() => uuidv7()),
+          sent.map((o) => o.row.id),
+          sent.map((o) => o.row.project_id),
+          sent.map((o) => o.row.endpoint_id),
+          sent.map((o) => o.attempt),
+          sent.map((o) => o.url),
+          sent.map((o) => JSON.stringify(o.requestHeaders)),
+          sent.map((o) => o.result!.statusCode),
+          sent.map((o) => o.result!.latencyMs),
+          sent.map((o) => JSON.stringify(o.result!.responseHeaders)),
+          // Postgres text cannot hold NUL; a binary answer is kept readable rather than rejected.
+          sent.map((o) => o.result!.responseBody.replaceAll('\u0000', '\uFFFD')),
+          sent.map((o) => o.result!.error),
+          sent.map((o) => o.result!.errorCode),
+        ],
+      );
+    }
+    // The attempts guard makes a concurrent duplicate of this batch a no-op rather than a double count.
+    const { rows: updated } = await client.query<{ id: string }>(
+      `UPDATE deliveries d SET
+         status = u.status,
+         attempts = d.attempts + u.sent,
+         last_status_code = COALESCE(u.status_code, CASE WHEN u.sent = 1 THEN NULL ELSE d.last_status_code END),
+         last_error = CASE WHEN u.sent = 1 THEN u.error ELSE d.last_error END,
+         next_attempt_at = CASE WHEN u.retry_in IS NULL THEN NULL
+                                ELSE now() + u.retry_in * interval '1 second' END,
+         updated_at = now()
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[])
+         AS u(id, status, sent, status_code, error, retry_in, attempts_before)
+       WHERE d.id = u.id AND d.attempts = u.attempts_before
+       RETURNING d.id`,
+      [
+        outcomes.map((o) => o.row.id),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => (o.result ? 1 : 0)),
+        outcomes.map((o) => o.result?.statusCode ?? null),
+        outcomes.map((o) => o.result?.error ?? null),
+        outcomes.map((o) => o.retryIn),
+        outcomes.map((o) => o.attempt - 1),
+      ],
+    );
+    const applied = new Set(updated.map((r) => r.id));
+    const next: DeliveryJobInsert[] = outcomes
+      .filter((o) => o.retryIn !== null && applied.has(o.row.id))
+      .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
+    await enqueueDeliveries(deps.boss, client, next);
+  });
+}

@@ -1,0 +1,130 @@
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { DeliveryStatus, EventInput } from '../core/types.ts';
+import { uuidv7 } from '../core/ids.ts';
+import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { enqueueDeliveries } from '../dispatch/queue.ts';
+import { routeBatch } from './route.ts';
+
+export type IngestOutcome =
+  | { status: 'stored'; event_id: string; deliveries: number }
+  | { status: 'duplicate'; event_id: string }
+  | { status: 'rejected'; code: string; reason: string };
+
+export interface IngestDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+}
+
+/**
+ * Stores a batch of events, their deliveries and their jobs in one transaction: when this
+ * resolves, all of it is durable; when it rejects, none of it is (the caller must not ack).
+ * Outcomes are per input and in input order. A repeated idempotency key, in the database or
+ * earlier in the same batch, is a duplicate of the first.
+ */
+export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
+  if (inputs.length === 0) return [];
+  return withTransaction(deps.pool, (client) => ingestInTransaction(deps.boss, client, inputs));
+}
+
+export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: EventInput[]): Promise<IngestOutcome[]> {
+  const outcomes: IngestOutcome[] = new Array(inputs.length);
+
+  // Route per project (a batch nearly always has one).
+  const byProject = new Map<string, number[]>();
+  inputs.forEach((input, i) => {
+    const list = byProject.get(input.project_id) ?? [];
+    list.push(i);
+    byProject.set(input.project_id, list);
+  });
+  const routes = new Array<Awaited<ReturnType<typeof routeBatch>>[number]>(inputs.length);
+  for (const [projectId, idx] of byProject) {
+    const results = await routeBatch(db, projectId, idx.map((i) => inputs[i]!));
+    idx.forEach((i, k) => (routes[i] = results[k]!));
+  }
+
+  const toInsert: number[] = [];
+  const ids: string[] = [];
+  inputs.forEach((_, i) => {
+    const route = routes[i]!;
+    if (!route.ok) outcomes[i] = { status: 'rejected', code: route.code, reason: route.reason };
+    else {
+      toInsert.push(i);
+      ids[i] = uuidv7();
+    }
+  });
+  if (toInsert.length === 0) return outcomes;
+
+  const rows = toInsert.map((i) => inputs[i]!);
+  const { rows: inserted } = await db.query<{ id: string }>(
+    `INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
+       idempotency_key, custom_headers, data)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+       $8::text[], $9::jsonb[], $10::text[])
+     ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+     RETURNING id`,
+    [
+      toInsert.map((i) => ids[i]),
+      rows.map((r) => r.project_id),
+      rows.map((r) => r.source_id),
+      rows.map((r) => r.event_type),
+      rows.map((r) => r.message_type),
+      rows.map((r) => r.endpoint_id ?? null),
+      rows.map((r) => r.owner_id ?? null),
+      rows.map((r) => r.idempotency_key),
+      rows.map((r) => JSON.stringify(r.custom_headers)),
+      rows.map((r) => r.data),
+    ],
+  );
+  const stored = new Set(inserted.map((r) => r.id));
+
+  // Anything not inserted lost on its idempotency key: find the event that holds it.
+  const dupes = toInsert.filter((i) => !stored.has(ids[i]!));
+  if (dupes.length > 0) {
+    const { rows: existing } = await db.query<{ id: string; project_id: string; idempotency_key: string }>(
+      `SELECT e.id, e.project_id, e.idempotency_key FROM events e
+       JOIN unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
+         ON e.project_id = k.project_id AND e.idempotency_key = k.idempotency_key`,
+      [dupes.map((i) => inputs[i]!.project_id), dupes.map((i) => inputs[i]!.idempotency_key)],
+    );
+    const holder = new Map(existing.map((r) => [`${r.project_id}\u0000${r.idempotency_key}`, r.id]));
+    for (const i of dupes) {
+      const key = `${inputs[i]!.project_id}\u0000${inputs[i]!.idempotency_key}`;
+      outcomes[i] = { status: 'duplicate', event_id: holder.get(key)! };
+    }
+  }
+
+  const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[] };
+  const jobs: { delivery_id: string; attempt: number }[] = [];
+  for (const i of toInsert) {
+    if (!stored.has(ids[i]!)) continue;
+    const route = routes[i]!;
+    if (!route.ok) continue;
+    for (const t of route.targets) {
+      const id = uuidv7();
+      // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
+      const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
+      delivery.id.push(id);
+      delivery.project.push(inputs[i]!.project_id);
+      delivery.event.push(ids[i]!);
+      delivery.endpoint.push(t.endpoint_id);
+      delivery.type.push(inputs[i]!.event_type);
+      delivery.status.push(status);
+      if (status === 'scheduled') jobs.push({ delivery_id: id, attempt: 1 });
+    }
+    outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
+  }
+  if (delivery.id.length > 0) {
+    await db.query(
+      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at)
+       SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
+              CASE WHEN d.status = 'scheduled' THEN now() END
+       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+         AS d(id, project_id, event_id, endpoint_id, event_type, status)`,
+      [delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status],
+    );
+  }
+  await enqueueDeliveries(boss, db, jobs);
+  return outcomes;
+}

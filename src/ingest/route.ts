@@ -1,0 +1,96 @@
+import type { EndpointStatus, EventInput } from '../core/types.ts';
+import type { Queryable } from '../store/queryable.ts';
+
+export interface RouteTarget {
+  endpoint_id: string;
+  status: EndpointStatus;
+}
+
+interface SubscriptionRow {
+  endpoint_id: string;
+  source_id: string | null;
+  event_types: string[];
+}
+
+/** `*` matches everything; `order.*` matches `order.created` and `order.paid.late`. */
+export function eventTypeMatches(patterns: string[], eventType: string): boolean {
+  return patterns.some(
+    (p) => p === '*' || p === eventType || (p.endsWith('.*') && eventType.startsWith(p.slice(0, -1))),
+  );
+}
+
+export type RouteResult = { ok: true; targets: RouteTarget[] } | { ok: false; code: string; reason: string };
+
+/**
+ * Decides which endpoints of one project each event goes to. `single` names an endpoint, `fanout`
+ * an owner, `broadcast` every endpoint; subscriptions then decide which of those take the event
+ * type (an endpoint without subscriptions takes every type). One query per kind, for the batch.
+ */
+export async function routeBatch(db: Queryable, projectId: string, inputs: EventInput[]): Promise<RouteResult[]> {
+  const singleIds = new Set<string>();
+  const owners = new Set<string>();
+  let broadcast = false;
+  for (const i of inputs) {
+    if (i.message_type === 'single' && i.endpoint_id) singleIds.add(i.endpoint_id);
+    else if (i.message_type === 'fanout' && i.owner_id) owners.add(i.owner_id);
+    else if (i.message_type === 'broadcast') broadcast = true;
+  }
+
+  const { rows: endpoints } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus }>(
+    broadcast
+      ? 'SELECT id, owner_id, status FROM endpoints WHERE project_id = $1'
+      : 'SELECT id, owner_id, status FROM endpoints WHERE project_id = $1 AND (id = ANY($2) OR owner_id = ANY($3))',
+    broadcast ? [projectId] : [projectId, [...singleIds], [...owners]],
+  );
+  const byId = new Map(endpoints.map((e) => [e.id, e]));
+  const byOwner = new Map<string, typeof endpoints>();
+  for (const e of endpoints) {
+    if (e.owner_id === null) continue;
+    const list = byOwner.get(e.owner_id) ?? [];
+    list.push(e);
+    byOwner.set(e.owner_id, list);
+  }
+
+  const subs = new Map<string, SubscriptionRow[]>();
+  if (endpoints.length > 0) {
+    const { rows } = await db.query<SubscriptionRow>(
+      'SELECT endpoint_id, source_id, event_types FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2)',
+      [projectId, endpoints.map((e) => e.id)],
+    );
+    for (const s of rows) {
+      const list = subs.get(s.endpoint_id) ?? [];
+      list.push(s);
+      subs.set(s.endpoint_id, list);
+    }
+  }
+  const subscribed = (endpointId: string, input: EventInput): boolean => {
+    const list = subs.get(endpointId);
+    if (!list || list.length === 0) return true;
+    return list.some(
+      (s) => (s.source_id === null || s.source_id === input.source_id) && eventTypeMatches(s.event_types, input.event_type),
+    );
+  };
+  const targetsOf = (list: typeof endpoints, input: EventInput): RouteTarget[] =>
+    list.filter((e) => subscribed(e.id, input)).map((e) => ({ endpoint_id: e.id, status: e.status }));
+
+  return inputs.map((input): RouteResult => {
+    switch (input.message_type) {
+      case 'single': {
+        const e = input.endpoint_id ? byId.get(input.endpoint_id) : undefined;
+        if (!e) {
+          return { ok: false, code: 'WHARF_ERR_UNKNOWN_ENDPOINT', reason: `endpoint_id: endpoint ${JSON.stringify(input.endpoint_id)} not found` };
+        }
+        return { ok: true, targets: targetsOf([e], input) };
+      }
+      case 'fanout': {
+        const list = input.owner_id ? byOwner.get(input.owner_id) : undefined;
+        if (!list || list.length === 0) {
+          return { ok: false, code: 'WHARF_ERR_UNKNOWN_OWNER', reason: `owner_id: no endpoint has owner_id ${JSON.stringify(input.owner_id)}` };
+        }
+        return { ok: true, targets: targetsOf(list, input) };
+      }
+      case 'broadcast':
+        return { ok: true, targets: targetsOf(endpoints, input) };
+    }
+  });
+}

@@ -1,0 +1,182 @@
+import type { Endpoint, EndpointSecret, EndpointStatus } from '../core/types.ts';
+import { uuidv7 } from '../core/ids.ts';
+import type { SecretBox } from './crypto.ts';
+import type { Queryable } from './queryable.ts';
+
+/** The writable fields of an endpoint, already validated. */
+export interface EndpointFields {
+  name: string;
+  url: string;
+  owner_id: string | null;
+  description: string;
+  http_timeout: number;
+  advanced_signatures: boolean;
+  support_email: string | null;
+}
+
+const COLUMNS = `project_id, id, name, url, owner_id, description, http_timeout, advanced_signatures,
+  support_email, status, created_at, updated_at`;
+
+export interface SecretInfo {
+  uid: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export async function insertEndpoint(
+  db: Queryable,
+  box: SecretBox,
+  projectId: string,
+  id: string,
+  f: EndpointFields,
+  secret: string,
+  fromConfig = false,
+): Promise<Endpoint> {
+  const { rows } = await db.query<Endpoint>(
+    `INSERT INTO endpoints (project_id, id, name, url, owner_id, description, http_timeout,
+       advanced_signatures, support_email, from_config)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email, fromConfig],
+  );
+  await addSecret(db, box, projectId, id, secret);
+  return rows[0]!;
+}
+
+export async function updateEndpoint(
+  db: Queryable,
+  projectId: string,
+  id: string,
+  f: EndpointFields,
+): Promise<Endpoint | null> {
+  const { rows } = await db.query<Endpoint>(
+    `UPDATE endpoints SET name = $3, url = $4, owner_id = $5, description = $6, http_timeout = $7,
+       advanced_signatures = $8, support_email = $9, updated_at = now()
+     WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
+    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email],
+  );
+  return rows[0] ?? null;
+}
+
+export async function setEndpointStatus(
+  db: Queryable,
+  projectId: string,
+  id: string,
+  status: EndpointStatus,
+): Promise<Endpoint | null> {
+  const { rows } = await db.query<Endpoint>(
+    `UPDATE endpoints SET status = $3, updated_at = now() WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
+    [projectId, id, status],
+  );
+  return rows[0] ?? null;
+}
+
+export async function getEndpoint(db: Queryable, projectId: string, id: string): Promise<Endpoint | null> {
+  const { rows } = await db.query<Endpoint>(`SELECT ${COLUMNS} FROM endpoints WHERE project_id = $1 AND id = $2`, [
+    projectId,
+    id,
+  ]);
+  return rows[0] ?? null;
+}
+
+export async function deleteEndpoint(db: Queryable, projectId: string, id: string): Promise<boolean> {
+  const res = await db.query('DELETE FROM endpoints WHERE project_id = $1 AND id = $2', [projectId, id]);
+  return (res.rowCount ?? 0) > 0;
+}
+
+export interface EndpointPageQuery {
+  owner_id?: string;
+  q?: string;
+  limit: number;
+  /** Return endpoints created before this one (the previous page's last id). */
+  after?: { created_at: string; id: string };
+}
+
+export async function listEndpoints(db: Queryable, projectId: string, query: EndpointPageQuery): Promise<Endpoint[]> {
+  const params: unknown[] = [projectId];
+  const where = ['project_id = $1'];
+  if (query.owner_id !== undefined) {
+    params.push(query.owner_id);
+    where.push(`owner_id = $${params.length}`);
+  }
+  if (query.q) {
+    params.push(`%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`name ILIKE $${params.length}`);
+  }
+  if (query.after) {
+    params.push(query.after.created_at, query.after.id);
+    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+  }
+  params.push(query.limit);
+  const { rows } = await db.query<Endpoint>(
+    `SELECT ${COLUMNS} FROM endpoints WHERE ${where.join(' AND ')}
+     ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return rows;
+}
+
+export async function listConfigEndpointIds(db: Queryable, projectId: string): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    'SELECT id FROM endpoints WHERE project_id = $1 AND from_config',
+    [projectId],
+  );
+  return rows.map((r) => r.id);
+}
+
+export async function addSecret(
+  db: Queryable,
+  box: SecretBox,
+  projectId: string,
+  endpointId: string,
+  value: string,
+  expiresAt: Date | null = null,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO endpoint_secrets (id, project_id, endpoint_id, value_enc, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+    [uuidv7(), projectId, endpointId, box.encrypt(value), expiresAt],
+  );
+}
+
+/** Secret metadata for API answers: never the value. */
+export async function listSecretInfo(db: Queryable, projectId: string, endpointId: string): Promise<SecretInfo[]> {
+  const { rows } = await db.query<SecretInfo>(
+    `SELECT id AS uid, created_at, expires_at FROM endpoint_secrets
+     WHERE project_id = $1 AND endpoint_id = $2 AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY created_at DESC, id DESC`,
+    [projectId, endpointId],
+  );
+  return rows;
+}
+
+/** The newest secret's plaintext, to compare with what config declares. */
+export async function currentSecret(
+  db: Queryable,
+  box: SecretBox,
+  projectId: string,
+  endpointId: string,
+): Promise<string | null> {
+  const secrets = await liveSecrets(db, box, projectId, [endpointId]);
+  return secrets.get(endpointId)?.[0]?.value ?? null;
+}
+
+/** Live secrets of several endpoints of one project, newest first per endpoint. */
+export async function liveSecrets(
+  db: Queryable,
+  box: SecretBox,
+  projectId: string,
+  endpointIds: string[],
+): Promise<Map<string, EndpointSecret[]>> {
+  const { rows } = await db.query<{ id: string; endpoint_id: string; value_enc: string; created_at: Date; expires_at: Date | null }>(
+    `SELECT id, endpoint_id, value_enc, created_at, expires_at FROM endpoint_secrets
+     WHERE project_id = $1 AND endpoint_id = ANY($2) AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY created_at DESC, id DESC`,
+    [projectId, endpointIds],
+  );
+  const out = new Map<string, EndpointSecret[]>();
+  for (const r of rows) {
+    const list = out.get(r.endpoint_id) ?? [];
+    list.push({ id: r.id, value: box.decrypt(r.value_enc), created_at: r.created_at, expires_at: r.expires_at });
+    out.set(r.endpoint_id, list);
+  }
+  return out;
+}

@@ -1,0 +1,89 @@
+import pg from 'pg';
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+  /**
+   * Called when an idle pooled connection fails (server restart, network drop). pg-pool has
+   * already discarded the connection; the next checkout opens a new one.
+   */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * A pg pool whose idle-connection failures are reported rather than fatal: pg-pool emits 'error'
+ * for them, and an EventEmitter 'error' with no listener would crash the process.
+ */
+export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'wharf',
+  });
+  const onError = options.onError;
+  pool.on('error', (err) => onError?.(err));
+  return pool;
+}
+
+/**
+ * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when
+ * it throws, and the original error is what the caller sees.
+ */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  // pg-pool stops listening for a client's 'error' while it is checked out; a connection lost
+  // mid-transaction (a database restart) would then crash the process. The statement in flight
+  // rejects on its own; this only keeps the event from being unhandled.
+  const onError = (err: Error): void => {
+    broken ??= err;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+  } catch (err) {
+    release(client, onError, asError(err));
+    throw err;
+  }
+  try {
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    // Also after a failed COMMIT: Postgres has then ended the transaction and ROLLBACK is a
+    // harmless no-op, unless the connection itself is gone, which the ROLLBACK reveals.
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      // A connection that cannot roll back may still hold the transaction open; handing it to
+      // the next caller would run their statements inside it, so the pool destroys it instead.
+      broken ??= asError(rollbackErr);
+    }
+    throw err;
+  } finally {
+    release(client, onError, broken);
+  }
+}
+
+function release(client: pg.PoolClient, onError: (err: Error) => void, err: Error | undefined): void {
+  // Removed only after release: pg-pool puts its own idle listener back as it takes the client.
+  client.release(err);
+  client.removeListener('error', onError);
+}
+
+/** The executor pg-boss accepts as `{ db }` (its `Db`, kept structural here). */
+export interface BossDb {
+  executeSql(text: string, values?: unknown[]): Promise<{ rows: any[] }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * pg-boss's executor contract over a pool or a transaction's client: passing
+ * `{ db: bossDb(client) }` to `send`/`insert` writes the job in that transaction.
+ */
+export function bossDb(client: pg.PoolClient | pg.Pool): BossDb {
+  return { executeSql: (text, values) => client.query(text, values) };
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,80 @@
+import type { Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { uuidv7 } from '../core/ids.ts';
+import type { Queryable } from './queryable.ts';
+
+interface ProjectRow {
+  id: string;
+  name: string;
+  type: ProjectType;
+  settings: { signature: SignatureSettings; retry: RetrySettings };
+}
+
+const toProject = (r: ProjectRow): Project => ({
+  id: r.id,
+  name: r.name,
+  type: r.type,
+  signature: r.settings.signature,
+  retry: r.settings.retry,
+});
+
+export async function upsertProject(db: Queryable, p: Project, fromConfig: boolean): Promise<void> {
+  await db.query(
+    `INSERT INTO projects (id, name, type, settings, from_config) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
+       settings = EXCLUDED.settings, from_config = EXCLUDED.from_config, updated_at = now()`,
+    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry }), fromConfig],
+  );
+}
+
+export async function getProject(db: Queryable, id: string): Promise<Project | null> {
+  const { rows } = await db.query<ProjectRow>('SELECT id, name, type, settings FROM projects WHERE id = $1', [id]);
+  return rows[0] ? toProject(rows[0]) : null;
+}
+
+export async function listProjects(db: Queryable): Promise<Project[]> {
+  const { rows } = await db.query<ProjectRow>('SELECT id, name, type, settings FROM projects ORDER BY id');
+  return rows.map(toProject);
+}
+
+/** Replaces the keys a project got from config with `hashes`; generated and API-made keys stay. */
+export async function setConfigApiKeys(db: Queryable, projectId: string, hashes: string[]): Promise<void> {
+  await db.query(`DELETE FROM api_keys WHERE project_id = $1 AND origin = 'config' AND NOT (key_hash = ANY($2))`, [
+    projectId,
+    hashes,
+  ]);
+  for (const h of hashes) {
+    await db.query(
+      `INSERT INTO api_keys (id, project_id, key_hash, origin) VALUES ($1, $2, $3, 'config')
+       ON CONFLICT (key_hash) DO NOTHING`,
+      [uuidv7(), projectId, h],
+    );
+  }
+}
+
+export async function addApiKey(
+  db: Queryable,
+  projectId: string,
+  hash: string,
+  origin: 'generated' | 'api',
+): Promise<void> {
+  await db.query('INSERT INTO api_keys (id, project_id, key_hash, origin) VALUES ($1, $2, $3, $4)', [
+    uuidv7(),
+    projectId,
+    hash,
+    origin,
+  ]);
+}
+
+export async function countApiKeys(db: Queryable, projectId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM api_keys WHERE project_id = $1', [
+    projectId,
+  ]);
+  return rows[0]!.n;
+}
+
+export async function projectForKeyHash(db: Queryable, hash: string): Promise<string | null> {
+  const { rows } = await db.query<{ project_id: string }>('SELECT project_id FROM api_keys WHERE key_hash = $1', [
+    hash,
+  ]);
+  return rows[0]?.project_id ?? null;
+}

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startReceiver, type Receiver } from '../harness/receiver.ts';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+
+describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
+  let t: TestApp;
+  let rx: Receiver;
+
+  beforeAll(async () => {
+    rx = await startReceiver();
+    t = await startTestApp({
+      kind,
+      projects: [{ id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 2 } }],
+    });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await rx?.close();
+  });
+
+  const count = async (sql: string, params: unknown[] = []): Promise<number> =>
+    Number((await t.app.pool.query<{ n: string }>(sql, params)).rows[0]!.n);
+
+  const createEndpoint = async (path: string, extra: Record<string, unknown> = {}) => {
+    const res = await t.api('POST', '/endpoints', { name: path, url: `${rx.url}${path}`, ...extra });
+    expect(res.status).toBe(201);
+    return res.body.data as { uid: string; secrets: { value: string }[] };
+  };
+
+  it('stores a repeated idempotency_key once, with one delivery, and says so', async () => {
+    const ep = await createEndpoint('/idem');
+    const body = { endpoint_id: ep.uid, event_type: 'order.created', data: { n: 1 }, idempotency_key: `k-${kind}` };
+    const first = await t.api('POST', '/events', body);
+    const second = await t.api('POST', '/events', { ...body, data: { n: 2 } });
+    expect(first.status).toBe(201);
+    expect(first.body.data.duplicate).toBe(false);
+    expect(second.status).toBe(200);
+    expect(second.body.data.duplicate).toBe(true);
+    expect(second.body.data.uid).toBe(first.body.data.uid);
+    expect(second.body.data.data).toEqual({ n: 1 });
+    expect(await count('SELECT count(*) AS n FROM events WHERE idempotency_key = $1', [body.idempotency_key])).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM deliveries WHERE event_id = $1', [first.body.data.uid])).toBe(1);
+    await expect.poll(() => rx.requests.filter((r) => r.path === '/idem').length, { timeout: 10_000 }).toBe(1);
+  });
+
+  it('leaves no event, no delivery and no job when the transaction fails before commit', async () => {
+    const ep = await createEndpoint('/atomic');
+    // Make the delivery insert fail after the event row is written, inside the same transaction.
+    await t.app.pool.query(`
+      CREATE OR REPLACE FUNCTION wharf_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_type = 'boom' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER wharf_test_fail BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION wharf_test_fail();`);
+    const jobsBefore = await count(`SELECT count(*) AS n FROM pgboss.job WHERE name = 'wharf-deliver'`);
+    const res = await t.api('POST', '/events', { endpoint_id: ep.uid, event_type: 'boom', data: { x: 1 } });
+    expect(res.status).toBe(500);
+    expect(res.body.status).toBe(false);
+    expect(await count(`SELECT count(*) AS n FROM events WHERE event_type = 'boom'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM deliveries WHERE event_type = 'boom'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM pgboss.job WHERE name = 'wharf-deliver'`)).toBe(jobsBefore);
+    await t.app.pool.query('DROP TRIGGER wharf_test_fail ON deliveries');
+    // The same request succeeds once the fault is gone: nothing half-written blocks it.
+    const again = await t.api('POST', '/events', { endpoint_id: ep.uid, event_type: 'boom', data: { x: 1 } });
+    expect(again.status).toBe(201);
+  });
+
+  it('retries on the project schedule until failure, recording every attempt, then resends', async () => {
+    const ep = await createEndpoint('/flaky');
+    let healthy = false;
+    rx.answer((r) =>
+      r.path === '/flaky' && !healthy ? { status: 500, body: 'upstream exploded' } : { status: 200, body: 'fine' },
+    );
+    const res = await t.api('POST', '/events', { endpoint_id: ep.uid, event_type: 'x.failed', data: { a: 1 } });
+    expect(res.status).toBe(201);
+    const { data: list } = (await t.api('GET', `/eventdeliveries?event_id=${res.body.data.uid}`)).body;
+    const deliveryId = list.content[0].uid as string;
+
+    await expect
+      .poll(async () => (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.status, { timeout: 20_000, interval: 200 })
+      .toBe('failure');
+    const d = (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data;
+    expect(d.attempts).toBe(3); // the first attempt and retry_count 2
+    expect(d.last_status_code).toBe(500);
+    const attempts = (await t.api('GET', `/eventdeliveries/${deliveryId}/deliveryattempts`)).body.data;
+    expect(attempts.map((a: { attempt: number }) => a.attempt)).toEqual([1, 2, 3]);
+    expect(attempts.every((a: { status_code: number; response_body: string }) => a.status_code === 500 && a.response_body === 'upstream exploded')).toBe(true);
+    // Linear schedule: attempts at least `duration` apart.
+    const times = rx.requests.filter((r) => r.path === '/flaky').map((r) => r.at);
+    expect(times).toHaveLength(3);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(900);
+
+    healthy = true;
+    const resent = await t.api('PUT', `/eventdeliveries/${deliveryId}/resend`);
+    expect(resent.status).toBe(202);
+    await expect
+      .poll(async () => (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.status, { timeout: 10_000, interval: 200 })
+      .toBe('success');
+    expect((await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.attempts).toBe(4);
+    // A delivery in flight or at rest can't be resent twice at once.
+    const again = await t.api('PUT', `/eventdeliveries/${deliveryId}/resend`);
+    expect(again.status).toBe(202);
+    const third = await t.api('PUT', `/eventdeliveries/${deliveryId}/resend`);
+    expect([202, 409]).toContain(third.status);
+  });
+
+  it('treats a timeout and a refused connection as failed attempts with their codes', async () => {
+    const slow = await createEndpoint('/slow', { http_timeout: 1 });
+    rx.answer((r) => (r.path === '/slow' ? { status: 200, delayMs: 3_000 } : { status: 200 }));
+    const dead = await t.api('POST', '/endpoints', { name: 'dead', url: 'http://127.0.0.1:9/nothing' });
+    const a = await t.api('POST', '/events', { endpoint_id: slow.uid, event_type: 't', data: {} });
+    const b = await t.api('POST', '/events', { endpoint_id: dead.body.data.uid, event_type: 't', data: {} });
+    const firstAttempt = async (eventId: string) => {
+      const list = (await t.api('GET', `/eventdeliveries?event_id=${eventId}`)).body.data.content;
+      const attempts = (await t.api('GET', `/eventdeliveries/${list[0].uid}/deliveryattempts`)).body.data;
+      return attempts[0] ?? null;
+    };
+    await expect.poll(() => firstAttempt(a.body.data.uid), { timeout: 10_000 }).toMatchObject({ status_code: null, error_code: 'WHARF_ERR_TIMEOUT' });
+    await expect.poll(() => firstAttempt(b.body.data.uid), { timeout: 10_000 }).toMatchObject({ status_code: null, error_code: 'ECONNREFUSED' });
+  });
+});

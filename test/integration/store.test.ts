@@ -1,0 +1,322 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { PgBoss } from 'pg-boss';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WharfError } from '../../src/core/errors.ts';
+import { createSecretBox, generateApiKey, hashApiKey, loadSecretBox } from '../../src/store/crypto.ts';
+import { startEmbeddedPostgres } from '../../src/store/embedded.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { bossDb, createPool, withTransaction } from '../../src/store/pool.ts';
+import { createTestDatabase, type TestDatabase } from '../harness/db.ts';
+
+const EMBEDDED_MODULE = join(import.meta.dirname, '../../src/store/embedded.ts');
+
+const count = async (db: pg.Pool | pg.PoolClient, sql: string, params: unknown[] = []): Promise<number> =>
+  Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
+
+const insertProject = (db: pg.Pool | pg.PoolClient, id: string) =>
+  db.query(`INSERT INTO projects (id, name, type, settings) VALUES ($1, $1, 'outgoing', '{}')`, [id]);
+
+/** Resources a test opened, closed after it even when it fails. */
+function cleanups() {
+  const list: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const fn of list.splice(0).reverse()) await fn();
+  });
+  return (fn: () => Promise<unknown>) => list.push(fn);
+}
+
+describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  const onCleanup = cleanups();
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    pool = createPool(db.url, { max: 4, applicationName: 'wharf-test' });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it('migrate applies 001 once and then nothing', async () => {
+    const first = await migrate(pool);
+    expect(first.applied).toContain('001_init');
+    expect(await count(pool, `SELECT count(*) AS n FROM wharf_migrations WHERE version = 1 AND name = '001_init'`)).toBe(1);
+    expect(await count(pool, 'SELECT count(*) AS n FROM projects')).toBe(0);
+
+    const second = await migrate(pool);
+    expect(second.applied).toEqual([]);
+  });
+
+  it('two replicas migrating one fresh database together apply each file once', async () => {
+    const fresh = await createTestDatabase(kind);
+    onCleanup(() => fresh.drop());
+    const a = createPool(fresh.url, { max: 2 });
+    const b = createPool(fresh.url, { max: 2 });
+    onCleanup(() => Promise.all([a.end(), b.end()]));
+
+    const [ra, rb] = await Promise.all([migrate(a), migrate(b)]);
+    const all = [...ra.applied, ...rb.applied];
+    expect(all.filter((n) => n === '001_init')).toHaveLength(1);
+    expect(new Set(all).size).toBe(all.length);
+    expect(await count(a, 'SELECT count(*) AS n FROM wharf_migrations')).toBe(all.length);
+  });
+
+  it('withTransaction commits on success and rolls back on throw, rethrowing the original error', async () => {
+    await migrate(pool);
+    const value = await withTransaction(pool, async (client) => {
+      await insertProject(client, `kept-${kind}`);
+      return 42;
+    });
+    expect(value).toBe(42);
+
+    const boom = new Error('boom');
+    await expect(
+      withTransaction(pool, async (client) => {
+        await insertProject(client, `gone-${kind}`);
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+
+    // A statement error aborts the transaction; the caller still sees that error, not ROLLBACK's.
+    await expect(
+      withTransaction(pool, async (client) => {
+        await insertProject(client, `gone2-${kind}`);
+        await client.query('SELECT * FROM no_such_table');
+      }),
+    ).rejects.toMatchObject({ code: '42P01' });
+
+    expect(await count(pool, `SELECT count(*) AS n FROM projects WHERE id = $1`, [`kept-${kind}`])).toBe(1);
+    expect(await count(pool, `SELECT count(*) AS n FROM projects WHERE id LIKE 'gone%'`)).toBe(0);
+    // Every connection went back to the pool outside a transaction.
+    expect(pool.idleCount).toBe(pool.totalCount);
+  });
+
+  it.runIf(kind === 'postgres')('withTransaction destroys a connection that cannot roll back', async () => {
+    const errors: Error[] = [];
+    const single = createPool(db.url, { max: 1, onError: (err) => errors.push(err) });
+    onCleanup(() => single.end());
+
+    // The backend dies under the transaction, so ROLLBACK fails too.
+    await expect(
+      withTransaction(single, async (client) => {
+        await client.query('SELECT pg_terminate_backend(pg_backend_pid())');
+      }),
+    ).rejects.toThrow();
+    // Had the dead client gone back to the pool, this would fail on it.
+    expect(await withTransaction(single, async (client) => (await client.query('SELECT 1 AS one')).rows[0].one)).toBe(1);
+  });
+
+  it('pg-boss jobs inserted through bossDb live and die with the transaction', async () => {
+    await migrate(pool);
+    const boss = new PgBoss({ connectionString: db.url, max: 4 });
+    const bossErrors: Error[] = [];
+    boss.on('error', (err) => bossErrors.push(err));
+    await boss.start();
+    onCleanup(() => boss.stop({ graceful: false, close: true }));
+    await boss.createQueue('t');
+
+    await expect(
+      withTransaction(pool, async (client) => {
+        await boss.insert('t', [{ data: { n: 1 } }], { db: bossDb(client) });
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await count(pool, `SELECT count(*) AS n FROM pgboss.job WHERE name = 't'`)).toBe(0);
+
+    await withTransaction(pool, async (client) => {
+      await insertProject(client, `with-job-${kind}`);
+      await boss.insert('t', [{ data: { n: 2 } }], { db: bossDb(client) });
+    });
+    expect(await count(pool, `SELECT count(*) AS n FROM pgboss.job WHERE name = 't'`)).toBe(1);
+
+    const seen: number[] = [];
+    await boss.work<{ n: number }>('t', { pollingIntervalSeconds: 0.5 }, async (jobs) => {
+      for (const job of jobs) seen.push(job.data.n);
+    });
+    await expect.poll(() => seen, { timeout: 15_000 }).toEqual([2]);
+    expect(bossErrors).toEqual([]);
+  });
+
+  // On the embedded server this does not hold: see the note in the report / DESIGN §6. PGlite
+  // serves every socket connection from one backend, so a NOTIFY is written to the connection
+  // that committed it, never to pg-boss's LISTEN connection, while pg_listening_channels() still
+  // says the listener is registered; pg-boss then waits for its notify backstop poll (30 s).
+  it.runIf(kind === 'postgres')('a notify queue wakes a worker long before its backstop poll', async () => {
+    const boss = new PgBoss({ connectionString: db.url, max: 4, useListenNotify: true });
+    boss.on('error', () => undefined);
+    await boss.start();
+    onCleanup(() => boss.stop({ graceful: false, close: true }));
+    await boss.createQueue('n', { notify: true });
+
+    const seen: number[] = [];
+    await boss.work<{ n: number }>('n', { pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 60 }, async (jobs) => {
+      for (const job of jobs) seen.push(job.data.n);
+    });
+    // Let the worker's first (empty) fetch pass, so only a NOTIFY can bring the job in time.
+    await expect.poll(() => boss.getWipData().find((w) => w.name === 'n')?.lastFetchedOn ?? null).not.toBeNull();
+    await withTransaction(pool, (client) => boss.insert('n', [{ data: { n: 7 } }], { db: bossDb(client) }));
+    await expect.poll(() => seen, { timeout: 20_000 }).toEqual([7]);
+  });
+});
+
+describe('embedded Postgres', () => {
+  const onCleanup = cleanups();
+
+  const tempDir = async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-store-test-'));
+    onCleanup(() => rm(dir, { recursive: true, force: true }));
+    return dir;
+  };
+
+  it('keeps committed data across stop and restart from the same data dir', async () => {
+    const dataDir = await tempDir();
+    const first = await startEmbeddedPostgres({ dataDir });
+    expect(first.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres\?sslmode=disable$/);
+    const p1 = createPool(first.url, { max: 2 });
+    expect((await migrate(p1)).applied).toContain('001_init');
+    await insertProject(p1, 'durable');
+    await p1.end();
+    // Idempotent, also when called concurrently.
+    await Promise.all([first.stop(), first.stop()]);
+    await first.stop();
+
+    const second = await startEmbeddedPostgres({ dataDir });
+    onCleanup(() => second.stop());
+    const p2 = createPool(second.url, { max: 2 });
+    onCleanup(() => p2.end());
+    expect(await count(p2, `SELECT count(*) AS n FROM projects WHERE id = 'durable'`)).toBe(1);
+    expect((await migrate(p2)).applied).toEqual([]);
+  });
+
+  it('refuses a second server on a data dir in use', async () => {
+    const dataDir = await tempDir();
+    const running = await startEmbeddedPostgres({ dataDir });
+    onCleanup(() => running.stop());
+    await expect(startEmbeddedPostgres({ dataDir })).rejects.toMatchObject({ code: 'WHARF_ERR_EMBEDDED_LOCKED' });
+  });
+
+  it('keeps a commit the socket answered when the process is killed, and loses the open transaction', async () => {
+    const dataDir = await tempDir();
+    // A child process, so the kill is real: no stop(), no PGlite close, a stale lock file left.
+    const script = `
+      import pg from 'pg';
+      import { startEmbeddedPostgres } from ${JSON.stringify(EMBEDDED_MODULE)};
+      const e = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} });
+      const c = new pg.Client(e.url);
+      await c.connect();
+      await c.query('CREATE TABLE t (v int)');
+      await c.query('INSERT INTO t VALUES (1)');
+      await c.query('BEGIN');
+      await c.query('INSERT INTO t VALUES (2)');
+      process.stdout.write('committed\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: join(import.meta.dirname, '../..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => String(d).includes('committed') && resolve());
+      child.on('exit', (code) => reject(new Error(`child exited (${code}) before committing: ${stderr}`)));
+    });
+    child.kill('SIGKILL');
+    await exited;
+
+    const again = await startEmbeddedPostgres({ dataDir });
+    onCleanup(() => again.stop());
+    const p = createPool(again.url, { max: 1 });
+    onCleanup(() => p.end());
+    expect((await p.query<{ v: number }>('SELECT v FROM t ORDER BY v')).rows).toEqual([{ v: 1 }]);
+  });
+});
+
+describe('secret box', () => {
+  const onCleanup = cleanups();
+  const key = Buffer.alloc(32, 7);
+
+  it('round-trips, with a fresh IV per value', () => {
+    const box = createSecretBox(key);
+    for (const plain of ['', 'whsec_abc', 'ünïcødé ✓ '.repeat(50)]) {
+      const sealed = box.encrypt(plain);
+      expect(sealed.startsWith('v1:')).toBe(true);
+      expect(box.decrypt(sealed)).toBe(plain);
+    }
+    expect(box.encrypt('same')).not.toBe(box.encrypt('same'));
+  });
+
+  it('rejects altered values and other keys with WHARF_ERR_DECRYPT, never showing the plaintext', () => {
+    const box = createSecretBox(key);
+    const plain = 'top-secret-value';
+    const sealed = box.encrypt(plain);
+    const raw = Buffer.from(sealed.slice(3), 'base64');
+
+    const attempts: string[] = [];
+    for (const at of [0, 12, 28, raw.length - 1]) {
+      const bad = Buffer.from(raw);
+      bad[at]! ^= 1;
+      attempts.push(`v1:${bad.toString('base64')}`);
+    }
+    attempts.push(`v1:${raw.subarray(0, 20).toString('base64')}`, 'v2:abc', plain);
+
+    const other = createSecretBox(Buffer.alloc(32, 8));
+    const failures = [...attempts.map((a) => () => box.decrypt(a)), () => other.decrypt(sealed)];
+    for (const fail of failures) {
+      let caught: unknown;
+      try {
+        fail();
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(WharfError);
+      expect(caught).toMatchObject({ code: 'WHARF_ERR_DECRYPT' });
+      expect(JSON.stringify({ m: (caught as Error).message, c: String((caught as Error).cause) })).not.toContain(plain);
+    }
+  });
+
+  it('creates the key file with mode 0600 on first load and reuses it', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'wharf-key-test-'));
+    onCleanup(() => rm(base, { recursive: true, force: true }));
+    const dataDir = join(base, 'nested', 'data');
+
+    const box1 = await loadSecretBox({ key: '', dataDir });
+    const file = join(dataDir, 'encryption.key');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file, 'utf8')).trim()).toMatch(/^[0-9a-f]{64}$/);
+
+    const box2 = await loadSecretBox({ key: '', dataDir });
+    expect(box2.decrypt(box1.encrypt('kept'))).toBe('kept');
+
+    // Two replicas starting on an empty shared data dir end up with one key.
+    const shared = join(base, 'shared');
+    const [a, b] = await Promise.all([loadSecretBox({ key: '', dataDir: shared }), loadSecretBox({ key: '', dataDir: shared })]);
+    expect(b.decrypt(a.encrypt('one key'))).toBe('one key');
+  });
+
+  it('accepts a configured hex or base64 key and names the setting when it is wrong', async () => {
+    const dataDir = join(tmpdir(), 'wharf-unused');
+    const hex = await loadSecretBox({ key: key.toString('hex'), dataDir });
+    const b64 = await loadSecretBox({ key: key.toString('base64'), dataDir });
+    expect(b64.decrypt(hex.encrypt('x'))).toBe('x');
+    expect(createSecretBox(key).decrypt(hex.encrypt('y'))).toBe('y');
+
+    for (const bad of ['abc', 'z'.repeat(64), Buffer.alloc(16).toString('base64')]) {
+      await expect(loadSecretBox({ key: bad, dataDir })).rejects.toMatchObject({ code: 'WHARF_ERR_CONFIG', field: 'encryption_key' });
+    }
+  });
+
+  it('hashes API keys with SHA-256 and generates wharf_ keys', () => {
+    expect(hashApiKey('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const k = generateApiKey();
+    expect(k).toMatch(/^wharf_[A-Za-z0-9_-]{43}$/);
+    expect(generateApiKey()).not.toBe(k);
+  });
+});
