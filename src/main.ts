@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { createApp, type Role } from './app.ts';
 import { loadConfig } from './config/load.ts';
 import { ConfigError } from './core/errors.ts';
 import { VERSION } from './core/version.ts';
+import { createLogger } from './logger.ts';
 import { migrate } from './store/migrate.ts';
 import { createPool } from './store/pool.ts';
 import { startEmbeddedPostgres } from './store/embedded.ts';
@@ -17,19 +17,6 @@ const USAGE = `usage: wharf <start|migrate|check-config> [--config FILE] [--role
   --config FILE  config file (default: $WHARF_CONFIG or config/wharf.yaml)
   --role ROLE    all (default), api (HTTP only) or dispatch (deliveries only)`;
 
-/** Headers and fields that may carry credentials; pino replaces them wherever they appear. */
-const REDACT = [
-  'req.headers.authorization',
-  'headers.authorization',
-  '*.authorization',
-  '*.secret',
-  '*.secrets',
-  '*.api_key',
-  '*.api_keys',
-  '*.password',
-  '*.encryption_key',
-  '*.client_secret',
-];
 
 async function main(): Promise<number> {
   let args;
@@ -80,7 +67,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const logger = pino({ level: config.log.level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'wharf' } });
+  const logger = createLogger(config.log.level);
 
   if (command === 'migrate') {
     const embedded = config.database.url ? null : await startEmbeddedPostgres({ dataDir: config.data_dir });

@@ -63,6 +63,9 @@ interface Outcome {
   retryIn: number | null;
 }
 
+/** The longest `Retry-After` Wharf waits; a larger one is cut to this. */
+export const MAX_RETRY_AFTER_SECONDS = 3_600;
+
 const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['success', 'failure', 'discarded']);
 
 export function createDispatcher(deps: DispatcherDeps, options: DispatcherOptions): Dispatcher {
@@ -159,6 +162,10 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         if (hasRetriesLeft(row.settings.retry, attempt)) {
           status = 'retry';
           retryIn = retryDelaySeconds(row.settings.retry, attempt);
+          // A receiver that says when to come back is believed, within reason.
+          if ((result.statusCode === 429 || result.statusCode === 503) && result.retryAfterSeconds !== null) {
+            retryIn = Math.max(retryIn, Math.min(result.retryAfterSeconds, MAX_RETRY_AFTER_SECONDS));
+          }
         } else {
           status = 'failure';
         }

@@ -31,6 +31,14 @@ const DEFAULT_MAX_CONNECTIONS = 32;
  * Starts PGlite on `<dataDir>/pglite` (created, and initialised on first use) and serves it over
  * the Postgres wire protocol on a loopback TCP port, so the rest of Wharf needs no embedded-only
  * code path.
+ *
+ * What differs from a real server, because every socket connection shares PGlite's one backend:
+ * - An open transaction holds the whole database: other connections' statements wait until it
+ *   ends. Code inside a transaction must therefore never wait on another connection (a
+ *   `pool.query`, a pg-boss call without `{ db }`): on Postgres that works, here it hangs forever.
+ * - Session state is shared: SET, session advisory locks (any connection "holds" them), LISTEN.
+ * - NOTIFY is written to the connection that committed it, not to the one that ran LISTEN, so
+ *   pg-boss's `useListenNotify` never wakes a worker and its slow notify backstop poll applies.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = join(options.dataDir, 'pglite');

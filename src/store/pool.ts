@@ -66,7 +66,8 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
 }
 
 function release(client: pg.PoolClient, onError: (err: Error) => void, err: Error | undefined): void {
-  // Removed only after release: pg-pool puts its own idle listener back as it takes the client.
+  // Removed only after release(), which re-attaches pg-pool's idle listener, so the client is
+  // never without one.
   client.release(err);
   client.removeListener('error', onError);
 }

@@ -102,6 +102,23 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     expect([202, 409]).toContain(third.status);
   });
 
+  it('waits out Retry-After on a 429 before the next attempt', async () => {
+    const ep = await createEndpoint('/busy');
+    let calls = 0;
+    rx.answer((r) => {
+      if (r.path !== '/busy') return { status: 200 };
+      calls += 1;
+      return calls === 1 ? { status: 429, headers: { 'retry-after': '3' } } : { status: 200 };
+    });
+    const res = await t.api('POST', '/events', { endpoint_id: ep.uid, event_type: 'x', data: {} });
+    await expect.poll(() => rx.requests.filter((r) => r.path === '/busy').length, { timeout: 15_000 }).toBe(2);
+    const [first, second] = rx.requests.filter((r) => r.path === '/busy');
+    // The project's linear schedule alone would retry after 1 s.
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(2_900);
+    const list = (await t.api('GET', `/eventdeliveries?event_id=${res.body.data.uid}`)).body.data.content;
+    await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${list[0].uid}`)).body.data.status).toBe('success');
+  });
+
   it('treats a timeout and a refused connection as failed attempts with their codes', async () => {
     const slow = await createEndpoint('/slow', { http_timeout: 1 });
     rx.answer((r) => (r.path === '/slow' ? { status: 200, delayMs: 3_000 } : { status: 200 }));

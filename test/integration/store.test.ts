@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WharfError } from '../../src/core/errors.ts';
@@ -14,10 +14,10 @@ import { createTestDatabase, type TestDatabase } from '../harness/db.ts';
 
 const EMBEDDED_MODULE = join(import.meta.dirname, '../../src/store/embedded.ts');
 
-const count = async (db: pg.Pool | pg.PoolClient, sql: string, params: unknown[] = []): Promise<number> =>
+const count = async (db: pg.Pool | pg.PoolClient | pg.Client, sql: string, params: unknown[] = []): Promise<number> =>
   Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 
-const insertProject = (db: pg.Pool | pg.PoolClient, id: string) =>
+const insertProject = (db: pg.Pool | pg.PoolClient | pg.Client, id: string) =>
   db.query(`INSERT INTO projects (id, name, type, settings) VALUES ($1, $1, 'outgoing', '{}')`, [id]);
 
 /** Resources a test opened, closed after it even when it fails. */
@@ -143,8 +143,8 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     expect(bossErrors).toEqual([]);
   });
 
-  // On the embedded server this does not hold: see the note in the report / DESIGN §6. PGlite
-  // serves every socket connection from one backend, so a NOTIFY is written to the connection
+  // On the embedded server this does not hold (see startEmbeddedPostgres): PGlite serves every
+  // socket connection from one backend, so a NOTIFY is written to the connection
   // that committed it, never to pg-boss's LISTEN connection, while pg_listening_channels() still
   // says the listener is registered; pg-boss then waits for its notify backstop poll (30 s).
   it.runIf(kind === 'postgres')('a notify queue wakes a worker long before its backstop poll', async () => {
@@ -182,6 +182,12 @@ describe('embedded Postgres', () => {
     expect((await migrate(p1)).applied).toContain('001_init');
     await insertProject(p1, 'durable');
     await p1.end();
+    // A client still inside a transaction when the server stops: its work is rolled back.
+    const open = new pg.Client(first.url);
+    open.on('error', () => undefined);
+    await open.connect();
+    await open.query('BEGIN');
+    await insertProject(open, 'uncommitted');
     // Idempotent, also when called concurrently.
     await Promise.all([first.stop(), first.stop()]);
     await first.stop();
@@ -190,7 +196,7 @@ describe('embedded Postgres', () => {
     onCleanup(() => second.stop());
     const p2 = createPool(second.url, { max: 2 });
     onCleanup(() => p2.end());
-    expect(await count(p2, `SELECT count(*) AS n FROM projects WHERE id = 'durable'`)).toBe(1);
+    expect((await p2.query('SELECT id FROM projects')).rows).toEqual([{ id: 'durable' }]);
     expect((await migrate(p2)).applied).toEqual([]);
   });
 
