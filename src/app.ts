@@ -10,6 +10,7 @@ import { buildServer } from './api/server.ts';
 import { createAgent, createSender } from './delivery/sender.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
+import { createIngestBatcher } from './ingest/batcher.ts';
 import { loadSecretBox } from './store/crypto.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
 import { migrate } from './store/migrate.ts';
@@ -72,7 +73,9 @@ export function createApp(options: AppOptions): App {
       connectionString: dbUrl,
       max: Math.max(4, config.dispatch.concurrency + 2),
       application_name: 'wharf-boss',
-      useListenNotify: true,
+      // Through the PGlite socket a NOTIFY reaches the committing connection, not the listener;
+      // pg-boss would then trust a silent channel. Embedded mode polls instead.
+      useListenNotify: embedded === null,
     });
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
@@ -97,6 +100,8 @@ export function createApp(options: AppOptions): App {
       pool: db,
       boss,
       box,
+      // Half the pool at most, so reads and the dispatcher always find a connection.
+      ingest: createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: Math.max(1, Math.floor(config.database.pool_size / 2)) }),
       logger,
       bodyLimit: config.server.body_limit,
       readiness: {

@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { EventInput, MessageType } from '../core/types.ts';
-import { ingestEvents } from '../ingest/persist.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { pageRequest, toPage } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
@@ -73,11 +72,11 @@ function readEvent(projectId: string, type: MessageType, raw: unknown): EventInp
 }
 
 export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { pool, boss } = deps;
+  const { pool, ingest } = deps;
 
   const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => {
     const input = readEvent(req.project.id, type, req.body);
-    const [outcome] = await ingestEvents({ pool, boss }, [input]);
+    const outcome = await ingest.submit(input);
     switch (outcome!.status) {
       case 'rejected':
         throw new WharfError(outcome!.code, outcome!.reason, {

@@ -4,6 +4,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import { WharfError, unauthorized } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
+import type { IngestBatcher } from '../ingest/batcher.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { hashApiKey } from '../store/crypto.ts';
 import { getProject, projectForKeyHash } from '../store/projects.ts';
@@ -15,6 +16,7 @@ export interface ApiDeps {
   pool: pg.Pool;
   boss: PgBoss;
   box: SecretBox;
+  ingest: IngestBatcher;
   logger: Logger;
   bodyLimit: number;
   /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */

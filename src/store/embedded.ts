@@ -1,8 +1,8 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { WharfError } from '../core/errors.ts';
+import { serveWire, type WireServer } from './pglite-wire.ts';
 
 /** A running embedded Postgres: connect to `url` with `pg` or pg-boss like any other server. */
 export interface EmbeddedPostgres {
@@ -15,9 +15,9 @@ export interface EmbeddedPostgresOptions {
   /** Wharf's data dir; the database lives in `<dataDir>/pglite`. */
   dataDir: string;
   /**
-   * The socket server's connection limit. Its default of 1 would let only one pooled connection
-   * in; the app's pool, pg-boss's pool and pg-boss's LISTEN client need several. The server still
-   * runs one statement at a time and keeps a connection's open transaction exclusive.
+   * The wire server's connection limit: the app's pool, pg-boss's pool and its LISTEN client need
+   * several. The server still runs one message group at a time and keeps a connection's open
+   * transaction exclusive.
    */
   maxConnections?: number;
   host?: string;
@@ -58,14 +58,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     throw new WharfError('WHARF_ERR_EMBEDDED_START', `cannot open the embedded database in ${dir}`, { cause: err });
   }
 
-  const server = new PGLiteSocketServer({
-    db,
-    host,
-    port: options.port ?? 0,
-    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-  });
+  let server: WireServer;
   try {
-    await server.start();
+    server = await serveWire(db, {
+      host,
+      port: options.port ?? 0,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    });
   } catch (err) {
     await db.close().catch(() => {});
     await releaseLock();
@@ -74,9 +73,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     });
   }
 
-  // getServerConn() reports the port the OS picked when asked for port 0.
-  const conn = server.getServerConn();
-  const port = Number(conn.slice(conn.lastIndexOf(':') + 1));
+  const port = server.port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `postgres://postgres@${urlHost}:${port}/postgres?sslmode=disable`;
 
@@ -84,8 +81,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const stop = (): Promise<void> => {
     // Every caller waits for the same shutdown, so a second stop() cannot close PGlite early.
     stopping ??= (async () => {
-      // The server first detaches its connections, rolling back any transaction one left open,
-      // and only then may the database close under it.
+      // The server first drops its connections, rolling back any transaction one left open, and
+      // only then may the database close under it.
       await server.stop();
       if (!db.closed) await db.close();
       await releaseLock();

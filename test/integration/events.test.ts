@@ -63,6 +63,44 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     expect(again.status).toBe(201);
   });
 
+  it('commits concurrent events in groups: duplicates stored once, one failure fails alone', async () => {
+    const ep = await createEndpoint('/burst');
+    await t.app.pool.query(`
+      CREATE OR REPLACE FUNCTION wharf_test_fail2() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_type = 'burst.poison' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER wharf_test_fail2 BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION wharf_test_fail2();`);
+    try {
+      const posts = Array.from({ length: 120 }, (_, i) =>
+        t.api('POST', '/events', {
+          endpoint_id: ep.uid,
+          event_type: i === 60 ? 'burst.poison' : 'burst.ok',
+          data: { i },
+          // 40 keys, each used three times, all in flight together.
+          idempotency_key: `burst-${kind}-${i % 40}`,
+        }),
+      );
+      const results = await Promise.all(posts);
+      const statuses = results.map((r) => r.status);
+      expect(statuses[60]).toBe(500);
+      expect(statuses.filter((s) => s === 500)).toHaveLength(1);
+      expect(statuses.filter((s) => s === 201)).toHaveLength(40);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(79);
+      // Every duplicate points at the event that holds its key.
+      const holder = new Map<string, string>();
+      results.forEach((r, i) => {
+        if (r.status === 201) holder.set(`k${i % 40}`, r.body.data.uid);
+      });
+      results.forEach((r, i) => {
+        if (r.status === 200) expect(r.body.data.uid).toBe(holder.get(`k${i % 40}`));
+      });
+      expect(await count(`SELECT count(*) AS n FROM events WHERE idempotency_key LIKE $1`, [`burst-${kind}-%`])).toBe(40);
+      expect(await count(`SELECT count(*) AS n FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.idempotency_key LIKE $1`, [`burst-${kind}-%`])).toBe(40);
+    } finally {
+      await t.app.pool.query('DROP TRIGGER wharf_test_fail2 ON events');
+    }
+    await expect.poll(() => rx.requests.filter((r) => r.path === '/burst').length, { timeout: 15_000 }).toBe(40);
+  });
+
   it('retries on the project schedule until failure, recording every attempt, then resends', async () => {
     const ep = await createEndpoint('/flaky');
     let healthy = false;

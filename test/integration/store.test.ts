@@ -33,6 +33,10 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
   let db: TestDatabase;
   let pool: pg.Pool;
   const onCleanup = cleanups();
+  // Some behaviour exists only on a real server; those tests are not defined for the embedded one.
+  const onPostgres = (name: string, fn: () => Promise<void>) => {
+    if (kind === 'postgres') it(name, fn);
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase(kind);
@@ -97,7 +101,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     expect(pool.idleCount).toBe(pool.totalCount);
   });
 
-  it.runIf(kind === 'postgres')('withTransaction destroys a connection that cannot roll back', async () => {
+  onPostgres('withTransaction destroys a connection that cannot roll back', async () => {
     const errors: Error[] = [];
     const single = createPool(db.url, { max: 1, onError: (err) => errors.push(err) });
     onCleanup(() => single.end());
@@ -147,7 +151,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
   // socket connection from one backend, so a NOTIFY is written to the connection
   // that committed it, never to pg-boss's LISTEN connection, while pg_listening_channels() still
   // says the listener is registered; pg-boss then waits for its notify backstop poll (30 s).
-  it.runIf(kind === 'postgres')('a notify queue wakes a worker long before its backstop poll', async () => {
+  onPostgres('a notify queue wakes a worker long before its backstop poll', async () => {
     const boss = new PgBoss({ connectionString: db.url, max: 4, useListenNotify: true });
     boss.on('error', () => undefined);
     await boss.start();
@@ -198,6 +202,52 @@ describe('embedded Postgres', () => {
     onCleanup(() => p2.end());
     expect((await p2.query('SELECT id FROM projects')).rows).toEqual([{ id: 'durable' }]);
     expect((await migrate(p2)).applied).toEqual([]);
+  });
+
+  it('keeps concurrent extended-protocol queries from different connections apart', async () => {
+    const dataDir = await tempDir();
+    const server = await startEmbeddedPostgres({ dataDir });
+    onCleanup(() => server.stop());
+    const pool = createPool(server.url, { max: 16 });
+    onCleanup(() => pool.end());
+    // Explicit transactions beside auto-commit queries, each Parse/Bind/Execute/Sync. Serving
+    // messages one by one (as @electric-sql/pglite-socket does) interleaves these runs: a query
+    // fails with 'portal "" does not exist' or gets another connection's row.
+    await pool.query('CREATE TABLE k (id int PRIMARY KEY, v text)');
+    const errors: unknown[] = [];
+    pool.on('error', (err) => errors.push(err));
+    const wrong: number[] = [];
+    await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        if (i % 2 === 0) {
+          await withTransaction(pool, async (c) => {
+            await c.query('INSERT INTO k (id, v) VALUES ($1, $2) ON CONFLICT DO NOTHING', [i % 50, `v${i}`]);
+            const r = await c.query('SELECT $1::int AS n FROM k WHERE id = $2', [i, i % 50]);
+            if (r.rows[0]?.n !== i) wrong.push(i);
+          });
+        } else {
+          const r = await pool.query('SELECT $1::int AS n, $2::text AS s', [i, `v${i}`]);
+          if (r.rows[0]?.n !== i || r.rows[0]?.s !== `v${i}`) wrong.push(i);
+        }
+      }),
+    );
+    expect(wrong).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(await count(pool, 'SELECT count(*) AS n FROM k')).toBe(25); // even i, so ids 0, 2, … 48
+    // A transaction holds the database: another connection's query waits for its COMMIT.
+    const a = await pool.connect();
+    await a.query('BEGIN');
+    await a.query('CREATE TABLE t (x int)');
+    let otherDone = false;
+    const other = pool.query('SELECT count(*)::int AS n FROM t').then((r) => {
+      otherDone = true;
+      return r.rows[0].n as number;
+    });
+    await a.query('INSERT INTO t VALUES (1), (2)');
+    expect(otherDone).toBe(false);
+    await a.query('COMMIT');
+    a.release();
+    expect(await other).toBe(2);
   });
 
   it('refuses a second server on a data dir in use', async () => {

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { stringify } from 'yaml';
+import { createApp, type App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON, or null when the answer is not JSON. */
+  body: any;
+  text: string;
+}
+
+export interface RequestOptions {
+  /** Sent as JSON with `content-type: application/json` unless `raw` is given. */
+  body?: unknown;
+  /** Sent as is; set the content-type yourself in `headers`. */
+  raw?: string;
+  /** `null` removes the Authorization header; a string replaces it. */
+  authorization?: string | null;
+  headers?: Record<string, string>;
+}
+
+export interface MultiProjectApp {
+  app: App;
+  url: string;
+  db: TestDatabase;
+  /** Each project's own API key, by project id. */
+  keys: Record<string, string>;
+  /** Any request to the server (path from the root, e.g. `/healthz`); no auth unless given. */
+  request(method: string, path: string, options?: RequestOptions): Promise<RawResponse>;
+  /** Calls `/api/v1/projects/{project}{path}` with that project's key. */
+  api(method: string, path: string, body?: unknown, project?: string): Promise<RawResponse>;
+  stop(): Promise<void>;
+}
+
+export interface MultiProjectAppOptions {
+  kind?: 'postgres' | 'embedded';
+  /** Projects as they would appear in YAML; each gets an API key of its own. */
+  projects: Record<string, unknown>[];
+  /** Merged into `server:` (e.g. `{ body_limit: 4096 }`). */
+  server?: Record<string, unknown>;
+  dispatch?: Record<string, unknown>;
+}
+
+/**
+ * Like startTestApp, but every project gets a distinct API key (a key may open one project only)
+ * and `server:` settings such as body_limit can be set.
+ */
+export async function startMultiProjectApp(options: MultiProjectAppOptions): Promise<MultiProjectApp> {
+  const db = await createTestDatabase(options.kind ?? 'postgres');
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-app-'));
+  const keys: Record<string, string> = {};
+  const projects = options.projects.map((p) => {
+    const key = `test_${randomBytes(18).toString('hex')}`;
+    keys[String(p.id)] = key;
+    return { ...p, api_keys: [key] };
+  });
+  const file = join(dir, 'wharf.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      server: { host: '127.0.0.1', port: 0, ...options.server },
+      database: { url: db.url },
+      data_dir: join(dir, 'data'),
+      log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
+      dispatch: { polling_interval: 0.5, ...options.dispatch },
+      projects,
+    }),
+  );
+  const { config } = loadConfig({ file, env: {} });
+  const app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
+  try {
+    await app.start();
+  } catch (err) {
+    await app.stop().catch(() => undefined);
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const request = async (method: string, path: string, o: RequestOptions = {}): Promise<RawResponse> => {
+    const headers: Record<string, string> = {};
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    if (o.authorization !== undefined && o.authorization !== null) headers.authorization = o.authorization;
+    Object.assign(headers, o.headers);
+    const res = await fetch(`${app.url}${path}`, {
+      method,
+      headers,
+      body: o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body)),
+    });
+    const text = await res.text();
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    return { status: res.status, headers: res.headers, body, text };
+  };
+
+  return {
+    app,
+    url: app.url,
+    db,
+    keys,
+    request,
+    api(method, path, body, project = 'default') {
+      const key = keys[project];
+      if (key === undefined) throw new Error(`no project ${project} in this test app`);
+      return request(method, `/api/v1/projects/${project}${path}`, { body, authorization: `Bearer ${key}` });
+    },
+    async stop() {
+      await app.stop();
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
