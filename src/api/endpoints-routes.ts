@@ -12,6 +12,7 @@ import {
   setEndpointStatus,
   updateEndpoint,
   type EndpointFields,
+  type ListedEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
@@ -62,14 +63,16 @@ export async function presentEndpoint(db: Queryable, e: Endpoint, secretValue?: 
   };
 }
 
-function encodeCursor(e: Endpoint): string {
-  return Buffer.from(JSON.stringify([new Date(e.created_at).toISOString(), e.id])).toString('base64url');
+function encodeCursor(e: ListedEndpoint): string {
+  return Buffer.from(JSON.stringify([e.cursor_at, e.id])).toString('base64url');
 }
+
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 function decodeCursor(cursor: string): { created_at: string; id: string } {
   try {
     const [created_at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    if (typeof created_at !== 'string' || typeof id !== 'string') throw new Error('shape');
+    if (typeof created_at !== 'string' || !CURSOR_TIME.test(created_at) || typeof id !== 'string') throw new Error('shape');
     return { created_at, id };
   } catch {
     throw invalid('next_page_cursor', 'must be a cursor from a previous page');

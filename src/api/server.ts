@@ -45,6 +45,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
   });
 
+  // JSON only: a text/plain body is refused with 415 like any other non-JSON type.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((err: unknown, req, res) => {
     if (err instanceof WharfError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');

@@ -91,7 +91,10 @@ export interface EndpointPageQuery {
   after?: { created_at: string; id: string };
 }
 
-export async function listEndpoints(db: Queryable, projectId: string, query: EndpointPageQuery): Promise<Endpoint[]> {
+/** A listed endpoint with its exact creation time, which a JS Date (milliseconds) would blur. */
+export type ListedEndpoint = Endpoint & { cursor_at: string };
+
+export async function listEndpoints(db: Queryable, projectId: string, query: EndpointPageQuery): Promise<ListedEndpoint[]> {
   const params: unknown[] = [projectId];
   const where = ['project_id = $1'];
   if (query.owner_id !== undefined) {
@@ -107,8 +110,9 @@ export async function listEndpoints(db: Queryable, projectId: string, query: End
     where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
   }
   params.push(query.limit);
-  const { rows } = await db.query<Endpoint>(
-    `SELECT ${COLUMNS} FROM endpoints WHERE ${where.join(' AND ')}
+  const { rows } = await db.query<ListedEndpoint>(
+    `SELECT ${COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
+     FROM endpoints WHERE ${where.join(' AND ')}
      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
     params,
   );

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,34 +8,66 @@ import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON, or null when the answer is not JSON. */
+  body: any;
+  text: string;
+}
+
+export interface RequestOptions {
+  /** Sent as JSON with `content-type: application/json` unless `raw` is given. */
+  body?: unknown;
+  /** Sent as is; set the content-type yourself in `headers`. */
+  raw?: string;
+  /** `null` removes the Authorization header; a string replaces it. */
+  authorization?: string | null;
+  headers?: Record<string, string>;
+}
+
 export interface TestApp {
   app: App;
   url: string;
-  apiKey: string;
   db: TestDatabase;
-  /** Calls the REST API of `project` with the test key; returns status and parsed JSON. */
-  api<T = any>(method: string, path: string, body?: unknown, project?: string): Promise<{ status: number; body: { status: boolean; message: string; data: T } }>;
+  /** Each project's own API key, by project id. */
+  keys: Record<string, string>;
+  /** The first project's key. */
+  apiKey: string;
+  /** Any request to the server (path from the root, e.g. `/healthz`); no auth unless given. */
+  request(method: string, path: string, options?: RequestOptions): Promise<RawResponse>;
+  /** Calls `/api/v1/projects/{project}{path}` with that project's key. */
+  api(method: string, path: string, body?: unknown, project?: string): Promise<RawResponse>;
   stop(): Promise<void>;
 }
 
 export interface TestAppOptions {
   kind?: 'postgres' | 'embedded';
-  /** Projects as they would appear in YAML; each gets the test API key. */
+  /** Projects as they would appear in YAML (default: one project `default`); each gets an API key of its own. */
   projects?: Record<string, unknown>[];
+  /** Merged into `server:` (e.g. `{ body_limit: 4096 }`). */
+  server?: Record<string, unknown>;
   dispatch?: Record<string, unknown>;
 }
 
-/** Starts Wharf in-process on a fresh database, from a YAML file written for the test. */
+/**
+ * Starts Wharf in-process on a fresh database, from a YAML file written for the test. Every
+ * project gets a distinct API key (a key opens one project only).
+ */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const db = await createTestDatabase(options.kind ?? 'postgres');
   const dir = mkdtempSync(join(tmpdir(), 'wharf-app-'));
-  const apiKey = `test_${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-  const projects = (options.projects ?? [{ id: 'default', name: 'Default' }]).map((p) => ({ ...p, api_keys: [apiKey] }));
+  const keys: Record<string, string> = {};
+  const projects = (options.projects ?? [{ id: 'default', name: 'Default' }]).map((p) => {
+    const key = `test_${randomBytes(18).toString('hex')}`;
+    keys[String(p.id)] = key;
+    return { ...p, api_keys: [key] };
+  });
   const file = join(dir, 'wharf.yaml');
   writeFileSync(
     file,
     stringify({
-      server: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: 0, ...options.server },
       database: { url: db.url },
       data_dir: join(dir, 'data'),
       log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
@@ -49,20 +82,41 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   } catch (err) {
     await app.stop().catch(() => undefined);
     await db.drop();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+
+  const request = async (method: string, path: string, o: RequestOptions = {}): Promise<RawResponse> => {
+    const headers: Record<string, string> = {};
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    if (o.authorization !== undefined && o.authorization !== null) headers.authorization = o.authorization;
+    Object.assign(headers, o.headers);
+    const res = await fetch(`${app.url}${path}`, {
+      method,
+      headers,
+      body: o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body)),
+    });
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    return { status: res.status, headers: res.headers, body, text };
+  };
+
   return {
     app,
     url: app.url,
-    apiKey,
     db,
-    async api(method, path, body, project = 'default') {
-      const res = await fetch(`${app.url}/api/v1/projects/${project}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, body: (await res.json()) as never };
+    keys,
+    apiKey: Object.values(keys)[0]!,
+    request,
+    api(method, path, body, project = 'default') {
+      const key = keys[project];
+      if (key === undefined) throw new Error(`no project ${project} in this test app`);
+      return request(method, `/api/v1/projects/${project}${path}`, { body, authorization: `Bearer ${key}` });
     },
     async stop() {
       await app.stop();

@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
-import { startMultiProjectApp, type MultiProjectApp, type RawResponse } from '../harness/multi-project-app.ts';
+import { startTestApp, type TestApp, type RawResponse } from '../harness/app.ts';
 
 /**
  * The REST API's contract (DESIGN §5): Convoy routes, `{status, message, data}` envelopes, honest
@@ -29,7 +29,7 @@ const PROJECTS = [
   },
 ];
 
-let t: MultiProjectApp;
+let t: TestApp;
 let rx: Receiver;
 
 beforeAll(async () => {
@@ -40,7 +40,7 @@ beforeAll(async () => {
     if (r.path.startsWith('/slow')) return { status: 200, delayMs: 3_000 };
     return { status: 200, body: 'ok' };
   });
-  t = await startMultiProjectApp({ kind: 'postgres', projects: PROJECTS, server: { body_limit: BODY_LIMIT } });
+  t = await startTestApp({ kind: 'postgres', projects: PROJECTS, server: { body_limit: BODY_LIMIT } });
 });
 
 afterAll(async () => {
@@ -627,12 +627,17 @@ describe('request bodies', () => {
     expectError(res, 400);
   });
 
-  it('a content-type other than JSON → 415', async () => {
+  it('a form-encoded body → 415', async () => {
+    const form = await t.request('POST', path, { authorization: auth(), raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expectError(form, 415);
+    expect(form.body.message).toContain('application/json');
+  });
+
+  it('a text/plain body → 415 (not parsed as a string and then refused as "body")', async () => {
     const body = JSON.stringify({ name: 'x', url: `${rx.url}/ok` });
     const res = await t.request('POST', path, { authorization: auth(), raw: body, headers: { 'content-type': 'text/plain' } });
     expectError(res, 415);
-    const form = await t.request('POST', path, { authorization: auth(), raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expectError(form, 415);
+    expect(res.body.message).toContain('application/json');
   });
 });
 
@@ -643,13 +648,15 @@ describe('event deliveries', () => {
   let pausedDelivery: any;
   let okEvent: any;
 
-  beforeAll(async () => {
+  // Set up in a test rather than beforeAll: expect.poll only runs inside a test. Later tests use it.
+  it('records a success and a discarded delivery (setup for the filters below)', async () => {
     okEp = await createEndpoint('default', { name: 'd-ok', url: `${rx.url}/d-ok` });
     pausedEp = await createEndpoint('default', { name: 'd-paused', url: `${rx.url}/d-paused` });
-    await t.api('PUT', `/endpoints/${pausedEp.uid}/pause`);
+    expect((await t.api('PUT', `/endpoints/${pausedEp.uid}/pause`)).body.data.status).toBe('paused');
     okEvent = await sendEvent({ endpoint_id: okEp.uid, event_type: 'd.filter', data: {} });
     const pausedEvent = await sendEvent({ endpoint_id: pausedEp.uid, event_type: 'd.filter', data: {} });
     [pausedDelivery] = await deliveriesOf(pausedEvent.uid);
+    expect(pausedDelivery.status).toBe('discarded');
     await expect.poll(async () => (await deliveriesOf(okEvent.uid))[0]?.status, { timeout: 10_000 }).toBe('success');
     [okDelivery] = await deliveriesOf(okEvent.uid);
   });
