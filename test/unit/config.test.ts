@@ -64,7 +64,7 @@ describe('loadConfig', () => {
       encryption_key: '',
       log: { level: 'info' },
       egress: { allow: [], block: [] },
-      dispatch: { batch_size: 100, concurrency: 4, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
+      dispatch: { batch_size: 100, concurrency: 2, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
       projects: [],
     });
   });

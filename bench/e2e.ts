@@ -1,0 +1,812 @@
+/**
+ * End-to-end benchmark: REST POST → Postgres → pg-boss → signed webhook → local sink.
+ *
+ *   node bench/e2e.ts --mode max --events 20000
+ *   node bench/e2e.ts --mode rate --rate 1000 --duration 20
+ *   node bench/e2e.ts --mode drain --events 20000      (ingest with no dispatcher, then time the drain)
+ *
+ * Wharf runs in a child process by default (--wharf inproc runs it in this process): on a 2-core
+ * machine the load generator would otherwise share Wharf's event loop, adding its own CPU and
+ * timer delays to every figure, and the RSS would be the benchmark's as much as Wharf's. The sink
+ * runs in a worker thread of this process, so arrivals are stamped on an event loop of their own.
+ * Only 127.0.0.1 is ever contacted; the database is created fresh and dropped at the end.
+ * Run `node bench/e2e.ts --help` for every option.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import pg from 'pg';
+import { Pool, request } from 'undici';
+import { createTestDatabase, type TestDatabase } from '../test/harness/db.ts';
+import type { SinkMessage } from './lib/sink.ts';
+import { cpuByComm, cpuDelta, machineCpuMs } from './lib/procfs.ts';
+import { fmt, mib, middleRate, percentiles, round, type Percentiles } from './lib/stats.ts';
+import { startWharf, type RunningWharf, type WharfSettings } from './lib/wharf.ts';
+
+const USAGE = `usage: node bench/e2e.ts [options]
+
+  --mode max|rate|drain     max: closed loop at --concurrency (throughput)      [max]
+                            rate: open loop at --rate events/s (latency at a load)
+                            drain: ingest --events with no dispatcher running, then start
+                            one and time how fast it empties the backlog (dispatch alone)
+  --events N                events to post (max/drain: default 20000; rate: rate × duration)
+  --duration S              seconds to post for (rate: default 20; max: stop at N or S)
+  --concurrency C           POSTs in flight (max) / connections (rate)           [64]
+  --rate R                  events/s in rate mode                                [1000]
+  --endpoints N             endpoints pointing at the sink                      [1]
+  --message single|broadcast  single: one endpoint per event, round robin; broadcast: all  [single]
+  --batch-size N            Wharf dispatch.batch_size                            [100]
+  --worker-concurrency N    Wharf dispatch.concurrency                           [2]
+  --polling-interval S      Wharf dispatch.polling_interval                      [0.5]
+  --pool-size N             Wharf database.pool_size                             [10]
+  --warmup N                events posted and delivered before measuring (not drain)  [1000]
+  --payload-bytes N         approximate size of each event's data                [256]
+  --drain-timeout S         longest wait for the last delivery after posting     [60]
+  --wharf child|inproc      where Wharf runs                                     [child]
+  --cpu-prof DIR            write a V8 CPU profile of the Wharf child into DIR
+  --pg-timing FILE          count and time every SQL statement of the Wharf child (diagnostic;
+                            adds overhead); table written to FILE.<role>.json
+  --wharf-node-flags=F     extra Node flags for the Wharf child, e.g. --wharf-node-flags=--perf-basic-prof
+  --vacuum-every S          experiment: VACUUM pgboss.job_common and deliveries every S seconds
+                            from the benchmark during the measurement (not something Wharf does)
+  --timeline                print a per-second timeline
+  -h, --help`;
+
+// ---------------------------------------------------------------- options
+
+const { values: opt } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'max' },
+    events: { type: 'string' },
+    duration: { type: 'string' },
+    concurrency: { type: 'string', default: '64' },
+    rate: { type: 'string', default: '1000' },
+    endpoints: { type: 'string', default: '1' },
+    message: { type: 'string', default: 'single' },
+    'batch-size': { type: 'string', default: '100' },
+    'worker-concurrency': { type: 'string', default: '2' },
+    'polling-interval': { type: 'string', default: '0.5' },
+    'pool-size': { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '1000' },
+    'payload-bytes': { type: 'string', default: '256' },
+    'drain-timeout': { type: 'string', default: '60' },
+    wharf: { type: 'string', default: 'child' },
+    'cpu-prof': { type: 'string' },
+    'pg-timing': { type: 'string' },
+    'vacuum-every': { type: 'string' },
+    'wharf-node-flags': { type: 'string' },
+    timeline: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+function num(name: string, raw: string | undefined, min: number, max: number, integer = true): number {
+  const v = Number(raw);
+  if (raw === undefined || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+    console.error(`--${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${raw}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return v;
+}
+function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T {
+  if (!allowed.includes(raw as T)) {
+    console.error(`--${name} must be one of ${allowed.join(', ')}, got ${raw}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return raw as T;
+}
+
+const MAX_EVENTS = 2_000_000;
+const mode = oneOf('mode', opt.mode, ['max', 'rate', 'drain'] as const);
+const concurrency = num('concurrency', opt.concurrency, 1, 4096);
+const rate = num('rate', opt.rate, 1, 100_000, false);
+const endpointCount = num('endpoints', opt.endpoints, 1, 1000);
+const message = oneOf('message', opt.message, ['single', 'broadcast'] as const);
+const duration = opt.duration === undefined ? undefined : num('duration', opt.duration, 0.1, 600, false);
+let events: number;
+if (mode === 'rate') {
+  events = opt.events !== undefined ? num('events', opt.events, 1, MAX_EVENTS) : Math.round(rate * (duration ?? 20));
+  if (events > MAX_EVENTS) events = MAX_EVENTS;
+} else {
+  events = opt.events !== undefined ? num('events', opt.events, 1, MAX_EVENTS) : duration !== undefined ? MAX_EVENTS : 20_000;
+}
+const warmup = mode === 'drain' ? 0 : num('warmup', opt.warmup, 0, 100_000);
+const payloadBytes = num('payload-bytes', opt['payload-bytes'], 0, 1_000_000);
+const drainTimeoutMs = num('drain-timeout', opt['drain-timeout'], 1, 3600, false) * 1000;
+const where = oneOf('wharf', opt.wharf, ['child', 'inproc'] as const);
+const dispatch = {
+  batch_size: num('batch-size', opt['batch-size'], 1, 10_000),
+  concurrency: num('worker-concurrency', opt['worker-concurrency'], 1, 1000),
+  polling_interval: num('polling-interval', opt['polling-interval'], 0.5, 3600, false),
+};
+const poolSize = num('pool-size', opt['pool-size'], 1, 1000);
+const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
+if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
+  console.error('--cpu-prof and --pg-timing instrument the Wharf child; use them with --wharf child');
+  process.exit(2);
+}
+// Posting stops at `events` or, in max mode, at --duration, whichever comes first.
+const postDeadlineMs = mode === 'max' && duration !== undefined ? duration * 1000 : Infinity;
+
+const settings = {
+  mode,
+  events,
+  duration_s: mode === 'rate' ? round(events / rate, 2) : (duration ?? null),
+  concurrency,
+  rate: mode === 'rate' ? rate : null,
+  endpoints: endpointCount,
+  message,
+  warmup,
+  payload_bytes: payloadBytes,
+  wharf: where,
+  dispatch: { batch_size: dispatch.batch_size, concurrency: dispatch.concurrency, polling_interval: dispatch.polling_interval },
+  pool_size: poolSize,
+  vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
+  cpus: cpus().length,
+  node: process.version,
+};
+
+// ---------------------------------------------------------------- shared state
+
+const now = (): number => performance.timeOrigin + performance.now();
+const perEvent = message === 'broadcast' ? endpointCount : 1;
+
+/** Measured events, by post index. */
+const sentAt: number[] = [];
+const doneAt: number[] = [];
+const eventIds: (string | undefined)[] = [];
+const lag: number[] = [];
+/** Index of each measured event by id; warm-up events map to -1. */
+const indexOf = new Map<string, number>();
+/** Arrival time per delivery slot (event index × perEvent + endpoint slot). */
+let deliveredAt = new Float64Array(0);
+let delivered = 0;
+let expectedDeliveries = 0;
+let warmDelivered = 0;
+let warmExpected = 0;
+let duplicates = 0;
+let wrongEndpoint = 0;
+let missingHeader = 0;
+/** Arrivals that beat their POST's answer back to us. */
+const early = new Map<string, { ep: number; at: number }[]>();
+const httpErrors: Record<string, number> = {};
+const netErrors: Record<string, number> = {};
+const count = (o: Record<string, number>, k: string): void => {
+  o[k] = (o[k] ?? 0) + 1;
+};
+
+let aborted = false;
+process.once('SIGINT', () => {
+  console.error('SIGINT: stopping and cleaning up (again to force)');
+  aborted = true;
+  process.once('SIGINT', () => process.exit(130));
+});
+
+function ensureCapacity(slots: number): void {
+  if (slots <= deliveredAt.length) return;
+  const next = new Float64Array(Math.max(slots, deliveredAt.length * 2, 1024)).fill(NaN);
+  next.set(deliveredAt);
+  deliveredAt = next;
+}
+
+function recordArrival(id: string, ep: number, at: number): void {
+  const idx = indexOf.get(id);
+  if (idx === undefined) {
+    const list = early.get(id) ?? [];
+    list.push({ ep, at });
+    early.set(id, list);
+    return;
+  }
+  if (idx === -1) {
+    warmDelivered += 1;
+    return;
+  }
+  const slot = message === 'broadcast' ? ep : 0;
+  if (slot < 0 || slot >= perEvent) {
+    wrongEndpoint += 1;
+    return;
+  }
+  const k = idx * perEvent + slot;
+  if (Number.isNaN(deliveredAt[k]!)) {
+    deliveredAt[k] = at;
+    delivered += 1;
+  } else {
+    duplicates += 1;
+  }
+}
+
+function registerEvent(id: string, idx: number, deliveries: number): void {
+  indexOf.set(id, idx);
+  if (idx >= 0) ensureCapacity((idx + 1) * perEvent);
+  if (idx === -1) warmExpected += deliveries;
+  else expectedDeliveries += deliveries;
+  const pending = early.get(id);
+  if (pending) {
+    early.delete(id);
+    for (const a of pending) recordArrival(id, a.ep, a.at);
+  }
+}
+
+// ---------------------------------------------------------------- sink
+
+async function startSink(): Promise<{ port: number; close(): Promise<void> }> {
+  const worker = new Worker(new URL('./lib/sink.ts', import.meta.url));
+  let onClosed: () => void = () => undefined;
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.on('message', (m: SinkMessage) => {
+      if (m.type === 'listening') resolve(m.port);
+      else if (m.type === 'arrivals') {
+        missingHeader += m.missingHeader;
+        for (let i = 0; i < m.ids.length; i++) recordArrival(m.ids[i]!, m.endpoints[i]!, m.at[i]!);
+      } else if (m.type === 'closed') onClosed();
+    });
+  });
+  return {
+    port,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => (onClosed = resolve));
+      worker.postMessage({ type: 'close' });
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000))]);
+      await worker.terminate();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- posting
+
+interface Poster {
+  post(idx: number, scheduled?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+function createPoster(baseUrl: string, apiKey: string, endpointIds: string[], connections: number): Poster {
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+  const pad = 'x'.repeat(Math.max(0, payloadBytes - 60));
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  const path = message === 'broadcast' ? '/api/v1/projects/default/events/broadcast' : '/api/v1/projects/default/events';
+  let rr = 0;
+  return {
+    async post(idx, scheduled) {
+      const body =
+        message === 'broadcast'
+          ? `{"event_type":"bench.event","data":{"seq":${idx},"pad":"${pad}"}}`
+          : `{"endpoint_id":"${endpointIds[rr++ % endpointIds.length]}","event_type":"bench.event","data":{"seq":${idx},"pad":"${pad}"}}`;
+      const sent = now();
+      if (idx >= 0) {
+        sentAt[idx] = sent;
+        if (scheduled !== undefined) lag[idx] = sent - scheduled;
+      }
+      try {
+        const res = await pool.request({ path, method: 'POST', headers, body });
+        const text = await res.body.text();
+        const done = now();
+        if (idx >= 0) doneAt[idx] = done;
+        if (res.statusCode === 201) {
+          const data = (JSON.parse(text) as { data: { id: string; deliveries: number } }).data;
+          if (idx >= 0) eventIds[idx] = data.id;
+          registerEvent(data.id, idx, data.deliveries);
+        } else {
+          count(httpErrors, String(res.statusCode));
+          if (Object.values(httpErrors).reduce((a, b) => a + b, 0) <= 3) {
+            console.error(`POST answered ${res.statusCode}: ${text.slice(0, 300)}`);
+          }
+        }
+      } catch (err) {
+        if (idx >= 0) doneAt[idx] = now();
+        const e = err as { code?: string; cause?: { code?: string }; message?: string };
+        count(netErrors, e.code ?? e.cause?.code ?? e.message ?? 'unknown');
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** Closed loop: `concurrency` posters, each posting again as soon as its last answer is in. */
+async function postClosedLoop(poster: Poster, total: number, firstIdx: number | null, deadline = Infinity): Promise<number> {
+  let next = 0;
+  const start = now();
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (aborted || next >= total || now() - start >= deadline) return;
+      const i = next++;
+      await poster.post(firstIdx === null ? -1 : firstIdx + i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
+  return next;
+}
+
+/** Open loop: event i is sent at start + i / rate, whatever the answers do. */
+async function postOpenLoop(poster: Poster, total: number): Promise<number> {
+  const interval = 1000 / rate;
+  const inFlight = new Set<Promise<void>>();
+  let i = 0;
+  let maxInFlight = 0;
+  const start = now() + 5;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const t = now();
+      while (i < total && start + i * interval <= t && !aborted) {
+        const p = poster.post(i, start + i * interval);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        i += 1;
+      }
+      maxInFlight = Math.max(maxInFlight, inFlight.size);
+      if (i >= total || aborted) resolve();
+      else setTimeout(tick, Math.max(0, start + i * interval - now()));
+    };
+    setTimeout(tick, 5);
+  });
+  await Promise.all(inFlight);
+  openLoopMaxInFlight = maxInFlight;
+  return i;
+}
+let openLoopMaxInFlight = 0;
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (aborted) return false;
+    if (Date.now() > until) {
+      console.error(`TIMEOUT after ${timeoutMs / 1000} s waiting for ${what}`);
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- sampling
+
+interface Sample {
+  at: number;
+  rss: number;
+}
+
+/** Once a second: CPU used since the previous tick, ms, by Wharf, Postgres and the machine. */
+interface CpuTick {
+  at: number;
+  wharf: number;
+  postgres: number;
+  machine: number;
+}
+
+function startSampler(wharf: () => RunningWharf | null): { samples: Sample[]; ticks: CpuTick[]; stop(): void } {
+  const samples: Sample[] = [];
+  const ticks: CpuTick[] = [];
+  let k = 0;
+  let last: { w: RunningWharf | null; wharf: number; pg: Map<number, number>; machine: number } | null = null;
+  const take = (): void => {
+    const w = wharf();
+    if (w) samples.push({ at: now(), rss: w.memory().rss });
+    if (k++ % 10 !== 0) return;
+    const cur = { w, wharf: w?.cpuMs() ?? 0, pg: cpuByComm('postgres'), machine: machineCpuMs().busy };
+    if (last) {
+      ticks.push({
+        at: now(),
+        wharf: last.w === cur.w ? cur.wharf - last.wharf : NaN,
+        postgres: cpuDelta(last.pg, cur.pg),
+        machine: cur.machine - last.machine,
+      });
+    }
+    last = cur;
+  };
+  take();
+  const timer = setInterval(take, 100);
+  return { samples, ticks, stop: () => (clearInterval(timer), take()) };
+}
+
+interface CpuSnapshot {
+  wharf: number;
+  bench: number;
+  postgres: Map<number, number>;
+  machine: { busy: number; total: number };
+}
+
+function cpuSnapshot(wharf: RunningWharf | null): CpuSnapshot {
+  const u = process.cpuUsage();
+  return { wharf: wharf?.cpuMs() ?? 0, bench: (u.user + u.system) / 1000, postgres: cpuByComm('postgres'), machine: machineCpuMs() };
+}
+
+/** Experiment only: keeps pg-boss's job table and deliveries free of dead tuples from outside. */
+function startVacuumLoop(url: string, everyMs: number): { stop(): Promise<{ runs: number; total_ms: number }> } {
+  let stopped = false;
+  let runs = 0;
+  let totalMs = 0;
+  const loop = (async () => {
+    const client = await dbClient(url);
+    try {
+      while (!stopped) {
+        await new Promise((r) => setTimeout(r, everyMs));
+        if (stopped) break;
+        const t = now();
+        await client.query('VACUUM pgboss.job_common, deliveries');
+        totalMs += now() - t;
+        runs += 1;
+      }
+    } finally {
+      await client.end();
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return { runs, total_ms: round(totalMs) };
+    },
+  };
+}
+
+/**
+ * A fixed CPU-bound workload (hashing and JSON), best of 3, in ms. This VM's speed drifts from
+ * run to run (shared host); a slower figure here explains a slower run.
+ */
+function calibrate(): number {
+  const buf = randomBytes(1024);
+  const obj = { a: 1, b: 'two', c: [1, 2, 3], d: { e: 'x'.repeat(200) } };
+  let best = Infinity;
+  for (let round_ = 0; round_ < 3; round_++) {
+    const t = performance.now();
+    for (let i = 0; i < 20_000; i++) {
+      createHash('sha256').update(buf).digest();
+      JSON.parse(JSON.stringify(obj));
+    }
+    best = Math.min(best, performance.now() - t);
+  }
+  return round(best, 1);
+}
+
+// ---------------------------------------------------------------- main
+
+async function createEndpoints(baseUrl: string, apiKey: string, sinkPort: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < endpointCount; i++) {
+    const res = await request(`${baseUrl}/api/v1/projects/default/endpoints`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `bench-${i}`, url: `http://127.0.0.1:${sinkPort}/ep/${i}` }),
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 201) throw new Error(`creating endpoint ${i} answered ${res.statusCode}: ${text}`);
+    ids.push((JSON.parse(text) as { data: { id: string } }).data.id);
+  }
+  return ids;
+}
+
+interface DbCheck {
+  deliveries: Record<string, number>;
+  attempts: number;
+  /** Write transactions (xids) the whole cluster used during the measurement. */
+  write_xacts: number;
+  /** WAL the whole cluster wrote during the measurement, and checkpoints that started. */
+  wal_mib: number;
+  checkpoints: number;
+  /** Transactions of the measured window, from rows sharing a created_at (= one transaction's now()). */
+  ingest_txns: { count: number; mean_size: number; max_size: number };
+  dispatch_txns: { count: number; mean_size: number; max_size: number };
+}
+
+async function dbClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'wharf-bench' });
+  await client.connect();
+  return client;
+}
+
+interface ClusterSnapshot {
+  xid: number;
+  walBytes: number;
+  checkpoints: number;
+}
+
+/** Cluster-wide counters: transaction ids used, WAL written, checkpoints done. */
+async function clusterSnapshot(client: pg.Client): Promise<ClusterSnapshot> {
+  const { rows } = await client.query<{ x: string; lsn: string; ckpt: string }>(
+    `SELECT txid_current() AS x, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS lsn,
+            (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter) AS ckpt`,
+  );
+  return { xid: Number(rows[0]!.x), walBytes: Number(rows[0]!.lsn), checkpoints: Number(rows[0]!.ckpt) };
+}
+
+async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Promise<DbCheck> {
+  const c1 = await clusterSnapshot(client);
+  const { rows } = await client.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
+  const { rows: att } = await client.query<{ n: string }>('SELECT count(*) AS n FROM delivery_attempts');
+  const groups = async (table: string) => {
+    const { rows: g } = await client.query<{ count: string; mean: string | null; max: string | null }>(
+      `SELECT count(*) AS count, avg(n) AS mean, max(n) AS max
+       FROM (SELECT count(*) AS n FROM ${table} WHERE created_at >= to_timestamp($1::float8 / 1000) GROUP BY created_at) b`,
+      [from],
+    );
+    return { count: Number(g[0]!.count), mean_size: round(Number(g[0]!.mean ?? NaN)), max_size: Number(g[0]!.max ?? NaN) };
+  };
+  return {
+    deliveries: Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])),
+    attempts: Number(att[0]!.n),
+    write_xacts: c1.xid - c0.xid - 1,
+    wal_mib: mib(c1.walBytes - c0.walBytes),
+    checkpoints: c1.checkpoints - c0.checkpoints,
+    ingest_txns: await groups('events'),
+    dispatch_txns: await groups('delivery_attempts'),
+  };
+}
+
+async function main(): Promise<number> {
+  const apiKey = `bench_${randomBytes(18).toString('hex')}`;
+  let db: TestDatabase | null = null;
+  let sink: Awaited<ReturnType<typeof startSink>> | null = null;
+  let wharf: RunningWharf | null = null;
+  let poster: Poster | null = null;
+  let sampler: ReturnType<typeof startSampler> | null = null;
+  let dbc: pg.Client | null = null;
+  const hardLimitMs = (mode === 'rate' ? events / rate : (duration ?? 600)) * 1000 + 3 * drainTimeoutMs + 180_000;
+  const hardLimit = setTimeout(() => {
+    console.error(`hard time limit of ${Math.round(hardLimitMs / 1000)} s reached: aborting`);
+    aborted = true;
+  }, hardLimitMs);
+  hardLimit.unref();
+
+  try {
+    if (opt['cpu-prof']) mkdirSync(opt['cpu-prof'], { recursive: true });
+    const calibrationBefore = calibrate();
+    db = await createTestDatabase('postgres');
+    sink = await startSink();
+    const wharfSettings: WharfSettings = {
+      where,
+      dbUrl: db.url,
+      apiKey,
+      poolSize,
+      dispatch,
+      ...(opt['cpu-prof'] ? { cpuProfDir: opt['cpu-prof'] } : {}),
+      ...(opt['pg-timing'] ? { pgTimingFile: opt['pg-timing'] } : {}),
+      ...(opt['wharf-node-flags'] ? { nodeFlags: opt['wharf-node-flags'].split(/\s+/).filter(Boolean) } : {}),
+    };
+    wharf = await startWharf(wharfSettings, mode === 'drain' ? 'api' : 'all');
+    const endpointIds = await createEndpoints(wharf.url, apiKey, sink.port);
+    poster = createPoster(wharf.url, apiKey, endpointIds, concurrency);
+    console.log(`wharf ${where} pid ${wharf.pid} at ${wharf.url}; sink on 127.0.0.1:${sink.port}; ${endpointCount} endpoint(s)`);
+
+    if (warmup > 0) {
+      const t = now();
+      await postClosedLoop(poster, warmup, null);
+      await waitFor(() => warmDelivered >= warmExpected, drainTimeoutMs, 'warm-up deliveries');
+      console.log(`warm-up: ${warmup} events posted and delivered in ${fmt((now() - t) / 1000, 2)} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
+    let activeWharf: RunningWharf | null = wharf;
+    sampler = startSampler(() => activeWharf);
+    dbc = await dbClient(db.url);
+    const cluster0 = await clusterSnapshot(dbc);
+    const cpu0 = cpuSnapshot(wharf);
+    const t0 = now();
+    const vacuum = vacuumEveryMs === null ? null : startVacuumLoop(db.url, vacuumEveryMs);
+    let posted: number;
+    let drainStart = NaN;
+    let peakApi = 0;
+    let cpuDispatch0: CpuSnapshot | null = null;
+    if (mode === 'rate') {
+      posted = await postOpenLoop(poster, events);
+    } else {
+      posted = await postClosedLoop(poster, events, 0, postDeadlineMs);
+    }
+    const postedAt = now();
+    console.log(`posted ${posted} events in ${fmt((postedAt - t0) / 1000, 2)} s; waiting for deliveries`);
+
+    let cpuApi: { wharf: number } | null = null;
+    if (mode === 'drain') {
+      // Ingest is done; the backlog is in Postgres. Swap the API-only Wharf for a dispatcher.
+      cpuApi = { wharf: wharf.cpuMs() - cpu0.wharf };
+      peakApi = wharf.memory().hwm;
+      activeWharf = null;
+      await poster.close();
+      poster = null;
+      await wharf.stop();
+      wharf = null;
+      drainStart = now();
+      wharf = await startWharf(wharfSettings, 'dispatch');
+      activeWharf = wharf;
+      cpuDispatch0 = cpuSnapshot(wharf);
+    }
+
+    const allIn = await waitFor(() => delivered >= expectedDeliveries, drainTimeoutMs, `${expectedDeliveries - delivered} more deliveries`);
+    const tEnd = now();
+    const vacuums = (await vacuum?.stop()) ?? null;
+    const cpu1 = cpuSnapshot(wharf);
+    sampler.stop();
+    // A short grace to catch duplicate deliveries.
+    await new Promise((r) => setTimeout(r, 300));
+    const wharfHwm = wharf?.memory().hwm ?? 0;
+    const check = await dbCheck(dbc, cluster0, t0);
+    const calibrationAfter = calibrate();
+
+    // ------------------------------------------------------------ figures
+    const n = posted;
+    const ok: number[] = [];
+    for (let i = 0; i < n; i++) if (eventIds[i] !== undefined) ok.push(i);
+    let firstSent = n > 0 ? Infinity : t0;
+    for (let i = 0; i < n; i++) firstSent = Math.min(firstSent, sentAt[i]!);
+    let lastOk = firstSent;
+    for (const i of ok) lastOk = Math.max(lastOk, doneAt[i]!);
+    const postLat = new Float64Array(n);
+    for (let i = 0; i < n; i++) postLat[i] = doneAt[i]! - sentAt[i]!;
+    const okDone = Float64Array.from(ok.map((i) => doneAt[i]!)).sort();
+
+    const lat: number[] = [];
+    const arrivals: number[] = [];
+    for (const i of ok) {
+      for (let s = 0; s < perEvent; s++) {
+        const at = deliveredAt[i * perEvent + s]!;
+        if (Number.isNaN(at)) continue;
+        lat.push(at - sentAt[i]!);
+        arrivals.push(at);
+      }
+    }
+    const arrivalsSorted = Float64Array.from(arrivals).sort();
+    const lastDelivery = arrivalsSorted.length ? arrivalsSorted[arrivalsSorted.length - 1]! : NaN;
+    const firstDelivery = arrivalsSorted.length ? arrivalsSorted[0]! : NaN;
+    const deliveryWindowMs = (mode === 'drain' ? lastDelivery - drainStart : lastDelivery - firstSent) || NaN;
+    const latency: Percentiles = percentiles(lat);
+    const postP: Percentiles = percentiles(postLat);
+    const lagP = percentiles(lag.filter((x) => x !== undefined));
+    const missing = expectedDeliveries - delivered;
+    const errorsTotal =
+      Object.values(httpErrors).reduce((a, b) => a + b, 0) +
+      Object.values(netErrors).reduce((a, b) => a + b, 0) +
+      missing +
+      duplicates +
+      wrongEndpoint +
+      missingHeader +
+      early.size;
+
+    const windowMs = cpu1.machine.total - cpu0.machine.total;
+    const wallMs = tEnd - t0;
+    const pgMs = cpuDelta(cpu0.postgres, cpu1.postgres);
+    const perEventCpu = (ms: number): string => `${fmt((ms * 1000) / Math.max(1, delivered), 0)} µs/webhook`;
+    const wharfMs =
+      where === 'inproc' ? NaN : mode === 'drain' ? cpuApi!.wharf + (cpu1.wharf - cpuDispatch0!.wharf) : cpu1.wharf - cpu0.wharf;
+    const benchMs = cpu1.bench - cpu0.bench;
+    const peakSampled = sampler.samples.reduce((m, x) => Math.max(m, x.rss), 0);
+
+    const result = {
+      settings,
+      accepted_per_s: round((ok.length / (lastOk - firstSent)) * 1000),
+      accepted_per_s_middle80: round(middleRate(okDone)),
+      delivered_per_s: round((arrivalsSorted.length / deliveryWindowMs) * 1000),
+      delivered_per_s_middle80: round(middleRate(arrivalsSorted)),
+      latency_ms: mode === 'drain' ? null : { p50: round(latency.p50), p95: round(latency.p95), p99: round(latency.p99), max: round(latency.max), mean: round(latency.mean) },
+      post_latency_ms: { p50: round(postP.p50, 2), p99: round(postP.p99, 2), max: round(postP.max, 1) },
+      counts: {
+        posted: n,
+        accepted: ok.length,
+        expected_deliveries: expectedDeliveries,
+        delivered,
+        posting_s: round((lastOk - firstSent) / 1000, 2),
+        delivery_window_s: round(deliveryWindowMs / 1000, 2),
+        first_delivery_after_ms: round(firstDelivery - (mode === 'drain' ? drainStart : firstSent)),
+      },
+      errors: {
+        total: errorsTotal,
+        http: httpErrors,
+        network: netErrors,
+        missing_deliveries: missing,
+        duplicate_deliveries: duplicates,
+        unmatched_deliveries: early.size + wrongEndpoint + missingHeader,
+        all_delivered: allIn,
+      },
+      db: check,
+      peak_rss_mib: { sampled: mib(peakSampled), vmhwm: mib(Math.max(wharfHwm, peakApi)), process: where === 'child' ? 'wharf child' : 'benchmark (wharf in-process)' },
+      cpu_s: {
+        wall: round(wallMs / 1000, 2),
+        machine_busy: round((cpu1.machine.busy - cpu0.machine.busy) / 1000, 2),
+        machine_capacity: round(windowMs / 1000, 2),
+        wharf: Number.isNaN(wharfMs) ? null : round(wharfMs / 1000, 2),
+        bench: round(benchMs / 1000, 2),
+        postgres: round(pgMs / 1000, 2),
+        other: Number.isNaN(wharfMs) ? null : round((cpu1.machine.busy - cpu0.machine.busy - wharfMs - benchMs - pgMs) / 1000, 2),
+      },
+      vacuum: vacuums,
+      cpu_calibration_ms: { before: calibrationBefore, after: calibrationAfter },
+      generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
+    };
+
+    // ------------------------------------------------------------ print
+    const s = result;
+    console.log('');
+    console.log(`== wharf e2e bench: mode ${mode}${mode === 'rate' ? ` @ ${rate}/s` : ''}, ${n} events, concurrency ${concurrency}, ${endpointCount} endpoint(s) (${message}), warm-up ${warmup}`);
+    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, concurrency ${dispatch.concurrency}, polling ${dispatch.polling_interval} s; pool_size ${poolSize}; ${settings.cpus} CPUs`);
+    console.log(`accepted      ${fmt(s.accepted_per_s)} events/s (${s.counts.accepted} × 201 over ${fmt(s.counts.posting_s, 2)} s; middle 80%: ${fmt(s.accepted_per_s_middle80)}/s)`);
+    console.log(
+      `delivered     ${fmt(s.delivered_per_s)} webhooks/s (${s.counts.delivered} over ${fmt(s.counts.delivery_window_s, 2)} s ${mode === 'drain' ? 'from dispatcher start' : 'from first POST'} to last delivery)`,
+    );
+    console.log(`  steady      ${fmt(s.delivered_per_s_middle80)} webhooks/s (middle 80% of deliveries)`);
+    if (mode !== 'drain') {
+      console.log(`POST→webhook  p50 ${fmt(latency.p50)} ms  p95 ${fmt(latency.p95)} ms  p99 ${fmt(latency.p99)} ms  max ${fmt(latency.max)} ms  (mean ${fmt(latency.mean)})`);
+    }
+    console.log(`POST latency  p50 ${fmt(postP.p50, 2)} ms  p99 ${fmt(postP.p99, 2)} ms  max ${fmt(postP.max)} ms`);
+    if (s.generator) {
+      console.log(`generator     lag p99 ${fmt(s.generator.lag_p99_ms, 2)} ms, max ${fmt(s.generator.lag_max_ms)} ms; max POSTs in flight ${s.generator.max_in_flight}`);
+    }
+    console.log(
+      `errors        ${errorsTotal} (http ${JSON.stringify(httpErrors)}, network ${JSON.stringify(netErrors)}, missing ${missing}, duplicate ${duplicates}, unmatched ${s.errors.unmatched_deliveries})`,
+    );
+    console.log(`database      deliveries ${JSON.stringify(check.deliveries)}, attempts ${check.attempts}`);
+    console.log(
+      `  txns        ${check.write_xacts} write transactions (${fmt(check.write_xacts / Math.max(1, delivered), 2)} per webhook); ` +
+        `ingest ${check.ingest_txns.count} × ${fmt(check.ingest_txns.mean_size)} events (max ${check.ingest_txns.max_size}); ` +
+        `dispatch ${check.dispatch_txns.count} × ${fmt(check.dispatch_txns.mean_size)} deliveries (max ${check.dispatch_txns.max_size})`,
+    );
+    console.log(
+      `  WAL         ${fmt(check.wal_mib)} MiB (${fmt((check.wal_mib * 1024 * 1024) / Math.max(1, delivered), 0)} bytes per webhook); ${check.checkpoints} checkpoint(s) started during the run`,
+    );
+    console.log(`peak RSS      ${fmt(s.peak_rss_mib.sampled)} MiB sampled every 100 ms; VmHWM ${fmt(s.peak_rss_mib.vmhwm)} MiB (${s.peak_rss_mib.process})`);
+    const pct = (ms: number): string => `${fmt((ms / windowMs) * 100 * settings.cpus, 0)}% of a core`;
+    console.log(
+      `CPU           ${fmt(wallMs / 1000, 2)} s wall: machine busy ${fmt(s.cpu_s.machine_busy, 2)} s of ${fmt(s.cpu_s.machine_capacity, 2)} s; ` +
+        `wharf ${Number.isNaN(wharfMs) ? 'n/a (in-process)' : `${fmt(wharfMs / 1000, 2)} s (${pct(wharfMs)})`}, ` +
+        `bench+sink ${fmt(benchMs / 1000, 2)} s (${pct(benchMs)}), postgres (all backends) ${fmt(pgMs / 1000, 2)} s (${pct(pgMs)})` +
+        (s.cpu_s.other === null ? '' : `, other ${fmt(s.cpu_s.other, 2)} s`),
+    );
+    console.log(`calibration   ${fmt(calibrationBefore)} ms before, ${fmt(calibrationAfter)} ms after (fixed CPU workload, best of 3; lower = faster machine)`);
+    if (vacuums) console.log(`vacuum        ${vacuums.runs} runs, ${fmt(vacuums.total_ms / 1000, 2)} s in VACUUM (bench experiment)`);
+    console.log(
+      `CPU per hook  wharf ${Number.isNaN(wharfMs) ? 'n/a' : perEventCpu(wharfMs)}, postgres ${perEventCpu(pgMs)}, bench+sink ${perEventCpu(benchMs)}, machine ${perEventCpu(cpu1.machine.busy - cpu0.machine.busy)}`,
+    );
+    if (opt.timeline) printTimeline(firstSent, n, ok, arrivalsSorted, sampler.samples, sampler.ticks);
+    if (!allIn || missing > 0) console.error(`FAILED: ${missing} of ${expectedDeliveries} deliveries missing after ${drainTimeoutMs / 1000} s`);
+    console.log(JSON.stringify(result));
+    return allIn && missing === 0 && !aborted ? 0 : 1;
+  } finally {
+    sampler?.stop();
+    await dbc?.end().catch(() => undefined);
+    await poster?.close().catch(() => undefined);
+    await wharf?.stop().catch((err: unknown) => console.error('stopping wharf failed:', err));
+    await sink?.close().catch(() => undefined);
+    await db?.drop().catch((err: unknown) => console.error('dropping the bench database failed:', err));
+    clearTimeout(hardLimit);
+  }
+}
+
+function printTimeline(t0: number, n: number, ok: number[], arrivals: Float64Array, samples: Sample[], ticks: CpuTick[]): void {
+  const buckets = new Map<number, { sent: number; ok: number; del: number; rss: number; cpu?: CpuTick }>();
+  const b = (t: number) => {
+    const k = Math.floor((t - t0) / 1000);
+    let v = buckets.get(k);
+    if (!v) buckets.set(k, (v = { sent: 0, ok: 0, del: 0, rss: 0 }));
+    return v;
+  };
+  for (let i = 0; i < n; i++) b(sentAt[i]!).sent += 1;
+  for (const i of ok) b(doneAt[i]!).ok += 1;
+  for (const a of arrivals) b(a).del += 1;
+  for (const s of samples) if (s.at >= t0) b(s.at).rss = Math.max(b(s.at).rss, s.rss);
+  // A tick covers the second before it.
+  for (const t of ticks) if (t.at - 1000 >= t0) b(t.at - 1000).cpu = t;
+  console.log('timeline      second  sent/s  201/s  delivered/s  backlog  rss_MiB  cpu% wharf  postgres  machine');
+  let backlog = 0;
+  const last = [...buckets.keys()].reduce((m, k) => Math.max(m, k), 0);
+  for (let k = 0; k <= last; k++) {
+    const v = buckets.get(k) ?? { sent: 0, ok: 0, del: 0, rss: 0 };
+    backlog += v.ok * perEvent - v.del;
+    const c = v.cpu;
+    const pctOf = (ms: number | undefined): string => (ms === undefined || Number.isNaN(ms) ? '-' : fmt(ms / 10, 0)).padStart(8);
+    console.log(
+      `              ${String(k).padStart(6)}  ${String(v.sent).padStart(6)}  ${String(v.ok).padStart(5)}  ${String(v.del).padStart(11)}  ${String(backlog).padStart(7)}  ${fmt(mib(v.rss)).padStart(7)}  ` +
+        `${pctOf(c?.wharf)}  ${pctOf(c?.postgres)}  ${pctOf(c?.machine)}`,
+    );
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

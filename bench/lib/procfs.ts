@@ -1,0 +1,63 @@
+/** Linux /proc readers: memory of one process, CPU time of processes and of the machine. */
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** VmRSS and VmHWM (peak RSS, kept by the kernel) in bytes, or null when the process is gone. */
+export function procMemory(pid: number): { rss: number; hwm: number } | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string): number => {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+      return m ? Number(m[1]) * 1024 : 0;
+    };
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on every Linux that matters
+
+/** utime + stime of one process in ms, or null when it is gone. */
+export function procCpuMs(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the `(comm)`, which may itself hold spaces.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU ms of every process named `comm` by pid (e.g. all postgres backends and helpers). */
+export function cpuByComm(comm: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== comm) continue;
+    } catch {
+      continue;
+    }
+    const ms = procCpuMs(Number(name));
+    if (ms !== null) out.set(Number(name), ms);
+  }
+  return out;
+}
+
+/** CPU ms used since `before` by processes named as in it; processes born since count from zero. */
+export function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
+  return total;
+}
+
+/** Machine-wide busy and total CPU ms (all cores) from /proc/stat. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) * TICK_MS, total: total * TICK_MS };
+}
