@@ -4,7 +4,7 @@ import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStatus } from '../core/types.ts';
 import { enqueueDeliveries } from '../dispatch/queue.ts';
 import { withTransaction } from '../store/pool.ts';
-import { pageRequest, toPage } from './pagination.ts';
+import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
@@ -49,38 +49,19 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   app.get('/eventdeliveries', async (req, res) => {
     const q = req.query as Record<string, unknown>;
     const page = pageRequest(q);
-    const params: unknown[] = [req.project.id];
-    const where = ['project_id = $1'];
+    const filters = stringFilters(q, ['endpoint_id', 'event_type']);
     if (q.status !== undefined) {
       const list = (Array.isArray(q.status) ? q.status : String(q.status).split(',')).map(String);
       for (const s of list) {
         if (!STATUSES.includes(s as DeliveryStatus)) throw invalid('status', `must be one of ${STATUSES.join(', ')} (got ${JSON.stringify(s)})`);
       }
-      params.push(list);
-      where.push(`status = ANY($${params.length})`);
-    }
-    for (const key of ['endpoint_id', 'event_type'] as const) {
-      if (typeof q[key] === 'string') {
-        params.push(q[key]);
-        where.push(`${key} = $${params.length}`);
-      }
+      filters.push({ column: 'status', value: list, anyOf: true });
     }
     if (typeof q.event_id === 'string') {
       if (!UUID_RE.test(q.event_id)) throw invalid('event_id', 'must be an event id');
-      params.push(q.event_id);
-      where.push(`event_id = $${params.length}`);
+      filters.push({ column: 'event_id', value: q.event_id });
     }
-    if (page.cursor) {
-      if (!UUID_RE.test(page.cursor)) throw invalid('next_page_cursor', 'must be a cursor from a previous page');
-      params.push(page.cursor);
-      where.push(`id < $${params.length}`);
-    }
-    params.push(page.perPage + 1);
-    const { rows } = await pool.query<DeliveryRow>(
-      `SELECT ${COLUMNS} FROM deliveries WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
-      params,
-    );
-    const result = toPage(rows, page.perPage, (d) => d.id);
+    const result = await pageByIdDesc<DeliveryRow>(pool, { table: 'deliveries', columns: COLUMNS, projectId: req.project.id, filters, page });
     return reply(res, 200, 'Event deliveries fetched', { content: result.content.map(present), pagination: result.pagination });
   });
 

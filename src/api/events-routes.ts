@@ -3,7 +3,7 @@ import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { EventInput, MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { pageRequest, toPage } from './pagination.ts';
+import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { headers, object, onlyKeys, string, type Json } from './validate.ts';
 
@@ -112,25 +112,13 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.get('/events', async (req, res) => {
     const q = req.query as Record<string, unknown>;
     const page = pageRequest(q);
-    const params: unknown[] = [req.project.id];
-    const where = ['project_id = $1'];
-    for (const key of ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key'] as const) {
-      if (typeof q[key] === 'string') {
-        params.push(q[key]);
-        where.push(`${key} = $${params.length}`);
-      }
-    }
-    if (page.cursor) {
-      if (!UUID_RE.test(page.cursor)) throw invalid('next_page_cursor', 'must be a cursor from a previous page');
-      params.push(page.cursor);
-      where.push(`id < $${params.length}`);
-    }
-    params.push(page.perPage + 1);
-    const { rows } = await pool.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
-      params,
-    );
-    const result = toPage(rows, page.perPage, (e) => e.id);
+    const result = await pageByIdDesc<EventRow>(pool, {
+      table: 'events',
+      columns: EVENT_COLUMNS,
+      projectId: req.project.id,
+      filters: stringFilters(q, ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key']),
+      page,
+    });
     return reply(res, 200, 'Events fetched', { content: result.content.map(presentEvent), pagination: result.pagination });
   });
 

@@ -1,4 +1,6 @@
 import { invalid } from '../core/errors.ts';
+import { UUID_RE } from '../core/ids.ts';
+import type { Queryable } from '../store/queryable.ts';
 
 export interface PageRequest {
   perPage: number;
@@ -38,4 +40,43 @@ export function toPage<T>(rows: T[], perPage: number, cursorOf: (row: T) => stri
       next_page_cursor: hasNext ? cursorOf(content[content.length - 1]!) : null,
     },
   };
+}
+
+/** A filter on a column: equal to `value`, or, with `anyOf`, to any element of the array. */
+export interface ColumnFilter {
+  column: string;
+  value: unknown;
+  anyOf?: boolean;
+}
+
+/**
+ * One page of a project's rows, newest first. Ids are UUIDv7 (time-ordered), so the last id of a
+ * page is the cursor of the next. `table`, `columns` and filter columns come from code, never input.
+ */
+export async function pageByIdDesc<T extends { id: string }>(
+  db: Queryable,
+  query: { table: string; columns: string; projectId: string; filters: ColumnFilter[]; page: PageRequest },
+): Promise<Page<T>> {
+  const params: unknown[] = [query.projectId];
+  const where = ['project_id = $1'];
+  for (const f of query.filters) {
+    params.push(f.value);
+    where.push(f.anyOf ? `${f.column} = ANY($${params.length})` : `${f.column} = $${params.length}`);
+  }
+  if (query.page.cursor) {
+    if (!UUID_RE.test(query.page.cursor)) throw invalid('next_page_cursor', 'must be a cursor from a previous page');
+    params.push(query.page.cursor);
+    where.push(`id < $${params.length}`);
+  }
+  params.push(query.page.perPage + 1);
+  const { rows } = await db.query<T>(
+    `SELECT ${query.columns} FROM ${query.table} WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`,
+    params,
+  );
+  return toPage(rows, query.page.perPage, (r) => r.id);
+}
+
+/** Filters for the string query parameters named in `keys` that are present. */
+export function stringFilters(q: Record<string, unknown>, keys: readonly string[]): ColumnFilter[] {
+  return keys.filter((k) => typeof q[k] === 'string').map((k) => ({ column: k, value: q[k] }));
 }

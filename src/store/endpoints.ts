@@ -4,15 +4,10 @@ import type { SecretBox } from './crypto.ts';
 import type { Queryable } from './queryable.ts';
 
 /** The writable fields of an endpoint, already validated. */
-export interface EndpointFields {
-  name: string;
-  url: string;
-  owner_id: string | null;
-  description: string;
-  http_timeout: number;
-  advanced_signatures: boolean;
-  support_email: string | null;
-}
+export type EndpointFields = Pick<
+  Endpoint,
+  'name' | 'url' | 'owner_id' | 'description' | 'http_timeout' | 'advanced_signatures' | 'support_email'
+>;
 
 const COLUMNS = `project_id, id, name, url, owner_id, description, http_timeout, advanced_signatures,
   support_email, status, created_at, updated_at`;
