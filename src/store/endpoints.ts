@@ -136,15 +136,25 @@ export async function addSecret(
   );
 }
 
-/** Secret metadata for API answers: never the value. */
-export async function listSecretInfo(db: Queryable, projectId: string, endpointId: string): Promise<SecretInfo[]> {
-  const { rows } = await db.query<SecretInfo>(
-    `SELECT id AS uid, created_at, expires_at FROM endpoint_secrets
-     WHERE project_id = $1 AND endpoint_id = $2 AND (expires_at IS NULL OR expires_at > now())
+/** Live secrets' metadata for API answers (never the value), newest first, for several endpoints at once. */
+export async function listSecretInfo(
+  db: Queryable,
+  projectId: string,
+  endpointIds: string[],
+): Promise<Map<string, SecretInfo[]>> {
+  const { rows } = await db.query<SecretInfo & { endpoint_id: string }>(
+    `SELECT endpoint_id, id AS uid, created_at, expires_at FROM endpoint_secrets
+     WHERE project_id = $1 AND endpoint_id = ANY($2) AND (expires_at IS NULL OR expires_at > now())
      ORDER BY created_at DESC, id DESC`,
-    [projectId, endpointId],
+    [projectId, endpointIds],
   );
-  return rows;
+  const out = new Map<string, SecretInfo[]>();
+  for (const { endpoint_id, ...info } of rows) {
+    const list = out.get(endpoint_id) ?? [];
+    list.push(info);
+    out.set(endpoint_id, list);
+  }
+  return out;
 }
 
 /** The newest secret's plaintext, to compare with what config declares. */
