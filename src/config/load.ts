@@ -7,11 +7,10 @@ import {
   captureRejections,
   checkSetting,
   configSchema,
-  got,
   normalizeProjects,
-  type SettingIssue,
   type WharfConfig,
 } from './schema.ts';
+import { got, type SettingIssue } from '../core/settings.ts';
 
 export interface LoadedConfig {
   config: WharfConfig;

@@ -9,6 +9,11 @@ import { readdir } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { POSTGRES_USERS, probePostgres } from './db.ts';
+import { ensureDebianPackages } from './packages.ts';
+import * as kafka from './brokers/kafka.ts';
+import * as pubsub from './brokers/pubsub.ts';
+import * as rabbitmq from './brokers/rabbitmq.ts';
+import * as sqs from './brokers/sqs.ts';
 
 type Teardown = () => Promise<void>;
 type Starter = () => Promise<Teardown | void>;
@@ -55,9 +60,18 @@ async function startPostgres(): Promise<void> {
   );
 }
 
-/** Add RabbitMQ, Kafka (kcat mock cluster), SQS (fauxqs) and Pub/Sub (pstest) starters here. */
+/**
+ * Each starter publishes where its service answers through a WHARF_TEST_* environment variable,
+ * which the test workers inherit. Brokers start once per run; tests isolate themselves by using
+ * their own topics, queues and subscriptions.
+ */
 const starters: Record<string, Starter> = {
+  'debian packages': async () => ensureDebianPackages(),
   postgres: startPostgres,
+  rabbitmq: rabbitmq.start,
+  kafka: kafka.start,
+  sqs: sqs.start,
+  pubsub: pubsub.start,
 };
 
 export default async function setup(): Promise<Teardown> {
