@@ -1,9 +1,590 @@
-import type { ConnectorModule } from '../src/core/connector.ts';
+/**
+ * Amazon SQS through @aws-sdk/client-sqs v3. `workers` receive loops long-poll the queue and hand
+ * each received batch to the sink without waiting for it, until `max_in_flight` messages are
+ * received and not yet deleted. A batch is deleted only once the sink resolved for it; while the
+ * sink works, its visibility is extended so SQS does not hand it to another consumer. When the sink
+ * fails, the batch is made visible again after a backoff delay and the loops pause: SQS redelivers,
+ * and the MessageId (the same on every delivery) lets Wharf deduplicate.
+ */
+import type * as SqsSdk from '@aws-sdk/client-sqs';
+import type { ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import { backoffMs, sleep } from '../src/core/backoff.ts';
+import type { BrokerMessage, Connector, ConnectorDeps, ConnectorHealth, ConnectorModule, ConnectorState, Sink } from '../src/core/connector.ts';
+import { absent, got, type Reader } from '../src/core/settings.ts';
 
-/** Placeholder until the sqs connector lands. */
-export const connector: ConnectorModule<Record<string, unknown>> = {
+export interface SqsCredentials {
+  access_key_id: string;
+  secret_access_key: string;
+  session_token: string | null;
+}
+
+export interface SqsConfig {
+  /** Exactly one of queue_url and queue_name is set; a name is resolved with GetQueueUrl at connect. */
+  queue_url: string | null;
+  queue_name: string | null;
+  region: string;
+  endpoint: string | null;
+  /** null: the SDK's default provider chain (environment, profile, web identity, instance role). */
+  credentials: SqsCredentials | null;
+  wait_time_seconds: number;
+  max_messages: number;
+  visibility_timeout: number;
+  workers: number;
+  max_in_flight: number;
+}
+
+const KEYS = [
+  'queue_url',
+  'queue_name',
+  'region',
+  'endpoint',
+  'credentials',
+  'wait_time_seconds',
+  'max_messages',
+  'visibility_timeout',
+  'workers',
+  'max_in_flight',
+];
+const CREDENTIAL_KEYS = ['access_key_id', 'secret_access_key', 'session_token'];
+
+// AWS: up to 80 letters, digits, "-" and "_", the ".fifo" suffix included.
+const QUEUE_NAME = /^(?:[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$/;
+// Loose on purpose: emulators accept regions AWS does not have.
+const REGION = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const AWS_REGION_LABEL = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
+const EXAMPLE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/orders';
+
+/** How often the queue depth (health().lag) is asked for. */
+const LAG_REFRESH_MS = 5_000;
+const DELETE_ATTEMPTS = 3;
+
+/** The region an amazonaws.com queue URL names (sqs.<region>.amazonaws.com, VPC endpoints, legacy hosts). */
+export function regionOfQueueUrl(queueUrl: string): string | null {
+  let host: string;
+  try {
+    host = new URL(queueUrl).hostname;
+  } catch {
+    return null;
+  }
+  if (!/\.amazonaws\.com(?:\.cn)?$/.test(host)) return null;
+  return host.split('.').find((label) => AWS_REGION_LABEL.test(label)) ?? null;
+}
+
+function parseQueueUrl(r: Reader, value: unknown, path: string): string | null {
+  const text = r.optional(value, path, 2048);
+  if (text === null) return null;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    r.bad(path, `must be an http or https queue URL such as ${EXAMPLE_URL}${got(text)}`);
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    r.bad(path, `must be an http or https queue URL (got ${JSON.stringify(url.protocol)})`);
+    return null;
+  }
+  if (url.username || url.password) {
+    r.bad(path, 'must not carry credentials: give them under credentials');
+    return null;
+  }
+  const name = url.pathname.split('/').filter(Boolean).at(-1) ?? '';
+  if (!QUEUE_NAME.test(name)) {
+    r.bad(path, `must end in the queue's name, as in ${EXAMPLE_URL}${got(text)}`);
+    return null;
+  }
+  return text;
+}
+
+function parseEndpoint(r: Reader, value: unknown, path: string): string | null {
+  const text = r.optional(value, path, 2048);
+  if (text === null) return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(text);
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) r.bad(path, `must be an http or https URL such as https://sqs.us-east-1.amazonaws.com${got(text)}`);
+  else if (url.username || url.password) r.bad(path, 'must not carry credentials: give them under credentials');
+  else return text;
+  return null;
+}
+
+function parseCredentials(r: Reader, value: unknown, path: string): SqsCredentials | null {
+  if (absent(value)) return null;
+  const c = r.fields(value, path, CREDENTIAL_KEYS);
+  if (!c) return null;
+  if (absent(c.access_key_id)) r.bad(`${path}.access_key_id`, 'is required with credentials (leave credentials out to use the default AWS provider chain)');
+  if (absent(c.secret_access_key)) r.bad(`${path}.secret_access_key`, 'is required with credentials (leave credentials out to use the default AWS provider chain)');
+  return {
+    access_key_id: r.text(c.access_key_id, `${path}.access_key_id`, '', { max: 128 }),
+    secret_access_key: r.text(c.secret_access_key, `${path}.secret_access_key`, '', { max: 256, secret: true }),
+    session_token: r.optional(c.session_token, `${path}.session_token`, 8192, true),
+  };
+}
+
+function parse(r: Reader, value: unknown, at: string): SqsConfig {
+  const b = r.fields(value, at, KEYS) ?? {};
+  const queueUrl = parseQueueUrl(r, b.queue_url, `${at}.queue_url`);
+  let queueName = r.optional(b.queue_name, `${at}.queue_name`, 80);
+  if (queueName !== null && !QUEUE_NAME.test(queueName)) {
+    r.bad(`${at}.queue_name`, `must be 1-80 letters, digits, "-" or "_" (a FIFO queue's ending in ".fifo")${got(queueName)}`);
+    queueName = null;
+  }
+  const hasUrl = !absent(b.queue_url) && b.queue_url !== '';
+  const hasName = !absent(b.queue_name) && b.queue_name !== '';
+  if (!hasUrl && !hasName) r.bad(at, 'needs queue_url, or queue_name with region: the queue to consume');
+  if (hasUrl && hasName) r.bad(`${at}.queue_name`, 'cannot be given with queue_url: give one of them');
+
+  let region = r.optional(b.region, `${at}.region`, 64);
+  if (region !== null && !REGION.test(region)) {
+    r.bad(`${at}.region`, `must be an AWS region such as us-east-1${got(region)}`);
+    region = null;
+  }
+  const urlRegion = queueUrl === null ? null : regionOfQueueUrl(queueUrl);
+  if (region === null && absent(b.region)) {
+    if (urlRegion !== null) region = urlRegion;
+    else if (queueUrl !== null && !hasName) r.bad(`${at}.region`, 'is required when queue_url is not an amazonaws.com URL naming its region');
+    else if (queueName !== null && !hasUrl) r.bad(`${at}.region`, 'is required with queue_name');
+  } else if (region !== null && urlRegion !== null && region !== urlRegion) {
+    r.bad(`${at}.region`, `must match the region of queue_url (${urlRegion})${got(region)}`);
+  }
+
+  return {
+    queue_url: queueUrl,
+    queue_name: hasUrl ? null : queueName,
+    region: region ?? '',
+    endpoint: parseEndpoint(r, b.endpoint, `${at}.endpoint`),
+    credentials: parseCredentials(r, b.credentials, `${at}.credentials`),
+    wait_time_seconds: r.integer(b.wait_time_seconds, `${at}.wait_time_seconds`, 0, 20, 20),
+    max_messages: r.integer(b.max_messages, `${at}.max_messages`, 1, 10, 10),
+    visibility_timeout: r.integer(b.visibility_timeout, `${at}.visibility_timeout`, 1, 43_200, 30),
+    workers: r.integer(b.workers, `${at}.workers`, 1, 64, 1),
+    max_in_flight: r.integer(b.max_in_flight, `${at}.max_in_flight`, 1, 10_000, 100),
+  };
+}
+
+/** An attribute value as text: strings and numbers as given, binary as base64. */
+function attributeText(value: MessageAttributeValue): string {
+  if (value.DataType?.startsWith('Binary')) return value.BinaryValue ? Buffer.from(value.BinaryValue).toString('base64') : '';
+  return value.StringValue ?? '';
+}
+
+export function toBrokerMessage(m: Message & { MessageId: string }, fifo: boolean): BrokerMessage {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(m.MessageAttributes ?? {})) headers[name.toLowerCase()] = attributeText(value);
+  return {
+    id: m.MessageId,
+    body: Buffer.from(m.Body ?? '', 'utf8'),
+    headers,
+    key: fifo ? (m.Attributes?.MessageGroupId ?? null) : null,
+    receivedAt: new Date(),
+  };
+}
+
+/** `Name: message` of an SDK or network error (Node's connect errors may be AggregateErrors without a message). */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const name = err.name && err.name !== 'Error' ? err.name : typeof code === 'string' ? code : '';
+  let message = err.message;
+  if (!message && err instanceof AggregateError) message = err.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; ');
+  return name && !message.startsWith(name) ? `${name}: ${message}` : message || name || 'unknown error';
+}
+
+/** One received message and the handle that deletes it. */
+interface Held {
+  receipt: string;
+  message: BrokerMessage;
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+type Sdk = typeof SqsSdk;
+
+class SqsConnector implements Connector {
+  private readonly config: SqsConfig;
+  private readonly deps: ConnectorDeps;
+  private readonly sdk: Sdk;
+  private readonly client: SQSClient;
+  /** The queue as logs and health name it. */
+  private readonly where: string;
+  private readonly fifo: boolean;
+
+  private state: ConnectorState = 'stopped';
+  private sink: Sink | null = null;
+  private queueUrl: string | null;
+  private resolving: Promise<string | null> | null = null;
+  private readonly abort = new AbortController();
+  private main: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Set once the client is destroyed: late sink results must not reach it. */
+  private closed = false;
+
+  /** Received, not yet deleted or handed back. */
+  private inFlight = 0;
+  /** Promised to receives under way, so concurrent loops together stay within max_in_flight. */
+  private reserved = 0;
+  private readonly slotWaiters = new Set<() => void>();
+  private readonly batches = new Set<Promise<void>>();
+  /** After the sink failed the loops wait until then before receiving more. */
+  private pausedUntil = 0;
+  private sinkFailures = 0;
+
+  private lag: number | null = null;
+  private brokerError: string | null = null;
+  private sinkError: string | null = null;
+
+  constructor(config: SqsConfig, deps: ConnectorDeps, sdk: Sdk) {
+    this.config = config;
+    this.deps = deps;
+    this.sdk = sdk;
+    this.queueUrl = config.queue_url;
+    this.where = config.queue_url ?? `${config.queue_name} (${config.region})`;
+    this.fifo = (config.queue_url ?? config.queue_name ?? '').endsWith('.fifo');
+    const c = config.credentials;
+    const agent = { keepAlive: true, maxSockets: config.workers + 16 };
+    this.client = new sdk.SQSClient({
+      region: config.region,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...(c ? { credentials: { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key, ...(c.session_token ? { sessionToken: c.session_token } : {}) } } : {}),
+      requestHandler: {
+        connectionTimeout: 5_000,
+        // A long poll is silent for up to wait_time_seconds; anything well beyond that is a dead connection.
+        requestTimeout: (config.wait_time_seconds + 15) * 1_000,
+        throwOnRequestTimeout: true,
+        httpAgent: agent,
+        httpsAgent: agent,
+      },
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (...content: unknown[]) => deps.logger.warn({ connector: deps.name, sdk: content.map(String).join(' ') }, 'SQS client warning'),
+        error: (...content: unknown[]) => deps.logger.error({ connector: deps.name, sdk: content.map(String).join(' ') }, 'SQS client error'),
+      },
+    });
+  }
+
+  async start(sink: Sink): Promise<void> {
+    if (this.sink || this.stopping) throw new Error(`sqs connector ${this.deps.name} was already started`);
+    this.sink = sink;
+    this.state = 'connecting';
+    this.main = this.run();
+  }
+
+  stop(options: { timeoutMs: number }): Promise<void> {
+    this.stopping ??= this.shutdown(options.timeoutMs);
+    return this.stopping;
+  }
+
+  health(): ConnectorHealth {
+    return { state: this.state, inFlight: this.inFlight, lag: this.lag, lastError: this.brokerError ?? this.sinkError };
+  }
+
+  private async run(): Promise<void> {
+    const loops = Array.from({ length: this.config.workers }, () => this.receiveLoop());
+    await Promise.all([...loops, this.lagLoop()]);
+  }
+
+  // ---- receiving ----
+
+  private async receiveLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const pause = this.pausedUntil - Date.now();
+      if (pause > 0) await sleep(pause, signal);
+      const queueUrl = await this.resolveQueueUrl();
+      if (queueUrl === null) break;
+      const slots = await this.reserveSlots(signal);
+      if (slots === 0) break;
+      let received: Message[];
+      try {
+        // Until a receive succeeds, poll without waiting, so health turns 'running' at once.
+        const wait = this.state === 'running' ? this.config.wait_time_seconds : 0;
+        received = await this.receive(queueUrl, slots, wait, signal);
+      } catch (err) {
+        this.releaseSlots(slots);
+        if (signal.aborted) break;
+        this.brokerFailed(`ReceiveMessage from ${this.where} failed: ${describe(err)}`);
+        await sleep(backoffMs(failures++), signal);
+        continue;
+      }
+      failures = 0;
+      this.brokerOk();
+      const held = this.hold(received);
+      this.reserved -= slots;
+      this.inFlight += held.length;
+      if (held.length < slots) this.wakeSlotWaiters();
+      if (held.length > 0) this.dispatch(queueUrl, held);
+    }
+  }
+
+  private async receive(queueUrl: string, max: number, wait: number, signal: AbortSignal): Promise<Message[]> {
+    const out = await this.client.send(
+      new this.sdk.ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: max,
+        WaitTimeSeconds: wait,
+        VisibilityTimeout: this.config.visibility_timeout,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+      }),
+      { abortSignal: signal },
+    );
+    return out.Messages ?? [];
+  }
+
+  /** The messages that can be acked, as the sink sees them. */
+  private hold(received: Message[]): Held[] {
+    const held: Held[] = [];
+    for (const m of received) {
+      if (m.ReceiptHandle && m.MessageId) held.push({ receipt: m.ReceiptHandle, message: toBrokerMessage({ ...m, MessageId: m.MessageId }, this.fifo) });
+      else this.deps.logger.warn({ connector: this.deps.name, queue: this.where }, 'SQS returned a message without MessageId or ReceiptHandle; skipped');
+    }
+    return held;
+  }
+
+  /** The queue URL, resolving queue_name once (shared by the loops), with backoff; null when stopping. */
+  private resolveQueueUrl(): Promise<string | null> {
+    if (this.queueUrl !== null) return Promise.resolve(this.queueUrl);
+    this.resolving ??= (async () => {
+      const signal = this.abort.signal;
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        try {
+          const out = await this.client.send(new this.sdk.GetQueueUrlCommand({ QueueName: this.config.queue_name! }), { abortSignal: signal });
+          if (!out.QueueUrl) throw new Error('GetQueueUrl answered without a QueueUrl');
+          this.queueUrl = out.QueueUrl;
+          return this.queueUrl;
+        } catch (err) {
+          if (signal.aborted) break;
+          this.brokerFailed(`GetQueueUrl for ${this.where} failed: ${describe(err)}`);
+          await sleep(backoffMs(attempt), signal);
+        }
+      }
+      return null;
+    })();
+    return this.resolving;
+  }
+
+  // ---- the in-flight bound ----
+
+  /** Slots for one receive (at most max_messages); waits while max_in_flight are out; 0 when stopping. */
+  private async reserveSlots(signal: AbortSignal): Promise<number> {
+    while (!signal.aborted) {
+      const free = this.config.max_in_flight - this.inFlight - this.reserved;
+      if (free > 0) {
+        const n = Math.min(free, this.config.max_messages);
+        this.reserved += n;
+        return n;
+      }
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          this.slotWaiters.delete(wake);
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.slotWaiters.add(wake);
+        signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+    return 0;
+  }
+
+  private releaseSlots(n: number): void {
+    this.reserved -= n;
+    this.wakeSlotWaiters();
+  }
+
+  private settle(n: number): void {
+    this.inFlight -= n;
+    this.wakeSlotWaiters();
+  }
+
+  private wakeSlotWaiters(): void {
+    for (const wake of [...this.slotWaiters]) wake();
+  }
+
+  // ---- one batch: sink, then delete or hand back ----
+
+  private dispatch(queueUrl: string, held: Held[]): void {
+    const done: Promise<void> = this.handleBatch(queueUrl, held).finally(() => this.batches.delete(done));
+    this.batches.add(done);
+  }
+
+  private async handleBatch(queueUrl: string, held: Held[]): Promise<void> {
+    const keeper = this.keepInvisible(queueUrl, held);
+    let stored = false;
+    try {
+      await this.sink!.accept(held.map((h) => h.message));
+      stored = true;
+      this.sinkFailures = 0;
+      this.sinkError = null;
+    } catch (err) {
+      this.sinkError = `storing messages from ${this.where} failed: ${describe(err)}`;
+      this.deps.logger.warn({ connector: this.deps.name, queue: this.where, error: this.sinkError, messages: held.length }, 'sink failed; SQS will redeliver the batch');
+    } finally {
+      clearInterval(keeper);
+    }
+    try {
+      if (this.closed) return; // stop gave up waiting: the client is gone, SQS redelivers after the visibility timeout
+      if (stored) await this.deleteBatch(queueUrl, held);
+      else await this.handBack(queueUrl, held);
+    } finally {
+      this.settle(held.length);
+    }
+  }
+
+  /** Extends the batch's visibility every half timeout while the sink works on it. */
+  private keepInvisible(queueUrl: string, held: Held[]): ReturnType<typeof setInterval> {
+    let busy = false;
+    const timer = setInterval(
+      () => {
+        if (busy || this.closed) return;
+        busy = true;
+        this.changeVisibility(queueUrl, held, this.config.visibility_timeout, 'extending visibility').finally(() => (busy = false));
+      },
+      (this.config.visibility_timeout * 1_000) / 2,
+    );
+    return timer;
+  }
+
+  /** After a sink failure: pause the loops, and let SQS redeliver the batch after the same delay. */
+  private async handBack(queueUrl: string, held: Held[]): Promise<void> {
+    const delayMs = backoffMs(this.sinkFailures++, { baseMs: 1_000, capMs: 30_000 });
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delayMs);
+    const seconds = Math.min(43_200, Math.max(1, Math.ceil(delayMs / 1_000)));
+    await this.changeVisibility(queueUrl, held, seconds, 'handing back after a sink failure');
+  }
+
+  private async changeVisibility(queueUrl: string, held: Held[], seconds: number, why: string): Promise<void> {
+    for (const part of chunks(held, 10)) {
+      const entries: ChangeMessageVisibilityBatchRequestEntry[] = part.map((h, i) => ({ Id: String(i), ReceiptHandle: h.receipt, VisibilityTimeout: seconds }));
+      try {
+        const out = await this.client.send(new this.sdk.ChangeMessageVisibilityBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+        for (const f of out.Failed ?? []) {
+          this.deps.logger.warn(
+            { connector: this.deps.name, queue: this.where, message_id: part[Number(f.Id)]?.message.id, code: f.Code, error: f.Message },
+            `ChangeMessageVisibility failed while ${why}`,
+          );
+        }
+      } catch (err) {
+        if (this.closed) return;
+        this.deps.logger.warn({ connector: this.deps.name, queue: this.where, error: describe(err) }, `ChangeMessageVisibilityBatch failed while ${why}`);
+      }
+    }
+  }
+
+  /** Deletes a stored batch; what cannot be deleted comes back later and is deduplicated downstream. */
+  private async deleteBatch(queueUrl: string, held: Held[]): Promise<void> {
+    for (const part of chunks(held, 10)) {
+      const entries = part.map((h, i) => ({ Id: String(i), ReceiptHandle: h.receipt }));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const out = await this.client.send(new this.sdk.DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+          for (const f of out.Failed ?? []) {
+            this.deps.logger.warn(
+              { connector: this.deps.name, queue: this.where, message_id: part[Number(f.Id)]?.message.id, code: f.Code, error: f.Message },
+              'DeleteMessageBatch could not delete a stored message; SQS will redeliver it and it will be deduplicated',
+            );
+          }
+          break;
+        } catch (err) {
+          if (this.closed) return;
+          if (attempt + 1 >= DELETE_ATTEMPTS) {
+            this.deps.logger.warn(
+              { connector: this.deps.name, queue: this.where, error: describe(err), messages: part.length },
+              'DeleteMessageBatch failed; SQS will redeliver the stored messages and they will be deduplicated',
+            );
+            break;
+          }
+          await sleep(backoffMs(attempt + 2));
+        }
+      }
+    }
+  }
+
+  // ---- health ----
+
+  private async lagLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      if (this.queueUrl !== null) {
+        try {
+          const out = await this.client.send(
+            new this.sdk.GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+            { abortSignal: signal },
+          );
+          const n = Number(out.Attributes?.ApproximateNumberOfMessages);
+          this.lag = Number.isFinite(n) ? n : null;
+        } catch (err) {
+          if (!signal.aborted) this.deps.logger.debug({ connector: this.deps.name, queue: this.where, error: describe(err) }, 'GetQueueAttributes failed');
+        }
+      }
+      await sleep(this.queueUrl === null ? 250 : LAG_REFRESH_MS, signal);
+    }
+  }
+
+  private brokerFailed(message: string): void {
+    const secrets = [this.config.credentials?.secret_access_key, this.config.credentials?.session_token].filter((s): s is string => !!s);
+    const clean = secrets.reduce((text, secret) => text.split(secret).join('***'), message);
+    if (this.brokerError !== clean || this.state === 'running') {
+      this.deps.logger.warn({ connector: this.deps.name, queue: this.where, error: clean }, 'SQS not available; retrying');
+    }
+    this.brokerError = clean;
+    if (this.state === 'running') this.state = 'connecting';
+  }
+
+  private brokerOk(): void {
+    if (this.state === 'connecting') {
+      this.state = 'running';
+      this.deps.logger.info({ connector: this.deps.name, queue: this.where }, 'consuming from SQS');
+    }
+    this.brokerError = null;
+  }
+
+  // ---- stop ----
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    if (!this.main) {
+      this.closed = true;
+      this.client.destroy();
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    // Ends the long polls, the backoff sleeps and the waits for in-flight room.
+    this.abort.abort();
+    await this.main;
+    const pending = [...this.batches];
+    if (pending.length > 0) {
+      const timer = new AbortController();
+      const drained = await Promise.race([Promise.allSettled(pending).then(() => true), sleep(timeoutMs, timer.signal).then(() => false)]);
+      timer.abort();
+      if (!drained) {
+        this.deps.logger.warn(
+          { connector: this.deps.name, queue: this.where, inFlight: this.inFlight, timeoutMs },
+          'stop: the sink did not finish in time; SQS will redeliver those messages after their visibility timeout',
+        );
+      }
+    }
+    this.closed = true;
+    this.client.destroy();
+    this.state = 'stopped';
+  }
+}
+
+export const connector: ConnectorModule<SqsConfig> = {
   type: 'sqs',
-  secretKeys: [],
-  parse: (r, value, at) => r.fields(value, at, []) ?? {},
-  create: () => Promise.reject(new Error('the sqs connector is not built yet')),
+  secretKeys: ['credentials.secret_access_key', 'credentials.session_token'],
+  parse,
+  async create(config, deps) {
+    const sdk = await import('@aws-sdk/client-sqs');
+    return new SqsConnector(config, deps, sdk);
+  },
 };

@@ -14,9 +14,11 @@ import { createIngestBatcher } from './ingest/batcher.ts';
 import { loadSecretBox } from './store/crypto.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
 import { migrate } from './store/migrate.ts';
+import { createMetrics } from './metrics.ts';
+import { createSourceManager, type SourceManager } from './sources/manager.ts';
 import { createPool } from './store/pool.ts';
 
-export type Role = 'all' | 'api' | 'dispatch';
+export type Role = 'all' | 'api' | 'ingest' | 'dispatch';
 
 export interface AppOptions {
   config: WharfConfig;
@@ -44,6 +46,7 @@ export function createApp(options: AppOptions): App {
   let boss: PgBoss | null = null;
   let agent: Agent | null = null;
   let dispatcher: Dispatcher | null = null;
+  let sources: SourceManager | null = null;
   let server: FastifyInstance | null = null;
   let url = '';
   let generatedKeys: ReconcileResult['generatedKeys'] = [];
@@ -69,6 +72,7 @@ export function createApp(options: AppOptions): App {
     const box = await loadSecretBox({ key: config.encryption_key, dataDir: config.data_dir });
     ({ generatedKeys } = await reconcileConfig(db, box, config, options.configFile));
 
+    const metrics = createMetrics();
     boss = new PgBoss({
       connectionString: dbUrl,
       max: Math.max(4, config.dispatch.concurrency + 2),
@@ -92,8 +96,20 @@ export function createApp(options: AppOptions): App {
         },
       );
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery batch failed; pg-boss will retry it'));
-      dispatcher.on('attempt', (a) => logger.debug(a, 'delivery attempt'));
+      dispatcher.on('attempt', (a) => {
+        metrics.attempt(a);
+        logger.debug(a, 'delivery attempt');
+      });
       await dispatcher.start();
+    }
+
+    if (role === 'all' || role === 'ingest') {
+      sources = createSourceManager(
+        { pool: db, boss, box, logger, onResults: metrics.sourceResults },
+        { reloadIntervalMs: config.ingest.reload_interval * 1000, stopTimeoutMs: config.ingest.shutdown_timeout * 1000 },
+      );
+      metrics.watchSources(() => sources?.status() ?? []);
+      await sources.start();
     }
 
     server = await buildServer({
@@ -110,8 +126,11 @@ export function createApp(options: AppOptions): App {
           await db.query('SELECT 1');
         },
       },
+      sources,
+      metrics: metrics.registry,
     });
-    if (role === 'all' || role === 'api') {
+    // The ingest role serves /healthz, /readyz and /metrics too, so it can be probed and scraped.
+    if (role !== 'dispatch') {
       await server.listen({ host: config.server.host, port: config.server.port });
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
@@ -125,6 +144,8 @@ export function createApp(options: AppOptions): App {
     if (starting) await starting.catch(() => undefined);
     // Reverse order of start: no new requests, then no new batches, then close the stores.
     await server?.close();
+    // Sources stop before the dispatcher and the pool: their last batches still need the database.
+    await sources?.stop();
     await dispatcher?.stop();
     await boss?.stop({ graceful: true, timeout: config.dispatch.shutdown_timeout * 1000, close: true });
     await agent?.close();

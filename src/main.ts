@@ -9,13 +9,14 @@ import { migrate } from './store/migrate.ts';
 import { createPool } from './store/pool.ts';
 import { startEmbeddedPostgres } from './store/embedded.ts';
 
-const USAGE = `usage: wharf <start|migrate|check-config> [--config FILE] [--role all|api|dispatch]
+const USAGE = `usage: wharf <start|migrate|check-config> [--config FILE] [--role all|api|ingest|dispatch]
 
   start          run Wharf (default)
   migrate        apply database migrations and exit
   check-config   validate the config file and exit
   --config FILE  config file (default: $WHARF_CONFIG or config/wharf.yaml)
-  --role ROLE    all (default), api (HTTP only) or dispatch (deliveries only)`;
+  --role ROLE    all (default), api (HTTP only), ingest (broker sources only)
+                 or dispatch (deliveries only)`;
 
 
 async function main(): Promise<number> {
@@ -44,7 +45,7 @@ async function main(): Promise<number> {
   }
   const command = args.positionals[0] ?? 'start';
   const role = args.values.role as Role;
-  if (!['start', 'migrate', 'check-config'].includes(command) || !['all', 'api', 'dispatch'].includes(role)) {
+  if (!['start', 'migrate', 'check-config'].includes(command) || !['all', 'api', 'ingest', 'dispatch'].includes(role)) {
     console.error(USAGE);
     return 2;
   }

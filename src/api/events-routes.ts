@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WharfError, invalid, notFound } from '../core/errors.ts';
+import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
-import type { EventInput, MessageType } from '../core/types.ts';
+import type { MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import { headers, object, onlyKeys, string, type Json } from './validate.ts';
+import type { Json } from './validate.ts';
+import { readEnvelope } from '../ingest/normalize.ts';
 
 interface EventRow {
   id: string;
@@ -50,32 +51,11 @@ async function findEvent(db: Queryable, projectId: string, id: string): Promise<
   return rows[0] ?? null;
 }
 
-const COMMON = ['event_type', 'data', 'custom_headers', 'idempotency_key'] as const;
-
-function readEvent(projectId: string, type: MessageType, raw: unknown): EventInput {
-  const body = object(raw, 'body');
-  const target = type === 'single' ? ['endpoint_id'] : type === 'fanout' ? ['owner_id'] : [];
-  onlyKeys(body, [...target, ...COMMON]);
-  const eventType = string(body, 'event_type', { required: true, max: 200 })!;
-  if (!('data' in body) || body.data === undefined) throw invalid('data', 'is required');
-  return {
-    project_id: projectId,
-    source_id: null,
-    message_type: type,
-    endpoint_id: type === 'single' ? string(body, 'endpoint_id', { required: true, max: 200 })! : null,
-    owner_id: type === 'fanout' ? string(body, 'owner_id', { required: true, max: 200 })! : null,
-    event_type: eventType,
-    data: JSON.stringify(body.data),
-    custom_headers: headers(body, 'custom_headers'),
-    idempotency_key: string(body, 'idempotency_key', { max: 500 }) ?? null,
-  };
-}
-
 export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, ingest } = deps;
 
   const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => {
-    const input = readEvent(req.project.id, type, req.body);
+    const input = readEnvelope(req.body, { project_id: req.project.id, source_id: null, message_type: type, strict: true });
     const outcome = await ingest.submit(input);
     switch (outcome!.status) {
       case 'rejected':

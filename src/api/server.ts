@@ -11,6 +11,10 @@ import { getProject, projectForKeyHash } from '../store/projects.ts';
 import { endpointRoutes } from './endpoints-routes.ts';
 import { eventRoutes } from './events-routes.ts';
 import { deliveryRoutes } from './deliveries-routes.ts';
+import { deadLetterRoutes } from './deadletters-routes.ts';
+import { sourceRoutes } from './sources-routes.ts';
+import type { Registry } from 'prom-client';
+import type { SourceManager } from '../sources/manager.ts';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -21,6 +25,10 @@ export interface ApiDeps {
   bodyLimit: number;
   /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */
   readiness: Record<string, () => Promise<void>>;
+  /** The broker sources this process runs; null where its role runs none (other replicas pick changes up). */
+  sources: Pick<SourceManager, 'sync' | 'status'> | null;
+  /** Served on GET /metrics; null turns the route off. */
+  metrics: Registry | null;
 }
 
 declare module 'fastify' {
@@ -86,8 +94,23 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
         }
       }),
     );
-    return reply(res, ready ? 200 : 503, ready ? 'ready' : 'not ready', checks);
+    // A broker that is down does not make the API unready (it keeps taking events); it shows here.
+    const sources = deps.sources?.status().map((s) => ({
+      project_id: s.project_id,
+      id: s.id,
+      type: s.type,
+      state: s.state,
+      in_flight: s.inFlight,
+      lag: s.lag,
+      last_error: s.lastError,
+      messages: s.messages,
+    }));
+    return reply(res, ready ? 200 : 503, ready ? 'ready' : 'not ready', { ...checks, ...(sources ? { sources } : {}) });
   });
+  if (deps.metrics) {
+    const registry = deps.metrics;
+    app.get('/metrics', async (_req, res) => res.header('content-type', registry.contentType).send(await registry.metrics()));
+  }
 
   // Keys are looked up by hash; a short cache keeps the database off the hot path of ingest.
   const keyCache = new Map<string, { projectId: string | null; at: number }>();
@@ -125,6 +148,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(endpointRoutes, deps);
       await api.register(eventRoutes, deps);
       await api.register(deliveryRoutes, deps);
+      await api.register(sourceRoutes, deps);
+      await api.register(deadLetterRoutes, deps);
     },
     { prefix: '/api/v1/projects/:projectID' },
   );

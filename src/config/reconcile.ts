@@ -12,6 +12,7 @@ import {
   updateEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
+import { deleteSource, listSources, saveSource } from '../store/sources.ts';
 import { addApiKey, countApiKeys, setConfigApiKeys, upsertProject } from '../store/projects.ts';
 import type { WharfConfig } from './schema.ts';
 
@@ -83,6 +84,14 @@ export async function reconcileConfig(
           await addSecret(db, box, p.id, e.id, e.secret);
         }
       }
+
+      // Sources: declared ones saved (updated_at moves only on a real change, so running
+      // connectors restart only then); config sources no longer declared are removed.
+      const declaredSources = new Set(p.sources.map((s) => s.id));
+      for (const s of await listSources(db, box, p.id)) {
+        if (s.from_config && !declaredSources.has(s.id)) await deleteSource(db, p.id, s.id);
+      }
+      for (const s of p.sources) await saveSource(db, box, p.id, s, true);
     }
   });
   return { generatedKeys };

@@ -3,6 +3,7 @@ import convict from 'convict';
 import type { ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
+import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
 
 export interface EndpointConfig {
@@ -25,6 +26,7 @@ export interface ProjectConfig {
   signature: SignatureSettings;
   retry: RetrySettings;
   endpoints: EndpointConfig[];
+  sources: SourceDefinition[];
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -42,6 +44,8 @@ export interface WharfConfig {
   egress: { allow: string[]; block: string[] };
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
   dispatch: { batch_size: number; concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
+  /** Seconds. */
+  ingest: { reload_interval: number; shutdown_timeout: number };
   projects: ProjectConfig[];
 }
 
@@ -268,6 +272,10 @@ export const configSchema = {
     max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },
     shutdown_timeout: { doc: 'Seconds a stop waits for in-flight deliveries.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
   },
+  ingest: {
+    reload_interval: { doc: 'Seconds between checks for sources added, changed or removed (by the API of another replica, or the YAML).', format: 'wharf-number', min: 0.1, max: 3600, default: 2 },
+    shutdown_timeout: { doc: 'Seconds a stop waits for broker messages in flight to be stored and acked.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
+  },
   projects: {
     doc: 'Projects and their endpoints, reconciled into the database at start.',
     format: 'wharf-projects',
@@ -280,7 +288,7 @@ export const configSchema = {
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints'];
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints', 'sources'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
 const ENDPOINT_KEYS = ['id', 'name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'];
@@ -367,7 +375,18 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       ];
     });
 
-    return [{ id, name, type, api_keys: keys, signature, retry, endpoints }];
+    const sourceIds = new Map<string, string>();
+    const sources = r.list(p.sources, `${at}.sources`, 'sources').flatMap((rawSource, si): SourceDefinition[] => {
+      const sat = `${at}.sources[${si}]`;
+      const source = readSource(r, rawSource, sat);
+      if (source === null) return [];
+      const same = sourceIds.get(source.id);
+      if (source.id && same) r.bad(`${sat}.id`, `must be unique within the project (got ${JSON.stringify(source.id)}, already used by projects${same})`);
+      else sourceIds.set(source.id, sat);
+      return [source];
+    });
+
+    return [{ id, name, type, api_keys: keys, signature, retry, endpoints, sources }];
   });
   return { projects, issues: r.issues };
 }

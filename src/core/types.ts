@@ -72,6 +72,8 @@ export interface EventInput {
   data: string;
   custom_headers: Record<string, string>;
   idempotency_key: string | null;
+  /** Headers or attributes the message arrived with (kept for routing and inspection; not sent). */
+  headers?: Record<string, string>;
 }
 
 export interface EventRecord {

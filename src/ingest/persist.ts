@@ -59,9 +59,9 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const rows = toInsert.map((i) => inputs[i]!);
   const { rows: inserted } = await db.query<{ id: string }>(
     `INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
-       idempotency_key, custom_headers, data)
+       idempotency_key, custom_headers, data, headers)
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-       $8::text[], $9::jsonb[], $10::text[])
+       $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
      ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING id`,
     [
@@ -75,6 +75,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       rows.map((r) => r.idempotency_key),
       rows.map((r) => JSON.stringify(r.custom_headers)),
       rows.map((r) => r.data),
+      rows.map((r) => JSON.stringify(r.headers ?? {})),
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));

@@ -34,6 +34,8 @@ export interface TestApp {
   keys: Record<string, string>;
   /** The first project's key. */
   apiKey: string;
+  /** Stops Wharf (like a SIGTERM) and starts a new one on the same database and config; `app` and `url` change. */
+  restart(): Promise<void>;
   /** Any request to the server (path from the root, e.g. `/healthz`); no auth unless given. */
   request(method: string, path: string, options?: RequestOptions): Promise<RawResponse>;
   /** Calls `/api/v1/projects/{project}{path}` with that project's key. */
@@ -48,6 +50,8 @@ export interface TestAppOptions {
   /** Merged into `server:` (e.g. `{ body_limit: 4096 }`). */
   server?: Record<string, unknown>;
   dispatch?: Record<string, unknown>;
+  /** Merged into `ingest:` (sources are reloaded every 0.25 s in tests unless given). */
+  ingest?: Record<string, unknown>;
 }
 
 /**
@@ -72,11 +76,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       data_dir: join(dir, 'data'),
       log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
       dispatch: { polling_interval: 0.5, ...options.dispatch },
+      ingest: { reload_interval: 0.25, shutdown_timeout: 10, ...options.ingest },
       projects,
     }),
   );
   const { config } = loadConfig({ file, env: {} });
-  const app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
+  let app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
   try {
     await app.start();
   } catch (err) {
@@ -106,7 +111,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     return { status: res.status, headers: res.headers, body, text };
   };
 
-  return {
+  const t: TestApp = {
     app,
     url: app.url,
     db,
@@ -118,10 +123,18 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       if (key === undefined) throw new Error(`no project ${project} in this test app`);
       return request(method, `/api/v1/projects/${project}${path}`, { body, authorization: `Bearer ${key}` });
     },
+    async restart() {
+      await app.stop();
+      app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
+      await app.start();
+      t.app = app;
+      t.url = app.url;
+    },
     async stop() {
       await app.stop();
       await db.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return t;
 }

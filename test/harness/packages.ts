@@ -31,6 +31,6 @@ export async function ensureDebianPackages(packages: readonly string[] = TEST_PA
     await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], opts);
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`apt-get install ${missing.join(' ')} failed: ${(e.stderr ?? e.message).trim().slice(-2000)}`);
+    throw new Error(`apt-get install ${missing.join(' ')} failed: ${(e.stderr ?? e.message).trim().slice(-2000)}`, { cause: err });
   }
 }

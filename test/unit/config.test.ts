@@ -65,6 +65,7 @@ describe('loadConfig', () => {
       log: { level: 'info' },
       egress: { allow: [], block: [] },
       dispatch: { batch_size: 100, concurrency: 2, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
+      ingest: { reload_interval: 2, shutdown_timeout: 30 },
       projects: [],
     });
   });
@@ -102,6 +103,7 @@ projects:
             support_email: null,
           },
         ],
+        sources: [],
       },
     ]);
   });
@@ -346,7 +348,7 @@ describe('shipped config files', () => {
     expect(config.data_dir).toBe(join(REPO, 'data'));
     expect(config.egress.allow).toEqual(['127.0.0.0/8', '::1/128']);
     expect(config.projects).toEqual([
-      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, endpoints: [] },
+      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, endpoints: [], sources: [] },
     ]);
     expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen' }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
       'chosen',

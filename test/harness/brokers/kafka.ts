@@ -1,2 +1,102 @@
-/** Starts the kafka broker for the integration tests (filled in with the kafka connector). */
-export async function start(): Promise<(() => Promise<void>) | void> {}
+/**
+ * Starts a Kafka for the integration tests: librdkafka's mock cluster, which Debian's kcat carries
+ * (three brokers on 127.0.0.1, topics auto-created with 4 partitions on first metadata request).
+ * kcat runs as a producer whose stdin stays open; the mock cluster lives as long as it does, and
+ * closing stdin (also what happens when this process dies) ends it. The address is published as
+ * WHARF_TEST_KAFKA_BROKERS (comma-separated host:port). When that variable is set already, a Kafka
+ * is assumed to run there and nothing is started.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+
+const START_TIMEOUT_MS = 15_000;
+// `%5|…|MOCK|…| Mock cluster enabled: … replaced with 127.0.0.1:1,127.0.0.1:2`, or with `-d mock`
+// `Mock cluster mockCluster… bootstrap.servers=127.0.0.1:1,…`.
+const ADDRESS = /(?:replaced with|bootstrap\.servers=)\s*((?:127\.0\.0\.1:\d+,?)+)/;
+
+function answers(hostPort: string): Promise<boolean> {
+  const [host, port] = hostPort.split(':');
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) });
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export async function start(): Promise<(() => Promise<void>) | void> {
+  if (process.env.WHARF_TEST_KAFKA_BROKERS) return;
+
+  // The producer's own broker list is ignored by the mock; 127.0.0.1:1 keeps it from going anywhere.
+  const child = spawn('kcat', ['-b', '127.0.0.1:1', '-X', 'test.mock.num.brokers=3', '-P', '-t', 'wharf-keepalive'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  const recent: string[] = [];
+  let brokers: string | null = null;
+  const found = new Promise<string>((resolve, reject) => {
+    let pending = '';
+    child.stderr!.setEncoding('utf8');
+    // Keep reading for the life of the process: a full pipe would block kcat's logging thread.
+    child.stderr!.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        recent.push(line);
+        if (recent.length > 20) recent.shift();
+        const match = brokers ? null : ADDRESS.exec(line);
+        if (match) {
+          brokers = match[1]!.replace(/,$/, '');
+          resolve(brokers);
+        }
+      }
+    });
+    child.once('error', (err) => reject(new Error(`cannot run kcat: ${err.message}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`kcat exited (${signal ?? code}) before its mock cluster was up: ${recent.join(' | ')}`)),
+    );
+  });
+
+  // It may also reject after the race below is decided (kcat exiting at teardown).
+  found.catch(() => undefined);
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.stdin!.end();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    const address = await Promise.race([
+      found,
+      delay(START_TIMEOUT_MS).then(() => {
+        throw new Error(`kcat printed no mock cluster address within ${START_TIMEOUT_MS / 1000} s: ${recent.join(' | ')}`);
+      }),
+    ]);
+    for (const broker of address.split(',')) {
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while (!(await answers(broker))) {
+        if (Date.now() > deadline) throw new Error(`kcat mock broker ${broker} does not accept connections`);
+        await delay(100);
+      }
+    }
+    process.env.WHARF_TEST_KAFKA_BROKERS = address;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return stop;
+}

@@ -1,2 +1,53 @@
-/** Starts the rabbitmq broker for the integration tests (filled in with the rabbitmq connector). */
-export async function start(): Promise<(() => Promise<void>) | void> {}
+/**
+ * RabbitMQ runs on the project's machines before a session (127.0.0.1:5672, guest/guest); when it
+ * does not answer it is started the way the machine starts it. Tests use their own queues.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { setTimeout as delay } from 'node:timers/promises';
+import amqp from 'amqplib';
+
+const run = promisify(execFile);
+export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+async function probe(): Promise<Error | null> {
+  try {
+    const conn = await amqp.connect(AMQP_URL);
+    await conn.close();
+    return null;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+/** Waits until the broker takes connections again (after a start or a restart). */
+export async function waitForRabbit(timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await probe();
+  while (last && Date.now() < deadline) {
+    await delay(500);
+    last = await probe();
+  }
+  if (last) throw new Error(`RabbitMQ did not answer on ${AMQP_URL.replace(/\/\/.*@/, '//')} within ${timeoutMs} ms: ${last.message}`);
+}
+
+export async function start(): Promise<void> {
+  process.env.WHARF_TEST_AMQP_URL = AMQP_URL;
+  if ((await probe()) === null) return;
+  try {
+    await run('rabbitmq-server', ['-detached']);
+  } catch (err) {
+    console.error(`rabbitmq-server -detached: ${(err as Error).message.trim()}`);
+  }
+  await waitForRabbit();
+}
+
+/**
+ * Restarts the RabbitMQ application inside the running node (what a broker upgrade or crash
+ * looks like to clients: every connection drops; durable queues and persistent messages stay).
+ */
+export async function restartRabbit(): Promise<void> {
+  await run('rabbitmqctl', ['stop_app']);
+  await run('rabbitmqctl', ['start_app']);
+  await waitForRabbit();
+}

@@ -1,0 +1,258 @@
+/**
+ * The sink broker connectors write into: each message becomes an event (with its deliveries and
+ * jobs) or, when it can never become one, a dead letter, in one transaction per batch. Only then
+ * does the connector ack. A failure of the database as such rejects the whole batch, so nothing is
+ * acked and the broker redelivers; a failure caused by one message's content dead-letters that
+ * message alone, so it cannot block the ones after it.
+ */
+import type { AcceptResult, BrokerMessage, Sink } from '../core/connector.ts';
+import { WharfError } from '../core/errors.ts';
+import { uuidv7 } from '../core/ids.ts';
+import type { EventInput } from '../core/types.ts';
+import type { SourceDefinition } from '../sources/settings.ts';
+import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { ingestInTransaction, type IngestDeps } from './persist.ts';
+import { forwardedHeaders, readEnvelope } from './normalize.ts';
+
+export interface BrokerSource {
+  project_id: string;
+  definition: SourceDefinition;
+}
+
+type Prepared = { ok: true; input: EventInput } | { ok: false; code: string; reason: string };
+
+/** Why a message cannot become an event, or the event it becomes. */
+export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage, 'id' | 'body' | 'headers'>): Prepared {
+  const def = source.definition;
+  if (message.body.length > def.max_body_bytes) {
+    return {
+      ok: false,
+      code: 'WHARF_ERR_TOO_LARGE',
+      reason: `body is ${message.body.length} bytes, over the source's max_body_bytes (${def.max_body_bytes})`,
+    };
+  }
+  const text = message.body.toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, code: 'WHARF_ERR_NOT_JSON', reason: `body is not JSON: ${(err as Error).message}` };
+  }
+  const headers = cleanHeaders(message.headers);
+  // A redelivered message without its own key keeps its broker identity, so it is stored once.
+  const brokerKey = `${def.id}:${message.id}`;
+  try {
+    const forwarded = forwardedHeaders(headers, def.forward_headers);
+    if (def.format === 'raw') {
+      const eventType = (def.event_type_header ? headers[def.event_type_header] : undefined) ?? def.event_type;
+      if (!eventType) {
+        return { ok: false, code: 'WHARF_ERR_INVALID', reason: `event_type: the message has no ${def.event_type_header} header and the source sets no event_type` };
+      }
+      return {
+        ok: true,
+        input: {
+          project_id: source.project_id,
+          source_id: def.id,
+          message_type: 'broadcast',
+          event_type: eventType.slice(0, 200),
+          // The producer's bytes, unchanged: they are what endpoints receive and what is signed.
+          data: text,
+          custom_headers: forwarded,
+          idempotency_key: brokerKey,
+          headers,
+        },
+      };
+    }
+    const input = readEnvelope(parsed, {
+      project_id: source.project_id,
+      source_id: def.id,
+      message_type: null,
+      headers,
+      strict: false,
+    });
+    return {
+      ok: true,
+      input: {
+        ...input,
+        custom_headers: { ...forwarded, ...input.custom_headers },
+        idempotency_key: input.idempotency_key ?? brokerKey,
+        headers,
+      },
+    };
+  } catch (err) {
+    if (err instanceof WharfError) return { ok: false, code: err.code, reason: err.message };
+    throw err;
+  }
+}
+
+/** jsonb cannot hold NUL; header values are kept for inspection, so NUL becomes U+FFFD. */
+function cleanHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase().replaceAll('\0', '\uFFFD')] = String(v).replaceAll('\0', '\uFFFD');
+  return out;
+}
+
+/**
+ * SQLSTATE classes that come from the data of one statement (22 data exception, 23 integrity
+ * violation, 54 program limit exceeded): the same message would fail again, so it is dead-lettered
+ * rather than retried. Anything else (connection, shutdown, resources) is a transient failure.
+ */
+export function isMessageError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22|23|54)/.test(code);
+}
+
+export interface DeadLetterInput {
+  message: Pick<BrokerMessage, 'id' | 'body' | 'headers' | 'key' | 'receivedAt'>;
+  code: string;
+  reason: string;
+}
+
+/** Keeps poison messages; a redelivered one updates its row instead of adding one. */
+export async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: DeadLetterInput[]): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  if (letters.length === 0) return ids;
+  // ON CONFLICT cannot touch one row twice in a statement: keep the last of each broker id.
+  const unique = [...new Map(letters.map((l) => [l.message.id, l])).values()];
+  const { rows } = await db.query<{ id: string; broker_id: string }>(
+    `INSERT INTO dead_letters (id, project_id, source_id, source_type, broker_id, message_key, body, headers, code, reason, received_at)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+       $8::jsonb[], $9::text[], $10::text[], $11::timestamptz[])
+     ON CONFLICT (project_id, source_id, broker_id) DO UPDATE
+       SET times_seen = dead_letters.times_seen + 1, code = EXCLUDED.code, reason = EXCLUDED.reason, updated_at = now()
+     RETURNING id, broker_id`,
+    [
+      unique.map(() => uuidv7()),
+      unique.map(() => source.project_id),
+      unique.map(() => source.definition.id),
+      unique.map(() => source.definition.type),
+      unique.map((l) => l.message.id),
+      unique.map((l) => (l.message.key ?? null)?.replaceAll('\0', '\uFFFD') ?? null),
+      unique.map((l) => l.message.body),
+      unique.map((l) => JSON.stringify(cleanHeaders(l.message.headers))),
+      unique.map((l) => l.code),
+      unique.map((l) => l.reason.slice(0, 2000)),
+      unique.map((l) => l.message.receivedAt),
+    ],
+  );
+  for (const r of rows) ids.set(r.broker_id, r.id);
+  return ids;
+}
+
+/** Stores one batch in one transaction; throws when the transaction fails. */
+async function storeBatch(deps: IngestDeps, source: BrokerSource, messages: BrokerMessage[], prepared: Prepared[]): Promise<AcceptResult[]> {
+  return withTransaction(deps.pool, async (db) => {
+    const ok: number[] = [];
+    prepared.forEach((p, i) => p.ok && ok.push(i));
+    const outcomes = await ingestInTransaction(deps.boss, db, ok.map((i) => (prepared[i] as { input: EventInput }).input));
+    const results: AcceptResult[] = new Array(messages.length);
+    const letters: (DeadLetterInput & { index: number })[] = [];
+    prepared.forEach((p, i) => {
+      if (!p.ok) letters.push({ index: i, message: messages[i]!, code: p.code, reason: p.reason });
+    });
+    ok.forEach((i, k) => {
+      const o = outcomes[k]!;
+      if (o.status === 'rejected') letters.push({ index: i, message: messages[i]!, code: o.code, reason: o.reason });
+      else results[i] = o.status === 'stored' ? { status: 'stored', event_id: o.event_id } : { status: 'duplicate', event_id: o.event_id };
+    });
+    const ids = await storeDeadLetters(db, source, letters);
+    for (const l of letters) results[l.index] = { status: 'rejected', code: l.code, reason: l.reason, dead_letter_id: ids.get(l.message.id)! };
+    return results;
+  });
+}
+
+export interface BrokerSinkOptions {
+  /** Told of every batch's results once committed (metrics, logs). */
+  onResults?: (results: AcceptResult[], messages: BrokerMessage[]) => void;
+}
+
+export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options: BrokerSinkOptions = {}): Sink {
+  const accept = async (messages: BrokerMessage[]): Promise<AcceptResult[]> => {
+    if (messages.length === 0) return [];
+    const prepared = messages.map((m) => prepareMessage(source, m));
+    let results: AcceptResult[];
+    try {
+      results = await storeBatch(deps, source, messages, prepared);
+    } catch (err) {
+      if (!isMessageError(err)) throw err;
+      results = await isolate(messages, prepared, err);
+    }
+    options.onResults?.(results, messages);
+    return results;
+  };
+
+  // The database refused something in the batch: store each message alone, so the one it refuses
+  // is dead-lettered with the database's reason and the rest go on. Transient errors still throw.
+  const isolate = async (messages: BrokerMessage[], prepared: Prepared[], first: unknown): Promise<AcceptResult[]> => {
+    const results: AcceptResult[] = [];
+    for (const [i, message] of messages.entries()) {
+      try {
+        if (messages.length === 1) throw first;
+        results.push(...(await storeBatch(deps, source, [message], [prepared[i]!])));
+      } catch (err) {
+        if (!isMessageError(err)) throw err;
+        const reason = `the database refused the event: ${(err as Error).message}`;
+        const poison: Prepared = { ok: false, code: 'WHARF_ERR_DATABASE_REFUSED', reason };
+        results.push(...(await storeBatch(deps, source, [message], [poison])));
+      }
+    }
+    return results;
+  };
+
+  return { accept };
+}
+
+
+export type ReplayResult =
+  | { status: 'stored' | 'duplicate'; event_id: string }
+  | { status: 'rejected'; code: string; reason: string }
+  | { status: 'already_replayed'; event_id: string | null }
+  | { status: 'source_gone' };
+
+/**
+ * Feeds a dead letter through its source's current settings again (after the cause was fixed: an
+ * endpoint created, a limit raised). Stored: the letter is marked replayed with its event. Still
+ * refused: it stays, with the new reason. One transaction, the letter's row locked throughout.
+ */
+export async function replayDeadLetter(
+  deps: IngestDeps,
+  sourceOf: (db: Queryable, projectId: string, sourceId: string) => Promise<BrokerSource | null>,
+  projectId: string,
+  id: string,
+): Promise<ReplayResult | null> {
+  return withTransaction(deps.pool, async (db) => {
+    const { rows } = await db.query<{ source_id: string; broker_id: string; body: Buffer; headers: Record<string, string>; replayed_at: Date | null; event_id: string | null }>(
+      `SELECT source_id, broker_id, body, headers, replayed_at, event_id FROM dead_letters
+       WHERE project_id = $1 AND id = $2 FOR UPDATE`,
+      [projectId, id],
+    );
+    const letter = rows[0];
+    if (!letter) return null;
+    if (letter.replayed_at) return { status: 'already_replayed', event_id: letter.event_id };
+    const source = await sourceOf(db, projectId, letter.source_id);
+    if (!source) return { status: 'source_gone' };
+    const prepared = prepareMessage(source, { id: letter.broker_id, body: letter.body, headers: letter.headers });
+    let result: ReplayResult;
+    if (!prepared.ok) result = { status: 'rejected', code: prepared.code, reason: prepared.reason };
+    else {
+      const [o] = await ingestInTransaction(deps.boss, db, [prepared.input]);
+      result = o!.status === 'rejected' ? { status: 'rejected', code: o!.code, reason: o!.reason } : { status: o!.status, event_id: o!.event_id };
+    }
+    if (result.status === 'rejected') {
+      await db.query('UPDATE dead_letters SET code = $3, reason = $4, updated_at = now() WHERE project_id = $1 AND id = $2', [
+        projectId,
+        id,
+        result.code,
+        result.reason,
+      ]);
+    } else if (result.status === 'stored' || result.status === 'duplicate') {
+      await db.query('UPDATE dead_letters SET replayed_at = now(), event_id = $3, updated_at = now() WHERE project_id = $1 AND id = $2', [
+        projectId,
+        id,
+        result.event_id,
+      ]);
+    }
+    return result;
+  });
+}

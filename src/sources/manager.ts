@@ -1,0 +1,153 @@
+/**
+ * Runs one connector per broker source in the database, and keeps the running set equal to the
+ * stored one: a source added, changed or removed (through the API, the YAML, or another replica)
+ * is started, restarted or stopped within `reloadIntervalMs`, without a restart of Wharf.
+ */
+import type { Logger } from 'pino';
+import { connectorFor } from '../../connectors/index.ts';
+import type { AcceptResult, Connector, ConnectorHealth } from '../core/connector.ts';
+import { createBrokerSink } from '../ingest/broker-sink.ts';
+import type { IngestDeps } from '../ingest/persist.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import { listSources, sourceVersions, type SourceRecord } from '../store/sources.ts';
+
+export interface SourceCounts {
+  stored: number;
+  duplicate: number;
+  rejected: number;
+}
+
+export interface SourceStatus extends ConnectorHealth {
+  project_id: string;
+  id: string;
+  name: string;
+  type: string;
+  messages: SourceCounts;
+}
+
+export interface SourceManagerDeps extends IngestDeps {
+  box: SecretBox;
+  logger: Logger;
+  /** Told of every committed batch (metrics). */
+  onResults?: (source: { project_id: string; id: string; type: string }, results: AcceptResult[]) => void;
+}
+
+export interface SourceManagerOptions {
+  reloadIntervalMs: number;
+  /** How long a stopping connector may take to finish its batches. */
+  stopTimeoutMs: number;
+}
+
+export interface SourceManager {
+  start(): Promise<void>;
+  /** Brings the running connectors in line with the database now (the API calls it after a change). */
+  sync(): Promise<void>;
+  stop(): Promise<void>;
+  status(): SourceStatus[];
+}
+
+interface Running {
+  record: SourceRecord;
+  version: string;
+  connector: Connector | null;
+  /** Why the connector could not be built (its state is then 'stopped'). */
+  failure: string | null;
+  counts: SourceCounts;
+}
+
+export function createSourceManager(deps: SourceManagerDeps, options: SourceManagerOptions): SourceManager {
+  const running = new Map<string, Running>();
+  let timer: NodeJS.Timeout | null = null;
+  let chain: Promise<void> = Promise.resolve();
+  let stopped = false;
+
+  const launch = async (record: SourceRecord, version: string): Promise<Running> => {
+    const def = record.definition;
+    const name = `${record.project_id}/${def.id}`;
+    const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 } };
+    const logger = deps.logger.child({ source: name, type: def.type });
+    try {
+      entry.connector = await connectorFor(def.type).create(def.broker, { logger, name });
+      const sink = createBrokerSink(deps, { project_id: record.project_id, definition: def }, {
+        onResults: (results, messages) => {
+          for (const [i, r] of results.entries()) {
+            entry.counts[r.status] += 1;
+            if (r.status === 'rejected') {
+              logger.warn({ broker_id: messages[i]!.id, code: r.code, reason: r.reason, dead_letter_id: r.dead_letter_id }, 'message dead-lettered');
+            }
+          }
+          deps.onResults?.({ project_id: record.project_id, id: def.id, type: def.type }, results);
+        },
+      });
+      await entry.connector.start(sink);
+      logger.info({}, 'source started');
+    } catch (err) {
+      entry.failure = (err as Error).message;
+      logger.error({ err }, 'source could not start');
+    }
+    return entry;
+  };
+
+  const halt = async (key: string, entry: Running): Promise<void> => {
+    running.delete(key);
+    try {
+      await entry.connector?.stop({ timeoutMs: options.stopTimeoutMs });
+    } catch (err) {
+      deps.logger.error({ err, source: key }, 'source did not stop cleanly');
+    }
+  };
+
+  const reconcile = async (): Promise<void> => {
+    if (stopped) return;
+    const versions = await sourceVersions(deps.pool);
+    const changed = [...versions].filter(([key, v]) => running.get(key)?.version !== v);
+    const gone = [...running.keys()].filter((key) => !versions.has(key));
+    if (changed.length === 0 && gone.length === 0) return;
+    for (const key of gone) await halt(key, running.get(key)!);
+    const records = new Map((await listSources(deps.pool, deps.box)).map((r) => [`${r.project_id}/${r.id}`, r]));
+    for (const [key, version] of changed) {
+      const old = running.get(key);
+      if (old) await halt(key, old);
+      const record = records.get(key);
+      if (record && !stopped) running.set(key, await launch(record, version));
+    }
+  };
+
+  // One reconcile at a time; a failed one (database away) is logged and tried again next tick.
+  const sync = (): Promise<void> => {
+    const next = chain.then(reconcile);
+    chain = next.catch((err: unknown) => deps.logger.warn({ err }, 'sources could not be reloaded'));
+    return next;
+  };
+
+  return {
+    async start() {
+      await sync();
+      const tick = (): void => {
+        timer = setTimeout(() => void sync().catch(() => undefined).finally(() => !stopped && tick()), options.reloadIntervalMs);
+        timer.unref();
+      };
+      tick();
+    },
+    sync,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await chain;
+      await Promise.all([...running].map(([key, entry]) => halt(key, entry)));
+    },
+    status() {
+      return [...running.values()].map((e) => {
+        const health: ConnectorHealth = e.connector?.health() ?? { state: 'stopped', inFlight: 0, lag: null, lastError: e.failure };
+        return {
+          project_id: e.record.project_id,
+          id: e.record.id,
+          name: e.record.definition.name,
+          type: e.record.definition.type,
+          ...health,
+          messages: { ...e.counts },
+        };
+      });
+    },
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * A source's definition, as YAML (`projects[].sources[]`) and the sources API give it: the parts
+ * every source has (format, event type, headers, size limit) and its broker's own block, which the
+ * broker's connector module checks.
+ */
+import { BROKER_TYPES, connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
+import { ID, Reader, TOKEN, absent, got, type SettingIssue } from '../core/settings.ts';
+
+export type SourceFormat = 'envelope' | 'raw';
+
+export interface SourceDefinition {
+  id: string;
+  name: string;
+  type: BrokerType;
+  /** `envelope`: Convoy's JSON envelope. `raw`: the whole body is `data`, routed by subscriptions. */
+  format: SourceFormat;
+  /** raw: the event type when `event_type_header` is unset or absent from a message. */
+  event_type: string | null;
+  /** raw: the broker header/attribute (lower-case) that carries the event type. */
+  event_type_header: string | null;
+  /** Broker headers forwarded to endpoints as custom headers: names, or '*' for all. */
+  forward_headers: string[] | '*';
+  /** Larger messages are dead-lettered. */
+  max_body_bytes: number;
+  /** The broker block, as its connector's `parse` returned it. */
+  broker: Record<string, unknown>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+const COMMON_KEYS = ['id', 'name', 'type', 'format', 'event_type', 'event_type_header', 'forward_headers', 'max_body_bytes'];
+const KEYS = [...COMMON_KEYS, ...BROKER_TYPES];
+/** What a secret looks like in an API answer; sending it back unchanged keeps the stored value. */
+export const REDACTED = '********';
+
+/** Checks one source block; problems go to `r` with paths under `at`. */
+export function readSource(r: Reader, value: unknown, at: string): SourceDefinition | null {
+  const s = r.fields(value, at, KEYS);
+  if (s === null) return null;
+  const name = r.text(s.name, `${at}.name`, '', { max: 200 });
+  if (absent(s.name)) r.bad(`${at}.name`, 'is required');
+  // The id defaults to the name, so a YAML source needs only one of them when the name is id-like.
+  let id = '';
+  if (!absent(s.id)) id = r.id(s.id, `${at}.id`);
+  else if (ID.test(name)) id = name;
+  else if (name) r.bad(`${at}.id`, `is required when name is not 1-64 letters, digits, "_", "." or "-"${got(name)}`);
+
+  let type: BrokerType | null = null;
+  if (absent(s.type)) r.bad(`${at}.type`, `is required: one of ${BROKER_TYPES.join(', ')}`);
+  else if (typeof s.type === 'string' && isBrokerType(s.type)) type = s.type;
+  else r.bad(`${at}.type`, `must be one of ${BROKER_TYPES.join(', ')}${got(s.type)}`);
+
+  const format = r.choice(s.format, `${at}.format`, ['envelope', 'raw'] as const, 'envelope');
+  const eventType = r.optional(s.event_type, `${at}.event_type`, 200);
+  const typeHeader = header(r, s.event_type_header, `${at}.event_type_header`);
+  if (format === 'envelope') {
+    if (eventType !== null) r.bad(`${at}.event_type`, 'applies to format raw only (an envelope carries its own event_type)');
+    if (typeHeader !== null) r.bad(`${at}.event_type_header`, 'applies to format raw only (an envelope carries its own event_type)');
+  } else if (eventType === null && typeHeader === null) {
+    r.bad(`${at}.event_type`, 'is required for format raw unless event_type_header names where each message carries it');
+  }
+
+  let forward: string[] | '*' = [];
+  if (s.forward_headers === '*' || s.forward_headers === true) forward = '*';
+  else if (s.forward_headers !== false) {
+    forward = r.list(s.forward_headers, `${at}.forward_headers`, 'header names, or "*"').flatMap((h, i) => {
+      const name = header(r, h, `${at}.forward_headers[${i}]`);
+      return name === null ? [] : [name];
+    });
+  }
+  const maxBody = r.integer(s.max_body_bytes, `${at}.max_body_bytes`, 1, 64 * 1_048_576, DEFAULT_MAX_BODY_BYTES);
+
+  for (const other of BROKER_TYPES) {
+    if (other !== type && !absent(s[other])) r.bad(`${at}.${other}`, `does not belong to a source of type ${type ?? '(unset)'}`);
+  }
+  let broker: Record<string, unknown> = {};
+  if (type !== null) {
+    if (absent(s[type])) r.bad(`${at}.${type}`, `is required: the ${type} settings of this source`);
+    else broker = connectorFor(type).parse(r, s[type], `${at}.${type}`) as Record<string, unknown>;
+  }
+  if (type === null) return null;
+  return {
+    id,
+    name,
+    type,
+    format,
+    event_type: eventType,
+    event_type_header: typeHeader,
+    forward_headers: forward,
+    max_body_bytes: maxBody,
+    broker,
+  };
+}
+
+function header(r: Reader, value: unknown, path: string): string | null {
+  const text = r.optional(value, path, 200);
+  if (text === null) return null;
+  if (!TOKEN.test(text)) {
+    r.bad(path, `must be a header name${got(text)}`);
+    return null;
+  }
+  return text.toLowerCase();
+}
+
+/** Checks a definition given as JSON (API) and returns it, or the issues with their paths. */
+export function parseSource(value: unknown): { source: SourceDefinition | null; issues: SettingIssue[] } {
+  const r = new Reader();
+  const source = readSource(r, value, 'source');
+  return { source: r.issues.length === 0 ? source : null, issues: r.issues };
+}
+
+type Mapping = Record<string, unknown>;
+
+/** The mapping that holds the last segment of a dotted `key`, and that segment; null where absent. */
+function holder(root: unknown, key: string): { node: Mapping; last: string } | null {
+  const path = key.split('.');
+  const last = path.pop()!;
+  let node = root;
+  for (const p of path) node = node && typeof node === 'object' ? (node as Mapping)[p] : undefined;
+  return node && typeof node === 'object' && !Array.isArray(node) ? { node: node as Mapping, last } : null;
+}
+
+/** The definition as the API shows it: credentials replaced by REDACTED. */
+export function redactSource(source: SourceDefinition): SourceDefinition {
+  const broker = structuredClone(source.broker);
+  for (const key of connectorFor(source.type).secretKeys) {
+    const at = holder(broker, key);
+    if (at && !absent(at.node[at.last])) at.node[at.last] = REDACTED;
+  }
+  return { ...source, broker };
+}
+
+/**
+ * An update's broker block, where every secret sent back as REDACTED keeps the stored value, so
+ * a client can PUT what it got from GET without knowing the credentials.
+ */
+export function keepRedactedSecrets(type: BrokerType, next: unknown, stored: Mapping): unknown {
+  if (!next || typeof next !== 'object' || Array.isArray(next)) return next;
+  const out = structuredClone(next) as Mapping;
+  for (const key of connectorFor(type).secretKeys) {
+    const to = holder(out, key);
+    if (to && to.node[to.last] === REDACTED) to.node[to.last] = holder(stored, key)?.node[to.last];
+  }
+  return out;
+}
