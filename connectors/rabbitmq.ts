@@ -64,8 +64,10 @@ function parse(r: Reader, value: unknown, at: string): RabbitMQConfig {
   const exchange = r.optional(b.exchange, `${at}.exchange`, 255);
   const exchangeType = r.choice(b.exchange_type, `${at}.exchange_type`, ['direct', 'topic', 'fanout', 'headers'] as const, 'topic');
   const routingKey = r.text(b.routing_key, `${at}.routing_key`, exchangeType === 'topic' ? '#' : '', { max: 255, empty: true });
-  if (exchange === null) {
-    for (const k of ['exchange_type', 'routing_key'] as const) if (!absent(b[k])) r.bad(`${at}.${k}`, 'applies only with exchange (the binding of the queue)');
+  // Without an exchange there is no binding; the defaults are accepted so a definition read back
+  // from the API can be sent again unchanged.
+  if (exchange === null && ((!absent(b.exchange_type) && exchangeType !== 'topic') || (!absent(b.routing_key) && routingKey !== '#'))) {
+    r.bad(`${at}.${absent(b.routing_key) ? 'exchange_type' : 'routing_key'}`, 'applies only with exchange (the binding of the queue)');
   }
   const prefetch = r.integer(b.prefetch, `${at}.prefetch`, 1, 65_535, 100);
   const workers = r.integer(b.workers, `${at}.workers`, 1, 64, 1);

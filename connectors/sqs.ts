@@ -433,8 +433,7 @@ class SqsConnector implements Connector {
     }
     try {
       if (this.closed) return; // stop gave up waiting: the client is gone, SQS redelivers after the visibility timeout
-      if (stored) await this.deleteBatch(queueUrl, held);
-      else await this.handBack(queueUrl, held);
+      await this.deleteBatch(queueUrl, held);
     } finally {
       this.settle(held.length);
     }

@@ -36,6 +36,7 @@ export interface App {
   readonly url: string;
   readonly generatedKeys: ReconcileResult['generatedKeys'];
   readonly pool: pg.Pool;
+  readonly boss: PgBoss;
 }
 
 export function createApp(options: AppOptions): App {
@@ -166,6 +167,10 @@ export function createApp(options: AppOptions): App {
     get pool() {
       if (!pool) throw new Error('app not started');
       return pool;
+    },
+    get boss() {
+      if (!boss) throw new Error('app not started');
+      return boss;
     },
   };
 }

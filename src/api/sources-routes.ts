@@ -28,7 +28,9 @@ function present(record: SourceRecord, deps: ApiDeps): Json {
 
 /** The definition from a request body; 400 names the first key that is wrong. */
 function definitionFrom(body: Json): ReturnType<typeof parseSource>['source'] & object {
-  const { source, issues } = parseSource(body);
+  const { source, issues: found } = parseSource(body);
+  // A wrong value says more than a key the schema does not know, so it is named first.
+  const issues = [...found.filter((i) => !i.unknown), ...found.filter((i) => i.unknown)];
   if (issues.length > 0 || source === null) {
     const first = issues[0]!;
     const field = first.path.replace(/^source\.?/, '');

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerMessage } from '../../src/core/connector.ts';
+import { createBrokerSink, type BrokerSource } from '../../src/ingest/broker-sink.ts';
+import { createPool } from '../../src/store/pool.ts';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+
+const source = (over: Partial<BrokerSource['definition']> = {}): BrokerSource => ({
+  project_id: 'default',
+  definition: {
+    id: 'src',
+    name: 'src',
+    type: 'rabbitmq',
+    format: 'envelope',
+    event_type: null,
+    event_type_header: null,
+    forward_headers: [],
+    max_body_bytes: 1_048_576,
+    broker: {},
+    ...over,
+  },
+});
+
+let n = 0;
+const message = (body: unknown, over: Partial<BrokerMessage> = {}): BrokerMessage => ({
+  id: `m-${++n}`,
+  body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+  headers: {},
+  key: null,
+  receivedAt: new Date(),
+  ...over,
+});
+
+const good = (seq: number, extra: Record<string, unknown> = {}) => message({ endpoint_id: 'ep', event_type: 'sink.test', data: { seq }, ...extra });
+
+describe('broker sink (real Postgres)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // The endpoint is paused: deliveries are recorded as discarded and nothing is sent.
+    t = await startTestApp({ projects: [{ id: 'default', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }] }] });
+    await t.app.pool.query(`UPDATE endpoints SET status = 'paused'`);
+  });
+  afterAll(async () => t?.stop());
+
+  const sink = (s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss }, s);
+
+  it('dead-letters only the message the database refuses, stores the rest, and a redelivery changes nothing', async () => {
+    // Postgres text cannot hold NUL: the statement fails for this message's data alone.
+    const batch = [good(1), good(2, { event_type: 'bad\u0000type' }), good(3)];
+    const results = await sink().accept(batch);
+    expect(results.map((r) => r.status)).toEqual(['stored', 'rejected', 'stored']);
+    const refused = results[1] as Extract<(typeof results)[number], { status: 'rejected' }>;
+    expect(refused.code).toBe('WHARF_ERR_DATABASE_REFUSED');
+    expect(refused.reason).toMatch(/0x00/);
+
+    const again = await sink().accept(batch);
+    expect(again.map((r) => r.status)).toEqual(['duplicate', 'rejected', 'duplicate']);
+    expect((again[1] as typeof refused).dead_letter_id).toBe(refused.dead_letter_id);
+    const { rows } = await t.app.pool.query('SELECT times_seen, body FROM dead_letters WHERE id = $1', [refused.dead_letter_id]);
+    expect(rows[0].times_seen).toBe(2);
+    expect(Buffer.compare(rows[0].body, batch[1]!.body)).toBe(0);
+  });
+
+  it('deduplicates by idempotency_key when the message has one, by broker id when not', async () => {
+    const twelve = good(12);
+    const [a, b, c] = await sink().accept([
+      good(10, { idempotency_key: 'k-10' }),
+      good(11, { idempotency_key: 'k-10' }), // another broker message, same key
+      twelve,
+    ]);
+    expect(a!.status).toBe('stored');
+    expect(b).toEqual({ status: 'duplicate', event_id: (a as { event_id: string }).event_id });
+    const redelivered = await sink().accept([{ ...twelve, receivedAt: new Date() }]);
+    expect(redelivered[0]).toEqual({ status: 'duplicate', event_id: (c as { event_id: string }).event_id });
+  });
+
+  it('keeps broker headers with the event and forwards only those the source names', async () => {
+    const s = source({ id: 'fwd', forward_headers: ['x-trace'] });
+    const [r] = await sink(s).accept([good(20, { custom_headers: { 'X-Own': 'mine' } })].map((m) => ({ ...m, headers: { 'x-trace': 't', 'x-other': 'o' } })));
+    const { rows } = await t.app.pool.query('SELECT custom_headers, headers FROM events WHERE id = $1', [(r as { event_id: string }).event_id]);
+    expect(rows[0].custom_headers).toEqual({ 'x-trace': 't', 'X-Own': 'mine' });
+    expect(rows[0].headers).toEqual({ 'x-trace': 't', 'x-other': 'o' });
+  });
+
+  it('rejects the whole batch, storing nothing, when the database cannot be reached', async () => {
+    const away = createPool('postgres://wharf@127.0.0.1:1/test', { max: 1 });
+    try {
+      const s = createBrokerSink({ pool: away, boss: t.app.boss }, source());
+      await expect(s.accept([good(30), good(31)])).rejects.toThrow(/ECONNREFUSED|connect/);
+    } finally {
+      await away.end();
+    }
+    const { rows } = await t.app.pool.query(`SELECT count(*)::int AS n FROM events WHERE data::jsonb->>'seq' IN ('30', '31')`);
+    expect(rows[0].n).toBe(0);
+  });
+});
