@@ -11,7 +11,7 @@ import { createAgent, createSender } from './delivery/sender.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
 import { createIngestBatcher } from './ingest/batcher.ts';
-import { loadSecretBox } from './store/crypto.ts';
+import { loadSecretBox, type SecretBox } from './store/crypto.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
 import { migrate } from './store/migrate.ts';
 import { createMetrics } from './metrics.ts';
@@ -32,6 +32,11 @@ export interface App {
   start(): Promise<void>;
   /** Stops taking requests, finishes in-flight deliveries, closes everything in reverse order. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Applies a re-read config file's projects (keys, endpoints, sources) to the database and the
+   * running sources. Other settings (server, database, dispatch) take effect at the next start.
+   */
+  reload(next: WharfConfig): Promise<ReconcileResult>;
   /** The API's base URL once started. */
   readonly url: string;
   readonly generatedKeys: ReconcileResult['generatedKeys'];
@@ -48,6 +53,7 @@ export function createApp(options: AppOptions): App {
   let agent: Agent | null = null;
   let dispatcher: Dispatcher | null = null;
   let sources: SourceManager | null = null;
+  let box: SecretBox | null = null;
   let server: FastifyInstance | null = null;
   let url = '';
   let generatedKeys: ReconcileResult['generatedKeys'] = [];
@@ -70,7 +76,7 @@ export function createApp(options: AppOptions): App {
     pool = db;
     const { applied } = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-    const box = await loadSecretBox({ key: config.encryption_key, dataDir: config.data_dir });
+    box = await loadSecretBox({ key: config.encryption_key, dataDir: config.data_dir });
     ({ generatedKeys } = await reconcileConfig(db, box, config, options.configFile));
 
     const metrics = createMetrics();
@@ -155,7 +161,15 @@ export function createApp(options: AppOptions): App {
     logger.info('wharf stopped');
   };
 
+  const reload = async (next: WharfConfig): Promise<ReconcileResult> => {
+    if (!pool || !box) throw new Error('app not started');
+    const result = await reconcileConfig(pool, box, next, options.configFile);
+    await sources?.sync();
+    return result;
+  };
+
   return {
+    reload,
     start: () => (starting ??= start()),
     stop: () => (stopping ??= stop()),
     get url() {

@@ -64,7 +64,8 @@ async function main(): Promise<number> {
 
   if (command === 'check-config') {
     const endpoints = config.projects.reduce((n, p) => n + p.endpoints.length, 0);
-    process.stdout.write(`${file}: OK (${config.projects.length} project(s), ${endpoints} endpoint(s))\n`);
+    const sources = config.projects.reduce((n, p) => n + p.sources.length, 0);
+    process.stdout.write(`${file}: OK (${config.projects.length} project(s), ${endpoints} endpoint(s), ${sources} source(s))\n`);
     return 0;
   }
 
@@ -104,6 +105,22 @@ async function main(): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  // SIGHUP re-reads the config file and applies its projects, endpoints and sources (sources
+  // start, restart or stop as needed); other settings need a restart. A bad file changes nothing.
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig({ file: args.values.config });
+      app.reload(next.config).then(
+        ({ generatedKeys }) => {
+          printKeys(generatedKeys);
+          logger.info({ file: next.file }, 'config reloaded');
+        },
+        (err: unknown) => logger.error({ err }, 'config reload failed; the previous config stays in effect'),
+      );
+    } catch (err) {
+      logger.error({ error: (err as Error).message }, 'config reload refused; the previous config stays in effect');
+    }
+  });
 
   try {
     await app.start();
@@ -113,13 +130,17 @@ async function main(): Promise<number> {
     await app.stop().catch(() => undefined);
     return 1;
   }
-  for (const { projectId, key } of app.generatedKeys) {
+  printKeys(app.generatedKeys);
+  return done;
+}
+
+function printKeys(keys: { projectId: string; key: string }[]): void {
+  for (const { projectId, key } of keys) {
     // Shown once, outside the JSON log stream; only its hash is stored.
     process.stdout.write(
       `\nGenerated API key for project "${projectId}" (shown once; set WHARF_API_KEY to choose your own):\n\n  ${key}\n\n`,
     );
   }
-  return done;
 }
 
 main().then(

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import amqp from 'amqplib';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyConvoySignature } from '../../src/sources/verifiers/convoy.ts';
@@ -162,6 +163,46 @@ projects:
     expect(headers['webhook-id']).toBe(sent.body.data.uid);
     expect(new Webhook(secret).verify(r.body.toString('utf8'), headers)).toEqual({ id: 'u1' });
     expect(() => new Webhook(secret).verify('{"id":"u2"}', headers)).toThrow();
+  });
+
+  it('SIGHUP applies a source added to the YAML without a restart (embedded database, real RabbitMQ)', async () => {
+    const queue = `wharf-test-e2e-${Date.now()}`;
+    const amqpUrl = process.env.WHARF_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+    writeFileSync(
+      join(dir, 'wharf.yaml'),
+      `server: { host: 127.0.0.1, port: 5005 }
+egress: { allow: [127.0.0.0/8] }
+projects:
+  - id: default
+    api_keys: ["\${WHARF_API_KEY}"]
+    sources:
+      - name: hup
+        type: rabbitmq
+        rabbitmq: { url: "${amqpUrl}", queue: ${queue} }
+  - id: sw
+    api_keys: ["\${SW_KEY}"]
+    signature: { scheme: standard-webhooks }
+`,
+    );
+    daemon.proc.kill('SIGHUP');
+    const conn = await amqp.connect(amqpUrl);
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertQueue(queue, { durable: true });
+      ch.sendToQueue(queue, Buffer.from(JSON.stringify({ event_type: 'hup.test', data: { via: 'rabbitmq' } })), { persistent: true });
+      await ch.waitForConfirms();
+      const deadline = Date.now() + 30_000;
+      let events: { event_type: string; data: unknown }[] = [];
+      while (events.length === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        events = (await api('GET', '/api/v1/projects/default/events?source_id=hup')).body.data.content;
+      }
+      expect(events.map((e) => [e.event_type, e.data])).toEqual([['hup.test', { via: 'rabbitmq' }]]);
+      expect(daemon.logs.join('')).toContain('config reloaded');
+      await ch.deleteQueue(queue);
+    } finally {
+      await conn.close();
+    }
   });
 
   it('stops cleanly on SIGTERM', async () => {
