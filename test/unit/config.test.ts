@@ -215,6 +215,8 @@ projects:
     expect(err.field).toBe('projects[0].colour');
   });
 
+  const source = (fields: string) => `projects: [{ id: p, sources: [{ name: s, ${fields} }] }]`;
+
   it.each([
     ['server: { port: 99999 }', 'server.port: must be a port number (got 99999)'],
     ['server: { port: "80a" }', 'server.port: must be a port number (got "80a")'],
@@ -246,6 +248,16 @@ projects:
     ['projects: { id: p }', 'projects: must be a list of projects (got a mapping)'],
     ['projects: [p]', 'projects[0]: must be a mapping (got "p")'],
     ['egress: { allow: { a: 1 } }', 'egress.allow: must be a list of CIDR ranges (got a mapping)'],
+    ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
+    [source('type: mqtt'), 'projects[0].sources[0].type: must be one of kafka, sqs, pubsub, rabbitmq (got "mqtt")'],
+    [source('type: rabbitmq'), 'projects[0].sources[0].rabbitmq: is required: the rabbitmq settings of this source'],
+    [source('type: rabbitmq, rabbitmq: { queue: q }'), 'projects[0].sources[0].rabbitmq.url: is required: an amqp:// or amqps:// URL'],
+    [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q, prefetch: many }'), 'projects[0].sources[0].rabbitmq.prefetch: must be an integer from 1 to 65535 (got "many")'],
+    [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q, workers: 5, prefetch: 2 }'), 'projects[0].sources[0].rabbitmq.workers: must be at most prefetch (2): each worker needs at least one message in flight (got 5)'],
+    [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q }, format: xml'), 'projects[0].sources[0].format: must be one of envelope, raw (got "xml")'],
+    [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q }, forward_headers: ["bad header"]'), 'projects[0].sources[0].forward_headers[0]: must be a header name (got "bad header")'],
+    ['projects: [{ id: p, sources: [{ name: "Has spaces", type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q } }] }]', 'projects[0].sources[0].id: is required when name is not 1-64 letters, digits, "_", "." or "-" (got "Has spaces")'],
+    ['projects: [{ id: p, sources: [{ name: s, type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q } }, { name: s, type: rabbitmq, rabbitmq: { url: "amqp://h", queue: r } }] }]', 'projects[0].sources[1].id: must be unique within the project (got "s", already used by projects[0].sources[0])'],
   ])('rejects %j', (yaml, expected) => {
     expect(failure(yaml).message).toBe(`${file}: ${expected}`);
   });

@@ -1,0 +1,214 @@
+import { describe, expect, it } from 'vitest';
+import { connector, regionOfQueueUrl, toBrokerMessage } from '../../../connectors/sqs.ts';
+import type { SettingIssue } from '../../../src/core/settings.ts';
+import { Reader } from '../../../src/core/settings.ts';
+
+const AT = 'projects[0].sources[2].sqs';
+const URL_ = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
+
+function parse(value: unknown) {
+  const r = new Reader();
+  const config = connector.parse(r, value, AT);
+  return { config, issues: r.issues };
+}
+
+/** The one issue `value` has; fails when there are none or several. */
+function issue(value: unknown): SettingIssue {
+  const { issues } = parse(value);
+  expect(issues).toHaveLength(1);
+  return issues[0]!;
+}
+
+describe('sqs parse', () => {
+  it('fills the defaults and takes the region from an amazonaws queue URL', () => {
+    const { config, issues } = parse({ queue_url: URL_ });
+    expect(issues).toEqual([]);
+    expect(config).toEqual({
+      queue_url: URL_,
+      queue_name: null,
+      region: 'eu-west-1',
+      endpoint: null,
+      credentials: null,
+      wait_time_seconds: 20,
+      max_messages: 10,
+      visibility_timeout: 30,
+      workers: 1,
+      max_in_flight: 100,
+    });
+  });
+
+  it('reads every setting, and what it returns parses again to itself', () => {
+    const block = {
+      queue_name: 'orders.fifo',
+      region: 'us-west-2',
+      endpoint: 'https://vpce-0abc.sqs.us-west-2.vpce.amazonaws.com',
+      credentials: { access_key_id: 'AKIAEXAMPLE', secret_access_key: 'wJalrXUtnFEMI', session_token: 'FwoGZXIvYXdzEB' },
+      wait_time_seconds: '5',
+      max_messages: 3,
+      visibility_timeout: 120,
+      workers: 4,
+      max_in_flight: 40,
+    };
+    const { config, issues } = parse(block);
+    expect(issues).toEqual([]);
+    expect(config).toEqual({
+      queue_url: null,
+      queue_name: 'orders.fifo',
+      region: 'us-west-2',
+      endpoint: 'https://vpce-0abc.sqs.us-west-2.vpce.amazonaws.com',
+      credentials: { access_key_id: 'AKIAEXAMPLE', secret_access_key: 'wJalrXUtnFEMI', session_token: 'FwoGZXIvYXdzEB' },
+      wait_time_seconds: 5,
+      max_messages: 3,
+      visibility_timeout: 120,
+      workers: 4,
+      max_in_flight: 40,
+    });
+    expect(parse(config)).toEqual({ config, issues: [] });
+    expect(parse(parse({ queue_url: URL_ }).config).issues).toEqual([]);
+  });
+
+  it('takes a non-AWS queue URL (an emulator) with an explicit region; session_token is optional', () => {
+    const { config, issues } = parse({
+      queue_url: 'http://127.0.0.1:4566/000000000000/jobs',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:4566',
+      credentials: { access_key_id: 'test', secret_access_key: 'test' },
+      wait_time_seconds: 0,
+    });
+    expect(issues).toEqual([]);
+    expect(config.region).toBe('us-east-1');
+    expect(config.credentials).toEqual({ access_key_id: 'test', secret_access_key: 'test', session_token: null });
+    expect(config.wait_time_seconds).toBe(0);
+  });
+
+  it('needs exactly one of queue_url and queue_name', () => {
+    expect(issue({ region: 'us-east-1' })).toEqual({ path: AT, message: 'needs queue_url, or queue_name with region: the queue to consume' });
+    expect(issue({ queue_url: URL_, queue_name: 'orders' })).toEqual({ path: `${AT}.queue_name`, message: 'cannot be given with queue_url: give one of them' });
+  });
+
+  it('requires region with queue_name and with a queue URL that does not name one', () => {
+    expect(issue({ queue_name: 'orders' })).toEqual({ path: `${AT}.region`, message: 'is required with queue_name' });
+    expect(issue({ queue_url: 'http://localhost:9324/000000000000/orders' })).toEqual({
+      path: `${AT}.region`,
+      message: 'is required when queue_url is not an amazonaws.com URL naming its region',
+    });
+  });
+
+  it('refuses a region that contradicts the queue URL, and one that is not a region', () => {
+    expect(issue({ queue_url: URL_, region: 'us-east-1' })).toEqual({ path: `${AT}.region`, message: 'must match the region of queue_url (eu-west-1) (got "us-east-1")' });
+    expect(issue({ queue_name: 'orders', region: 'US East' })).toEqual({ path: `${AT}.region`, message: 'must be an AWS region such as us-east-1 (got "US East")' });
+  });
+
+  it('checks queue_url', () => {
+    expect(issue({ queue_url: 'orders', region: 'us-east-1' }).message).toMatch(/^must be an http or https queue URL such as https:\/\/sqs\.us-east-1\.amazonaws\.com\/123456789012\/orders \(got "orders"\)$/);
+    expect(issue({ queue_url: 'ftp://sqs.us-east-1.amazonaws.com/1/orders' })).toEqual({ path: `${AT}.queue_url`, message: 'must be an http or https queue URL (got "ftp:")' });
+    expect(issue({ queue_url: 'https://sqs.us-east-1.amazonaws.com/1/bad%20name' })).toMatchObject({ path: `${AT}.queue_url`, message: expect.stringMatching(/^must end in the queue's name/) });
+    expect(issue({ queue_url: 'https://u:p@sqs.us-east-1.amazonaws.com/1/orders' })).toEqual({ path: `${AT}.queue_url`, message: 'must not carry credentials: give them under credentials' });
+    expect(issue({ queue_url: 42 })).toEqual({ path: `${AT}.queue_url`, message: 'must be a string (got 42)' });
+  });
+
+  it('checks queue_name', () => {
+    expect(issue({ queue_name: 'my queue', region: 'us-east-1' })).toEqual({
+      path: `${AT}.queue_name`,
+      message: 'must be 1-80 letters, digits, "-" or "_" (a FIFO queue\'s ending in ".fifo") (got "my queue")',
+    });
+    expect(issue({ queue_name: 'x'.repeat(81), region: 'us-east-1' }).path).toBe(`${AT}.queue_name`);
+    expect(parse({ queue_name: `${'x'.repeat(75)}.fifo`, region: 'us-east-1' }).issues).toEqual([]);
+  });
+
+  it('checks endpoint', () => {
+    expect(issue({ queue_url: URL_, endpoint: 'localhost:4566' })).toEqual({
+      path: `${AT}.endpoint`,
+      message: 'must be an http or https URL such as https://sqs.us-east-1.amazonaws.com (got "localhost:4566")',
+    });
+    expect(issue({ queue_url: URL_, endpoint: 'http://a:b@localhost:4566' })).toEqual({ path: `${AT}.endpoint`, message: 'must not carry credentials: give them under credentials' });
+  });
+
+  it('checks credentials without quoting the secrets', () => {
+    expect(issue({ queue_url: URL_, credentials: { access_key_id: 'AKIA' } })).toEqual({
+      path: `${AT}.credentials.secret_access_key`,
+      message: 'is required with credentials (leave credentials out to use the default AWS provider chain)',
+    });
+    expect(issue({ queue_url: URL_, credentials: { secret_access_key: 's' } }).path).toBe(`${AT}.credentials.access_key_id`);
+    expect(issue({ queue_url: URL_, credentials: 'AKIA:secret' })).toEqual({ path: `${AT}.credentials`, message: 'must be a mapping (got "AKIA:secret")' });
+    const secret = issue({ queue_url: URL_, credentials: { access_key_id: 'AKIA', secret_access_key: 12345678 } });
+    expect(secret).toEqual({ path: `${AT}.credentials.secret_access_key`, message: 'must be a string (got a number)' });
+    const token = issue({ queue_url: URL_, credentials: { access_key_id: 'AKIA', secret_access_key: 's', session_token: 98765 } });
+    expect(token).toEqual({ path: `${AT}.credentials.session_token`, message: 'must be a string (got a number)' });
+    expect(issue({ queue_url: URL_, credentials: { access_key_id: 'AKIA', secret_access_key: 's', role: 'x' } })).toEqual({
+      path: `${AT}.credentials.role`,
+      message: '',
+      unknown: true,
+    });
+  });
+
+  it.each([
+    ['wait_time_seconds', 21, 'must be an integer from 0 to 20 (got 21)'],
+    ['wait_time_seconds', -1, 'must be an integer from 0 to 20 (got -1)'],
+    ['max_messages', 0, 'must be an integer from 1 to 10 (got 0)'],
+    ['max_messages', 11, 'must be an integer from 1 to 10 (got 11)'],
+    ['visibility_timeout', 0, 'must be an integer from 1 to 43200 (got 0)'],
+    ['visibility_timeout', 43_201, 'must be an integer from 1 to 43200 (got 43201)'],
+    ['workers', 0, 'must be an integer from 1 to 64 (got 0)'],
+    ['max_in_flight', 0, 'must be an integer from 1 to 10000 (got 0)'],
+    ['max_in_flight', 'lots', 'must be an integer from 1 to 10000 (got "lots")'],
+  ])('checks %s = %j', (key, value, message) => {
+    expect(issue({ queue_url: URL_, [key]: value })).toEqual({ path: `${AT}.${key}`, message });
+  });
+
+  it('reports unknown keys and a block that is not a mapping', () => {
+    expect(issue({ queue_url: URL_, queue: 'orders' })).toEqual({ path: `${AT}.queue`, message: '', unknown: true });
+    expect(parse(['x']).issues).toEqual([
+      { path: AT, message: 'must be a mapping (got a list)' },
+      { path: AT, message: 'needs queue_url, or queue_name with region: the queue to consume' },
+    ]);
+  });
+
+  it('names its secret keys', () => {
+    expect(connector.type).toBe('sqs');
+    expect(connector.secretKeys).toEqual(['credentials.secret_access_key', 'credentials.session_token']);
+  });
+});
+
+describe('sqs regionOfQueueUrl', () => {
+  it.each([
+    ['https://sqs.us-east-1.amazonaws.com/1/q', 'us-east-1'],
+    ['https://sqs.cn-north-1.amazonaws.com.cn/1/q', 'cn-north-1'],
+    ['https://ap-southeast-2.queue.amazonaws.com/1/q', 'ap-southeast-2'],
+    ['https://vpce-1.sqs.us-gov-west-1.vpce.amazonaws.com/1/q', 'us-gov-west-1'],
+    ['https://queue.amazonaws.com/1/q', null],
+    ['http://sqs.us-east-1.localhost:4566/000000000000/q', null],
+    ['not a url', null],
+  ])('%s → %s', (url, region) => {
+    expect(regionOfQueueUrl(url)).toBe(region);
+  });
+});
+
+describe('sqs toBrokerMessage', () => {
+  const message = {
+    MessageId: 'm-1',
+    ReceiptHandle: 'r-1',
+    Body: '{"event_type":"a"}',
+    Attributes: { MessageGroupId: 'customer-7', SentTimestamp: '1' },
+    MessageAttributes: {
+      'X-Convoy-Message-Type': { DataType: 'String', StringValue: 'fanout' },
+      Count: { DataType: 'Number', StringValue: '42' },
+      Blob: { DataType: 'Binary', BinaryValue: Uint8Array.from(Buffer.from('hi')) },
+      'Tagged': { DataType: 'String.custom', StringValue: 'v' },
+    },
+  };
+
+  it('uses the MessageId, lower-cases attribute names, keeps text and base64-encodes binary', () => {
+    const m = toBrokerMessage(message, false);
+    expect(m.id).toBe('m-1');
+    expect(m.body.toString('utf8')).toBe('{"event_type":"a"}');
+    expect(m.headers).toEqual({ 'x-convoy-message-type': 'fanout', count: '42', blob: Buffer.from('hi').toString('base64'), tagged: 'v' });
+    expect(m.key).toBeNull();
+    expect(m.receivedAt).toBeInstanceOf(Date);
+  });
+
+  it('keys a FIFO message by its group', () => {
+    expect(toBrokerMessage(message, true).key).toBe('customer-7');
+    expect(toBrokerMessage({ MessageId: 'm-2', Body: '' }, true)).toMatchObject({ key: null, headers: {}, body: Buffer.alloc(0) });
+  });
+});
