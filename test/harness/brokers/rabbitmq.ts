@@ -5,7 +5,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
+import type { BrokerFixture } from './fixture.ts';
 
 const run = promisify(execFile);
 export const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -51,3 +53,42 @@ export async function restartRabbit(): Promise<void> {
   await run('rabbitmqctl', ['start_app']);
   await waitForRabbit();
 }
+
+const URL = AMQP_URL;
+
+/** Publishes persistent messages on a confirm channel of a connection of its own. */
+async function publish(queue: string, messages: { body: Buffer | string; headers?: Record<string, string> }[]): Promise<void> {
+  const conn = await amqp.connect(URL);
+  try {
+    const ch = await conn.createConfirmChannel();
+    await ch.assertQueue(queue, { durable: true });
+    for (const m of messages) {
+      ch.sendToQueue(queue, Buffer.isBuffer(m.body) ? m.body : Buffer.from(m.body), {
+        persistent: true,
+        messageId: randomBytes(12).toString('hex'),
+        headers: m.headers ?? {},
+      });
+    }
+    await ch.waitForConfirms();
+  } finally {
+    await conn.close();
+  }
+}
+
+export const fixture: BrokerFixture = {
+  type: 'rabbitmq',
+  async channel(name) {
+    const queue = `wharf-test-${name}`;
+    return {
+      block: { url: URL, queue },
+      publish: (messages) => publish(queue, messages),
+      async close() {
+        const conn = await amqp.connect(URL);
+        const ch = await conn.createChannel();
+        await ch.deleteQueue(queue);
+        await conn.close();
+      },
+    };
+  },
+  restart: restartRabbit,
+};

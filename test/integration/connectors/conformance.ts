@@ -7,28 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import type { BrokerChannel, BrokerFixture } from '../../harness/brokers/fixture.ts';
 
-export interface PublishMessage {
-  body: Buffer | string;
-  /** Broker headers / message attributes. */
-  headers?: Record<string, string>;
-}
-
-export interface BrokerChannel {
-  /** The source's broker block (the value under `kafka:`, `sqs:`, …) that consumes this channel. */
-  block: Record<string, unknown>;
-  /** Publishes through the broker's own SDK; resolves when the broker has them. */
-  publish(messages: PublishMessage[]): Promise<void>;
-  close?(): Promise<void>;
-}
-
-export interface BrokerFixture {
-  type: 'kafka' | 'sqs' | 'pubsub' | 'rabbitmq';
-  /** A fresh topic / queue / subscription that no other test uses; `name` is unique per call. */
-  channel(name: string): Promise<BrokerChannel>;
-  /** Restarts the broker and resolves once it answers again; only where the broker keeps its messages. */
-  restart?: () => Promise<void>;
-}
+export type { BrokerChannel, BrokerFixture, PublishMessage } from '../../harness/brokers/fixture.ts';
 
 /** Polls `read` until `done` holds of its value, or fails with the last value after `timeoutMs`. */
 export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 45_000, what = 'condition'): Promise<T> {
