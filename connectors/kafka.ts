@@ -7,7 +7,7 @@
  * rebalances or Wharf stops is fetched again from the committed offset and deduplicated downstream.
  */
 import type * as KafkaJsModule from 'kafkajs';
-import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import type { Admin, EachBatchPayload, IHeaders, Kafka, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
 import { backoffMs, sleep } from '../src/core/backoff.ts';
 import type {
@@ -289,7 +289,6 @@ class KafkaConnector implements Connector {
   /** Resolved by stop() once the batches in the sink are done: the consumer may leave then. */
   #release: () => void = () => undefined;
   readonly #released: Promise<void>;
-  #consumer: Consumer | null = null;
   #loop: Promise<void> | null = null;
   #stopped: Promise<void> | null = null;
   /** eachBatch calls under way. */
@@ -320,7 +319,9 @@ class KafkaConnector implements Connector {
   }
 
   start(sink: Sink): Promise<void> {
-    if (this.#sink) return Promise.reject(new Error(`kafka source ${this.#deps.name} was already started`));
+    if (this.#sink || this.#stopped) {
+      return Promise.reject(new Error(`kafka source ${this.#deps.name} was already ${this.#stopped ? 'stopped' : 'started'}`));
+    }
     this.#sink = sink;
     this.#state = 'connecting';
     this.#loop = this.#run();
@@ -346,9 +347,12 @@ class KafkaConnector implements Connector {
 
   /** Consumer after consumer until stop(): each ends when it crashes for good or cannot connect. */
   async #run(): Promise<void> {
-    for (let attempt = 0; !this.#closing; attempt++) {
-      if (await this.#session()) attempt = 0;
+    let attempt = 0;
+    while (!this.#closing) {
+      const joined = await this.#session();
       if (this.#closing) break;
+      // A consumer that got as far as the group starts the backoff over.
+      attempt = joined ? 0 : attempt + 1;
       this.#state = 'connecting';
       await sleep(backoffMs(attempt, { baseMs: 500, capMs: 30_000 }), this.#abort.signal);
     }
@@ -364,7 +368,6 @@ class KafkaConnector implements Connector {
       // A mistyped topic should show in health(), not be created empty.
       allowAutoTopicCreation: false,
     });
-    this.#consumer = consumer;
     let joined = false;
     const crashed = new Promise<void>((resolve) => {
       consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -402,7 +405,6 @@ class KafkaConnector implements Connector {
       await consumer.disconnect().catch((err: unknown) => {
         this.#deps.logger.debug({ source: this.#deps.name, err: this.#scrub(errorText(err)) }, 'kafka consumer disconnect failed');
       });
-      if (this.#consumer === consumer) this.#consumer = null;
     }
     return joined;
   }
@@ -481,7 +483,8 @@ class KafkaConnector implements Connector {
           this.#fail(`sink did not store ${where}, retrying: ${errorText(err)}`);
         }
         if (beatError) throw beatError;
-        await sleep(backoffMs(attempt, { baseMs: 250, capMs: 30_000 }), this.#abort.signal);
+        // Capped lower than reconnects: a database back from an outage is used again within seconds.
+        await sleep(backoffMs(attempt, { baseMs: 250, capMs: 10_000 }), this.#abort.signal);
         if (beatError) throw beatError;
         if (this.#closing || !payload.isRunning() || payload.isStale()) return false;
       }

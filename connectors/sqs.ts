@@ -248,7 +248,8 @@ class SqsConnector implements Connector {
     this.where = config.queue_url ?? `${config.queue_name} (${config.region})`;
     this.fifo = (config.queue_url ?? config.queue_name ?? '').endsWith('.fifo');
     const c = config.credentials;
-    const agent = { keepAlive: true, maxSockets: config.workers + 16 };
+    // A socket per long poll, plus one per batch that may be deleting or extending at once.
+    const agent = { keepAlive: true, maxSockets: config.workers + Math.min(64, Math.ceil(config.max_in_flight / config.max_messages)) };
     this.client = new sdk.SQSClient({
       region: config.region,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -413,7 +414,9 @@ class SqsConnector implements Connector {
   // ---- one batch: sink, then delete or hand back ----
 
   private dispatch(queueUrl: string, held: Held[]): void {
-    const done: Promise<void> = this.handleBatch(queueUrl, held).finally(() => this.batches.delete(done));
+    const done: Promise<void> = this.handleBatch(queueUrl, held)
+      .catch((err: unknown) => this.deps.logger.error({ connector: this.deps.name, queue: this.where, error: describe(err) }, 'handling an SQS batch failed'))
+      .finally(() => this.batches.delete(done));
     this.batches.add(done);
   }
 
@@ -433,7 +436,8 @@ class SqsConnector implements Connector {
     }
     try {
       if (this.closed) return; // stop gave up waiting: the client is gone, SQS redelivers after the visibility timeout
-      await this.deleteBatch(queueUrl, held);
+      if (stored) await this.deleteBatch(queueUrl, held);
+      else await this.handBack(queueUrl, held);
     } finally {
       this.settle(held.length);
     }

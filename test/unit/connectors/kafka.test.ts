@@ -195,11 +195,11 @@ describe('kafka messages', () => {
     const message = toBrokerMessage(
       'orders',
       3,
-      { key: Buffer.from('k-1'), value: Buffer.from('{}'), timestamp: '0', attributes: 0, offset: '42', size: 0, headers: {} },
+      { key: Buffer.from('k-1'), value: Buffer.from('{}'), timestamp: '0', attributes: 0, offset: '42', headers: {} },
       at,
     );
     expect(message).toEqual({ id: 'orders/3/42', body: Buffer.from('{}'), headers: {}, key: 'k-1', receivedAt: at });
-    const tombstone = toBrokerMessage('orders', 0, { key: null, value: null, timestamp: '0', attributes: 0, offset: '7', size: 0 }, at);
+    const tombstone = toBrokerMessage('orders', 0, { key: null, value: null, timestamp: '0', attributes: 0, offset: '7', headers: {} }, at);
     expect(tombstone.key).toBeNull();
     expect(tombstone.body).toEqual(Buffer.alloc(0));
   });
