@@ -73,6 +73,17 @@ const DEFAULTS = {
   ack_deadline: 60,
 };
 
+/**
+ * How long after its receipt a message may be nacked. The SDK leases every message it receives
+ * with a modAck to the ack deadline, batched for up to 100 ms, and sends the modAcks of one batch
+ * as concurrent calls, one per deadline, the 0 s of a nack first: a nack in the same batch as the
+ * lease is overtaken by it, and the message stays invisible for the whole ack deadline.
+ */
+const NACK_SETTLE_MS = 250;
+
+/** How long closing a subscription waits before it nacks what the SDK still holds (> NACK_SETTLE_MS). */
+const CLOSE_SETTLE_MS = 400;
+
 /** gRPC status codes the connector tells apart. */
 const GRPC = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, PERMISSION_DENIED: 7 } as const;
 
@@ -174,19 +185,20 @@ function hostPort(r: Reader, value: unknown, path: string, portRequired: boolean
 interface Held {
   message: Message;
   since: number;
-  /** The subscription (generation) it came from: a closed one has nacked it already. */
-  generation: number;
 }
 
-type PubSubSdk = typeof PubSubModule;
+export type PubSubSdk = typeof PubSubModule;
 
 async function create(config: PubSubConfig, deps: ConnectorDeps): Promise<Connector> {
   const sdk = await import('@google-cloud/pubsub');
   return new PubSubConnector(sdk, config, deps);
 }
 
-/** Everything of one running source: the client, the current subscription, the batcher. */
-class PubSubConnector implements Connector {
+/**
+ * Everything of one running source: the client, the current subscription, the batcher. Exported
+ * so unit tests can hand it a stand-in SDK for the failures the fake broker cannot produce.
+ */
+export class PubSubConnector implements Connector {
   readonly #sdk: PubSubSdk;
   readonly #config: PubSubConfig;
   readonly #deps: ConnectorDeps;
@@ -207,6 +219,8 @@ class PubSubConnector implements Connector {
 
   /** Every message received and not yet acked or nacked. */
   readonly #inFlight = new Set<Message>();
+  /** Nacks waiting for NACK_SETTLE_MS. */
+  readonly #nacking = new Set<Promise<void>>();
   #buffer: Held[] = [];
   #timer: NodeJS.Timeout | null = null;
   #active = new Set<Promise<void>>();
@@ -273,12 +287,17 @@ class PubSubConnector implements Connector {
       if (this.#stopping) return;
       const problem = await this.#probe();
       if (this.#stopping) return;
-      if (problem === null) {
-        this.#open();
-        return;
+      let failed = problem;
+      if (failed === null) {
+        try {
+          this.#open();
+          return;
+        } catch (err) {
+          failed = this.#problem(err);
+        }
       }
-      this.#connectionError = problem;
-      this.#deps.logger.warn({ subscription: this.#name, attempt: n, err: problem }, 'pubsub subscription not reachable; retrying');
+      this.#connectionError = failed;
+      this.#deps.logger.warn({ subscription: this.#name, attempt: n, err: failed }, 'pubsub subscription not reachable; retrying');
     }
   }
 
@@ -297,8 +316,7 @@ class PubSubConnector implements Connector {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === GRPC.PERMISSION_DENIED) return null;
-      if (code === GRPC.NOT_FOUND) return `pubsub subscription ${this.#name} does not exist`;
-      return this.#describe(err);
+      return this.#problem(err);
     }
   }
 
@@ -314,8 +332,12 @@ class PubSubConnector implements Connector {
       // A fixed lease length instead of the SDK's guess from past processing times.
       minAckDeadline: deadline,
       maxAckDeadline: deadline,
-      // `stop` acks or nacks every message itself first; what is left is nacked.
-      closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 5 }) },
+      // Closing stops the stream at once, then nacks what the SDK still holds (messages never
+      // handed to us, held back by flow control). Nacked at once, those received in the last
+      // 100 ms would race their first lease (see NACK_SETTLE_MS); 'WAIT' first gives the SDK
+      // CLOSE_SETTLE_MS for acks and nacks in progress to drain it, then nacks the rest, and has
+      // the SDK's final second to flush them.
+      closeOptions: { behavior: 'WAIT', timeout: Duration.from({ milliseconds: 1000 + CLOSE_SETTLE_MS }) },
     });
     this.#subscription = subscription;
     subscription.on('message', (m: Message) => this.#onMessage(m, generation));
@@ -333,7 +355,8 @@ class PubSubConnector implements Connector {
   #onMessage(message: Message, generation: number): void {
     if (this.#stopping || generation !== this.#generation) {
       // Pulled after stop began (or from a subscription being replaced): let Pub/Sub redeliver it.
-      message.nack();
+      this.#inFlight.add(message);
+      this.#nack([message]);
       return;
     }
     if (this.#state === 'connecting') {
@@ -343,7 +366,7 @@ class PubSubConnector implements Connector {
     }
     this.#failedOpens = 0;
     this.#inFlight.add(message);
-    this.#buffer.push({ message, since: Date.now(), generation });
+    this.#buffer.push({ message, since: Date.now() });
     this.#pump();
   }
 
@@ -352,8 +375,7 @@ class PubSubConnector implements Connector {
     if (generation !== this.#generation || this.#stopping || this.#reopening) return;
     this.#reopening = true;
     this.#state = 'connecting';
-    const code = (err as { code?: unknown }).code;
-    this.#connectionError = code === GRPC.NOT_FOUND ? `pubsub subscription ${this.#name} does not exist` : this.#describe(err);
+    this.#connectionError = this.#problem(err);
     this.#deps.logger.warn({ subscription: this.#name, err: this.#connectionError }, 'pubsub streaming pull failed; reopening');
     void this.#reopen();
   }
@@ -364,6 +386,8 @@ class PubSubConnector implements Connector {
     this.#failedOpens = Date.now() - this.#openedAt < 60_000 ? this.#failedOpens + 1 : 1;
     try {
       await this.#closeSubscription();
+      // Closing nacked what waited for a batch: it comes again, from the next subscription.
+      for (const h of this.#buffer.splice(0)) this.#inFlight.delete(h.message);
       await this.#connect(this.#failedOpens);
     } finally {
       this.#reopening = false;
@@ -382,7 +406,7 @@ class PubSubConnector implements Connector {
     this.#deps.logger.debug({ subscription: this.#name, code, err: this.#describe(msg.error) }, 'pubsub stream ended; the SDK retries it');
     if (this.#state !== 'running') return;
     this.#state = 'connecting';
-    this.#connectionError = this.#describe(msg.error);
+    this.#connectionError = this.#problem(msg.error);
     void this.#watchRecovery(generation);
   }
 
@@ -407,8 +431,7 @@ class PubSubConnector implements Connector {
 
   /** Starts every batch that is due while a worker is free and the sink is not being waited out. */
   #pump(): void {
-    if (this.#stopping || this.#sink === null) return;
-    this.#dropStale();
+    if (this.#stopping || this.#sink === null || this.#reopening) return;
     while (this.#buffer.length > 0 && this.#active.size < this.#config.workers) {
       const now = Date.now();
       const waitFor = Math.max(
@@ -421,16 +444,6 @@ class PubSubConnector implements Connector {
       }
       this.#run(this.#buffer.splice(0, this.#batchSize).map((h) => h.message));
     }
-  }
-
-  /** Messages of a subscription that closed were nacked by the SDK: they come again. */
-  #dropStale(): void {
-    if (this.#buffer.every((h) => h.generation === this.#generation)) return;
-    this.#buffer = this.#buffer.filter((h) => {
-      if (h.generation === this.#generation) return true;
-      this.#inFlight.delete(h.message);
-      return false;
-    });
   }
 
   #arm(ms: number): void {
@@ -451,30 +464,44 @@ class PubSubConnector implements Connector {
 
   /** Hands one batch to the sink; acks it once stored, or nacks it and pauses when the sink fails. */
   async #deliver(batch: Message[]): Promise<void> {
-    let stored = false;
     try {
       const results = await this.#sink!.accept(batch.map(toBrokerMessage));
       if (results.length !== batch.length) {
         this.#deps.logger.warn({ subscription: this.#name, messages: batch.length, results: results.length }, 'pubsub sink answered for a different number of messages');
       }
-      stored = true;
     } catch (err) {
       this.#failures++;
       const wait = backoffMs(this.#failures - 1);
       this.#pausedUntil = Date.now() + wait;
       this.#sinkError = `storing a batch of ${batch.length} failed: ${this.#describe(err)}`;
       this.#deps.logger.warn({ subscription: this.#name, messages: batch.length, retryInMs: wait, err: this.#sinkError }, 'pubsub batch not stored; nacked for redelivery');
+      this.#nack(batch);
+      return;
     }
-    if (stored) {
-      this.#failures = 0;
-      this.#sinkError = null;
-    }
+    this.#failures = 0;
+    this.#sinkError = null;
     // Every result status is acked: rejected messages were dead-lettered by the sink.
     for (const m of batch) {
-      if (stored) m.ack();
-      else m.nack();
+      m.ack();
       this.#inFlight.delete(m);
     }
+  }
+
+  /** Gives messages back to Pub/Sub for redelivery, once their first lease went out (NACK_SETTLE_MS). */
+  #nack(messages: Message[]): void {
+    const due = messages.reduce((most, m) => Math.max(most, m.received + NACK_SETTLE_MS), 0) - Date.now();
+    const nack = (): void => {
+      for (const m of messages) {
+        m.nack();
+        this.#inFlight.delete(m);
+      }
+    };
+    if (due <= 0) return nack();
+    const later: Promise<void> = sleep(due).then(() => {
+      nack();
+      this.#nacking.delete(later);
+    });
+    this.#nacking.add(later);
   }
 
   async #stop(timeoutMs: number): Promise<void> {
@@ -483,21 +510,21 @@ class PubSubConnector implements Connector {
     this.#abort.abort();
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    // Nothing new goes to the sink; what waits for a batch is redelivered later.
-    for (const h of this.#buffer.splice(0)) {
-      h.message.nack();
-      this.#inFlight.delete(h.message);
-    }
+    // Nothing new goes to the sink; what waits for a batch is redelivered.
+    this.#nack(this.#buffer.splice(0).map((h) => h.message));
     if (this.#active.size > 0) {
-      await Promise.race([Promise.allSettled([...this.#active]), sleep(timeoutMs)]);
+      const waited = new AbortController();
+      await Promise.race([Promise.allSettled([...this.#active]), sleep(timeoutMs, waited.signal)]);
+      waited.abort(); // so its timer does not keep the process alive
       if (this.#active.size > 0) {
         this.#deps.logger.warn({ subscription: this.#name, timeoutMs }, 'pubsub stop: batches still in the sink are left for redelivery');
       }
     }
     // Batches still in the sink: nack them, a late ack would go to a closed client.
-    for (const m of this.#inFlight) m.nack();
-    this.#inFlight.clear();
+    this.#nack([...this.#inFlight]);
+    await Promise.all([...this.#nacking]);
     await this.#closeSubscription();
+    this.#inFlight.clear();
     await this.#client?.close().catch((err: unknown) => {
       this.#deps.logger.warn({ subscription: this.#name, err: this.#describe(err) }, 'pubsub client did not close cleanly');
     });
@@ -521,6 +548,12 @@ class PubSubConnector implements Connector {
     for (const event of ['message', 'debug', 'close', 'error']) subscription.removeAllListeners(event);
     // An 'error' without a listener would throw; a closed subscription may still emit one.
     subscription.on('error', () => undefined);
+  }
+
+  /** A connection or consume error for `health().lastError`, naming the subscription. */
+  #problem(err: unknown): string {
+    if ((err as { code?: unknown } | null)?.code === GRPC.NOT_FOUND) return `pubsub subscription ${this.#name} does not exist`;
+    return `pubsub subscription ${this.#name}: ${this.#describe(err)}`;
   }
 
   /** An error as text for logs and health, without the key's secret should a message quote it. */

@@ -260,6 +260,10 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
               lastError = `connection to ${where} failed: ${err.message}`;
             });
           });
+          // A stop that came while this connection was being opened closes it too.
+          const closeOnStop = (): void => void conn.close().catch(() => undefined);
+          if (stopping.signal.aborted) closeOnStop();
+          else stopping.signal.addEventListener('abort', closeOnStop, { once: true });
           const per = Math.max(1, Math.floor(config.prefetch / config.workers));
           workers = [];
           for (let i = 0; i < config.workers; i++) workers.push(await startWorker(conn, per));
@@ -270,6 +274,7 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
           deps.logger.info({ queue: config.queue, workers: config.workers, prefetch: config.prefetch }, 'consuming');
           void refreshLag();
           await closed;
+          stopping.signal.removeEventListener('abort', closeOnStop);
           connection = null;
           if (stopping.signal.aborted) return;
           deps.logger.warn({ lastError }, 'connection to RabbitMQ lost; reconnecting');

@@ -45,6 +45,7 @@ describe('wharf daemon, end to end through the public API', () => {
   let dir: string;
   let rx: Receiver;
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let hupQueue: string | null = null;
   const api = async (method: string, path: string, body?: unknown, key = API_KEY) => {
     const res = await fetch(`${daemon.url}${path}`, {
       method,
@@ -76,6 +77,11 @@ projects:
 
   afterAll(async () => {
     if (daemon?.proc.exitCode === null) daemon.proc.kill('SIGKILL');
+    if (hupQueue) {
+      const conn = await amqp.connect(process.env.WHARF_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+      await (await conn.createChannel()).deleteQueue(hupQueue);
+      await conn.close();
+    }
     await rx?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -199,7 +205,7 @@ projects:
       }
       expect(events.map((e) => [e.event_type, e.data])).toEqual([['hup.test', { via: 'rabbitmq' }]]);
       expect(daemon.logs.join('')).toContain('config reloaded');
-      await ch.deleteQueue(queue);
+      hupQueue = queue;
     } finally {
       await conn.close();
     }

@@ -5,13 +5,15 @@
  * nacks included, which the Pub/Sub API itself never shows). pstest is a Go package (Debian's
  * golang-google-cloud-dev); `pstest/main.go` wraps it in a program, built once into
  * `.wharf-test/pstest/` and rebuilt only when main.go is newer than the binary. The fake keeps
- * everything in memory: tests create their own topics and subscriptions.
+ * everything in memory: tests create their own topics and subscriptions (`fixture`).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { PubSub } from '@google-cloud/pubsub';
+import type { BrokerFixture } from './fixture.ts';
 
 const run = promisify(execFile);
 
@@ -128,3 +130,46 @@ export async function start(): Promise<(() => Promise<void>) | void> {
     clearTimeout(timer);
   };
 }
+
+/** The project the fixture's topics and subscriptions live in; the fake takes any. */
+export const PUBSUB_PROJECT = 'wharf-test';
+
+export function emulatorHost(): string {
+  const host = process.env.WHARF_TEST_PUBSUB_HOST;
+  if (!host) throw new Error('WHARF_TEST_PUBSUB_HOST is not set: start() (the integration globalSetup) starts the pstest fake');
+  return host;
+}
+
+/** A client of the fake for test topics and subscriptions (the SDK loads only when one is wanted). */
+export async function adminClient(): Promise<PubSub> {
+  const { PubSub } = await import('@google-cloud/pubsub');
+  // The universe domain, given, keeps the auth library from looking for a GCE metadata server.
+  return new PubSub({ projectId: PUBSUB_PROJECT, apiEndpoint: emulatorHost(), emulatorMode: true, universeDomain: 'googleapis.com' });
+}
+
+export const fixture: BrokerFixture = {
+  type: 'pubsub',
+  async channel(name) {
+    const admin = await adminClient();
+    const [topic] = await admin.createTopic(`wharf-${name}`);
+    topic.setPublishOptions({ batching: { maxMessages: 500, maxMilliseconds: 5 } });
+    const subscription = `wharf-${name}-sub`;
+    // pstest refuses an ack deadline of 0 (the SDK's "unset"): give one.
+    await topic.createSubscription(subscription, { ackDeadlineSeconds: 10 });
+    return {
+      // pstest hands each stream about one message per 10 ms tick: more streams go faster.
+      block: { project_id: PUBSUB_PROJECT, subscription, emulator_host: emulatorHost(), workers: 4 },
+      async publish(messages) {
+        await Promise.all(
+          messages.map((m) => topic.publishMessage({ data: typeof m.body === 'string' ? Buffer.from(m.body) : m.body, attributes: m.headers })),
+        );
+      },
+      async close() {
+        await admin.subscription(subscription).delete().catch(() => undefined);
+        await topic.delete().catch(() => undefined);
+        await admin.close();
+      },
+    };
+  },
+  // The fake keeps its messages only as long as it runs: there is no restart to offer.
+};
