@@ -98,13 +98,18 @@ async function startSink(arrivedAt: Float64Array): Promise<{ port: number; deliv
   };
 }
 
-async function api(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; data: any }> {
+interface Answer {
+  status: number;
+  data: { uid: string; status: { state: string; messages: Record<'stored' | 'duplicate' | 'rejected', number> } | null };
+}
+
+async function api(url: string, method: string, path: string, body?: unknown): Promise<Answer> {
   const res = await fetch(`${url}/api/v1/projects/default${path}`, {
     method,
     headers: { authorization: `Bearer ${API_KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
-  const json = (await res.json()) as { data: unknown };
+  const json = (await res.json()) as { data: Answer['data'] };
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return { status: res.status, data: json.data };
 }
@@ -184,7 +189,7 @@ async function run(broker: Broker): Promise<string> {
     const latency = Array.from(measured, (a, i) => a - sentAt[warmup + i]!);
     const p = percentiles(latency);
     const lastArrival = Math.max(...measured);
-    const stats = (await api(wharf.url, 'GET', `/sources/${id}`)).data.status;
+    const stats = (await api(wharf.url, 'GET', `/sources/${id}`)).data.status!;
     const line =
       `${broker.padEnd(8)} ${total} messages${rate > 0 ? ` at ${rate}/s` : ''}: published in ${fmt((published - t0) / 1000, 2)} s; ` +
       `consumed+delivered ${fmt(total / ((lastArrival - t0) / 1000), 0)}/s; ` +

@@ -8,30 +8,18 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import kafkajs from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import { answers } from '../net.ts';
+import type { BrokerFixture, PublishMessage } from './fixture.ts';
 
 const START_TIMEOUT_MS = 15_000;
 // `%5|…|MOCK|…| Mock cluster enabled: … replaced with 127.0.0.1:1,127.0.0.1:2`, or with `-d mock`
 // `Mock cluster mockCluster… bootstrap.servers=127.0.0.1:1,…`.
 const ADDRESS = /(?:replaced with|bootstrap\.servers=)\s*((?:127\.0\.0\.1:\d+,?)+)/;
 
-function answers(hostPort: string): Promise<boolean> {
-  const [host, port] = hostPort.split(':');
-  return new Promise((resolve) => {
-    const socket = connect({ host, port: Number(port) });
-    socket.setTimeout(1_000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
 
 export async function start(): Promise<(() => Promise<void>) | void> {
   if (process.env.WHARF_TEST_KAFKA_BROKERS) return;
@@ -100,3 +88,47 @@ export async function start(): Promise<(() => Promise<void>) | void> {
   }
   return stop;
 }
+
+export const brokers = (): string[] => {
+  const list = process.env.WHARF_TEST_KAFKA_BROKERS;
+  if (!list) throw new Error('WHARF_TEST_KAFKA_BROKERS is not set: the integration globalSetup starts the Kafka mock cluster');
+  return list.split(',');
+};
+
+export const testClient = (): Kafka => new kafkajs.Kafka({ clientId: 'wharf-test', brokers: brokers(), logLevel: kafkajs.logLevel.NOTHING });
+
+export const topicName = (what: string): string => `wharf-${what}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 200);
+
+/** The mock cluster creates a topic (4 partitions) on the first metadata request that names it. */
+export async function createTopic(admin: Admin, topic: string): Promise<void> {
+  await admin.fetchTopicMetadata({ topics: [topic] });
+}
+
+export async function send(producer: Producer, topic: string, messages: PublishMessage[], partition?: number): Promise<void> {
+  await producer.send({
+    topic,
+    messages: messages.map((m) => ({ value: typeof m.body === 'string' ? Buffer.from(m.body) : m.body, headers: m.headers, partition })),
+  });
+}
+
+export const fixture: BrokerFixture = {
+  type: 'kafka',
+  async channel(name) {
+    const kafka = testClient();
+    const admin = kafka.admin();
+    const producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
+    const topic = topicName(name);
+    await createTopic(admin, topic);
+    await admin.disconnect();
+    return {
+      // from_beginning: what is published before the source has joined its group still counts.
+      // session_timeout: the mock cluster lets a restarted Wharf back into the group only when the
+      // session of the member that left has run out.
+      block: { brokers: brokers(), topic, consumer_group: `wharf-${topic}`, from_beginning: true, session_timeout: 6 },
+      publish: (messages) => send(producer, topic, messages),
+      close: () => producer.disconnect(),
+    };
+  },
+  // The mock cluster keeps its messages only as long as it runs: there is no restart to offer.
+};

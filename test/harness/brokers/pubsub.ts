@@ -9,11 +9,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rename, stat } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { PubSub } from '@google-cloud/pubsub';
 import type { BrokerFixture } from './fixture.ts';
+import { answers } from '../net.ts';
 
 const run = promisify(execFile);
 
@@ -83,22 +83,6 @@ function addresses(child: ChildProcess, timeoutMs: number): Promise<{ grpc: stri
   });
 }
 
-function answers(host: string): Promise<boolean> {
-  const i = host.lastIndexOf(':');
-  return new Promise((resolve) => {
-    const socket = connect({ host: host.slice(0, i), port: Number(host.slice(i + 1)) });
-    socket.setTimeout(2000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
 
 export async function start(): Promise<(() => Promise<void>) | void> {
   // A fake started by hand (pstest/main.go) and named in the environment is used as it is.

@@ -7,6 +7,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+  type MessageAttributeValue,
+  type SendMessageBatchRequestEntry,
+} from '@aws-sdk/client-sqs';
+import type { BrokerFixture, PublishMessage } from './fixture.ts';
 
 export const SQS_REGION = 'us-east-1';
 /** fauxqs checks no signatures, but the SDK signs every request and needs some credentials. */
@@ -102,3 +112,70 @@ export async function start(): Promise<(() => Promise<void>) | void> {
   process.env.WHARF_TEST_SQS_ENDPOINT = fauxqs.endpoint;
   return fauxqs.stop;
 }
+
+/** Read when used: the globalSetup sets these before the test workers start. */
+export const ENDPOINT = process.env.WHARF_TEST_SQS_ENDPOINT!;
+export const REGION = SQS_REGION;
+export const ACCESS_KEY_ID = process.env.WHARF_TEST_SQS_ACCESS_KEY_ID ?? 'test';
+// fauxqs checks no signature, so the tests can use a secret they then look for in logs and health.
+export const SECRET = 'sqs-test-secret-never-logged';
+
+export function sqsClient(endpoint = process.env.WHARF_TEST_SQS_ENDPOINT!): SQSClient {
+  return new SQSClient({ endpoint, region: REGION, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET } });
+}
+
+export const queueName = (what: string): string => `${what}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 80);
+
+export async function createQueue(client: SQSClient, name: string, attributes?: Record<string, string>): Promise<string> {
+  const out = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+  return out.QueueUrl!;
+}
+
+function attributes(headers: Record<string, string> | undefined): Record<string, MessageAttributeValue> | undefined {
+  if (!headers || Object.keys(headers).length === 0) return undefined;
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]));
+}
+
+/** SendMessageBatch in tens; fails on any entry SQS refused. */
+export async function send(client: SQSClient, queueUrl: string, entries: Omit<SendMessageBatchRequestEntry, 'Id'>[]): Promise<void> {
+  for (let i = 0; i < entries.length; i += 10) {
+    const out = await client.send(
+      new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(i, i + 10).map((e, j) => ({ ...e, Id: String(j) })) }),
+    );
+    if (out.Failed?.length) throw new Error(`SendMessageBatch to ${queueUrl} refused: ${JSON.stringify(out.Failed)}`);
+  }
+}
+
+/** Queues for the conformance suite, each consumed by a source of a whole Wharf. */
+export const fixture: BrokerFixture = {
+  type: 'sqs',
+  async channel(name) {
+    const client = sqsClient();
+    const queueUrl = await createQueue(client, name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 80));
+    return {
+      block: {
+        queue_url: queueUrl,
+        region: REGION,
+        endpoint: process.env.WHARF_TEST_SQS_ENDPOINT!, // read now: the bench starts fauxqs after importing this
+        credentials: { access_key_id: ACCESS_KEY_ID, secret_access_key: SECRET },
+        // Short polls and timeouts keep redeliveries after a stop within the suite's waits.
+        wait_time_seconds: 2,
+        visibility_timeout: 5,
+        workers: 2,
+      },
+      async publish(messages: PublishMessage[]) {
+        await send(
+          client,
+          queueUrl,
+          messages.map((m) => ({ MessageBody: Buffer.isBuffer(m.body) ? m.body.toString('utf8') : m.body, MessageAttributes: attributes(m.headers) })),
+        );
+      },
+      async close() {
+        await client.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
+        client.destroy();
+      },
+    };
+  },
+  // fauxqs keeps messages in memory only: a restart would lose them, so there is no restart test.
+};
+

@@ -7,21 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import { until } from './support.ts';
 import type { BrokerChannel, BrokerFixture } from '../../harness/brokers/fixture.ts';
 
 export type { BrokerChannel, BrokerFixture, PublishMessage } from '../../harness/brokers/fixture.ts';
 
-/** Polls `read` until `done` holds of its value, or fails with the last value after `timeoutMs`. */
-export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 45_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await read();
-  while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await read();
-  }
-  return last;
-}
+/** `until` with the timeout before the description, as the suite's callers write it. */
+export const eventually = <T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 45_000, what = 'condition'): Promise<T> =>
+  until(read, done, what, timeoutMs);
 
 const envelope = (seq: number, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ endpoint_id: 'ep', event_type: 'conformance.seq', data: { seq }, ...extra });

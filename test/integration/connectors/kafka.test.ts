@@ -5,57 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import kafkajs from 'kafkajs';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import { connector, type KafkaConfig } from '../../../connectors/kafka.ts';
 import type { AcceptResult, BrokerMessage, Connector, ConnectorLogger, Sink } from '../../../src/core/connector.ts';
 import { Reader } from '../../../src/core/settings.ts';
-import { describeConformance, type BrokerFixture, type PublishMessage } from './conformance.ts';
+import { until } from './support.ts';
+import { describeConformance, type PublishMessage } from './conformance.ts';
+import { brokers, createTopic, fixture, send, testClient, topicName } from '../../harness/brokers/kafka.ts';
 
-const brokers = (): string[] => {
-  const list = process.env.WHARF_TEST_KAFKA_BROKERS;
-  if (!list) throw new Error('WHARF_TEST_KAFKA_BROKERS is not set: the integration globalSetup starts the Kafka mock cluster');
-  return list.split(',');
-};
-
-const testClient = (): Kafka => new kafkajs.Kafka({ clientId: 'wharf-test', brokers: brokers(), logLevel: kafkajs.logLevel.NOTHING });
-
-const topicName = (what: string): string => `wharf-${what}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 200);
-
-/** The mock cluster creates a topic (4 partitions) on the first metadata request that names it. */
-async function createTopic(admin: Admin, topic: string): Promise<void> {
-  await admin.fetchTopicMetadata({ topics: [topic] });
-}
-
-async function send(producer: Producer, topic: string, messages: PublishMessage[], partition?: number): Promise<void> {
-  await producer.send({
-    topic,
-    messages: messages.map((m) => ({ value: typeof m.body === 'string' ? Buffer.from(m.body) : m.body, headers: m.headers, partition })),
-  });
-}
-
-export const kafkaFixture: BrokerFixture = {
-  type: 'kafka',
-  async channel(name) {
-    const kafka = testClient();
-    const admin = kafka.admin();
-    const producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
-    const topic = topicName(name);
-    await createTopic(admin, topic);
-    await admin.disconnect();
-    return {
-      // from_beginning: what is published before the source has joined its group still counts.
-      // session_timeout: the mock cluster lets a restarted Wharf back into the group only when the
-      // session of the member that left has run out.
-      block: { brokers: brokers(), topic, consumer_group: `wharf-${topic}`, from_beginning: true, session_timeout: 6 },
-      publish: (messages) => send(producer, topic, messages),
-      close: () => producer.disconnect(),
-    };
-  },
-  // The mock cluster keeps its messages only as long as it runs: there is no restart to offer.
-};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -99,16 +57,6 @@ class TestSink implements Sink {
 
 const offsetOf = (id: string): number => Number(id.split('/').at(-1));
 const partitionOf = (id: string): number => Number(id.split('/').at(-2));
-
-async function until<T>(read: () => T | Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface LogLine {
   level: string;
@@ -411,4 +359,4 @@ async function tcpProxy(port: number, target: string): Promise<{ close(): Promis
   };
 }
 
-describeConformance(kafkaFixture);
+describeConformance(fixture);

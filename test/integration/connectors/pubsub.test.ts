@@ -9,9 +9,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connector, type PubSubConfig } from '../../../connectors/pubsub.ts';
-import type { AcceptResult, BrokerMessage, Connector, ConnectorLogger, Sink } from '../../../src/core/connector.ts';
+import type { AcceptResult, BrokerMessage, Connector, Sink } from '../../../src/core/connector.ts';
 import { Reader } from '../../../src/core/settings.ts';
 import { adminClient, emulatorHost, fixture, PUBSUB_PROJECT as PROJECT } from '../../harness/brokers/pubsub.ts';
+import { latch, quiet, until } from './support.ts';
 import { describeConformance, type PublishMessage } from './conformance.ts';
 
 const unique = (what: string): string => `wharf-${what}-${randomBytes(4).toString('hex')}`;
@@ -102,25 +103,6 @@ class TestSink implements Sink {
     return this.calls.flat().filter((m) => m.id === id).length;
   }
 }
-
-/** A promise to hold a sink with, and its release. */
-function latch(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
-  return { wait, open };
-}
-
-async function until<T>(read: () => T | Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const quiet: ConnectorLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** A TCP relay to the fake that the test can take down and bring back, as a network loss would. */
 class Relay {

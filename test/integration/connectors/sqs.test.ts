@@ -2,56 +2,15 @@
  * The SQS connector against a real SQS API (the fauxqs emulator the harness starts): first driven
  * directly with an in-test sink, then through a whole Wharf by the shared conformance suite.
  */
-import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import {
-  CreateQueueCommand,
-  DeleteQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  SQSClient,
-  type MessageAttributeValue,
-  type SendMessageBatchRequestEntry,
-} from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connector, type SqsConfig } from '../../../connectors/sqs.ts';
 import type { AcceptResult, BrokerMessage, Connector, ConnectorLogger, Sink } from '../../../src/core/connector.ts';
 import { Reader } from '../../../src/core/settings.ts';
-import { launchFauxqs, type Fauxqs } from '../../harness/brokers/sqs.ts';
-import { describeConformance, eventually, type BrokerFixture, type PublishMessage } from './conformance.ts';
-
-const ENDPOINT = process.env.WHARF_TEST_SQS_ENDPOINT!;
-const REGION = process.env.WHARF_TEST_SQS_REGION ?? 'us-east-1';
-const ACCESS_KEY_ID = process.env.WHARF_TEST_SQS_ACCESS_KEY_ID ?? 'test';
-// fauxqs checks no signature, so the tests can use a secret they then look for in logs and health.
-const SECRET = 'sqs-test-secret-never-logged';
-
-function sqsClient(endpoint = ENDPOINT): SQSClient {
-  return new SQSClient({ endpoint, region: REGION, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET } });
-}
-
-const queueName = (what: string): string => `${what}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 80);
-
-async function createQueue(client: SQSClient, name: string, attributes?: Record<string, string>): Promise<string> {
-  const out = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
-  return out.QueueUrl!;
-}
-
-function attributes(headers: Record<string, string> | undefined): Record<string, MessageAttributeValue> | undefined {
-  if (!headers || Object.keys(headers).length === 0) return undefined;
-  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]));
-}
-
-/** SendMessageBatch in tens; fails on any entry SQS refused. */
-async function send(client: SQSClient, queueUrl: string, entries: Omit<SendMessageBatchRequestEntry, 'Id'>[]): Promise<void> {
-  for (let i = 0; i < entries.length; i += 10) {
-    const out = await client.send(
-      new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(i, i + 10).map((e, j) => ({ ...e, Id: String(j) })) }),
-    );
-    if (out.Failed?.length) throw new Error(`SendMessageBatch to ${queueUrl} refused: ${JSON.stringify(out.Failed)}`);
-  }
-}
+import { ACCESS_KEY_ID, ENDPOINT, REGION, SECRET, createQueue, queueName, fixture, launchFauxqs, send, sqsClient, type Fauxqs } from '../../harness/brokers/sqs.ts';
+import { latch } from './support.ts';
+import { describeConformance, eventually } from './conformance.ts';
 
 const publishBodies = (client: SQSClient, queueUrl: string, bodies: string[]) => send(client, queueUrl, bodies.map((b) => ({ MessageBody: b })));
 
@@ -111,12 +70,6 @@ class TestSink implements Sink {
 }
 
 /** A gate the test opens. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
-  return { wait, open };
-}
-
 /** A logger that appends its lines to `lines`. */
 function recordingLogger(lines: string[]): ConnectorLogger {
   const at = (level: string) => (obj: object, msg: string) => void lines.push(`${level} ${msg} ${JSON.stringify(obj)}`);
@@ -198,7 +151,7 @@ describe('sqs connector (direct, against fauxqs)', () => {
   it('deletes nothing before accept resolves, and keeps the batch invisible meanwhile', async () => {
     const url = await createQueue(admin, queueName('gate'));
     const sink = new TestSink();
-    const g = gate();
+    const g = latch();
     sink.gate = g.wait;
     const c = await startConnector({ queue_url: url, visibility_timeout: 1, wait_time_seconds: 1 }, sink);
     await publishBodies(admin, url, ['{"held":1}']);
@@ -305,7 +258,7 @@ describe('sqs connector (direct, against fauxqs)', () => {
     // At the bound the loops wait: with accept held, exactly max_in_flight are taken, the rest stay queued.
     const url2 = await createQueue(admin, queueName('bound-held'));
     const held = new TestSink();
-    const g = gate();
+    const g = latch();
     held.gate = g.wait;
     await publishBodies(admin, url2, ['{"a":1}', '{"a":2}', '{"a":3}', '{"a":4}', '{"a":5}']);
     const c2 = await startConnector({ queue_url: url2, workers: 2, max_in_flight: 2, wait_time_seconds: 1 }, held);
@@ -340,7 +293,7 @@ describe('sqs connector (direct, against fauxqs)', () => {
   it('stop() gives up after timeoutMs and leaves the unfinished batch to SQS', async () => {
     const url = await createQueue(admin, queueName('stop-timeout'));
     const sink = new TestSink();
-    const g = gate();
+    const g = latch();
     sink.gate = g.wait;
     const c = await startConnector({ queue_url: url, visibility_timeout: 1, wait_time_seconds: 1 }, sink);
     await publishBodies(admin, url, ['{"never":1}']);
@@ -419,38 +372,5 @@ describe('sqs connector (direct, against fauxqs)', () => {
     }
   });
 });
-
-/** Queues for the conformance suite, each consumed by a source of a whole Wharf. */
-export const fixture: BrokerFixture = {
-  type: 'sqs',
-  async channel(name) {
-    const client = sqsClient();
-    const queueUrl = await createQueue(client, name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 80));
-    return {
-      block: {
-        queue_url: queueUrl,
-        region: REGION,
-        endpoint: ENDPOINT,
-        credentials: { access_key_id: ACCESS_KEY_ID, secret_access_key: SECRET },
-        // Short polls and timeouts keep redeliveries after a stop within the suite's waits.
-        wait_time_seconds: 2,
-        visibility_timeout: 5,
-        workers: 2,
-      },
-      async publish(messages: PublishMessage[]) {
-        await send(
-          client,
-          queueUrl,
-          messages.map((m) => ({ MessageBody: Buffer.isBuffer(m.body) ? m.body.toString('utf8') : m.body, MessageAttributes: attributes(m.headers) })),
-        );
-      },
-      async close() {
-        await client.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
-        client.destroy();
-      },
-    };
-  },
-  // fauxqs keeps messages in memory only: a restart would lose them, so there is no restart test.
-};
 
 describeConformance(fixture);

@@ -1,23 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { connector, decodeHeaders, toBrokerMessage } from '../../../connectors/kafka.ts';
-import type { SettingIssue } from '../../../src/core/settings.ts';
-import { Reader } from '../../../src/core/settings.ts';
+import { settingsOf } from './settings.ts';
 
 const AT = 'projects[0].sources[1].kafka';
 const MINIMAL = { brokers: ['kafka:9092'], topic: 'orders', consumer_group: 'wharf' };
 
-function parse(value: unknown) {
-  const r = new Reader();
-  const config = connector.parse(r, value, AT);
-  return { config, issues: r.issues };
-}
-
-/** The one issue `value` has; fails when there are none or several. */
-function issue(value: unknown): SettingIssue {
-  const { issues } = parse(value);
-  expect(issues).toHaveLength(1);
-  return issues[0]!;
-}
+const { parse, issue } = settingsOf(connector, AT);
 
 describe('kafka parse', () => {
   it('fills the defaults and reads topic as topics', () => {

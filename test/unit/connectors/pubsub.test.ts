@@ -1,9 +1,8 @@
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { connector, PubSubConnector, type PubSubConfig, type PubSubSdk } from '../../../connectors/pubsub.ts';
-import type { AcceptResult, BrokerMessage, ConnectorLogger } from '../../../src/core/connector.ts';
+import { connector, type PubSubConfig } from '../../../connectors/pubsub.ts';
+import type { ConnectorLogger } from '../../../src/core/connector.ts';
 import type { SettingIssue } from '../../../src/core/settings.ts';
-import { Reader } from '../../../src/core/settings.ts';
+import { settingsOf } from './settings.ts';
 
 const AT = 'projects[0].sources[2].pubsub';
 const MINIMAL = { project_id: 'acme-prod', subscription: 'wharf-orders' };
@@ -17,18 +16,9 @@ const KEY = {
   client_id: '1234567890',
 };
 
-function parse(value: unknown) {
-  const r = new Reader();
-  const config = connector.parse(r, value, AT);
-  return { config, issues: r.issues };
-}
+const { parse, issue } = settingsOf(connector, AT);
 
-/** The one issue `value` has; fails when there are none or several. */
-function issue(value: unknown): SettingIssue {
-  const { issues } = parse(value);
-  expect(issues).toHaveLength(1);
-  return issues[0]!;
-}
+const quiet: ConnectorLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 describe('pubsub parse', () => {
   it('fills the defaults', () => {
@@ -189,199 +179,15 @@ describe('pubsub parse', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// The connector with a stand-in SDK, for what pstest cannot do: fail a streaming pull for good.
-
-class FakeMessage {
-  readonly data: Buffer;
-  readonly attributes: Record<string, string> = {};
-  readonly received = Date.now() - 1000; // leased long ago: nacks go out at once
-  readonly id: string;
-  acked = 0;
-  nacked = 0;
-  constructor(id: string) {
-    this.id = id;
-    this.data = Buffer.from(id);
-  }
-  ack(): void {
-    this.acked++;
-  }
-  nack(): void {
-    this.nacked++;
-  }
-}
-
-class FakeSubscription extends EventEmitter {
-  readonly name: string;
-  readonly options: Record<string, unknown> | undefined;
-  readonly client: FakePubSub;
-  closed = false;
-  constructor(client: FakePubSub, name: string, options?: Record<string, unknown>) {
-    super();
-    this.client = client;
-    this.name = name;
-    this.options = options;
-  }
-  async getMetadata(): Promise<unknown[]> {
-    const err = this.client.probeErrors.shift();
-    if (err) throw err;
-    return [{}];
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-    this.emit('close');
-  }
-}
-
-class FakePubSub {
-  static last: FakePubSub | null = null;
-  readonly options: Record<string, unknown>;
-  /** Subscriptions opened for a streaming pull (the probes' are not kept). */
-  readonly opened: FakeSubscription[] = [];
-  probeErrors: Error[] = [];
-  closed = false;
-  constructor(options: Record<string, unknown>) {
-    this.options = options;
-    FakePubSub.last = this;
-  }
-  subscription(name: string, options?: Record<string, unknown>): FakeSubscription {
-    const s = new FakeSubscription(this, name, options);
-    if (options) this.opened.push(s);
-    return s;
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
-const fakeSdk = { PubSub: FakePubSub, Duration: { from: (d: object) => d } } as unknown as PubSubSdk;
-const quiet: ConnectorLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function fakeConnector(block: Record<string, unknown>): PubSubConnector {
-  const r = new Reader();
-  const config: PubSubConfig = connector.parse(r, { ...MINIMAL, ...block }, AT);
-  expect(r.issues).toEqual([]);
-  return new PubSubConnector(fakeSdk, config, { logger: quiet, name: 'test/pubsub' });
-}
-
-async function until<T>(read: () => T, done: (v: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const v = read();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const storeAll = async (batch: BrokerMessage[]): Promise<AcceptResult[]> => batch.map((m) => ({ status: 'stored', event_id: m.id }));
-
-describe('pubsub connector with a stand-in SDK', () => {
-  it('configures the client and the streaming pull from the block', async () => {
-    const c = fakeConnector({ credentials: KEY, max_messages: 7, workers: 3, ack_deadline: 30, api_endpoint: 'pubsub.internal.example:8443' });
-    expect(c.health()).toEqual({ state: 'stopped', inFlight: 0, lag: null, lastError: null });
-    await c.start({ accept: storeAll });
-    const client = FakePubSub.last!;
-    expect(client.options).toEqual({
-      projectId: 'acme-prod',
-      credentials: KEY,
-      apiEndpoint: 'pubsub.internal.example:8443',
-      emulatorMode: false, // TLS, although the host is not *.googleapis.com
-    });
-    await until(() => client.opened.length, (n) => n === 1, 'the subscription opened');
-    const sub = client.opened[0]!;
-    expect(sub.name).toBe('projects/acme-prod/subscriptions/wharf-orders');
-    expect(sub.options).toMatchObject({
-      flowControl: { maxMessages: 7, allowExcessMessages: false },
-      streamingOptions: { maxStreams: 3 },
-      minAckDeadline: { seconds: 30 },
-      maxAckDeadline: { seconds: 30 },
-    });
-    expect(c.health().state).toBe('running');
-    await c.stop({ timeoutMs: 100 });
-    expect(sub.closed).toBe(true);
-    expect(client.closed).toBe(true);
-    expect(c.health().state).toBe('stopped');
-  });
-
-  it('goes to the emulator in plaintext when emulator_host is set', async () => {
-    const c = fakeConnector({ emulator_host: '127.0.0.1:8085', subscription: 'projects/other/subscriptions/orders' });
-    await c.start({ accept: storeAll });
-    expect(FakePubSub.last!.options).toMatchObject({ projectId: 'acme-prod', apiEndpoint: '127.0.0.1:8085', emulatorMode: true });
-    expect(FakePubSub.last!.options.credentials).toBeUndefined();
-    await until(() => FakePubSub.last!.opened.length, (n) => n === 1, 'the subscription opened');
-    expect(FakePubSub.last!.opened[0]!.name).toBe('projects/other/subscriptions/orders');
-    await c.stop({ timeoutMs: 100 });
-  });
-
-  it('consumes when the key may pull but not read the subscription (PERMISSION_DENIED on the probe)', async () => {
-    const c = fakeConnector({});
-    const denied = Object.assign(new Error('7 PERMISSION_DENIED: User not authorized'), { code: 7 });
-    // The probe runs right after start, within this tick.
-    const started = c.start({ accept: storeAll });
-    FakePubSub.last!.probeErrors.push(denied);
-    await started;
-    await until(() => FakePubSub.last!.opened.length, (n) => n === 1, 'the subscription opened');
-    expect(c.health()).toMatchObject({ state: 'running', lastError: null });
-    await c.stop({ timeoutMs: 100 });
-  });
-
-  it('when the SDK gives up on the subscription: reports it without the key, closes it, and opens a new one', async () => {
-    const c = fakeConnector({ credentials: KEY, batch_wait_ms: 0 });
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const seen: string[] = [];
-    await c.start({
-      accept: async (batch) => {
-        seen.push(...batch.map((m) => m.id));
-        await held;
-        return storeAll(batch);
-      },
-    });
-    const client = FakePubSub.last!;
-    await until(() => client.opened.length, (n) => n === 1, 'the subscription opened');
-    const first = client.opened[0]!;
-    const m1 = new FakeMessage('m1');
-    const m2 = new FakeMessage('m2');
-    first.emit('message', m1);
-    await until(() => seen.length, (n) => n === 1, 'm1 in the sink');
-    first.emit('message', m2); // waits behind m1 (one worker)
-    expect(c.health().inFlight).toBe(2);
-
-    // One more failure of the probe, so the reopen goes through the backoff once.
-    client.probeErrors.push(Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14 }));
-    first.emit('error', Object.assign(new Error(`7 PERMISSION_DENIED: key ${PRIVATE_KEY} refused`), { code: 7 }));
-    const h = c.health();
-    expect(h.state).toBe('connecting');
-    expect(h.lastError).toContain('projects/acme-prod/subscriptions/wharf-orders');
-    expect(h.lastError).toContain('PERMISSION_DENIED');
-    expect(h.lastError).not.toContain('MIIE');
-
-    await until(() => first.closed, Boolean, 'the failed subscription closed');
-    await until(() => client.opened.length, (n) => n === 2, 'a new subscription opened');
-    await until(() => c.health().state, (s) => s === 'running', 'running again');
-    expect(c.health().lastError).toBeNull();
-    // m2 waited for a batch when its subscription closed (the SDK nacked it): it is let go.
-    expect(c.health().inFlight).toBe(1);
-    expect(seen).toEqual(['m1']);
-    const m3 = new FakeMessage('m3');
-    client.opened[1]!.emit('message', m3);
-    release();
-    await until(() => m3.acked, (n) => n === 1, 'm3 acked');
-    expect(seen).toEqual(['m1', 'm3']);
-    expect(m1.acked).toBe(1); // acked once stored (a no-op in the real SDK, whose close nacked it)
-    expect(m2.acked).toBe(0);
-    await c.stop({ timeoutMs: 100 });
-    expect(c.health()).toMatchObject({ state: 'stopped', inFlight: 0 });
-  });
-
-  it('stop before start, and twice, is harmless', async () => {
-    const c = fakeConnector({});
+describe('pubsub connector lifecycle (the real SDK; nothing is contacted before start)', () => {
+  it('stop before start, and twice, is harmless, and a stopped connector does not start', async () => {
+    const config: PubSubConfig = parse({ ...MINIMAL, emulator_host: '127.0.0.1:9' }).config;
+    const c = await connector.create(config, { logger: quiet, name: 'test/pubsub' });
     const a = c.stop({ timeoutMs: 10 });
     expect(c.stop({ timeoutMs: 10 })).toBe(a);
     await a;
     expect(c.health().state).toBe('stopped');
-    await c.start({ accept: storeAll });
+    await c.start({ accept: async (batch) => batch.map((m) => ({ status: 'stored', event_id: m.id })) });
     expect(c.health().state).toBe('stopped');
   });
 });

@@ -1,23 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { connector, regionOfQueueUrl, toBrokerMessage } from '../../../connectors/sqs.ts';
-import type { SettingIssue } from '../../../src/core/settings.ts';
-import { Reader } from '../../../src/core/settings.ts';
+import { settingsOf } from './settings.ts';
 
 const AT = 'projects[0].sources[2].sqs';
 const URL_ = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
 
-function parse(value: unknown) {
-  const r = new Reader();
-  const config = connector.parse(r, value, AT);
-  return { config, issues: r.issues };
-}
-
-/** The one issue `value` has; fails when there are none or several. */
-function issue(value: unknown): SettingIssue {
-  const { issues } = parse(value);
-  expect(issues).toHaveLength(1);
-  return issues[0]!;
-}
+const { parse, issue } = settingsOf(connector, AT);
 
 describe('sqs parse', () => {
   it('fills the defaults and takes the region from an amazonaws queue URL', () => {
