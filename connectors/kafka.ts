@@ -56,6 +56,11 @@ export interface KafkaConfig {
   max_in_flight: number;
   /** Seconds without a heartbeat before the group gives this consumer's partitions to another. */
   session_timeout: number;
+  /**
+   * How long a fetch waits for data when there is none (a broker answers as soon as there is).
+   * Shorter: an idle consumer asks more often; librdkafka's mock cluster always waits it out.
+   */
+  fetch_max_wait_ms: number;
 }
 
 const KEYS = [
@@ -70,6 +75,7 @@ const KEYS = [
   'workers',
   'max_in_flight',
   'session_timeout',
+  'fetch_max_wait_ms',
 ] as const;
 
 // kafkajs splits a broker address at ':' (no IPv6 literals), so a host is a name or an IPv4 address.
@@ -88,6 +94,7 @@ const DEFAULTS: KafkaConfig = {
   workers: 1,
   max_in_flight: 500,
   session_timeout: 30,
+  fetch_max_wait_ms: 500,
 };
 
 function parse(r: Reader, value: unknown, at: string): KafkaConfig {
@@ -106,6 +113,7 @@ function parse(r: Reader, value: unknown, at: string): KafkaConfig {
     workers: r.integer(f.workers, `${at}.workers`, 1, 64, DEFAULTS.workers),
     max_in_flight: r.integer(f.max_in_flight, `${at}.max_in_flight`, 1, 10_000, DEFAULTS.max_in_flight),
     session_timeout: r.integer(f.session_timeout, `${at}.session_timeout`, 6, 1800, DEFAULTS.session_timeout),
+    fetch_max_wait_ms: r.integer(f.fetch_max_wait_ms, `${at}.fetch_max_wait_ms`, 10, 10_000, DEFAULTS.fetch_max_wait_ms),
   };
 }
 
@@ -224,8 +232,6 @@ type KafkaJs = typeof KafkaJsModule;
 
 /** How often the lag is asked of the brokers, at most. */
 const LAG_REFRESH_MS = 3_000;
-/** A fetch waits this long for data; it bounds how long stopping waits for an idle fetch. */
-const FETCH_WAIT_MS = 1_000;
 /** What stop() still gives the consumer to leave the group when its timeout is spent. */
 const LEAVE_GRACE_MS = 2_000;
 
@@ -364,7 +370,8 @@ class KafkaConnector implements Connector {
       groupId: this.#config.consumer_group,
       sessionTimeout: this.#config.session_timeout * 1000,
       heartbeatInterval: this.#heartbeatMs,
-      maxWaitTimeInMs: FETCH_WAIT_MS,
+      // Also bounds how long stopping waits for an idle fetch.
+      maxWaitTimeInMs: this.#config.fetch_max_wait_ms,
       // A mistyped topic should show in health(), not be created empty.
       allowAutoTopicCreation: false,
     });

@@ -125,7 +125,8 @@ export const fixture: BrokerFixture = {
       // from_beginning: what is published before the source has joined its group still counts.
       // session_timeout: the mock cluster lets a restarted Wharf back into the group only when the
       // session of the member that left has run out.
-      block: { brokers: brokers(), topic, consumer_group: `wharf-${topic}`, from_beginning: true, session_timeout: 6 },
+      // fetch_max_wait_ms: the mock answers a fetch only when its wait is over, even with data.
+      block: { brokers: brokers(), topic, consumer_group: `wharf-${topic}`, from_beginning: true, session_timeout: 6, fetch_max_wait_ms: 100 },
       publish: (messages) => send(producer, topic, messages),
       close: () => producer.disconnect(),
     };

@@ -56,33 +56,62 @@ export async function restartRabbit(): Promise<void> {
 
 const URL = AMQP_URL;
 
-/** Publishes persistent messages on a confirm channel of a connection of its own. */
-async function publish(queue: string, messages: { body: Buffer | string; headers?: Record<string, string> }[]): Promise<void> {
-  const conn = await amqp.connect(URL);
-  try {
+type Publish = { body: Buffer | string; headers?: Record<string, string> }[];
+
+/**
+ * A publisher for one queue: persistent messages on a confirm channel, resolved once the broker
+ * confirmed them. The connection is kept between calls and opened again after a broker restart.
+ */
+function publisher(queue: string): { publish(messages: Publish): Promise<void>; close(): Promise<void> } {
+  let open: Promise<{ conn: amqp.ChannelModel; ch: amqp.ConfirmChannel }> | null = null;
+  const connect = async () => {
+    const conn = await amqp.connect(URL);
+    conn.on('error', () => undefined);
+    conn.on('close', () => (open = null));
     const ch = await conn.createConfirmChannel();
     await ch.assertQueue(queue, { durable: true });
-    for (const m of messages) {
+    return { conn, ch };
+  };
+  const send = async (messages: Publish, ids: string[]): Promise<void> => {
+    const { ch } = await (open ??= connect());
+    messages.forEach((m, i) => {
       ch.sendToQueue(queue, Buffer.isBuffer(m.body) ? m.body : Buffer.from(m.body), {
         persistent: true,
-        messageId: randomBytes(12).toString('hex'),
+        messageId: ids[i],
         headers: m.headers ?? {},
       });
-    }
+    });
     await ch.waitForConfirms();
-  } finally {
-    await conn.close();
-  }
+  };
+  return {
+    async publish(messages) {
+      // Ids fixed before the first try: a message sent twice is then one message to Wharf.
+      const ids = messages.map(() => randomBytes(12).toString('hex'));
+      try {
+        await send(messages, ids);
+      } catch {
+        open = null; // the broker restarted under a kept connection: once more on a new one
+        await send(messages, ids);
+      }
+    },
+    async close() {
+      const current = open;
+      open = null;
+      if (current) await (await current).conn.close().catch(() => undefined);
+    },
+  };
 }
 
 export const fixture: BrokerFixture = {
   type: 'rabbitmq',
   async channel(name) {
     const queue = `wharf-test-${name}`;
+    const p = publisher(queue);
     return {
       block: { url: URL, queue },
-      publish: (messages) => publish(queue, messages),
+      publish: (messages) => p.publish(messages),
       async close() {
+        await p.close();
         const conn = await amqp.connect(URL);
         const ch = await conn.createChannel();
         await ch.deleteQueue(queue);

@@ -22,6 +22,7 @@ describe('kafka parse', () => {
       workers: 1,
       max_in_flight: 500,
       session_timeout: 30,
+      fetch_max_wait_ms: 500,
     });
   });
 
@@ -38,6 +39,7 @@ describe('kafka parse', () => {
       workers: '4',
       max_in_flight: 50,
       session_timeout: 10,
+      fetch_max_wait_ms: '100',
     };
     const { config, issues } = parse(block);
     expect(issues).toEqual([]);
@@ -52,6 +54,7 @@ describe('kafka parse', () => {
       workers: 4,
       max_in_flight: 50,
       session_timeout: 10,
+      fetch_max_wait_ms: 100,
     });
     expect(parse(config)).toEqual({ config, issues: [] });
     expect(parse(parse(MINIMAL).config)).toEqual(parse(MINIMAL));
@@ -110,6 +113,7 @@ describe('kafka parse', () => {
     ['max_in_flight', 0, 'must be an integer from 1 to 10000 (got 0)'],
     ['max_in_flight', 1.5, 'must be an integer from 1 to 10000 (got 1.5)'],
     ['session_timeout', 5, 'must be an integer from 6 to 1800 (got 5)'],
+    ['fetch_max_wait_ms', 5, 'must be an integer from 10 to 10000 (got 5)'],
     ['from_beginning', 'yes', 'must be true or false (got "yes")'],
     ['consumer_group', '', 'must not be empty'],
     ['client_id', 42, 'must be a string (got 42)'],
