@@ -16,6 +16,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.t
 import { migrate } from './store/migrate.ts';
 import { createMetrics } from './metrics.ts';
 import { createSourceManager, type SourceManager } from './sources/manager.ts';
+import { createHttpIngest } from './sources/http-ingest.ts';
 import { createPool } from './store/pool.ts';
 
 export type Role = 'all' | 'api' | 'ingest' | 'dispatch';
@@ -119,13 +120,14 @@ export function createApp(options: AppOptions): App {
       await sources.start();
     }
 
+    // Two transactions: one commits while the next group forms. More would split the same
+    // events into smaller groups and pay more round trips per event (bench/README.md).
+    const ingest = createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: 2 });
     server = await buildServer({
       pool: db,
       boss,
       box,
-      // Two transactions: one commits while the next group forms. More would split the same
-      // events into smaller groups and pay more round trips per event (bench/README.md).
-      ingest: createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: 2 }),
+      ingest,
       logger,
       bodyLimit: config.server.body_limit,
       readiness: {
@@ -135,6 +137,7 @@ export function createApp(options: AppOptions): App {
       },
       sources,
       metrics: metrics.registry,
+      httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
     });
     // The ingest role serves /healthz, /readyz and /metrics too, so it can be probed and scraped.
     if (role !== 'dispatch') {

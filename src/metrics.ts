@@ -12,6 +12,7 @@ export interface Metrics {
   registry: Registry;
   sourceResults(source: { project_id: string; id: string; type: string }, results: AcceptResult[]): void;
   attempt(a: { status: DeliveryStatus; latencyMs: number }): void;
+  ingestRequest(source: { project_id: string; id: string }, outcome: string): void;
   /** Where the source gauges come from. */
   watchSources(status: () => SourceStatus[]): void;
 }
@@ -62,6 +63,12 @@ export function createMetrics(): Metrics {
       }
     },
   });
+  const ingestRequests = new Counter({
+    name: 'wharf_ingest_requests_total',
+    help: 'Requests to HTTP ingest URLs, by outcome: stored, duplicate, unverified (401), refused (400/413).',
+    labelNames: ['project', 'source', 'outcome'],
+    registers: [registry],
+  });
   const attempts = new Counter({
     name: 'wharf_delivery_attempts_total',
     help: 'Delivery attempts, by the status the delivery was left in.',
@@ -82,6 +89,9 @@ export function createMetrics(): Metrics {
       const counts = { stored: 0, duplicate: 0, rejected: 0 };
       for (const r of results) counts[r.status] += 1;
       for (const [outcome, n] of Object.entries(counts)) if (n > 0) messages.inc({ ...base, outcome }, n);
+    },
+    ingestRequest(source, outcome) {
+      ingestRequests.inc({ project: source.project_id, source: source.id, outcome });
     },
     attempt(a) {
       attempts.inc({ status: a.status });

@@ -13,8 +13,10 @@ import { eventRoutes } from './events-routes.ts';
 import { deliveryRoutes } from './deliveries-routes.ts';
 import { deadLetterRoutes } from './deadletters-routes.ts';
 import { sourceRoutes } from './sources-routes.ts';
+import { subscriptionRoutes } from './subscriptions-routes.ts';
 import type { Registry } from 'prom-client';
 import type { SourceManager } from '../sources/manager.ts';
+import type { HttpIngest } from '../sources/http-ingest.ts';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -29,6 +31,8 @@ export interface ApiDeps {
   sources: Pick<SourceManager, 'sync' | 'status'> | null;
   /** Served on GET /metrics; null turns the route off. */
   metrics: Registry | null;
+  /** `POST /ingest/{mask_id}` for HTTP sources; null where this process takes no ingest requests. */
+  httpIngest: HttpIngest | null;
 }
 
 declare module 'fastify' {
@@ -141,6 +145,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     req.project = p.project;
   };
 
+  await deps.httpIngest?.register(app);
+
   await app.register(
     async (api) => {
       api.decorateRequest('project', null as unknown as Project);
@@ -150,6 +156,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(deliveryRoutes, deps);
       await api.register(sourceRoutes, deps);
       await api.register(deadLetterRoutes, deps);
+      await api.register(subscriptionRoutes, deps);
     },
     { prefix: '/api/v1/projects/:projectID' },
   );

@@ -1,4 +1,5 @@
-import { invalid } from '../core/errors.ts';
+import { WharfError, invalid } from '../core/errors.ts';
+import type { SettingIssue } from '../core/settings.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 
 /** Small validators for JSON bodies; every failure names the field (400). */
@@ -86,4 +87,19 @@ export function headers(body: Json, key: string): Record<string, string> {
 
 function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * A 400 for settings checked by a `Reader` (sources, subscriptions): the first wrong value named
+ * (before any unknown key, which says less), with how many more there are.
+ */
+export function settingsError(found: SettingIssue[], root: string): WharfError {
+  const issues = [...found.filter((i) => !i.unknown), ...found.filter((i) => i.unknown)];
+  const strip = (path: string): string => path.replace(new RegExp(`^${root}\\.?`), '');
+  const first = issues[0];
+  if (!first) return invalid(root, 'is not valid');
+  const field = strip(first.path);
+  const message = first.unknown ? `${field}: unknown field` : `${field}: ${first.message}`;
+  const rest = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1).map((i) => strip(i.path)).join(', ')})` : '';
+  return new WharfError('WHARF_ERR_INVALID', message + rest, { status: 400, field });
 }

@@ -12,7 +12,8 @@ import {
   updateEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
-import { deleteSource, listSources, saveSource } from '../store/sources.ts';
+import { deleteSource, getSource, listSources, saveSource } from '../store/sources.ts';
+import { deleteSubscription, listSubscriptions, saveSubscription } from '../store/subscriptions.ts';
 import { addApiKey, countApiKeys, setConfigApiKeys, upsertProject } from '../store/projects.ts';
 import type { WharfConfig } from './schema.ts';
 
@@ -92,6 +93,22 @@ export async function reconcileConfig(
         if (s.from_config && !declaredSources.has(s.id)) await deleteSource(db, p.id, s.id);
       }
       for (const s of p.sources) await saveSource(db, box, p.id, s, true);
+
+      // Subscriptions last: they refer to endpoints and sources, from this file or the API.
+      const declaredSubs = new Set(p.subscriptions.map((s) => s.id));
+      for (const s of await listSubscriptions(db, p.id)) {
+        if (s.from_config && !declaredSubs.has(s.id)) await deleteSubscription(db, p.id, s.id);
+      }
+      for (const [si, s] of p.subscriptions.entries()) {
+        const at = `projects[${pi}].subscriptions[${si}]`;
+        if (!(await getEndpoint(db, p.id, s.endpoint_id))) {
+          throw new ConfigError(`${file}: ${at}.endpoint_id: endpoint ${JSON.stringify(s.endpoint_id)} does not exist in project ${JSON.stringify(p.id)}`, { file, key: `${at}.endpoint_id` });
+        }
+        if (s.source_id !== null && !(await getSource(db, box, p.id, s.source_id))) {
+          throw new ConfigError(`${file}: ${at}.source_id: source ${JSON.stringify(s.source_id)} does not exist in project ${JSON.stringify(p.id)}`, { file, key: `${at}.source_id` });
+        }
+        await saveSubscription(db, p.id, s.id, s, true);
+      }
     }
   });
   return { generatedKeys };

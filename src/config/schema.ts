@@ -4,6 +4,7 @@ import type { ProjectType, RetrySettings, SignatureSettings } from '../core/type
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
 import { readSource, type SourceDefinition } from '../sources/settings.ts';
+import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
 
 export interface EndpointConfig {
@@ -27,6 +28,7 @@ export interface ProjectConfig {
   retry: RetrySettings;
   endpoints: EndpointConfig[];
   sources: SourceDefinition[];
+  subscriptions: SubscriptionDefinition[];
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -288,7 +290,7 @@ export const configSchema = {
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints', 'sources'];
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints', 'sources', 'subscriptions'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
 const ENDPOINT_KEYS = ['id', 'name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'];
@@ -386,7 +388,20 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       return [source];
     });
 
-    return [{ id, name, type, api_keys: keys, signature, retry, endpoints, sources }];
+    const subscriptionIds = new Map<string, string>();
+    const subscriptions = r.list(p.subscriptions, `${at}.subscriptions`, 'subscriptions').flatMap((raw, si): SubscriptionDefinition[] => {
+      const sat = `${at}.subscriptions[${si}]`;
+      const sub = readSubscription(r, raw, sat);
+      if (sub === null) return [];
+      // Declared subscriptions keep the id given, so a change in the file updates the same one.
+      if (!sub.id) r.bad(`${sat}.id`, 'is required for a subscription declared here');
+      const same = subscriptionIds.get(sub.id);
+      if (sub.id && same) r.bad(`${sat}.id`, `must be unique within the project (got ${JSON.stringify(sub.id)}, already used by projects${same})`);
+      else subscriptionIds.set(sub.id, sat);
+      return [sub];
+    });
+
+    return [{ id, name, type, api_keys: keys, signature, retry, endpoints, sources, subscriptions }];
   });
   return { projects, issues: r.issues };
 }

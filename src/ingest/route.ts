@@ -1,5 +1,6 @@
 import type { EndpointStatus, EventInput } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
+import { matchesFilter, type SubscriptionFilter } from './filter.ts';
 
 export interface RouteTarget {
   endpoint_id: string;
@@ -10,6 +11,7 @@ interface SubscriptionRow {
   endpoint_id: string;
   source_id: string | null;
   event_types: string[];
+  filter: SubscriptionFilter | null;
 }
 
 /** `*` matches everything; `order.*` matches `order.created` and `order.paid.late`. */
@@ -54,7 +56,7 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   const subs = new Map<string, SubscriptionRow[]>();
   if (endpoints.length > 0) {
     const { rows } = await db.query<SubscriptionRow>(
-      'SELECT endpoint_id, source_id, event_types FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2)',
+      'SELECT endpoint_id, source_id, event_types, filter FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2)',
       [projectId, endpoints.map((e) => e.id)],
     );
     for (const s of rows) {
@@ -63,11 +65,33 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
       subs.set(s.endpoint_id, list);
     }
   }
+  // What filters see of an event, worked out once per event and only if a filter asks.
+  const seen = new Map<EventInput, { body: unknown; headers: Record<string, string> }>();
+  const view = (input: EventInput) => {
+    let v = seen.get(input);
+    if (!v) {
+      const headers: Record<string, string> = {};
+      for (const [k, value] of Object.entries(input.custom_headers)) headers[k.toLowerCase()] = value;
+      Object.assign(headers, input.headers);
+      let body: unknown = null;
+      try {
+        body = JSON.parse(input.data);
+      } catch {
+        // data is JSON by construction; a filter on a body that is not simply does not match
+      }
+      v = { body, headers };
+      seen.set(input, v);
+    }
+    return v;
+  };
   const subscribed = (endpointId: string, input: EventInput): boolean => {
     const list = subs.get(endpointId);
     if (!list || list.length === 0) return true;
     return list.some(
-      (s) => (s.source_id === null || s.source_id === input.source_id) && eventTypeMatches(s.event_types, input.event_type),
+      (s) =>
+        (s.source_id === null || s.source_id === input.source_id) &&
+        eventTypeMatches(s.event_types, input.event_type) &&
+        (s.filter === null || matchesFilter(s.filter, view(input))),
     );
   };
   const targetsOf = (list: typeof endpoints, input: EventInput): RouteTarget[] =>

@@ -4,7 +4,7 @@
  * is started, restarted or stopped within `reloadIntervalMs`, without a restart of Wharf.
  */
 import type { Logger } from 'pino';
-import { connectorFor } from '../../connectors/index.ts';
+import { connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
 import type { AcceptResult, Connector, ConnectorHealth } from '../core/connector.ts';
 import { createBrokerSink } from '../ingest/broker-sink.ts';
 import type { IngestDeps } from '../ingest/persist.ts';
@@ -67,7 +67,7 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 } };
     const logger = deps.logger.child({ source: name, type: def.type });
     try {
-      entry.connector = await connectorFor(def.type).create(def.broker, { logger, name });
+      entry.connector = await connectorFor(def.type as BrokerType).create(def.broker, { logger, name });
       const sink = createBrokerSink(deps, { project_id: record.project_id, definition: def }, {
         onResults: (results, messages) => {
           for (const [i, r] of results.entries()) {
@@ -109,7 +109,7 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
       const old = running.get(key);
       if (old) await halt(key, old);
       const record = records.get(key);
-      if (record && !stopped) running.set(key, await launch(record, version));
+      if (record && isBrokerType(record.definition.type) && !stopped) running.set(key, await launch(record, version));
     }
   };
 

@@ -3,15 +3,20 @@
  * every source has (format, event type, headers, size limit) and its broker's own block, which the
  * broker's connector module checks.
  */
-import { BROKER_TYPES, connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
+import { BROKER_TYPES, connectorFor, type BrokerType } from '../../connectors/index.ts';
 import { ID, Reader, TOKEN, absent, got, type SettingIssue } from '../core/settings.ts';
+import { httpSecretKeys, parseHttpSource } from './http-settings.ts';
 
 export type SourceFormat = 'envelope' | 'raw';
+
+/** Broker sources consume a broker; `http` sources take requests at `/ingest/{mask_id}`. */
+export type SourceType = BrokerType | 'http';
+export const SOURCE_TYPES: readonly SourceType[] = [...BROKER_TYPES, 'http'];
 
 export interface SourceDefinition {
   id: string;
   name: string;
-  type: BrokerType;
+  type: SourceType;
   /** `envelope`: Convoy's JSON envelope. `raw`: the whole body is `data`, routed by subscriptions. */
   format: SourceFormat;
   /** raw: the event type when `event_type_header` is unset or absent from a message. */
@@ -22,13 +27,13 @@ export interface SourceDefinition {
   forward_headers: string[] | '*';
   /** Larger messages are dead-lettered. */
   max_body_bytes: number;
-  /** The broker block, as its connector's `parse` returned it. */
+  /** The type's block (`kafka:`, …, `http:`), as its parser returned it. */
   broker: Record<string, unknown>;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 const COMMON_KEYS = ['id', 'name', 'type', 'format', 'event_type', 'event_type_header', 'forward_headers', 'max_body_bytes'];
-const KEYS = [...COMMON_KEYS, ...BROKER_TYPES];
+const KEYS = [...COMMON_KEYS, ...SOURCE_TYPES];
 /** What a secret looks like in an API answer; sending it back unchanged keeps the stored value. */
 export const REDACTED = '********';
 
@@ -44,18 +49,21 @@ export function readSource(r: Reader, value: unknown, at: string): SourceDefinit
   else if (ID.test(name)) id = name;
   else if (name) r.bad(`${at}.id`, `is required when name is not 1-64 letters, digits, "_", "." or "-"${got(name)}`);
 
-  let type: BrokerType | null = null;
-  if (absent(s.type)) r.bad(`${at}.type`, `is required: one of ${BROKER_TYPES.join(', ')}`);
-  else if (typeof s.type === 'string' && isBrokerType(s.type)) type = s.type;
-  else r.bad(`${at}.type`, `must be one of ${BROKER_TYPES.join(', ')}${got(s.type)}`);
+  let type: SourceType | null = null;
+  if (absent(s.type)) r.bad(`${at}.type`, `is required: one of ${SOURCE_TYPES.join(', ')}`);
+  else if (typeof s.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(s.type)) type = s.type as SourceType;
+  else r.bad(`${at}.type`, `must be one of ${SOURCE_TYPES.join(', ')}${got(s.type)}`);
 
-  const format = r.choice(s.format, `${at}.format`, ['envelope', 'raw'] as const, 'envelope');
+  // An HTTP source stores the provider's body as it came: always raw.
+  if (type === 'http' && !absent(s.format) && s.format !== 'raw') r.bad(`${at}.format`, `must be raw or left out for an http source${got(s.format)}`);
+  if (type === 'http' && !absent(s.event_type_header)) r.bad(`${at}.event_type_header`, 'does not apply to an http source: use http.event_type_location');
+  const format = r.choice(s.format, `${at}.format`, ['envelope', 'raw'] as const, type === 'http' ? 'raw' : 'envelope');
   const eventType = r.optional(s.event_type, `${at}.event_type`, 200);
   const typeHeader = header(r, s.event_type_header, `${at}.event_type_header`);
   if (format === 'envelope') {
     if (eventType !== null) r.bad(`${at}.event_type`, 'applies to format raw only (an envelope carries its own event_type)');
     if (typeHeader !== null) r.bad(`${at}.event_type_header`, 'applies to format raw only (an envelope carries its own event_type)');
-  } else if (eventType === null && typeHeader === null) {
+  } else if (eventType === null && typeHeader === null && type !== 'http') {
     r.bad(`${at}.event_type`, 'is required for format raw unless event_type_header names where each message carries it');
   }
 
@@ -69,13 +77,19 @@ export function readSource(r: Reader, value: unknown, at: string): SourceDefinit
   }
   const maxBody = r.integer(s.max_body_bytes, `${at}.max_body_bytes`, 1, 64 * 1_048_576, DEFAULT_MAX_BODY_BYTES);
 
-  for (const other of BROKER_TYPES) {
+  for (const other of SOURCE_TYPES) {
     if (other !== type && !absent(s[other])) r.bad(`${at}.${other}`, `does not belong to a source of type ${type ?? '(unset)'}`);
   }
   let broker: Record<string, unknown> = {};
   if (type !== null) {
     if (absent(s[type])) r.bad(`${at}.${type}`, `is required: the ${type} settings of this source`);
-    else broker = connectorFor(type).parse(r, s[type], `${at}.${type}`) as Record<string, unknown>;
+    else if (type === 'http') {
+      broker = parseHttpSource(r, s.http, `${at}.http`) as unknown as Record<string, unknown>;
+      const location = (broker as { event_type_location: unknown }).event_type_location;
+      if (eventType === null && location === null) {
+        r.bad(`${at}.event_type`, 'is required for an http source unless http.event_type_location says where each request carries it');
+      }
+    } else broker = connectorFor(type).parse(r, s[type], `${at}.${type}`) as Record<string, unknown>;
   }
   if (type === null) return null;
   return {
@@ -119,10 +133,15 @@ function holder(root: unknown, key: string): { node: Mapping; last: string } | n
   return node && typeof node === 'object' && !Array.isArray(node) ? { node: node as Mapping, last } : null;
 }
 
+/** Dotted keys of a source's block that hold credentials. */
+export function secretKeysOf(type: SourceType, block: Mapping): readonly string[] {
+  return type === 'http' ? httpSecretKeys(block as { verifier?: { type?: unknown } }) : connectorFor(type).secretKeys;
+}
+
 /** The definition as the API shows it: credentials replaced by REDACTED. */
 export function redactSource(source: SourceDefinition): SourceDefinition {
   const broker = structuredClone(source.broker);
-  for (const key of connectorFor(source.type).secretKeys) {
+  for (const key of secretKeysOf(source.type, broker)) {
     const at = holder(broker, key);
     if (at && !absent(at.node[at.last])) at.node[at.last] = REDACTED;
   }
@@ -133,10 +152,10 @@ export function redactSource(source: SourceDefinition): SourceDefinition {
  * An update's broker block, where every secret sent back as REDACTED keeps the stored value, so
  * a client can PUT what it got from GET without knowing the credentials.
  */
-export function keepRedactedSecrets(type: BrokerType, next: unknown, stored: Mapping): unknown {
+export function keepRedactedSecrets(type: SourceType, next: unknown, stored: Mapping): unknown {
   if (!next || typeof next !== 'object' || Array.isArray(next)) return next;
   const out = structuredClone(next) as Mapping;
-  for (const key of connectorFor(type).secretKeys) {
+  for (const key of secretKeysOf(type, stored)) {
     const to = holder(out, key);
     if (to && to.node[to.last] === REDACTED) to.node[to.last] = holder(stored, key)?.node[to.last];
   }

@@ -1,3 +1,4 @@
+import { generateMaskId } from '../sources/http-settings.ts';
 import type { SourceDefinition } from '../sources/settings.ts';
 import type { SecretBox } from './crypto.ts';
 import type { Queryable } from './queryable.ts';
@@ -55,15 +56,21 @@ export async function saveSource(
   fromConfig: boolean,
 ): Promise<{ record: SourceRecord; changed: boolean }> {
   const existing = await getSource(db, box, projectId, def.id);
+  if (def.type === 'http' && !def.broker.mask_id) {
+    // An ingest URL outlives edits: the stored mask is kept unless a new one is given.
+    const kept = existing?.definition.type === 'http' ? existing.definition.broker.mask_id : undefined;
+    def = { ...def, broker: { ...def.broker, mask_id: typeof kept === 'string' && kept ? kept : generateMaskId() } };
+  }
   if (existing && JSON.stringify(existing.definition) === JSON.stringify(def) && existing.from_config === fromConfig) {
     return { record: existing, changed: false };
   }
   const { rows } = await db.query<SourceRow>(
-    `INSERT INTO sources (project_id, id, name, type, config_enc, from_config) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO sources (project_id, id, name, type, config_enc, from_config, mask_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (project_id, id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
-       config_enc = EXCLUDED.config_enc, from_config = EXCLUDED.from_config, updated_at = clock_timestamp()
+       config_enc = EXCLUDED.config_enc, from_config = EXCLUDED.from_config, mask_id = EXCLUDED.mask_id,
+       updated_at = clock_timestamp()
      RETURNING ${COLUMNS}`,
-    [projectId, def.id, def.name, def.type, box.encrypt(JSON.stringify(def)), fromConfig],
+    [projectId, def.id, def.name, def.type, box.encrypt(JSON.stringify(def)), fromConfig, def.type === 'http' ? def.broker.mask_id : null],
   );
   return { record: decode(box, rows[0]!), changed: true };
 }
@@ -73,10 +80,16 @@ export async function deleteSource(db: Queryable, projectId: string, id: string)
   return (rowCount ?? 0) > 0;
 }
 
-/** What the source manager compares to notice a change: one short row per source. */
+/** The HTTP source an ingest URL belongs to. */
+export async function sourceByMask(db: Queryable, box: SecretBox, maskId: string): Promise<SourceRecord | null> {
+  const { rows } = await db.query<SourceRow>(`SELECT ${COLUMNS} FROM sources WHERE mask_id = $1 AND type = 'http'`, [maskId]);
+  return rows[0] ? decode(box, rows[0]) : null;
+}
+
+/** What the source manager compares to notice a change: one short row per broker source. */
 export async function sourceVersions(db: Queryable): Promise<Map<string, string>> {
   const { rows } = await db.query<{ project_id: string; id: string; v: string }>(
-    `SELECT project_id, id, to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS v FROM sources`,
+    `SELECT project_id, id, to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS v FROM sources WHERE type <> 'http'`,
   );
   return new Map(rows.map((r) => [`${r.project_id}/${r.id}`, r.v]));
 }

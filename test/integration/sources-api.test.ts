@@ -65,7 +65,7 @@ describe('sources API', () => {
   it('refuses a bad definition with the field that is wrong, never echoing credentials', async () => {
     const cases: [unknown, number, string][] = [
       [{ name: 'x' }, 400, 'type: is required'],
-      [{ name: 'x', type: 'mqtt', mqtt: {} }, 400, 'type: must be one of kafka, sqs, pubsub, rabbitmq'],
+      [{ name: 'x', type: 'mqtt', mqtt: {} }, 400, 'type: must be one of kafka, sqs, pubsub, rabbitmq, http'],
       [{ name: 'x', type: 'rabbitmq' }, 400, 'rabbitmq: is required'],
       [{ name: 'x', type: 'rabbitmq', rabbitmq: { url: AMQP } }, 400, 'rabbitmq.queue: is required'],
       [{ name: 'x', type: 'rabbitmq', rabbitmq: { url: 'http://guest:hunter2@h/', queue: 'q' } }, 400, 'rabbitmq.url: must be an amqp:// or amqps:// URL'],

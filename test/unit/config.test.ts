@@ -104,6 +104,7 @@ projects:
           },
         ],
         sources: [],
+        subscriptions: [],
       },
     ]);
   });
@@ -249,7 +250,7 @@ projects:
     ['projects: [p]', 'projects[0]: must be a mapping (got "p")'],
     ['egress: { allow: { a: 1 } }', 'egress.allow: must be a list of CIDR ranges (got a mapping)'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
-    [source('type: mqtt'), 'projects[0].sources[0].type: must be one of kafka, sqs, pubsub, rabbitmq (got "mqtt")'],
+    [source('type: mqtt'), 'projects[0].sources[0].type: must be one of kafka, sqs, pubsub, rabbitmq, http (got "mqtt")'],
     [source('type: rabbitmq'), 'projects[0].sources[0].rabbitmq: is required: the rabbitmq settings of this source'],
     [source('type: rabbitmq, rabbitmq: { queue: q }'), 'projects[0].sources[0].rabbitmq.url: is required: an amqp:// or amqps:// URL'],
     [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q, prefetch: many }'), 'projects[0].sources[0].rabbitmq.prefetch: must be an integer from 1 to 65535 (got "many")'],
@@ -360,7 +361,7 @@ describe('shipped config files', () => {
     expect(config.data_dir).toBe(join(REPO, 'data'));
     expect(config.egress.allow).toEqual(['127.0.0.0/8', '::1/128']);
     expect(config.projects).toEqual([
-      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, endpoints: [], sources: [] },
+      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, endpoints: [], sources: [], subscriptions: [] },
     ]);
     expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen' }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
       'chosen',

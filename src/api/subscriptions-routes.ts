@@ -1,0 +1,129 @@
+import type { FastifyInstance } from 'fastify';
+import { conflict, invalid, notFound } from '../core/errors.ts';
+import { uuidv7 } from '../core/ids.ts';
+import { checkFilter, matchesFilter, type SubscriptionFilter } from '../ingest/filter.ts';
+import { parseSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
+import { getEndpoint } from '../store/endpoints.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { getSource } from '../store/sources.ts';
+import {
+  deleteSubscription,
+  getSubscription,
+  listSubscriptions,
+  saveSubscription,
+  type Subscription,
+} from '../store/subscriptions.ts';
+import { reply, type ApiDeps } from './server.ts';
+import { object, settingsError, type Json } from './validate.ts';
+
+/** Convoy's shape: the event types and the filter under `filter_config`. */
+function present(s: Subscription): Json {
+  return {
+    uid: s.id,
+    name: s.name,
+    endpoint_id: s.endpoint_id,
+    source_id: s.source_id,
+    filter_config: { event_types: s.event_types, filter: s.filter ?? { body: {}, headers: {} } },
+    from_config: s.from_config,
+    created_at: s.created_at,
+    updated_at: s.updated_at,
+  };
+}
+
+export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool, box } = deps;
+
+  /** The definition from a body, with its endpoint and source checked to exist in the project. */
+  const definitionFrom = async (db: Queryable, projectId: string, body: unknown): Promise<SubscriptionDefinition> => {
+    const { subscription, issues } = parseSubscription(body);
+    if (issues.length > 0 || subscription === null) throw settingsError(issues, 'subscription');
+    if (!(await getEndpoint(db, projectId, subscription.endpoint_id))) {
+      throw invalid('endpoint_id', `endpoint ${JSON.stringify(subscription.endpoint_id)} does not exist in this project`);
+    }
+    if (subscription.source_id !== null && !(await getSource(db, box, projectId, subscription.source_id))) {
+      throw invalid('source_id', `source ${JSON.stringify(subscription.source_id)} does not exist in this project`);
+    }
+    return subscription;
+  };
+
+  const editable = async (projectId: string, id: string): Promise<Subscription> => {
+    const s = await getSubscription(pool, projectId, id);
+    if (!s) throw notFound('subscription', id);
+    if (s.from_config) throw conflict(`subscription ${JSON.stringify(id)} is declared in the config file; change it there`);
+    return s;
+  };
+
+  app.post('/subscriptions', async (req, res) => {
+    const def = await definitionFrom(pool, req.project.id, req.body);
+    const id = def.id || uuidv7();
+    if (await getSubscription(pool, req.project.id, id)) throw conflict(`subscription ${JSON.stringify(id)} already exists`, 'id');
+    const saved = await saveSubscription(pool, req.project.id, id, def, false);
+    return reply(res, 201, 'Subscription created', present(saved));
+  });
+
+  app.get('/subscriptions', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const list = await listSubscriptions(pool, req.project.id, {
+      endpoint_id: typeof q.endpoint_id === 'string' ? q.endpoint_id : undefined,
+      source_id: typeof q.source_id === 'string' ? q.source_id : undefined,
+    });
+    return reply(res, 200, 'Subscriptions fetched', { content: list.map(present) });
+  });
+
+  app.get('/subscriptions/:id', async (req, res) => {
+    const { id } = req.params as { id: string };
+    const s = await getSubscription(pool, req.project.id, id);
+    if (!s) throw notFound('subscription', id);
+    return reply(res, 200, 'Subscription fetched', present(s));
+  });
+
+  // Fields left out keep their values, as for endpoints.
+  app.put('/subscriptions/:id', async (req, res) => {
+    const { id } = req.params as { id: string };
+    const current = await editable(req.project.id, id);
+    const body = object(req.body, 'body');
+    if (body.id !== undefined && body.id !== id) throw conflict('id: a subscription keeps its id', 'id');
+    const given = (body.filter_config ?? {}) as Json;
+    const merged = {
+      name: body.name ?? current.name,
+      endpoint_id: body.endpoint_id ?? current.endpoint_id,
+      source_id: 'source_id' in body ? body.source_id : current.source_id,
+      filter_config: {
+        event_types: given.event_types ?? current.event_types,
+        filter: 'filter' in given ? given.filter : (current.filter ?? undefined),
+      },
+    };
+    const def = await definitionFrom(pool, req.project.id, merged);
+    const saved = await saveSubscription(pool, req.project.id, id, def, false);
+    return reply(res, 200, 'Subscription updated', present(saved));
+  });
+
+  app.delete('/subscriptions/:id', async (req, res) => {
+    const { id } = req.params as { id: string };
+    await editable(req.project.id, id);
+    await deleteSubscription(pool, req.project.id, id);
+    return reply(res, 200, 'Subscription deleted', null);
+  });
+
+  // Tries a filter on a sample: `{ request: { body, headers }, filter: { body, headers } }`
+  // (`schema` is taken for `filter`, as Convoy names it).
+  app.post('/subscriptions/test_filter', async (req, res) => {
+    const body = object(req.body, 'body');
+    const request = object(body.request ?? {}, 'request');
+    const filter = body.filter ?? body.schema;
+    if (filter === undefined) throw invalid('filter', 'is required: { body?, headers? }');
+    const problems = checkFilter(filter, 'filter');
+    if (problems.length > 0) {
+      const [first] = problems;
+      const i = first!.indexOf(': ');
+      throw invalid(first!.slice(0, i), `${first!.slice(i + 2)}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(object(request.headers ?? {}, 'request.headers'))) {
+      if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))) headers[k.toLowerCase()] = v as string | string[];
+      else throw invalid(`request.headers.${k}`, 'must be a string or a list of strings');
+    }
+    const matches = matchesFilter(filter as SubscriptionFilter, { body: request.body ?? null, headers });
+    return reply(res, 200, matches ? 'The filter matches' : 'The filter does not match', { matches });
+  });
+}

@@ -1,0 +1,488 @@
+/**
+ * Subscription filters, in Convoy's dialect (MongoDB-like): `{ body?: expr, headers?: expr }`.
+ *
+ * An expression is an object whose keys are dot-separated paths (`"person.age"`, `"items.0.sku"`)
+ * or `$and`/`$or` (non-empty arrays of expressions), all of which must hold. A path's value is a
+ * literal (deep equality), an object of operators (`$eq $neq $gt $gte $lt $lte $in $nin $exist
+ * $regex`), or a nested expression: `{"person": {"age": 5}}` is compiled to `{"person.age": 5}`,
+ * `$and`/`$or` inside it included, so both forms mean exactly the same. `{}` is a literal.
+ *
+ * Semantics chosen (Mongo's, where Convoy's documentation is silent or its code is inconsistent):
+ * - Walking a path through an array: a numeric segment indexes it; `$` (Convoy's positional
+ *   `items.$.sku`) takes every element; any other segment is looked up in each element that is
+ *   an object, so `items.sku` reaches every item's sku. Only own properties are followed.
+ * - A comparison holds when some value reached, or some element of an array reached, satisfies it:
+ *   `{"tags": "a"}` matches `["a","b"]`, and so does `{"tags": ["a","b"]}`.
+ * - `$neq` and `$nin` are the negations of `$eq` and `$in`: they hold when no value reached equals,
+ *   so a missing path satisfies them. Every other comparison fails on a missing path, and a
+ *   literal `null` matches only an explicit null.
+ * - `$exist: true` holds when the path reaches anything, null included (as Convoy's code says).
+ * - `$gt $gte $lt $lte` compare numbers with numbers and strings with strings (UTF-16 order);
+ *   mixed types never match (Convoy would parse "10" as a number; we do not).
+ * - `$regex` searches (unanchored) and is case-sensitive, like Go's RE2 that Convoy uses. It is
+ *   compiled with JavaScript's `u` flag; a leading RE2 flag group `(?i)`, `(?m)`, `(?s)` becomes
+ *   a JavaScript flag and Go's `(?P<name>` becomes `(?<name>`, so Convoy patterns carry over.
+ *   JavaScript backtracks where RE2 does not, so patterns are capped at 512 characters and a
+ *   repeated group that itself holds a variable quantifier (`(a+)+`, `(\w+\s?)*`, `(.*,){9}`)
+ *   is refused, as are backreferences. Overlapping alternatives (`(a|a)*`) are not detected.
+ * - Headers are flat: a key is a whole header name (dots included), matched lower-cased; a value
+ *   is a string, or an array of strings for a repeated header (compared like any array).
+ *
+ * A filter is compiled once and cached by object identity: treat stored filters as immutable.
+ */
+
+/** A subscription's filter as stored: both parts optional. */
+export interface SubscriptionFilter {
+  body?: Record<string, unknown>;
+  headers?: Record<string, unknown>;
+}
+
+type Scope = 'body' | 'headers';
+type Doc = Record<string, unknown>;
+type DocTest = (doc: unknown) => boolean;
+/** Tests the values a path reached (none when it is missing). */
+type ValuesTest = (found: unknown[]) => boolean;
+type FilterEvent = { body: unknown; headers: Record<string, string | string[]> };
+
+const MAX_DEPTH = 16;
+const MAX_ENTRIES = 1000;
+const MAX_REGEX = 512;
+
+const COMPARISONS = ['$eq', '$neq', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exist', '$regex'] as const;
+type Comparison = (typeof COMPARISONS)[number];
+const OPERATOR_LIST = [...COMPARISONS, '$and', '$or'].join(', ');
+const HEADER_STRINGS = 'header values are strings; compare with a string';
+
+const isObject = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isComparison = (k: string): k is Comparison => (COMPARISONS as readonly string[]).includes(k);
+/** `$gt` is an operator; `$` and `$.venues` are Convoy's positional paths. */
+const isOperatorKey = (k: string): boolean => k.startsWith('$') && k !== '$' && !k.startsWith('$.');
+const never = (): boolean => false;
+const always = (): boolean => true;
+
+/** Header names may hold dots and headers do not nest, so a header key is one segment. */
+const pathOf = (key: string, scope: Scope): string[] => (scope === 'headers' ? [key.toLowerCase()] : key.split('.'));
+
+/** An object holding any comparison operator is an operator object; `{}` is a literal. */
+function shapeOf(v: unknown): 'literal' | 'operators' | 'expression' {
+  if (!isObject(v)) return 'literal';
+  const keys = Object.keys(v);
+  if (keys.length === 0) return 'literal';
+  return keys.some(isComparison) ? 'operators' : 'expression';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching
+
+const INDEX = /^(?:0|[1-9]\d*)$/;
+
+function pushOwn(o: Doc, key: string, out: unknown[]): void {
+  if (Object.hasOwn(o, key) && o[key] !== undefined) out.push(o[key]);
+}
+
+function step(v: unknown, seg: string, out: unknown[]): void {
+  if (Array.isArray(v)) {
+    if (seg === '$') {
+      for (const e of v) if (e !== undefined) out.push(e);
+    } else if (INDEX.test(seg)) {
+      if (v[Number(seg)] !== undefined) out.push(v[Number(seg)]);
+    } else {
+      for (const e of v) if (isObject(e)) pushOwn(e, seg, out);
+    }
+  } else if (isObject(v)) {
+    pushOwn(v, seg, out);
+  }
+}
+
+/** Every value `path` reaches in `doc`; several when it crosses arrays, none when missing. */
+function resolve(doc: unknown, path: readonly string[]): unknown[] {
+  let found: unknown[] = [doc];
+  for (const seg of path) {
+    const next: unknown[] = [];
+    for (const v of found) step(v, seg, next);
+    if (next.length === 0) return next;
+    found = next;
+  }
+  return found;
+}
+
+/** Whether a value reached, or an element of an array reached, passes `test`. */
+function some(found: unknown[], test: (v: unknown) => boolean): boolean {
+  for (const v of found) {
+    if (test(v)) return true;
+    if (Array.isArray(v)) for (const e of v) if (test(e)) return true;
+  }
+  return false;
+}
+
+/** Deep equality, walked along `want` (from the filter) so its cost is bounded by the filter. */
+function deepEqual(got: unknown, want: unknown): boolean {
+  if (got === want) return true;
+  if (Array.isArray(want)) {
+    return Array.isArray(got) && got.length === want.length && want.every((w, i) => deepEqual(got[i], w));
+  }
+  if (isObject(want)) {
+    if (!isObject(got)) return false;
+    const keys = Object.keys(want);
+    return Object.keys(got).length === keys.length && keys.every((k) => Object.hasOwn(got, k) && deepEqual(got[k], want[k]));
+  }
+  return false;
+}
+
+/** Sign of `v - x` for two numbers or two strings; null for any other pair. */
+function order(v: unknown, x: unknown): number | null {
+  if (typeof v === 'number' && typeof x === 'number') return v - x;
+  if (typeof v === 'string' && typeof x === 'string') return v < x ? -1 : v > x ? 1 : 0;
+  return null;
+}
+
+const ORDERINGS: Record<'$gt' | '$gte' | '$lt' | '$lte', (c: number) => boolean> = {
+  $gt: (c) => c > 0,
+  $gte: (c) => c >= 0,
+  $lt: (c) => c < 0,
+  $lte: (c) => c <= 0,
+};
+
+/** A comparison as a test, or null when its operand is unusable. */
+function compileComparison(op: Comparison, x: unknown): ValuesTest | null {
+  switch (op) {
+    case '$eq':
+      return (found) => some(found, (v) => deepEqual(v, x));
+    case '$neq':
+      return (found) => !some(found, (v) => deepEqual(v, x));
+    case '$in':
+    case '$nin': {
+      if (!Array.isArray(x)) return null;
+      const isIn = (found: unknown[]): boolean => some(found, (v) => x.some((w) => deepEqual(v, w)));
+      return op === '$in' ? isIn : (found) => !isIn(found);
+    }
+    case '$exist':
+      return typeof x === 'boolean' ? (found) => found.length > 0 === x : null;
+    case '$regex': {
+      const re = typeof x === 'string' ? compileRegex(x) : null;
+      if (!(re instanceof RegExp)) return null;
+      // No `g` or `y` flag, so `test` keeps no state between events.
+      return (found) => some(found, (v) => typeof v === 'string' && re.test(v));
+    }
+    default: {
+      if (typeof x !== 'number' && typeof x !== 'string') return null;
+      const holds = ORDERINGS[op];
+      return (found) =>
+        some(found, (v) => {
+          const c = order(v, x);
+          return c !== null && holds(c);
+        });
+    }
+  }
+}
+
+function compileOperators(ops: Doc): ValuesTest {
+  const tests: ValuesTest[] = [];
+  for (const [op, operand] of Object.entries(ops)) {
+    const test = isComparison(op) ? compileComparison(op, operand) : null;
+    if (!test) return never;
+    tests.push(test);
+  }
+  return (found) => tests.every((t) => t(found));
+}
+
+function compileField(path: string[], value: unknown, scope: Scope): DocTest {
+  const shape = shapeOf(value);
+  if (shape === 'expression') return compileExpr(value, scope, path);
+  const test: ValuesTest =
+    shape === 'operators' ? compileOperators(value as Doc) : (found) => some(found, (v) => deepEqual(v, value));
+  return (doc) => test(resolve(doc, path));
+}
+
+/** `prefix` is the path of the nested object the expression sits in, so nesting is flattening. */
+function compileExpr(expr: unknown, scope: Scope, prefix: readonly string[]): DocTest {
+  if (!isObject(expr)) return never;
+  const tests: DocTest[] = [];
+  for (const [key, value] of Object.entries(expr)) {
+    if (key === '$and' || key === '$or') {
+      if (!Array.isArray(value) || value.length === 0) return never;
+      const branches = value.map((b) => compileExpr(b, scope, prefix));
+      tests.push(key === '$and' ? (doc) => branches.every((b) => b(doc)) : (doc) => branches.some((b) => b(doc)));
+    } else if (isOperatorKey(key)) {
+      return never;
+    } else {
+      tests.push(compileField([...prefix, ...pathOf(key, scope)], value, scope));
+    }
+  }
+  return (doc) => tests.every((t) => t(doc));
+}
+
+function compileFilter(filter: object): (event: FilterEvent) => boolean {
+  if (!isObject(filter)) return never;
+  // An unknown part (a `query` scope we do not have) fails closed rather than being ignored.
+  if (Object.keys(filter).some((k) => k !== 'body' && k !== 'headers')) return never;
+  const part = (expr: unknown, scope: Scope): DocTest =>
+    expr === undefined || expr === null ? always : compileExpr(expr, scope, []);
+  const body = part(filter.body, 'body');
+  const headers = part(filter.headers, 'headers');
+  return (event) => body(event.body) && headers(event.headers);
+}
+
+const compiled = new WeakMap<object, (event: FilterEvent) => boolean>();
+
+/** Whether an event matches: `body` is the parsed JSON body (any JSON value), `headers` lower-cased names. */
+export function matchesFilter(
+  filter: SubscriptionFilter | null | undefined,
+  event: { body: unknown; headers: Record<string, string | string[]> },
+): boolean {
+  if (filter === null || filter === undefined) return true;
+  if (typeof filter !== 'object') return false;
+  // Routing must survive any document (getters, proxies, a missing `headers`): a throw is no match.
+  try {
+    let test = compiled.get(filter);
+    if (!test) {
+      test = compileFilter(filter);
+      compiled.set(filter, test);
+    }
+    return test(event);
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regular expressions
+
+/** Index just past the character class that opens at `i`. */
+function classEnd(src: string, i: number): number {
+  let j = i + 1;
+  while (j < src.length && src[j] !== ']') j += src[j] === '\\' ? 2 : 1;
+  return j + 1;
+}
+
+/** Index of the first character inside the group that opens at `i`, past `?:`, `?<name>` etc. */
+function groupBodyStart(src: string, i: number): number {
+  if (src[i + 1] !== '?') return i + 1;
+  const j = i + 2;
+  if (src[j] === '<') return src[j + 1] === '=' || src[j + 1] === '!' ? j + 2 : src.indexOf('>', j) + 1;
+  if (src[j] === ':' || src[j] === '=' || src[j] === '!') return j + 1;
+  return src.indexOf(':', j) + 1; // modifiers, `(?i-m:`
+}
+
+function quantifierAt(src: string, i: number): { min: number; max: number; end: number } | null {
+  const c = src[i];
+  let q: { min: number; max: number; end: number } | null = null;
+  if (c === '*') q = { min: 0, max: Infinity, end: i + 1 };
+  else if (c === '+') q = { min: 1, max: Infinity, end: i + 1 };
+  else if (c === '?') q = { min: 0, max: 1, end: i + 1 };
+  else if (c === '{') {
+    const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i));
+    if (m) {
+      const min = Number(m[1]);
+      const max = m[2] === undefined ? min : m[3] ? Number(m[3]) : Infinity;
+      q = { min, max, end: i + m[0].length };
+    }
+  }
+  if (q && src[q.end] === '?') q.end++; // lazy
+  return q;
+}
+
+/**
+ * Why a (compiled, so well-formed) pattern risks catastrophic backtracking, or null. Catches a
+ * repeated group holding a variable quantifier, the common shape of exponential patterns.
+ */
+function backtrackingRisk(src: string): string | null {
+  const varies: boolean[] = [false]; // per open group: holds a variable quantifier
+  let groupJustClosedVaries = false;
+  let i = 0;
+  while (i < src.length) {
+    const c = src[i]!;
+    const afterGroup = groupJustClosedVaries;
+    groupJustClosedVaries = false;
+    if (c === '\\') {
+      const n = src[i + 1] ?? '';
+      if (/[1-9k]/.test(n)) return 'backreferences are not supported';
+      i = 'upP'.includes(n) && src[i + 2] === '{' ? src.indexOf('}', i) + 1 : i + 2;
+    } else if (c === '[') {
+      i = classEnd(src, i);
+    } else if (c === '(') {
+      varies.push(false);
+      i = groupBodyStart(src, i);
+    } else if (c === ')') {
+      groupJustClosedVaries = varies.pop() ?? false;
+      if (groupJustClosedVaries) varies[varies.length - 1] = true;
+      i++;
+    } else {
+      const q = quantifierAt(src, i);
+      if (!q) {
+        i++;
+        continue;
+      }
+      if (afterGroup && q.max > 1) return 'nested quantifiers can backtrack catastrophically';
+      if (q.max > q.min) varies[varies.length - 1] = true;
+      i = q.end;
+    }
+  }
+  return null;
+}
+
+/** The pattern compiled, or what is wrong with it. */
+function compileRegex(pattern: string): RegExp | string {
+  if (pattern.length > MAX_REGEX) return `must be at most ${MAX_REGEX} characters`;
+  let source = pattern;
+  let flags = 'u';
+  const lead = /^\(\?([ims]+)\)/.exec(pattern);
+  if (lead) {
+    flags += [...new Set(lead[1])].join('');
+    source = pattern.slice(lead[0].length);
+  }
+  source = source.replace(/(?<!\\)((?:\\\\)*)\(\?P</g, '$1(?<');
+  let re: RegExp;
+  try {
+    re = new RegExp(source, flags);
+  } catch (err) {
+    return `does not compile: ${(err as Error).message}`;
+  }
+  return backtrackingRisk(source) ?? re;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking a filter given by a user
+
+interface Check {
+  errors: string[];
+  scope: Scope;
+  root: string;
+  entries: number;
+}
+
+/** Counts a container's entries and bounds its depth; false when it must not be walked. */
+function enter(ctx: Check, value: Doc | unknown[], at: string, depth: number): boolean {
+  if (ctx.entries > MAX_ENTRIES) return false;
+  if (depth > MAX_DEPTH) {
+    ctx.errors.push(`${at}: nested deeper than ${MAX_DEPTH} levels`);
+    return false;
+  }
+  ctx.entries += Array.isArray(value) ? value.length : Object.keys(value).length;
+  if (ctx.entries > MAX_ENTRIES) {
+    ctx.errors.push(`${ctx.root}: more than ${MAX_ENTRIES} keys and array elements in all`);
+    return false;
+  }
+  return true;
+}
+
+function checkLiteral(value: unknown, at: string, depth: number, ctx: Check): void {
+  if (typeof value === 'string') return;
+  if (ctx.scope === 'headers' && !Array.isArray(value)) {
+    ctx.errors.push(`${at}: ${HEADER_STRINGS}`);
+  } else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) ctx.errors.push(`${at}: must be a finite number`);
+  } else if (typeof value === 'boolean' || value === null) {
+    return;
+  } else if (Array.isArray(value)) {
+    if (enter(ctx, value, at, depth)) value.forEach((v, i) => checkLiteral(v, `${at}[${i}]`, depth + 1, ctx));
+  } else if (isObject(value)) {
+    if (enter(ctx, value, at, depth)) {
+      for (const [k, v] of Object.entries(value)) checkLiteral(v, `${at}.${k}`, depth + 1, ctx);
+    }
+  } else {
+    ctx.errors.push(`${at}: must be a JSON value`);
+  }
+}
+
+function checkComparison(op: Comparison, x: unknown, at: string, depth: number, ctx: Check): void {
+  const fail = (message: string): void => void ctx.errors.push(`${at}: ${message}`);
+  switch (op) {
+    case '$eq':
+    case '$neq':
+      return checkLiteral(x, at, depth, ctx);
+    case '$in':
+    case '$nin':
+      if (!Array.isArray(x)) return fail('must be an array');
+      if (enter(ctx, x, at, depth)) x.forEach((v, i) => checkLiteral(v, `${at}[${i}]`, depth + 1, ctx));
+      return;
+    case '$exist':
+      if (typeof x !== 'boolean') fail('must be true or false');
+      return;
+    case '$regex': {
+      if (typeof x !== 'string') return fail('must be a string');
+      const re = compileRegex(x);
+      if (typeof re === 'string') fail(re);
+      return;
+    }
+    default:
+      if (typeof x === 'number' && ctx.scope === 'headers') return fail(HEADER_STRINGS);
+      if (typeof x === 'string' || (typeof x === 'number' && Number.isFinite(x))) return;
+      return fail('must be a number or a string');
+  }
+}
+
+function checkOperators(ops: Doc, at: string, depth: number, ctx: Check): void {
+  if (!enter(ctx, ops, at, depth)) return;
+  for (const [op, x] of Object.entries(ops)) {
+    const here = `${at}.${op}`;
+    if (isComparison(op)) checkComparison(op, x, here, depth + 1, ctx);
+    else if (isOperatorKey(op) && op !== '$and' && op !== '$or') ctx.errors.push(`${here}: unknown operator; expected one of ${OPERATOR_LIST}`);
+    else ctx.errors.push(`${here}: field names and $and/$or cannot be mixed with operators`);
+  }
+}
+
+/** Why a key cannot be a path, or null. */
+function pathProblem(key: string, scope: Scope): string | null {
+  if (scope === 'headers') return key === '' ? 'empty header name' : null;
+  const segments = key.split('.');
+  if (segments.includes('')) return 'empty path segment';
+  const op = segments.find((s) => s.startsWith('$') && s !== '$');
+  return op ? `path segment "${op}" looks like an operator; write {"field": {"${op}": …}}` : null;
+}
+
+function checkExpr(expr: Doc, at: string, depth: number, ctx: Check): void {
+  if (!enter(ctx, expr, at, depth)) return;
+  for (const [key, value] of Object.entries(expr)) {
+    const here = `${at}.${key}`;
+    if (key === '$and' || key === '$or') {
+      if (!Array.isArray(value) || value.length === 0) {
+        ctx.errors.push(`${here}: must be a non-empty array of objects`);
+      } else if (enter(ctx, value, here, depth + 1)) {
+        value.forEach((b, i) => {
+          if (isObject(b)) checkExpr(b, `${here}[${i}]`, depth + 2, ctx);
+          else ctx.errors.push(`${here}[${i}]: must be an object`);
+        });
+      }
+    } else if (isComparison(key)) {
+      ctx.errors.push(`${here}: an operator needs a field; write {"field": {"${key}": …}}`);
+    } else if (isOperatorKey(key)) {
+      ctx.errors.push(`${here}: unknown operator; expected one of ${OPERATOR_LIST}`);
+    } else {
+      const problem = pathProblem(key, ctx.scope);
+      if (problem) ctx.errors.push(`${here}: ${problem}`);
+      else checkCondition(value, here, depth + 1, ctx);
+    }
+  }
+}
+
+function checkCondition(value: unknown, at: string, depth: number, ctx: Check): void {
+  const shape = shapeOf(value);
+  if (shape === 'operators') checkOperators(value as Doc, at, depth, ctx);
+  else if (shape === 'literal') checkLiteral(value, at, depth, ctx);
+  else if (ctx.scope === 'headers') ctx.errors.push(`${at}: ${HEADER_STRINGS}`);
+  else checkExpr(value as Doc, at, depth, ctx);
+}
+
+/**
+ * Problems with a filter given by a user, each as `${path}: message` (path like
+ * `filter.body.$or[1].age.$gt`); [] when valid. Absent (`null`/`undefined`) is valid: it matches all.
+ */
+export function checkFilter(filter: unknown, path = 'filter'): string[] {
+  if (filter === undefined || filter === null) return [];
+  if (!isObject(filter)) return [`${path}: must be an object with optional "body" and "headers"`];
+  const errors: string[] = [];
+  // One context for both parts, so the entry budget covers the whole filter.
+  const ctx: Check = { errors, scope: 'body', root: path, entries: 0 };
+  for (const [key, expr] of Object.entries(filter)) {
+    const at = `${path}.${key}`;
+    if (key !== 'body' && key !== 'headers') errors.push(`${at}: unknown key; expected "body" or "headers"`);
+    else if (expr === undefined || expr === null) continue;
+    else if (!isObject(expr)) errors.push(`${at}: must be an object`);
+    else {
+      ctx.scope = key;
+      checkExpr(expr, at, 1, ctx);
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,240 @@
+/**
+ * HTTP ingest: `POST /ingest/{mask_id}` takes a provider's webhook, verifies it over the exact
+ * bytes received, and stores it as an event of its source (routed by subscriptions) before
+ * answering 200. Unauthenticated but for the verifier, so it reads as little as it can before
+ * it knows the request is genuine: the size is checked while the body streams in.
+ */
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { WharfError } from '../core/errors.ts';
+import type { EventInput } from '../core/types.ts';
+import type { IngestBatcher } from '../ingest/batcher.ts';
+import { forwardedHeaders } from '../ingest/normalize.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { sourceByMask, type SourceRecord } from '../store/sources.ts';
+import type { HttpSourceConfig, Location } from './http-settings.ts';
+import { verify } from './verifiers/index.ts';
+
+/** The most any source may allow (its `max_body_bytes` is checked as the body arrives). */
+const MAX_BODY = 64 * 1_048_576;
+const CACHE_MS = 5_000;
+const RECENT = 20;
+/** Headers never stored with an event: they carry credentials. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+export interface IngestFailure {
+  at: string;
+  reason: string;
+  remote_address: string;
+}
+
+export interface HttpIngestStats {
+  received: number;
+  stored: number;
+  duplicate: number;
+  unverified: number;
+  refused: number;
+  recent_failures: IngestFailure[];
+}
+
+export interface HttpIngestDeps {
+  pool: Queryable;
+  box: SecretBox;
+  ingest: IngestBatcher;
+  logger: Logger;
+  /** Told of each request's outcome (metrics). */
+  onOutcome?: (source: { project_id: string; id: string }, outcome: string) => void;
+}
+
+export interface HttpIngest {
+  register(app: FastifyInstance): Promise<void>;
+  /** This process's counts for a source, and its latest refused requests. */
+  stats(projectId: string, sourceId: string): HttpIngestStats | null;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ingestSource: SourceRecord | null;
+  }
+}
+
+/** The value at a dotted path of a parsed body, as text; undefined when absent. */
+function atPath(body: unknown, path: string): string | undefined {
+  let node = body;
+  for (const key of path.split('.')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  if (node === undefined || node === null) return undefined;
+  return typeof node === 'string' ? node : JSON.stringify(node);
+}
+
+function read(location: Location, body: unknown, headers: Record<string, string>, query: Record<string, unknown>): string | undefined {
+  if ('header' in location) return headers[location.header];
+  if ('body' in location) return atPath(body, location.body);
+  const v = query[location.query];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function describe(location: Location): string {
+  return 'header' in location ? `header ${location.header}` : 'body' in location ? `body path ${location.body}` : `query parameter ${location.query}`;
+}
+
+/** A stream that fails with 413 once more than `limit` bytes passed through it. */
+function limited(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) done(tooLarge(limit));
+      else done(null, chunk);
+    },
+  });
+}
+
+const tooLarge = (limit: number): WharfError =>
+  new WharfError('WHARF_ERR_TOO_LARGE', `request body is larger than this source's max_body_bytes (${limit})`, { status: 413 });
+
+export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
+  const cache = new Map<string, { record: SourceRecord | null; at: number }>();
+  const stats = new Map<string, HttpIngestStats>();
+
+  const lookup = async (mask: string): Promise<SourceRecord | null> => {
+    const hit = cache.get(mask);
+    // Unknown masks are cached briefly too, so guessing cannot load the database.
+    if (hit && Date.now() - hit.at < (hit.record ? CACHE_MS : 1_000)) return hit.record;
+    const record = /^[A-Za-z0-9_-]{16,64}$/.test(mask) ? await sourceByMask(deps.pool, deps.box, mask) : null;
+    if (cache.size > 10_000) cache.clear();
+    cache.set(mask, { record, at: Date.now() });
+    return record;
+  };
+
+  const statsOf = (record: SourceRecord): HttpIngestStats => {
+    const key = `${record.project_id}/${record.id}`;
+    let s = stats.get(key);
+    if (!s) {
+      s = { received: 0, stored: 0, duplicate: 0, unverified: 0, refused: 0, recent_failures: [] };
+      stats.set(key, s);
+    }
+    return s;
+  };
+
+  const fail = (req: FastifyRequest, record: SourceRecord, outcome: 'unverified' | 'refused', reason: string): void => {
+    const s = statsOf(record);
+    s[outcome] += 1;
+    s.recent_failures.unshift({ at: new Date().toISOString(), reason, remote_address: req.ip });
+    s.recent_failures.length = Math.min(s.recent_failures.length, RECENT);
+    deps.onOutcome?.(record, outcome);
+    deps.logger.warn({ source: `${record.project_id}/${record.id}`, reason, remote: req.ip }, `ingest request ${outcome}`);
+  };
+
+  const handle = async (req: FastifyRequest): Promise<{ status: number; body: string; type: string }> => {
+    const record = req.ingestSource!;
+    const def = record.definition;
+    const http = def.broker as unknown as HttpSourceConfig;
+    const body = req.body as Buffer;
+    statsOf(record).received += 1;
+
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    const checked = verify(http.verifier, { body, headers: req.headers });
+    if (!checked.ok) {
+      fail(req, record, 'unverified', checked.reason);
+      throw new WharfError('WHARF_ERR_UNVERIFIED', 'request could not be verified', { status: 401 });
+    }
+
+    const text = body.toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      fail(req, record, 'refused', `body is not JSON: ${(err as Error).message}`);
+      throw new WharfError('WHARF_ERR_NOT_JSON', `body is not JSON: ${(err as Error).message}`, { status: 400 });
+    }
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    const eventType = (http.event_type_location ? read(http.event_type_location, parsed, headers, query) : undefined) ?? def.event_type;
+    if (!eventType) {
+      const where = describe(http.event_type_location!);
+      fail(req, record, 'refused', `no event type at ${where}`);
+      throw new WharfError('WHARF_ERR_INVALID', `event type: the request has no ${where}`, { status: 400 });
+    }
+    // A provider's retry carries the same delivery id: the same key, so no second event.
+    const parts = http.idempotency_keys.map((l) => read(l, parsed, headers, query));
+    const idempotency =
+      parts.some((p) => p !== undefined) && http.idempotency_keys.length > 0
+        ? `${def.id}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex')}`
+        : null;
+    const stored: Record<string, string> = {};
+    const secretHeader = (http.verifier as { header_name?: unknown }).header_name;
+    for (const [k, v] of Object.entries(headers)) {
+      if (CREDENTIAL_HEADERS.has(k) || (typeof secretHeader === 'string' && k === secretHeader.toLowerCase())) continue;
+      stored[k] = v.replaceAll('\0', '\uFFFD');
+    }
+    const input: EventInput = {
+      project_id: record.project_id,
+      source_id: def.id,
+      message_type: 'broadcast',
+      event_type: eventType.slice(0, 200),
+      data: text,
+      custom_headers: forwardedHeaders(stored, def.forward_headers),
+      idempotency_key: idempotency,
+      headers: stored,
+    };
+    const outcome = await deps.ingest.submit(input);
+    if (outcome.status === 'rejected') throw new WharfError(outcome.code, outcome.reason, { status: 400 });
+    statsOf(record)[outcome.status] += 1;
+    deps.onOutcome?.(record, outcome.status);
+    if (http.custom_response) return { status: 200, body: http.custom_response.body, type: http.custom_response.content_type };
+    return {
+      status: 200,
+      type: 'application/json; charset=utf-8',
+      body: JSON.stringify({
+        status: true,
+        message: outcome.status === 'stored' ? 'Event received' : 'Event already received',
+        data: { event_id: outcome.event_id, duplicate: outcome.status === 'duplicate' },
+      }),
+    };
+  };
+
+  return {
+    async register(app) {
+      await app.register(async (scope) => {
+        scope.decorateRequest('ingestSource', null);
+        // Any content type: the bytes are what is verified and stored.
+        scope.removeAllContentTypeParsers();
+        scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY }, (_req, body, done) => done(null, body));
+        scope.addHook('preParsing', async (req, _res, payload) => {
+          const { maskId } = req.params as { maskId: string };
+          const record = await lookup(maskId);
+          if (!record) throw new WharfError('WHARF_ERR_NOT_FOUND', 'no ingest source at this URL', { status: 404 });
+          req.ingestSource = record;
+          const limit = record.definition.max_body_bytes;
+          const declared = Number(req.headers['content-length']);
+          if (Number.isFinite(declared) && declared > limit) {
+            fail(req, record, 'refused', `body of ${declared} bytes is over max_body_bytes (${limit})`);
+            throw tooLarge(limit);
+          }
+          return payload.pipe(limited(limit));
+        });
+        scope.post('/ingest/:maskId', { bodyLimit: MAX_BODY }, async (req, res) => {
+          const answer = await handle(req);
+          return res.code(answer.status).header('content-type', answer.type).send(answer.body);
+        });
+        // No preset here defines a GET handshake; a GET is answered as what it is.
+        scope.route({
+          method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+          url: '/ingest/:maskId',
+          handler: async (_req, res) =>
+            res.code(405).header('allow', 'POST').send({ status: false, message: 'ingest URLs take POST only', data: { code: 'WHARF_ERR_METHOD', field: null } }),
+        });
+      });
+    },
+    stats(projectId, sourceId) {
+      const s = stats.get(`${projectId}/${sourceId}`);
+      return s ? { ...s, recent_failures: [...s.recent_failures] } : null;
+    },
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * HTTP ingest sources end to end: provider-style webhooks posted to an ingest URL are verified,
+ * stored once, and routed by subscriptions (event types and filters) to the endpoints that want
+ * them, and only those; bad requests get the right status and store nothing.
+ */
+import { createHmac } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+import { startReceiver, type Receiver } from '../harness/receiver.ts';
+import { eventually } from './connectors/conformance.ts';
+
+const GITHUB_SECRET = 'gh-secret-not-for-logs';
+const SW_SECRET = `whsec_${Buffer.from('standard-webhooks-test-key-32byt').toString('base64')}`;
+
+const githubSignature = (body: string, secret = GITHUB_SECRET): string =>
+  `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+describe('HTTP ingest sources', () => {
+  let t: TestApp;
+  let rx: Receiver;
+  const urls: Record<string, string> = {};
+
+  beforeAll(async () => {
+    rx = await startReceiver();
+    t = await startTestApp({
+      projects: [
+        {
+          id: 'inbox',
+          type: 'incoming',
+          endpoints: [
+            { id: 'wharf-pushes', url: `${rx.url}/wharf-pushes` },
+            { id: 'all-issues', url: `${rx.url}/all-issues` },
+            { id: 'unsubscribed', url: `${rx.url}/unsubscribed` },
+          ],
+          sources: [
+            {
+              name: 'github',
+              type: 'http',
+              max_body_bytes: 4096,
+              forward_headers: ['x-github-event'],
+              http: {
+                verifier: { type: 'github', secret: GITHUB_SECRET },
+                event_type_location: { header: 'X-GitHub-Event' },
+                idempotency_keys: [{ header: 'X-GitHub-Delivery' }],
+              },
+            },
+            {
+              name: 'partner',
+              type: 'http',
+              event_type: 'partner.event',
+              http: {
+                verifier: { type: 'basic_auth', username: 'partner', password: 'pw-not-for-logs' },
+                idempotency_keys: [{ body: 'id' }],
+                custom_response: { body: 'thanks', content_type: 'text/plain' },
+              },
+            },
+            {
+              name: 'stdhooks',
+              type: 'http',
+              http: { verifier: { type: 'standard_webhooks', secret: SW_SECRET }, event_type_location: { body: 'type' } },
+            },
+          ],
+          subscriptions: [
+            {
+              id: 'wharf-pushes',
+              endpoint_id: 'wharf-pushes',
+              source_id: 'github',
+              filter_config: { event_types: ['push'], filter: { body: { 'repository.name': 'wharf', commits: { $exist: true } } } },
+            },
+            { id: 'all-issues', endpoint_id: 'all-issues', source_id: 'github', filter_config: { event_types: ['issues'] } },
+            // Takes nothing from github: only partner events that are urgent.
+            {
+              id: 'unsubscribed',
+              endpoint_id: 'unsubscribed',
+              source_id: 'partner',
+              filter_config: { filter: { body: { priority: { $in: ['urgent'] } }, headers: { 'x-partner-region': 'eu' } } },
+            },
+          ],
+        },
+      ],
+    });
+    for (const name of ['github', 'partner', 'stdhooks']) {
+      const res = await t.api('GET', `/sources/${name}`, undefined, 'inbox');
+      expect(res.status, res.text).toBe(200);
+      urls[name] = new URL(res.body.data.url).pathname;
+    }
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await rx?.close();
+  });
+
+  const events = async (sourceId: string) =>
+    (await t.app.pool.query<{ event_type: string; data: string; headers: Record<string, string> }>(
+      'SELECT event_type, data, headers FROM events WHERE source_id = $1 ORDER BY id',
+      [sourceId],
+    )).rows;
+  const github = (event: string, delivery: string, body: string, signature = githubSignature(body)) =>
+    t.request('POST', urls.github!, {
+      raw: body,
+      headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': signature },
+    });
+  const arrivals = (path: string) => rx.requests.filter((r) => r.path === path);
+
+  it('shows each source its ingest URL, and keeps the verifier secret out of answers', async () => {
+    const res = await t.api('GET', '/sources/github', undefined, 'inbox');
+    expect(res.body.data.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ingest\/[A-Za-z0-9_-]{16,64}$/);
+    expect(res.body.data.http.verifier).toEqual({ type: 'github', secret: '********' });
+    expect(res.text).not.toContain(GITHUB_SECRET);
+  });
+
+  it('delivers a GitHub push to the subscribed endpoint whose filter matches, and to no other', async () => {
+    const push = JSON.stringify({ ref: 'refs/heads/main', repository: { name: 'wharf' }, commits: [{ id: 'c1' }] });
+    const res = await github('push', 'd-1', push);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.duplicate).toBe(false);
+    await eventually(async () => arrivals('/wharf-pushes').length, (n) => n === 1, 15_000, 'the push delivery');
+    const [hook] = arrivals('/wharf-pushes');
+    expect(hook!.body.toString()).toBe(push); // byte for byte
+    expect(hook!.headers['x-github-event']).toBe('push'); // forwarded as the source says
+
+    const other = JSON.stringify({ ref: 'refs/heads/main', repository: { name: 'other' }, commits: [] });
+    expect((await github('push', 'd-2', other)).status).toBe(200);
+    const issue = JSON.stringify({ action: 'opened', issue: { number: 7 }, repository: { name: 'wharf' } });
+    expect((await github('issues', 'd-3', issue)).status).toBe(200);
+    await eventually(async () => arrivals('/all-issues').length, (n) => n === 1, 15_000, 'the issues delivery');
+    await new Promise((r) => setTimeout(r, 700));
+    expect(arrivals('/wharf-pushes')).toHaveLength(1); // the other repository's push matched no filter
+    expect(arrivals('/unsubscribed')).toHaveLength(0);
+    expect((await events('github')).map((e) => e.event_type)).toEqual(['push', 'push', 'issues']);
+  });
+
+  it('stores a provider retry with the same delivery id once', async () => {
+    const body = JSON.stringify({ action: 'closed', issue: { number: 8 } });
+    const first = await github('issues', 'retry-1', body);
+    const again = await github('issues', 'retry-1', body);
+    expect(first.body.data.duplicate).toBe(false);
+    expect(again.status).toBe(200);
+    expect(again.body.data).toEqual({ event_id: first.body.data.event_id, duplicate: true });
+    const rows = (await events('github')).filter((e) => e.data === body);
+    expect(rows).toHaveLength(1);
+  });
+
+  it('answers bad requests with the right status and stores nothing', async () => {
+    const before = (await events('github')).length;
+    const body = JSON.stringify({ repository: { name: 'wharf' } });
+    const cases: [Promise<{ status: number; text: string }>, number][] = [
+      [github('push', 'bad-1', body, githubSignature(body, 'wrong-secret')), 401],
+      [github('push', 'bad-2', `${body} `, githubSignature(body)), 401], // tampered after signing
+      [t.request('POST', urls.github!, { raw: body, headers: { 'content-type': 'application/json', 'x-github-event': 'push' } }), 401],
+      [github('push', 'bad-3', 'not json {'), 400],
+      [github('push', 'bad-4', JSON.stringify({ pad: 'x'.repeat(5000) })), 413],
+      [t.request('POST', '/ingest/no-such-source-0123456789', { raw: body, headers: { 'content-type': 'application/json' } }), 404],
+      [t.request('GET', urls.github!), 405],
+    ];
+    for (const [pending, status] of cases) {
+      const res = await pending;
+      expect(res.status, res.text).toBe(status);
+      expect(res.text).not.toContain(GITHUB_SECRET);
+    }
+    expect((await events('github')).length).toBe(before);
+
+    // Refused attempts are counted and listed on the source, and in the metrics.
+    const source = await t.api('GET', '/sources/github', undefined, 'inbox');
+    expect(source.body.data.status.unverified).toBe(3);
+    const reasons = source.body.data.status.recent_failures.map((f: { reason: string }) => f.reason);
+    expect(reasons[0]).toContain('max_body_bytes (4096)'); // newest first
+    expect(reasons).toContain('X-Hub-Signature-256 header is missing');
+    expect(reasons).toContain('signature does not match');
+    expect(source.body.data.status.recent_failures.map((f: { reason: string }) => f.reason).join()).not.toContain(GITHUB_SECRET);
+    const metrics = (await t.request('GET', '/metrics')).text;
+    expect(metrics).toMatch(/wharf_ingest_requests_total\{project="inbox",source="github",outcome="unverified"\} 3/);
+  });
+
+  it('basic auth: a custom answer, an idempotency key from the body, a header filter, and no credentials stored', async () => {
+    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs').toString('base64')}`;
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      t.request('POST', urls.partner!, { raw: JSON.stringify(body), headers: { 'content-type': 'application/json', authorization: auth, ...headers } });
+    const res = await post({ id: 'p-1', priority: 'urgent' }, { 'x-partner-region': 'eu' });
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('thanks');
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect((await post({ id: 'p-1', priority: 'urgent' }, { 'x-partner-region': 'eu' })).status).toBe(200); // same id: duplicate
+    expect((await post({ id: 'p-2', priority: 'urgent' }, { 'x-partner-region': 'us' })).status).toBe(200); // header filter fails
+    expect((await post({ id: 'p-3', priority: 'low' }, { 'x-partner-region': 'eu' })).status).toBe(200); // body filter fails
+    expect((await t.request('POST', urls.partner!, { raw: '{}', headers: { 'content-type': 'application/json', authorization: 'Basic bm9wZTpub3Bl' } })).status).toBe(401);
+
+    const rows = await events('partner');
+    expect(rows.map((e) => JSON.parse(e.data).id)).toEqual(['p-1', 'p-2', 'p-3']);
+    expect(rows.every((e) => e.event_type === 'partner.event' && e.headers.authorization === undefined)).toBe(true);
+    await eventually(async () => arrivals('/unsubscribed').length, (n) => n === 1, 15_000, 'the urgent eu delivery');
+    await new Promise((r) => setTimeout(r, 700));
+    expect(arrivals('/unsubscribed').map((r) => JSON.parse(r.body.toString()).id)).toEqual(['p-1']);
+  });
+
+  it('Standard Webhooks: a request signed by the standardwebhooks library is stored with its type from the body', async () => {
+    const payload = JSON.stringify({ type: 'invoice.paid', amount: 42 });
+    const msgId = 'msg_2bYkZ3';
+    const now = new Date();
+    const signature = new Webhook(SW_SECRET).sign(msgId, now, payload);
+    const headers = { 'content-type': 'application/json', 'webhook-id': msgId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signature };
+    expect((await t.request('POST', urls.stdhooks!, { raw: payload, headers })).status).toBe(200);
+    expect((await t.request('POST', urls.stdhooks!, { raw: payload.replace('42', '43'), headers })).status).toBe(401);
+    expect((await events('stdhooks')).map((e) => e.event_type)).toEqual(['invoice.paid']);
+  });
+});
+
+describe('subscriptions API', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ projects: [{ id: 'default', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }] }] });
+  });
+  afterAll(async () => t?.stop());
+
+  it('creates, lists, updates and deletes a subscription in Convoy\'s shape', async () => {
+    const created = await t.api('POST', '/subscriptions', {
+      name: 'orders',
+      endpoint_id: 'ep',
+      filter_config: { event_types: ['order.created', 'order.*'], filter: { body: { total: { $gte: 100 } } } },
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.data.uid;
+    expect(created.body.data).toMatchObject({
+      name: 'orders',
+      endpoint_id: 'ep',
+      source_id: null,
+      filter_config: { event_types: ['order.created', 'order.*'], filter: { body: { total: { $gte: 100 } } } },
+    });
+    expect((await t.api('GET', '/subscriptions')).body.data.content.map((s: { uid: string }) => s.uid)).toEqual([id]);
+    const updated = await t.api('PUT', `/subscriptions/${id}`, { filter_config: { event_types: ['*'] } });
+    expect(updated.status, updated.text).toBe(200);
+    expect(updated.body.data.filter_config).toEqual({ event_types: ['*'], filter: { body: { total: { $gte: 100 } } } });
+    expect((await t.api('DELETE', `/subscriptions/${id}`)).status).toBe(200);
+    expect((await t.api('GET', `/subscriptions/${id}`)).status).toBe(404);
+  });
+
+  it('routes API events through the filter', async () => {
+    const sub = await t.api('POST', '/subscriptions', { endpoint_id: 'ep', filter_config: { filter: { body: { total: { $gte: 100 } } } } });
+    expect(sub.status).toBe(201);
+    const big = await t.api('POST', '/events', { endpoint_id: 'ep', event_type: 'order.created', data: { total: 150 } });
+    const small = await t.api('POST', '/events', { endpoint_id: 'ep', event_type: 'order.created', data: { total: 50 } });
+    expect([big.body.data.deliveries, small.body.data.deliveries]).toEqual([1, 0]);
+    await t.api('DELETE', `/subscriptions/${sub.body.data.uid}`);
+  });
+
+  it('refuses a bad subscription with the field that is wrong', async () => {
+    const cases: [unknown, string][] = [
+      [{}, 'endpoint_id: is required'],
+      [{ endpoint_id: 'nope' }, 'endpoint_id: endpoint "nope" does not exist'],
+      [{ endpoint_id: 'ep', source_id: 'nope' }, 'source_id: source "nope" does not exist'],
+      [{ endpoint_id: 'ep', filter_config: { event_types: [] } }, 'filter_config.event_types: must name at least one event type'],
+      [{ endpoint_id: 'ep', filter_config: { filter: { body: { a: { $near: 1 } } } } }, 'filter_config.filter.body'],
+      [{ endpoint_id: 'ep', colour: 'red' }, 'colour: unknown field'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await t.api('POST', '/subscriptions', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.message).toContain(message);
+    }
+  });
+
+  it('test_filter evaluates a filter against a sample payload', async () => {
+    const request = { body: { person: { age: 30, tags: ['vip'] } }, headers: { 'X-Region': 'eu' } };
+    const yes = await t.api('POST', '/subscriptions/test_filter', {
+      request,
+      schema: { body: { 'person.age': { $gt: 18 }, 'person.tags': { $in: ['vip'] } }, headers: { 'x-region': 'eu' } },
+    });
+    expect(yes.status, yes.text).toBe(200);
+    expect(yes.body.data.matches).toBe(true);
+    const no = await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { $or: [{ 'person.age': { $lt: 18 } }, { vip: true }] } } });
+    expect(no.body.data.matches).toBe(false);
+    expect((await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { a: { $regex: '(' } } } })).status).toBe(400);
+  });
+});
