@@ -1,28 +1,14 @@
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
+import { loadConvoyVectors, type Vector } from '../fixtures/convoy-vectors.ts';
 import { hmac, safeEqual } from '../../src/core/hmac.ts';
 import type { HashAlgorithm, SignatureEncoding, SignatureSettings } from '../../src/core/types.ts';
 import { generateSecret, signatureHeaders, validateSecret } from '../../src/delivery/signatures.ts';
 import { verifyConvoySignature } from '../../src/sources/verifiers/convoy.ts';
 import type { ConvoyVerifyOptions } from '../../src/sources/verifiers/convoy.ts';
 
-interface Vector {
-  name: string;
-  advanced: boolean;
-  hash: HashAlgorithm;
-  encoding: SignatureEncoding;
-  secret: string;
-  payload: string;
-  header: string;
-  tolerance: number;
-  valid: boolean;
-}
-
-const VECTORS_PATH = resolve(import.meta.dirname, '../../../shared/conformance/convoy-signature-vectors.json');
-const vectors = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as Vector[];
+const vectors = loadConvoyVectors();
 const HEADER = 'X-Convoy-Signature';
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 

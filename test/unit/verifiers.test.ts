@@ -1,11 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
+import { loadConvoyVectors } from '../fixtures/convoy-vectors.ts';
 import { Reader } from '../../src/core/settings.ts';
 import type { SettingIssue } from '../../src/core/settings.ts';
-import type { HashAlgorithm, SignatureEncoding } from '../../src/core/types.ts';
 import { VERIFIER_TYPES, parseVerifier, verifierSecretKeys, verify } from '../../src/sources/verifiers/index.ts';
 import type { IncomingRequest, VerifierConfig, VerifierType, VerifyResult } from '../../src/sources/verifiers/index.ts';
 
@@ -275,21 +273,8 @@ describe('hmac', () => {
   });
 });
 
-interface Vector {
-  name: string;
-  advanced: boolean;
-  hash: HashAlgorithm;
-  encoding: SignatureEncoding;
-  secret: string;
-  payload: string;
-  header: string;
-  tolerance: number;
-  valid: boolean;
-}
-
 describe('Convoy conformance vectors through verify', () => {
-  const path = resolve(import.meta.dirname, '../../../shared/conformance/convoy-signature-vectors.json');
-  const vectors = JSON.parse(readFileSync(path, 'utf8')) as Vector[];
+  const vectors = loadConvoyVectors();
 
   it('covers both outcomes and both modes', () => {
     expect(vectors.some((v) => v.valid) && vectors.some((v) => !v.valid)).toBe(true);
