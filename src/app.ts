@@ -9,6 +9,7 @@ import { reconcileConfig, type ReconcileResult } from './config/reconcile.ts';
 import { buildServer } from './api/server.ts';
 import { createAgent, createSender } from './delivery/sender.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
+import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
 import { createIngestBatcher } from './ingest/batcher.ts';
 import { loadSecretBox, type SecretBox } from './store/crypto.ts';
@@ -92,6 +93,7 @@ export function createApp(options: AppOptions): App {
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
     await createDeliveryQueue(boss);
+    await createBatchRetryQueue(boss);
 
     if (role === 'all' || role === 'dispatch') {
       agent = createAgent();
@@ -109,6 +111,7 @@ export function createApp(options: AppOptions): App {
         logger.debug(a, 'delivery attempt');
       });
       await dispatcher.start();
+      await workBatchRetries(boss, db, (n, f) => logger.info({ project: f.project_id, retried: n }, 'batch retry done'));
     }
 
     if (role === 'all' || role === 'ingest') {

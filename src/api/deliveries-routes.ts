@@ -3,6 +3,7 @@ import { conflict, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStatus } from '../core/types.ts';
 import { enqueueDeliveries } from '../dispatch/queue.ts';
+import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
@@ -80,6 +81,38 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       [d.id],
     );
     return reply(res, 200, 'Delivery attempts fetched', rows);
+  });
+
+  // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).
+  app.post('/eventdeliveries/batchretry', async (req, res) => {
+    const q = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
+    const statuses = q.status === undefined ? ['failure', 'discarded'] : (Array.isArray(q.status) ? q.status : String(q.status).split(',')).map(String);
+    for (const s of statuses) {
+      if (!RESENDABLE.includes(s as DeliveryStatus)) throw invalid('status', `must be among ${RESENDABLE.join(', ')} (got ${JSON.stringify(s)})`);
+    }
+    const time = (key: string): string | null => {
+      if (q[key] === undefined) return null;
+      const d = new Date(String(q[key]));
+      if (Number.isNaN(d.getTime())) throw invalid(key, `must be an ISO 8601 time (got ${JSON.stringify(q[key])})`);
+      return d.toISOString();
+    };
+    const text = (key: string): string | null => (typeof q[key] === 'string' && q[key] !== '' ? (q[key] as string) : null);
+    const data = await withTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+      const filter: BatchRetryFilter = {
+        project_id: req.project.id,
+        statuses: statuses as DeliveryStatus[],
+        endpoint_id: text('endpoint_id'),
+        event_type: text('event_type'),
+        created_from: time('start_date'),
+        created_to: time('end_date'),
+        cutoff: rows[0]!.t.toISOString(),
+      };
+      const queued = await countMatching(client, filter);
+      if (queued > 0) await queueBatchRetry(boss, client, filter);
+      return { queued };
+    });
+    return reply(res, 202, `${data.queued} event deliveries queued for retry`, data);
   });
 
   app.put('/eventdeliveries/:deliveryID/resend', async (req, res) => {

@@ -1,10 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { invalid, notFound } from '../core/errors.ts';
+import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import type { Endpoint } from '../core/types.ts';
+import type { Endpoint, SignatureScheme } from '../core/types.ts';
+import { parseSubscription } from '../ingest/subscription-settings.ts';
+import { getSource } from '../store/sources.ts';
+import { saveSubscription } from '../store/subscriptions.ts';
 import { generateSecret, validateSecret } from '../delivery/signatures.ts';
 import {
+  addSecret,
   deleteEndpoint,
+  expireSecrets,
   getEndpoint,
   insertEndpoint,
   listEndpoints,
@@ -18,7 +23,35 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { pageRequest, toPage } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import { boolean, email, httpUrl, integer, object, onlyKeys, string, type Json } from './validate.ts';
+import { boolean, email, httpUrl, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
+
+const MAX_BULK = 1000;
+
+/** A new endpoint's fields and secret from a request body (400 names the field). */
+function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string } {
+  const f = readFields(body);
+  if (f.url === undefined) throw invalid('url', 'is required');
+  if (f.name === undefined) throw invalid('name', 'is required');
+  const secret = f.secret ?? generateSecret(scheme);
+  const why = validateSecret(scheme, secret);
+  if (why) throw invalid('secret', why);
+  return {
+    secret,
+    fields: {
+      name: f.name,
+      url: f.url,
+      owner_id: f.owner_id ?? null,
+      description: f.description ?? '',
+      http_timeout: f.http_timeout ?? 10,
+      advanced_signatures: f.advanced_signatures ?? true,
+      support_email: f.support_email ?? null,
+    },
+  };
+}
+
+/** expire_secret: how long the old secret keeps signing (seconds); at most a week. */
+const DEFAULT_EXPIRATION = 3600;
+const MAX_EXPIRATION = 7 * 86_400;
 
 const FIELDS = ['name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'] as const;
 
@@ -89,27 +122,65 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   const { pool, box } = deps;
 
   app.post('/endpoints', async (req, res) => {
-    const f = readFields(object(req.body, 'body'));
-    if (f.url === undefined) throw invalid('url', 'is required');
-    if (f.name === undefined) throw invalid('name', 'is required');
-    const scheme = req.project.signature.scheme;
-    const secret = f.secret ?? generateSecret(scheme);
-    const why = validateSecret(scheme, secret);
-    if (why) throw invalid('secret', why);
-    const fields: EndpointFields = {
-      name: f.name,
-      url: f.url,
-      owner_id: f.owner_id ?? null,
-      description: f.description ?? '',
-      http_timeout: f.http_timeout ?? 10,
-      advanced_signatures: f.advanced_signatures ?? true,
-      support_email: f.support_email ?? null,
-    };
+    const { fields, secret } = newEndpoint(object(req.body, 'body'), req.project.signature.scheme);
     const data = await withTransaction(pool, async (client) => {
       const e = await insertEndpoint(client, box, req.project.id, uuidv7(), fields, secret);
       return presentEndpoint(client, e, secret);
     });
     return reply(res, 201, 'Endpoint created', data);
+  });
+
+  // Onboarding many at once: every endpoint with its subscriptions in one transaction, or none;
+  // a 400 lists what is wrong with each item.
+  app.post('/endpoints/bulk', async (req, res) => {
+    const body = object(req.body, 'body');
+    onlyKeys(body, ['endpoints']);
+    if (!Array.isArray(body.endpoints) || body.endpoints.length === 0 || body.endpoints.length > MAX_BULK) {
+      throw invalid('endpoints', `must be a list of 1 to ${MAX_BULK} endpoints`);
+    }
+    const errors: { index: number; field: string | null; message: string }[] = [];
+    const items = body.endpoints.map((raw, index) => {
+      try {
+        const item = { ...object(raw, `endpoints[${index}]`) };
+        const subscriptions = item.subscriptions ?? [];
+        delete item.subscriptions;
+        if (!Array.isArray(subscriptions)) throw invalid('subscriptions', 'must be a list');
+        const endpoint = newEndpoint(item, req.project.signature.scheme);
+        const subs = subscriptions.map((s, si) => {
+          const { subscription, issues } = parseSubscription({ ...object(s, `subscriptions[${si}]`), endpoint_id: 'pending' });
+          if (subscription === null) {
+            const e = settingsError(issues, 'subscription');
+            throw new WharfError(e.code, `subscriptions[${si}].${e.message}`, { status: 400, field: `subscriptions[${si}].${e.field}` });
+          }
+          return subscription;
+        });
+        return { ...endpoint, subs };
+      } catch (err) {
+        if (!(err instanceof WharfError) || err.status !== 400) throw err;
+        errors.push({ index, field: err.field ? `endpoints[${index}].${err.field}` : null, message: `endpoints[${index}]: ${err.message}` });
+        return null;
+      }
+    });
+    if (errors.length > 0) {
+      return reply(res, 400, `${errors.length} of ${items.length} endpoints are not valid; none was created`, { code: 'WHARF_ERR_INVALID', errors });
+    }
+    const data = await withTransaction(pool, async (client) => {
+      const created: Json[] = [];
+      for (const item of items) {
+        const { fields, secret, subs } = item!;
+        const id = uuidv7();
+        const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
+        for (const s of subs) {
+          if (s.source_id !== null && !(await getSource(client, box, req.project.id, s.source_id))) {
+            throw invalid('source_id', `source ${JSON.stringify(s.source_id)} does not exist in this project`);
+          }
+          await saveSubscription(client, req.project.id, s.id || uuidv7(), { ...s, endpoint_id: id }, false);
+        }
+        created.push(await presentEndpoint(client, e, secret));
+      }
+      return created;
+    });
+    return reply(res, 201, `${data.length} endpoints created`, { content: data });
   });
 
   app.get('/endpoints', async (req, res) => {
@@ -171,6 +242,27 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       return presentEndpoint(client, (await setEndpointStatus(client, req.project.id, endpointID, next))!);
     });
     return reply(res, 202, 'Endpoint status updated', data);
+  });
+
+  // Zero-downtime rotation: the live secrets stay valid for `expiration` seconds while a new one
+  // signs at once, so every delivery meanwhile carries a signature for each.
+  app.put('/endpoints/:endpointID/expire_secret', async (req, res) => {
+    const { endpointID } = req.params as { endpointID: string };
+    const body = object(req.body ?? {}, 'body');
+    onlyKeys(body, ['expiration', 'secret']);
+    const expiration = integer(body, 'expiration', 0, MAX_EXPIRATION) ?? DEFAULT_EXPIRATION;
+    const given = string(body, 'secret', { max: 1024 });
+    const secret = given ?? generateSecret(req.project.signature.scheme);
+    const why = validateSecret(req.project.signature.scheme, secret);
+    if (why) throw invalid('secret', why);
+    const data = await withTransaction(pool, async (client) => {
+      const e = await getEndpoint(client, req.project.id, endpointID, { forUpdate: true });
+      if (!e) throw notFound('endpoint', endpointID);
+      await expireSecrets(client, req.project.id, endpointID, expiration);
+      await addSecret(client, box, req.project.id, endpointID, secret);
+      return presentEndpoint(client, e, secret);
+    });
+    return reply(res, 202, `Secret rotated; the previous one stays valid for ${expiration} s`, data);
   });
 
   app.post('/endpoints/:endpointID/activate', async (req, res) => {

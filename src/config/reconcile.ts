@@ -6,6 +6,7 @@ import {
   addSecret,
   currentSecret,
   deleteEndpoint,
+  expireSecrets,
   getEndpoint,
   insertEndpoint,
   listConfigEndpointIds,
@@ -77,11 +78,7 @@ export async function reconcileConfig(
         await db.query('UPDATE endpoints SET from_config = true WHERE project_id = $1 AND id = $2', [p.id, e.id]);
         // A secret changed in YAML replaces the old one at once; graceful rotation is the API's job.
         if (e.secret !== null && (await currentSecret(db, box, p.id, e.id)) !== e.secret) {
-          await db.query(
-            `UPDATE endpoint_secrets SET expires_at = now() WHERE project_id = $1 AND endpoint_id = $2
-               AND (expires_at IS NULL OR expires_at > now())`,
-            [p.id, e.id],
-          );
+          await expireSecrets(db, p.id, e.id, 0);
           await addSecret(db, box, p.id, e.id, e.secret);
         }
       }

@@ -65,11 +65,18 @@ export async function setEndpointStatus(
   return rows[0] ?? null;
 }
 
-export async function getEndpoint(db: Queryable, projectId: string, id: string): Promise<Endpoint | null> {
-  const { rows } = await db.query<Endpoint>(`SELECT ${COLUMNS} FROM endpoints WHERE project_id = $1 AND id = $2`, [
-    projectId,
-    id,
-  ]);
+/** Ends the live secrets that have no end yet `seconds` from now (a shorter end already set stays). */
+export async function expireSecrets(db: Queryable, projectId: string, endpointId: string, seconds: number): Promise<void> {
+  await db.query(
+    `UPDATE endpoint_secrets SET expires_at = now() + make_interval(secs => $3)
+     WHERE project_id = $1 AND endpoint_id = $2 AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => $3))`,
+    [projectId, endpointId, seconds],
+  );
+}
+
+export async function getEndpoint(db: Queryable, projectId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<Endpoint | null> {
+  const lock = options.forUpdate ? ' FOR UPDATE' : '';
+  const { rows } = await db.query<Endpoint>(`SELECT ${COLUMNS} FROM endpoints WHERE project_id = $1 AND id = $2${lock}`, [projectId, id]);
   return rows[0] ?? null;
 }
 

@@ -1,0 +1,88 @@
+/**
+ * Batch retry: every delivery matching a filter is sent again, in the background. The API counts
+ * the matches and queues one pg-boss job holding the filter and the moment of the request; a worker
+ * then reschedules the matches in chunks, each chunk in one transaction with its delivery jobs. A
+ * delivery rescheduled by the job is updated after that moment, so a rerun of the job (pg-boss
+ * retries a crashed worker) never picks it twice.
+ */
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { DeliveryStatus } from '../core/types.ts';
+import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { enqueueDeliveries } from './queue.ts';
+
+export const BATCH_RETRY_QUEUE = 'wharf-batch-retry';
+const CHUNK = 500;
+
+export interface BatchRetryFilter {
+  project_id: string;
+  statuses: DeliveryStatus[];
+  endpoint_id: string | null;
+  event_type: string | null;
+  /** ISO times bounding `created_at`. */
+  created_from: string | null;
+  created_to: string | null;
+  /** Only deliveries last changed before this (ISO): the moment the retry was asked for. */
+  cutoff: string;
+}
+
+function where(f: BatchRetryFilter): { sql: string; params: unknown[] } {
+  const params: unknown[] = [f.project_id, f.statuses, f.cutoff];
+  const clauses = ['project_id = $1', 'status = ANY($2)', 'updated_at <= $3'];
+  const add = (column: string, op: string, value: unknown): void => {
+    params.push(value);
+    clauses.push(`${column} ${op} $${params.length}`);
+  };
+  if (f.endpoint_id !== null) add('endpoint_id', '=', f.endpoint_id);
+  if (f.event_type !== null) add('event_type', '=', f.event_type);
+  if (f.created_from !== null) add('created_at', '>=', f.created_from);
+  if (f.created_to !== null) add('created_at', '<=', f.created_to);
+  return { sql: clauses.join(' AND '), params };
+}
+
+export async function countMatching(db: Queryable, f: BatchRetryFilter): Promise<number> {
+  const { sql, params } = where(f);
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE ${sql}`, params);
+  return rows[0]!.n;
+}
+
+/** Reschedules one chunk; returns how many. Locked rows (a worker sending them now) are skipped. */
+async function retryChunk(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Promise<number> {
+  return withTransaction(pool, async (db) => {
+    const { sql, params } = where(f);
+    const { rows } = await db.query<{ id: string; attempts: number }>(
+      `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()
+       WHERE id IN (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
+       RETURNING id, attempts`,
+      params,
+    );
+    await enqueueDeliveries(boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1 })));
+    return rows.length;
+  });
+}
+
+export async function retryMatching(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await retryChunk(pool, boss, f);
+    total += n;
+    if (n < CHUNK) return total;
+  }
+}
+
+export async function createBatchRetryQueue(boss: PgBoss): Promise<void> {
+  await boss.createQueue(BATCH_RETRY_QUEUE, { retryLimit: 10, retryDelay: 5, retryBackoff: true, expireInSeconds: 3600 });
+}
+
+export async function queueBatchRetry(boss: PgBoss, db: Queryable, f: BatchRetryFilter): Promise<void> {
+  await boss.send(BATCH_RETRY_QUEUE, f, { db: { executeSql: (text, values) => db.query(text, values) } });
+}
+
+/** The worker: one job at a time is plenty; each is a loop of chunked transactions. */
+export async function workBatchRetries(boss: PgBoss, pool: pg.Pool, onDone?: (n: number, f: BatchRetryFilter) => void): Promise<void> {
+  await boss.work<BatchRetryFilter>(BATCH_RETRY_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
+    const n = await retryMatching(pool, boss, job!.data);
+    onDone?.(n, job!.data);
+  });
+}

@@ -1,0 +1,167 @@
+/**
+ * Endpoint operations beyond create/read: zero-downtime secret rotation (both signature schemes),
+ * bulk onboarding (all or nothing), and batch retry of failed and discarded deliveries.
+ */
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyConvoySignature } from '../../src/sources/verifiers/convoy.ts';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+import { startReceiver, type Receiver } from '../harness/receiver.ts';
+import { eventually } from './connectors/conformance.ts';
+
+describe('endpoint operations', () => {
+  let t: TestApp;
+  let rx: Receiver;
+  beforeAll(async () => {
+    rx = await startReceiver();
+    t = await startTestApp({
+      projects: [
+        { id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
+        { id: 'sw', signature: { scheme: 'standard-webhooks' }, retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await rx?.close();
+  });
+
+  const endpoint = async (path: string, project = 'default', extra: Record<string, unknown> = {}) => {
+    const res = await t.api('POST', '/endpoints', { name: path, url: `${rx.url}/${path}`, ...extra }, project);
+    expect(res.status, res.text).toBe(201);
+    return { id: res.body.data.uid as string, secret: res.body.data.secrets[0].value as string };
+  };
+  const send = async (endpointId: string, path: string, project = 'default', data: unknown = { n: Math.random() }) => {
+    const before = rx.requests.filter((r) => r.path === `/${path}`).length;
+    const res = await t.api('POST', '/events', { endpoint_id: endpointId, event_type: 'op.test', data }, project);
+    expect(res.status, res.text).toBe(201);
+    await eventually(async () => rx.requests.filter((r) => r.path === `/${path}`).length, (n) => n > before, 15_000, 'a delivery');
+    return rx.requests.filter((r) => r.path === `/${path}`).at(-1)!;
+  };
+  const now = () => Math.floor(Date.now() / 1000);
+  const convoyOk = (header: string, body: Buffer, secret: string) =>
+    verifyConvoySignature(header, body, { secrets: [secret], hash: 'SHA256', encoding: 'hex', advanced: true, toleranceSeconds: 300, now: now() }).ok;
+
+  it('expire_secret: both secrets sign until the old one expires, then only the new one (Convoy advanced)', async () => {
+    const { id, secret: old } = await endpoint('rotate');
+    const first = await send(id, 'rotate');
+    expect(String(first.headers['x-convoy-signature']).match(/v1=/g)).toHaveLength(1);
+
+    const rotated = await t.api('PUT', `/endpoints/${id}/expire_secret`, { expiration: 2 });
+    expect(rotated.status, rotated.text).toBe(202);
+    const fresh = rotated.body.data.secrets[0].value as string;
+    expect(fresh).toBeTruthy();
+    expect(fresh).not.toBe(old);
+    expect(rotated.body.data.secrets).toHaveLength(2);
+    expect(rotated.body.data.secrets[1].value).toBeUndefined(); // only the new one, and only now
+    expect((await t.api('GET', `/endpoints/${id}`)).text).not.toContain(fresh);
+
+    const during = await send(id, 'rotate');
+    const header = String(during.headers['x-convoy-signature']);
+    expect(header.match(/v1=/g)).toHaveLength(2);
+    expect(convoyOk(header, during.body, old)).toBe(true);
+    expect(convoyOk(header, during.body, fresh)).toBe(true);
+
+    await new Promise((r) => setTimeout(r, 2_500));
+    const after = await send(id, 'rotate');
+    const last = String(after.headers['x-convoy-signature']);
+    expect(last.match(/v1=/g)).toHaveLength(1);
+    expect(convoyOk(last, after.body, fresh)).toBe(true);
+    expect(convoyOk(last, after.body, old)).toBe(false);
+  });
+
+  it('expire_secret: Standard Webhooks deliveries verify with either secret while both live; a given secret is used', async () => {
+    const { id, secret: old } = await endpoint('rotate-sw', 'sw');
+    const chosen = `whsec_${Buffer.from('a-chosen-rotation-secret-32bytes').toString('base64')}`;
+    const rotated = await t.api('PUT', `/endpoints/${id}/expire_secret`, { expiration: 60, secret: chosen }, 'sw');
+    expect(rotated.status, rotated.text).toBe(202);
+    expect(rotated.body.data.secrets[0].value).toBe(chosen);
+    const got = await send(id, 'rotate-sw', 'sw');
+    const headers = Object.fromEntries(Object.entries(got.headers).map(([k, v]) => [k, String(v)]));
+    expect(headers['webhook-signature']!.split(' ')).toHaveLength(2);
+    for (const secret of [old, chosen]) expect(() => new Webhook(secret).verify(got.body.toString(), headers)).not.toThrow();
+  });
+
+  it('expire_secret refuses what it cannot use', async () => {
+    const { id } = await endpoint('rotate-bad');
+    const cases: [unknown, string][] = [
+      [{ expiration: 7 * 86_400 + 1 }, 'expiration: must be an integer from 0 to 604800'],
+      [{ expiration: 'soon' }, 'expiration: must be an integer'],
+      [{ secret: 'x'.repeat(1025) }, 'secret: must be at most 1024 characters'],
+      [{ colour: 'red' }, 'colour: unknown field'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await t.api('PUT', `/endpoints/${id}/expire_secret`, body);
+      expect(res.status).toBe(400);
+      expect(res.body.message).toContain(message);
+    }
+    expect((await t.api('PUT', '/endpoints/nope/expire_secret', {})).status).toBe(404);
+  });
+
+  it('bulk: creates every endpoint with its subscriptions in one go, or none with per-item errors', async () => {
+    const ok = await t.api('POST', '/endpoints/bulk', {
+      endpoints: [
+        { name: 'b1', url: `${rx.url}/b1`, owner_id: 'tenant-9', subscriptions: [{ filter_config: { event_types: ['a.*'] } }] },
+        { name: 'b2', url: `${rx.url}/b2`, owner_id: 'tenant-9' },
+      ],
+    });
+    expect(ok.status, ok.text).toBe(201);
+    expect(ok.body.data.content).toHaveLength(2);
+    expect(ok.body.data.content.every((e: { secrets: { value?: string }[] }) => typeof e.secrets[0]!.value === 'string')).toBe(true);
+    const subs = await t.api('GET', `/subscriptions?endpoint_id=${ok.body.data.content[0].uid}`);
+    expect(subs.body.data.content.map((s: { filter_config: { event_types: string[] } }) => s.filter_config.event_types)).toEqual([['a.*']]);
+
+    const before = (await t.api('GET', '/endpoints?per_page=100')).body.data.content.length;
+    const bad = await t.api('POST', '/endpoints/bulk', {
+      endpoints: [
+        { name: 'fine', url: `${rx.url}/fine` },
+        { name: 'no-url' },
+        { name: 'bad-sub', url: `${rx.url}/x`, subscriptions: [{ filter_config: { event_types: [] } }] },
+      ],
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.data.errors).toEqual([
+      { index: 1, field: 'endpoints[1].url', message: 'endpoints[1]: url: is required' },
+      {
+        index: 2,
+        field: 'endpoints[2].subscriptions[0].filter_config.event_types',
+        message: 'endpoints[2]: subscriptions[0].filter_config.event_types: must name at least one event type (or "*")',
+      },
+    ]);
+    expect((await t.api('GET', '/endpoints?per_page=100')).body.data.content.length).toBe(before);
+  });
+
+  it('batchretry: retries the failed and discarded deliveries that match, in the background, and says how many', async () => {
+    const { id } = await endpoint('flaky');
+    rx.answer((r) => (r.path === '/flaky' ? { status: 500 } : { status: 200 }));
+    try {
+      for (let i = 0; i < 3; i++) await t.api('POST', '/events', { endpoint_id: id, event_type: 'flaky.one', data: { i } });
+      const statuses = async () =>
+        (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content.map((d: { status: string }) => d.status).sort();
+      await eventually(statuses, (s) => s.length === 3 && s.every((x: string) => x === 'failure'), 20_000, 'three failures');
+      // A paused endpoint's event is discarded; it is retried too once the endpoint is back.
+      await t.api('PUT', `/endpoints/${id}/pause`);
+      await t.api('POST', '/events', { endpoint_id: id, event_type: 'flaky.two', data: { i: 3 } });
+      await t.api('PUT', `/endpoints/${id}/pause`);
+      expect(await statuses()).toEqual(['discarded', 'failure', 'failure', 'failure']);
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
+    const only = await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, event_type: 'flaky.two' });
+    expect(only.status, only.text).toBe(202);
+    expect(only.body.data.queued).toBe(1);
+    const rows = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { status: string; event_type: string }[];
+    await eventually(rows, (r) => r.find((d) => d.event_type === 'flaky.two')?.status === 'success', 20_000, 'the discarded one retried');
+    expect((await rows()).filter((d) => d.status === 'failure')).toHaveLength(3); // the filter held
+    const all = await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, status: 'failure,discarded' });
+    expect(all.body.data.queued).toBe(3);
+    await eventually(
+      async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content.map((d: { status: string }) => d.status),
+      (s) => s.length === 4 && s.every((x: string) => x === 'success'),
+      30_000,
+      'every delivery retried to success',
+    );
+    expect((await t.api('POST', '/eventdeliveries/batchretry', { status: 'scheduled' })).status).toBe(400);
+    expect((await t.api('POST', '/eventdeliveries/batchretry', { start_date: 'yesterday' })).status).toBe(400);
+  });
+});
