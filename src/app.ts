@@ -106,6 +106,7 @@ export function createApp(options: AppOptions): App {
         },
       );
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery batch failed; pg-boss will retry it'));
+      dispatcher.on('endpoint', (c) => logger.warn(c, `endpoint ${c.to}`));
       dispatcher.on('attempt', (a) => {
         metrics.attempt(a);
         logger.debug(a, 'delivery attempt');

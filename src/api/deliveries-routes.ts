@@ -132,6 +132,12 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
          WHERE id = $1 RETURNING ${COLUMNS}`,
         [d.id],
       );
+      // A disabled endpoint is tried again through this one delivery: pending until it answers
+      // (success: active again; failure: inactive again).
+      await client.query(
+        `UPDATE endpoints SET status = 'pending', updated_at = now() WHERE project_id = $1 AND id = $2 AND status = 'inactive'`,
+        [req.project.id, d.endpoint_id],
+      );
       // The job asks for the next attempt number, so any older job still queued stays inert.
       await enqueueDeliveries(boss, client, [{ delivery_id: d.id, attempt: d.attempts + 1 }]);
       return present(updated[0]!);

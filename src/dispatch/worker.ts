@@ -6,6 +6,7 @@ import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { liveSecrets } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
 import type { SendResult, Sender } from '../delivery/sender.ts';
 import { DELIVERY_QUEUE, enqueueDeliveries, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
@@ -25,7 +26,17 @@ export interface DispatcherOptions {
 }
 
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
+/** An endpoint's state changed because of what its deliveries met. */
+export interface EndpointChange {
+  project_id: string;
+  endpoint_id: string;
+  from: EndpointStatus[];
+  to: EndpointStatus;
+  reason: string;
+}
+
 export interface DispatcherEvents {
+  endpoint: [EndpointChange];
   attempt: [{ deliveryId: string; endpointId: string; attempt: number; status: DeliveryStatus; statusCode: number | null; latencyMs: number; errorCode: string | null }];
   error: [Error];
 }
@@ -174,7 +185,8 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
     }),
   );
 
-  await recordOutcomes(deps, outcomes);
+  const changes = await recordOutcomes(deps, outcomes);
+  for (const c of changes) emitter.emit('endpoint', c);
   for (const o of outcomes) {
     emitter.emit('attempt', {
       deliveryId: o.row.id,
@@ -189,9 +201,43 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
 }
 
 /** One transaction for the whole batch: attempts, delivery states and the next jobs. */
-async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<void> {
+/**
+ * What the attempts say about their endpoints: a 410 Gone disables at once; a `pending` endpoint
+ * (one being tried again after it was disabled) becomes active on a success and inactive on a
+ * failure. Later outcomes of a batch win over earlier ones of the same endpoint.
+ */
+export function endpointTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
+  const changes = new Map<string, EndpointChange>();
+  for (const o of outcomes) {
+    if (!o.result) continue;
+    const key = `${o.row.project_id}/${o.row.endpoint_id}`;
+    const base = { project_id: o.row.project_id, endpoint_id: o.row.endpoint_id };
+    if (o.result.statusCode === 410) changes.set(key, { ...base, from: ['active', 'pending'], to: 'inactive', reason: 'the endpoint answered 410 Gone' });
+    else if (o.row.endpoint_status === 'pending' && !changes.has(key)) {
+      changes.set(key, o.result.ok
+        ? { ...base, from: ['pending'], to: 'active', reason: 'a delivery to the pending endpoint succeeded' }
+        : { ...base, from: ['pending'], to: 'inactive', reason: `a delivery to the pending endpoint failed: ${o.result.error ?? 'no answer'}` });
+    }
+  }
+  return [...changes.values()];
+}
+
+/** Applies endpoint state changes; returns those that happened (the endpoint was in a `from` state). */
+async function applyTransitions(db: Queryable, changes: EndpointChange[]): Promise<EndpointChange[]> {
+  const applied: EndpointChange[] = [];
+  for (const c of changes) {
+    const { rowCount } = await db.query(
+      `UPDATE endpoints SET status = $3, updated_at = now() WHERE project_id = $1 AND id = $2 AND status = ANY($4)`,
+      [c.project_id, c.endpoint_id, c.to, c.from],
+    );
+    if ((rowCount ?? 0) > 0) applied.push(c);
+  }
+  return applied;
+}
+
+async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<EndpointChange[]> {
   const sent = outcomes.filter((o) => o.result !== null);
-  await withTransaction(deps.pool, async (client) => {
+  return withTransaction(deps.pool, async (client) => {
     if (sent.length > 0) {
       await client.query(
         `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
@@ -245,5 +291,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
     await enqueueDeliveries(deps.boss, client, next);
+    return applyTransitions(client, endpointTransitions(sent.filter((o) => applied.has(o.row.id))));
   });
 }

@@ -164,4 +164,34 @@ describe('endpoint operations', () => {
     expect((await t.api('POST', '/eventdeliveries/batchretry', { status: 'scheduled' })).status).toBe(400);
     expect((await t.api('POST', '/eventdeliveries/batchretry', { start_date: 'yesterday' })).status).toBe(400);
   });
+
+  it('410 Gone disables at once; resending a discarded delivery makes it pending, then active or inactive by the answer', async () => {
+    const { id } = await endpoint('gone');
+    const status = async () => (await t.api('GET', `/endpoints/${id}`)).body.data.status as string;
+    const deliveries = async () =>
+      (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { uid: string; status: string }[];
+    rx.answer((r) => (r.path === '/gone' ? { status: 410 } : { status: 200 }));
+    try {
+      await send(id, 'gone');
+      await eventually(status, (s) => s === 'inactive', 10_000, 'inactive after 410');
+      // While inactive, new events are kept as discarded deliveries and nothing is sent.
+      const before = rx.requests.filter((r) => r.path === '/gone').length;
+      await t.api('POST', '/events', { endpoint_id: id, event_type: 'op.test', data: { late: true } });
+      await eventually(deliveries, (d) => d.some((x) => x.status === 'discarded'), 10_000, 'a discarded delivery');
+      expect(rx.requests.filter((r) => r.path === '/gone').length).toBe(before);
+
+      // Still gone: the resend makes it pending, the failure makes it inactive again.
+      const discarded = (await deliveries()).find((d) => d.status === 'discarded')!;
+      expect((await t.api('PUT', `/eventdeliveries/${discarded.uid}/resend`)).status).toBe(202);
+      await eventually(status, (s) => s === 'inactive', 10_000, 'inactive again');
+      expect(rx.requests.filter((r) => r.path === '/gone').length).toBe(before + 1);
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
+    // Back: the resend succeeds and the endpoint is active.
+    const failed = (await deliveries()).find((d) => d.status === 'failure')!;
+    expect((await t.api('PUT', `/eventdeliveries/${failed.uid}/resend`)).status).toBe(202);
+    expect(['pending', 'active']).toContain(await status()); // pending until the worker has its answer
+    await eventually(status, (s) => s === 'active', 10_000, 'active after a success');
+  });
 });
