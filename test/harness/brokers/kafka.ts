@@ -68,9 +68,11 @@ export async function start(): Promise<(() => Promise<void>) | void> {
   };
 
   try {
+    // The give-up timer is cancelled once the address is in, so it holds no run open.
+    const giveUp = new AbortController();
     const address = await Promise.race([
-      found,
-      delay(START_TIMEOUT_MS).then(() => {
+      found.finally(() => giveUp.abort()),
+      delay(START_TIMEOUT_MS, undefined, { signal: giveUp.signal }).then(() => {
         throw new Error(`kcat printed no mock cluster address within ${START_TIMEOUT_MS / 1000} s: ${recent.join(' | ')}`);
       }),
     ]);
