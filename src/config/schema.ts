@@ -1,8 +1,8 @@
-import { BlockList, isIP } from 'node:net';
 import convict from 'convict';
 import type { ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
+import { cidrProblem as egressCidrProblem } from '../delivery/egress.ts';
 import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
@@ -109,22 +109,10 @@ export function parseEncryptionKey(value: string): Buffer | null {
   return bytes.length === 32 ? bytes : null;
 }
 
-/** Why `cidr` is not a CIDR range node:net's BlockList accepts, or null if it is. */
+/** Why an `egress` entry is unusable, or null: the guard that applies the lists judges them. */
 function cidrProblem(cidr: unknown): string | null {
-  const expected = 'must be a CIDR range like 10.0.0.0/8 or fd00::/8';
-  if (typeof cidr !== 'string') return expected + got(cidr);
-  const [address = '', prefix, extra] = cidr.split('/');
-  const family = isIP(address);
-  const bits = family === 4 ? 32 : 128;
-  if (family === 0 || prefix === undefined || extra !== undefined || !/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) {
-    return expected + got(cidr);
-  }
-  try {
-    new BlockList().addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6');
-  } catch {
-    return expected + got(cidr);
-  }
-  return null;
+  if (typeof cidr !== 'string') return `must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8${got(cidr)}`;
+  return egressCidrProblem(cidr);
 }
 
 type Bounds = convict.SchemaObj & { min: number; max: number };
