@@ -7,7 +7,8 @@ import type { Agent } from 'undici';
 import type { WharfConfig } from './config/schema.ts';
 import { reconcileConfig, type ReconcileResult } from './config/reconcile.ts';
 import { buildServer } from './api/server.ts';
-import { createAgent, createSender } from './delivery/sender.ts';
+import { createSender } from './delivery/sender.ts';
+import { createEndpointAgent } from './delivery/tls.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
@@ -96,7 +97,8 @@ export function createApp(options: AppOptions): App {
     await createBatchRetryQueue(boss);
 
     if (role === 'all' || role === 'dispatch') {
-      agent = createAgent();
+      // Every delivery goes through the egress guard: resolved addresses are judged at connect time.
+      agent = createEndpointAgent({ policy: config.egress, tls: { ca: null, clientCert: null, clientKey: null } });
       dispatcher = createDispatcher(
         { pool: db, boss, box, sender: createSender({ dispatcher: agent, maxResponseBytes: config.dispatch.max_response_bytes }) },
         {

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 
 /** One HTTP attempt, made once and classified; retry decisions belong to the dispatcher. */
@@ -30,15 +30,6 @@ export interface SenderOptions {
 
 export interface Sender {
   send(req: SendRequest): Promise<SendResult>;
-}
-
-export function createAgent(options: { connections?: number } = {}): Agent {
-  return new Agent({
-    connections: options.connections ?? 256,
-    keepAliveTimeout: 10_000,
-    keepAliveMaxTimeout: 60_000,
-    connect: { timeout: 10_000 },
-  });
 }
 
 export function createSender(options: SenderOptions): Sender {

@@ -50,6 +50,8 @@ export interface TestAppOptions {
   /** Merged into `server:` (e.g. `{ body_limit: 4096 }`). */
   server?: Record<string, unknown>;
   dispatch?: Record<string, unknown>;
+  /** Replaces `egress:` (tests allow loopback unless given). */
+  egress?: Record<string, unknown>;
   /** Merged into `ingest:` (sources are reloaded every 0.25 s in tests unless given). */
   ingest?: Record<string, unknown>;
 }
@@ -75,6 +77,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       database: { url: db.url },
       data_dir: join(dir, 'data'),
       log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
+      // Receivers run on loopback, which the egress guard blocks unless allowed.
+      egress: options.egress ?? { allow: ['127.0.0.0/8', '::1/128'] },
       dispatch: { polling_interval: 0.5, ...options.dispatch },
       ingest: { reload_interval: 0.25, shutdown_timeout: 10, ...options.ingest },
       projects,
