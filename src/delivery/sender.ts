@@ -63,8 +63,10 @@ export function createSender(options: SenderOptions): Sender {
           retryAfterSeconds: parseRetryAfter(responseHeaders['retry-after']),
         };
       } catch (err) {
-        const timedOut = signal.aborted;
         const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+        // undici's own header/body timers are set to the same bound and may fire first.
+        const undiciCode = e.cause?.code ?? e.code;
+        const timedOut = signal.aborted || undiciCode === 'UND_ERR_HEADERS_TIMEOUT' || undiciCode === 'UND_ERR_BODY_TIMEOUT';
         const code = timedOut ? 'WHARF_ERR_TIMEOUT' : (e.cause?.code ?? e.code ?? 'WHARF_ERR_SEND');
         const message = timedOut
           ? `no complete answer within ${req.timeoutMs} ms`
