@@ -6,6 +6,7 @@ import { parseSubscription } from '../ingest/subscription-settings.ts';
 import { getSource } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
 import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import { resetBreaker } from '../dispatch/breaker.ts';
 import {
   addSecret,
   deleteEndpoint,
@@ -267,8 +268,13 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.post('/endpoints/:endpointID/activate', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
-    const e = await setEndpointStatus(pool, req.project.id, endpointID, 'active');
-    if (!e) throw notFound('endpoint', endpointID);
-    return reply(res, 202, 'Endpoint activated', await presentEndpoint(pool, e));
+    const data = await withTransaction(pool, async (client) => {
+      const e = await setEndpointStatus(client, req.project.id, endpointID, 'active');
+      if (!e) throw notFound('endpoint', endpointID);
+      // A fresh start: earlier failures no longer count towards the breaker.
+      await resetBreaker(client, req.project.id, endpointID);
+      return presentEndpoint(client, e);
+    });
+    return reply(res, 202, 'Endpoint activated', data);
   });
 }

@@ -1,5 +1,6 @@
 import convict from 'convict';
-import type { ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
 import { cidrProblem as egressCidrProblem } from '../delivery/egress.ts';
@@ -26,6 +27,7 @@ export interface ProjectConfig {
   api_keys: string[];
   signature: SignatureSettings;
   retry: RetrySettings;
+  breaker: BreakerSettings;
   endpoints: EndpointConfig[];
   sources: SourceDefinition[];
   subscriptions: SubscriptionDefinition[];
@@ -278,7 +280,7 @@ export const configSchema = {
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'endpoints', 'sources', 'subscriptions'];
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'endpoints', 'sources', 'subscriptions'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
 const ENDPOINT_KEYS = ['id', 'name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'];
@@ -389,7 +391,8 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       return [sub];
     });
 
-    return [{ id, name, type, api_keys: keys, signature, retry, endpoints, sources, subscriptions }];
+    const breaker = parseBreaker(r, p.breaker, `${at}.breaker`);
+    return [{ id, name, type, api_keys: keys, signature, retry, breaker, endpoints, sources, subscriptions }];
   });
   return { projects, issues: r.issues };
 }

@@ -23,12 +23,26 @@ export interface RetrySettings {
   retry_count: number;
 }
 
+/** When an endpoint that keeps failing is disabled (DESIGN.md §9: Convoy's circuit breaker). */
+export interface BreakerSettings {
+  /** Trip after this many consecutive failed attempts (0 = off). Default 10. */
+  consecutive_failures: number;
+  /**
+   * Or when, over the last `window_seconds`, at least `minimum_requests` attempts were made and the
+   * failure rate (percent) reached `failure_rate`. Defaults 60 s, 10, 50 %. failure_rate 0 = off.
+   */
+  window_seconds: number;
+  minimum_requests: number;
+  failure_rate: number;
+}
+
 export interface Project {
   id: string;
   name: string;
   type: ProjectType;
   signature: SignatureSettings;
   retry: RetrySettings;
+  breaker: BreakerSettings;
 }
 
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';

@@ -8,22 +8,12 @@
  * attempts were spread evenly). Counts are therefore estimates, exact whenever the previous bucket
  * is empty or the current one has just begun.
  */
-import type { EndpointStatus } from '../core/types.ts';
+import type { BreakerSettings, EndpointStatus } from '../core/types.ts';
 import type { Reader } from '../core/settings.ts';
 import { absent } from '../core/settings.ts';
 import type { Queryable } from '../store/queryable.ts';
 
-export interface BreakerSettings {
-  /** Trip after this many consecutive failed attempts (0 = off). Default 10. */
-  consecutive_failures: number;
-  /**
-   * Or when, over the last `window_seconds`, at least `minimum_requests` attempts were made and the
-   * failure rate (percent) reached `failure_rate`. Defaults 60 s, 10, 50 %. failure_rate 0 = off.
-   */
-  window_seconds: number;
-  minimum_requests: number;
-  failure_rate: number;
-}
+export type { BreakerSettings };
 
 export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({
   consecutive_failures: 10,

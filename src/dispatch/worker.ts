@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
-import type { DeliveryStatus, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, DeliveryStatus, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { DEFAULT_BREAKER, recordAttempts, resetBreaker, type AttemptKind } from './breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { liveSecrets } from '../store/endpoints.ts';
@@ -61,7 +62,7 @@ interface WorkRow {
   http_timeout: number;
   advanced_signatures: boolean;
   endpoint_status: EndpointStatus;
-  settings: { signature: SignatureSettings; retry: RetrySettings };
+  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
 }
 
 interface Outcome {
@@ -202,22 +203,44 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
 
 /** One transaction for the whole batch: attempts, delivery states and the next jobs. */
 /**
- * What the attempts say about their endpoints: a 410 Gone disables at once; a `pending` endpoint
- * (one being tried again after it was disabled) becomes active on a success and inactive on a
- * failure. Later outcomes of a batch win over earlier ones of the same endpoint.
+ * What the attempts say about pending endpoints (ones tried again after they were disabled): a
+ * success makes one active, a failure inactive again. The circuit breaker judges the others.
  */
-export function endpointTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
+export function pendingTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
   const changes = new Map<string, EndpointChange>();
   for (const o of outcomes) {
-    if (!o.result) continue;
     const key = `${o.row.project_id}/${o.row.endpoint_id}`;
-    const base = { project_id: o.row.project_id, endpoint_id: o.row.endpoint_id };
-    if (o.result.statusCode === 410) changes.set(key, { ...base, from: ['active', 'pending'], to: 'inactive', reason: 'the endpoint answered 410 Gone' });
-    else if (o.row.endpoint_status === 'pending' && !changes.has(key)) {
-      changes.set(key, o.result.ok
-        ? { ...base, from: ['pending'], to: 'active', reason: 'a delivery to the pending endpoint succeeded' }
-        : { ...base, from: ['pending'], to: 'inactive', reason: `a delivery to the pending endpoint failed: ${o.result.error ?? 'no answer'}` });
-    }
+    if (!o.result || o.row.endpoint_status !== 'pending' || changes.has(key)) continue;
+    const base = { project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, from: ['pending'] as EndpointStatus[] };
+    changes.set(key, o.result.ok
+      ? { ...base, to: 'active', reason: 'a delivery to the pending endpoint succeeded' }
+      : { ...base, to: 'inactive', reason: `a delivery to the pending endpoint failed: ${o.result.error ?? 'no answer'}` });
+  }
+  return [...changes.values()];
+}
+
+const attemptKind = (r: SendResult): AttemptKind => (r.statusCode === 410 ? 'gone' : r.ok ? 'success' : 'failure');
+
+/**
+ * Feeds the attempts to the circuit breaker and works out every endpoint state change, in the
+ * batch's transaction (the breaker relies on it: the endpoint rows it locked are set inactive
+ * before another batch can count them again). Breaker trips come first; a pending endpoint's own
+ * answer decides the rest.
+ */
+async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<EndpointChange[]> {
+  const settings = new Map(sent.map((o) => [o.row.project_id, o.row.settings.breaker ?? DEFAULT_BREAKER]));
+  const trips = await recordAttempts(
+    db,
+    sent.map((o) => ({ project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, kind: attemptKind(o.result!) })),
+    (projectId) => settings.get(projectId) ?? DEFAULT_BREAKER,
+  );
+  const changes = new Map<string, EndpointChange>();
+  for (const t of trips) {
+    changes.set(`${t.project_id}/${t.endpoint_id}`, { project_id: t.project_id, endpoint_id: t.endpoint_id, from: ['active', 'pending'], to: 'inactive', reason: t.reason });
+  }
+  for (const c of pendingTransitions(sent)) {
+    const key = `${c.project_id}/${c.endpoint_id}`;
+    if (!changes.has(key)) changes.set(key, c);
   }
   return [...changes.values()];
 }
@@ -230,7 +253,9 @@ async function applyTransitions(db: Queryable, changes: EndpointChange[]): Promi
       `UPDATE endpoints SET status = $3, updated_at = now() WHERE project_id = $1 AND id = $2 AND status = ANY($4)`,
       [c.project_id, c.endpoint_id, c.to, c.from],
     );
-    if ((rowCount ?? 0) > 0) applied.push(c);
+    if ((rowCount ?? 0) === 0) continue;
+    if (c.to === 'active') await resetBreaker(db, c.project_id, c.endpoint_id);
+    applied.push(c);
   }
   return applied;
 }
@@ -291,6 +316,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
     await enqueueDeliveries(deps.boss, client, next);
-    return applyTransitions(client, endpointTransitions(sent.filter((o) => applied.has(o.row.id))));
+    return applyTransitions(client, await endpointChanges(client, sent.filter((o) => applied.has(o.row.id))));
   });
 }

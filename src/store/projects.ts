@@ -1,4 +1,5 @@
-import type { Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { DEFAULT_BREAKER } from '../dispatch/breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { Queryable } from './queryable.ts';
 
@@ -6,7 +7,8 @@ interface ProjectRow {
   id: string;
   name: string;
   type: ProjectType;
-  settings: { signature: SignatureSettings; retry: RetrySettings };
+  /** `breaker` is absent in rows written before it existed. */
+  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
 }
 
 const toProject = (r: ProjectRow): Project => ({
@@ -15,6 +17,7 @@ const toProject = (r: ProjectRow): Project => ({
   type: r.type,
   signature: r.settings.signature,
   retry: r.settings.retry,
+  breaker: r.settings.breaker ?? DEFAULT_BREAKER,
 });
 
 export async function upsertProject(db: Queryable, p: Project, fromConfig: boolean): Promise<void> {
@@ -22,7 +25,7 @@ export async function upsertProject(db: Queryable, p: Project, fromConfig: boole
     `INSERT INTO projects (id, name, type, settings, from_config) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
        settings = EXCLUDED.settings, from_config = EXCLUDED.from_config, updated_at = now()`,
-    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry }), fromConfig],
+    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry, breaker: p.breaker }), fromConfig],
   );
 }
 

@@ -18,6 +18,7 @@ describe('endpoint operations', () => {
       projects: [
         { id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
         { id: 'sw', signature: { scheme: 'standard-webhooks' }, retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
+        { id: 'brk', retry: { strategy: 'linear', duration: 1, retry_count: 0 }, breaker: { consecutive_failures: 3, failure_rate: 0 } },
       ],
     });
   });
@@ -193,5 +194,30 @@ describe('endpoint operations', () => {
     expect((await t.api('PUT', `/eventdeliveries/${failed.uid}/resend`)).status).toBe(202);
     expect(['pending', 'active']).toContain(await status()); // pending until the worker has its answer
     await eventually(status, (s) => s === 'active', 10_000, 'active after a success');
+  });
+
+  it('the circuit breaker disables an endpoint after the project\'s consecutive failures; activate starts afresh', async () => {
+    const { id } = await endpoint('breaker', 'brk');
+    const status = async () => (await t.api('GET', `/endpoints/${id}`, undefined, 'brk')).body.data.status as string;
+    rx.answer((r) => (r.path === '/breaker' ? { status: 500 } : { status: 200 }));
+    try {
+      for (let i = 0; i < 2; i++) await send(id, 'breaker', 'brk');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await status()).toBe('active'); // two failures: below the threshold
+      await send(id, 'breaker', 'brk');
+      await eventually(status, (s) => s === 'inactive', 10_000, 'inactive after the third failure');
+      const before = rx.requests.filter((r) => r.path === '/breaker').length;
+      await t.api('POST', '/events', { endpoint_id: id, event_type: 'op.test', data: {} }, 'brk');
+      await new Promise((r) => setTimeout(r, 700));
+      expect(rx.requests.filter((r) => r.path === '/breaker').length).toBe(before);
+
+      // Activated, the counters start over: one more failure does not disable it again.
+      expect((await t.api('POST', `/endpoints/${id}/activate`, undefined, 'brk')).status).toBe(202);
+      await send(id, 'breaker', 'brk');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await status()).toBe('active');
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
   });
 });

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, redactConfig } from '../../src/config/load.ts';
 import { DEFAULT_RETRY, DEFAULT_SIGNATURE } from '../../src/config/schema.ts';
+import { DEFAULT_BREAKER } from '../../src/dispatch/breaker.ts';
 import { ConfigError } from '../../src/core/errors.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -90,6 +91,7 @@ projects:
         api_keys: ['key-1'],
         signature: { ...DEFAULT_SIGNATURE, hash: 'SHA512' },
         retry: { ...DEFAULT_RETRY, retry_count: 3 },
+        breaker: DEFAULT_BREAKER,
         endpoints: [
           {
             id: 'acme',
@@ -249,6 +251,7 @@ projects:
     ['projects: { id: p }', 'projects: must be a list of projects (got a mapping)'],
     ['projects: [p]', 'projects[0]: must be a mapping (got "p")'],
     ['egress: { allow: { a: 1 } }', 'egress.allow: must be a list of CIDR ranges (got a mapping)'],
+    ['projects: [{ id: p, breaker: { failure_rate: 101 } }]', 'projects[0].breaker.failure_rate: must be an integer from 0 to 100 (got 101)'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
     [source('type: mqtt'), 'projects[0].sources[0].type: must be one of kafka, sqs, pubsub, rabbitmq, http (got "mqtt")'],
     [source('type: rabbitmq'), 'projects[0].sources[0].rabbitmq: is required: the rabbitmq settings of this source'],
@@ -361,7 +364,7 @@ describe('shipped config files', () => {
     expect(config.data_dir).toBe(join(REPO, 'data'));
     expect(config.egress.allow).toEqual(['127.0.0.0/8', '::1/128']);
     expect(config.projects).toEqual([
-      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, endpoints: [], sources: [], subscriptions: [] },
+      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, endpoints: [], sources: [], subscriptions: [] },
     ]);
     expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen' }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
       'chosen',
