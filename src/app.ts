@@ -153,6 +153,8 @@ export function createApp(options: AppOptions): App {
       const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
       url = `http://${host}:${port}`;
       logger.info({ url, role }, 'wharf listening');
+    } else {
+      logger.info({ role }, 'wharf started');
     }
   };
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import type { Endpoint, SignatureScheme } from '../core/types.ts';
+import { CONTENT_TYPES, type Endpoint, type EndpointContentType, type SignatureScheme } from '../core/types.ts';
 import { parseSubscription } from '../ingest/subscription-settings.ts';
 import { getSource } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
@@ -46,6 +46,9 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
       http_timeout: f.http_timeout ?? 10,
       advanced_signatures: f.advanced_signatures ?? true,
       support_email: f.support_email ?? null,
+      content_type: f.content_type ?? 'application/json',
+      rate_limit: f.rate_limit ?? 0,
+      rate_limit_duration: f.rate_limit_duration ?? 60,
     },
   };
 }
@@ -54,7 +57,19 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
 const DEFAULT_EXPIRATION = 3600;
 const MAX_EXPIRATION = 7 * 86_400;
 
-const FIELDS = ['name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'] as const;
+const FIELDS = [
+  'name',
+  'url',
+  'owner_id',
+  'description',
+  'secret',
+  'http_timeout',
+  'advanced_signatures',
+  'support_email',
+  'content_type',
+  'rate_limit',
+  'rate_limit_duration',
+] as const;
 
 /** Reads the writable fields present in a body; absent ones stay undefined. */
 function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {
@@ -73,6 +88,15 @@ function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {
   if ('support_email' in body) out.support_email = email(body, 'support_email') ?? null;
   const secret = string(body, 'secret', { max: 1024 });
   if (secret !== undefined) out.secret = secret;
+  const contentType = string(body, 'content_type', { max: 100 });
+  if (contentType !== undefined) {
+    if (!CONTENT_TYPES.includes(contentType as EndpointContentType)) throw invalid('content_type', `must be one of ${CONTENT_TYPES.join(', ')}`);
+    out.content_type = contentType as EndpointContentType;
+  }
+  const rateLimit = integer(body, 'rate_limit', 0, 1_000_000);
+  if (rateLimit !== undefined) out.rate_limit = rateLimit;
+  const duration = integer(body, 'rate_limit_duration', 1, 86_400);
+  if (duration !== undefined) out.rate_limit_duration = duration;
   return out;
 }
 
@@ -96,6 +120,9 @@ export async function presentEndpoints(db: Queryable, endpoints: Endpoint[], sec
     http_timeout: e.http_timeout,
     advanced_signatures: e.advanced_signatures,
     support_email: e.support_email,
+    content_type: e.content_type,
+    rate_limit: e.rate_limit,
+    rate_limit_duration: e.rate_limit_duration,
     // A secret's value is shown once, in the answer to the call that made it.
     secrets: (secretsOf.get(e.id) ?? []).map((s, i) => (i === 0 && secretValue !== undefined ? { ...s, value: secretValue } : s)),
     created_at: e.created_at,
@@ -222,6 +249,9 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
         http_timeout: f.http_timeout ?? current.http_timeout,
         advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
         support_email: f.support_email !== undefined ? f.support_email : current.support_email,
+        content_type: f.content_type ?? current.content_type,
+        rate_limit: f.rate_limit ?? current.rate_limit,
+        rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
       });
       return presentEndpoint(client, updated!);
     });

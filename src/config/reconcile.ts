@@ -60,15 +60,7 @@ export async function reconcileConfig(
           const why = validateSecret(p.signature.scheme, e.secret);
           if (why) throw new ConfigError(`${file}: ${key}: ${why}`, { file, key });
         }
-        const fields = {
-          name: e.name,
-          url: e.url,
-          owner_id: e.owner_id,
-          description: e.description,
-          http_timeout: e.http_timeout,
-          advanced_signatures: e.advanced_signatures,
-          support_email: e.support_email,
-        };
+        const { id: _id, secret: _secret, ...fields } = e;
         const existing = await getEndpoint(db, p.id, e.id);
         if (!existing) {
           await insertEndpoint(db, box, p.id, e.id, fields, e.secret ?? generateSecret(p.signature.scheme), true);

@@ -1,5 +1,5 @@
 import convict from 'convict';
-import type { BreakerSettings, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { CONTENT_TYPES, type BreakerSettings, type EndpointContentType, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
@@ -18,6 +18,9 @@ export interface EndpointConfig {
   http_timeout: number;
   advanced_signatures: boolean;
   support_email: string | null;
+  content_type: EndpointContentType;
+  rate_limit: number;
+  rate_limit_duration: number;
 }
 
 export interface ProjectConfig {
@@ -283,7 +286,20 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'endpoints', 'sources', 'subscriptions'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
-const ENDPOINT_KEYS = ['id', 'name', 'url', 'owner_id', 'description', 'secret', 'http_timeout', 'advanced_signatures', 'support_email'];
+const ENDPOINT_KEYS = [
+  'id',
+  'name',
+  'url',
+  'owner_id',
+  'description',
+  'secret',
+  'http_timeout',
+  'advanced_signatures',
+  'support_email',
+  'content_type',
+  'rate_limit',
+  'rate_limit_duration',
+];
 
 /**
  * Checks the `projects` setting and fills in every default. `issues` paths continue `projects`
@@ -363,6 +379,9 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
           http_timeout: httpTimeout,
           advanced_signatures: advanced,
           support_email: supportEmail,
+          content_type: r.choice(e.content_type, `${eat}.content_type`, CONTENT_TYPES, 'application/json'),
+          rate_limit: r.integer(e.rate_limit, `${eat}.rate_limit`, 0, 1_000_000, 0),
+          rate_limit_duration: r.integer(e.rate_limit_duration, `${eat}.rate_limit_duration`, 1, 86_400, 60),
         },
       ];
     });

@@ -45,6 +45,9 @@ export interface Project {
   breaker: BreakerSettings;
 }
 
+export type EndpointContentType = 'application/json' | 'application/x-www-form-urlencoded';
+export const CONTENT_TYPES: readonly EndpointContentType[] = ['application/json', 'application/x-www-form-urlencoded'];
+
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';
 
 export interface Endpoint {
@@ -57,6 +60,11 @@ export interface Endpoint {
   http_timeout: number;
   advanced_signatures: boolean;
   support_email: string | null;
+  /** The body as JSON, or form-encoded (nested data in bracket notation); signed as sent. */
+  content_type: EndpointContentType;
+  /** Deliveries per `rate_limit_duration` seconds, across all workers; 0 = no limit. */
+  rate_limit: number;
+  rate_limit_duration: number;
   status: EndpointStatus;
   created_at: string;
   updated_at: string;

@@ -1,4 +1,5 @@
-import type { EndpointSecret, SignatureSettings } from '../core/types.ts';
+import type { EndpointContentType, EndpointSecret, SignatureSettings } from '../core/types.ts';
+import { formEncode } from './form.ts';
 import { USER_AGENT } from '../core/version.ts';
 import { signatureHeaders } from './signatures.ts';
 
@@ -27,17 +28,20 @@ export interface OutgoingWebhook {
   signature: SignatureSettings;
   advanced: boolean;
   secrets: EndpointSecret[];
+  /** Default JSON; form bodies are the data in bracket notation. */
+  contentType?: EndpointContentType;
   now?: number;
 }
 
 /** Fixes the body once and signs exactly those bytes. */
 export function buildRequest(w: OutgoingWebhook): { headers: Record<string, string>; body: Buffer } {
-  const body = Buffer.from(w.data, 'utf8');
+  const form = w.contentType === 'application/x-www-form-urlencoded';
+  const body = Buffer.from(form ? formEncode(JSON.parse(w.data)) : w.data, 'utf8');
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(w.customHeaders)) {
     if (!RESERVED_HEADERS.has(k.toLowerCase())) headers[k] = v;
   }
-  headers['content-type'] = 'application/json';
+  headers['content-type'] = form ? 'application/x-www-form-urlencoded' : 'application/json';
   headers['user-agent'] = USER_AGENT;
   headers['x-wharf-event-id'] = w.eventId;
   headers['x-wharf-delivery-id'] = w.deliveryId;

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
-import type { BreakerSettings, DeliveryStatus, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, DeliveryStatus, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, resetBreaker, type AttemptKind } from './breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
@@ -61,6 +62,9 @@ interface WorkRow {
   url: string;
   http_timeout: number;
   advanced_signatures: boolean;
+  content_type: EndpointContentType;
+  rate_limit: number;
+  rate_limit_duration: number;
   endpoint_status: EndpointStatus;
   settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
 }
@@ -123,7 +127,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
 async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emitter: Dispatcher): Promise<void> {
   const { rows } = await deps.pool.query<WorkRow>(
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, e.event_type, e.data,
-            e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.status AS endpoint_status,
+            e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
+            ep.status AS endpoint_status,
             p.settings
      FROM deliveries d
      JOIN events e ON e.id = d.event_id
@@ -144,15 +149,17 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
     live.push({ row, attempt: job.data.a });
   }
   if (live.length === 0) return;
+  const sendable = await withinRateLimits(deps, live);
+  if (sendable.length === 0) return;
 
   const secretsByProject = new Map<string, Map<string, Awaited<ReturnType<typeof liveSecrets>> extends Map<string, infer V> ? V : never>>();
-  for (const projectId of new Set(live.map((l) => l.row.project_id))) {
-    const endpointIds = [...new Set(live.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
+  for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
+    const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
     secretsByProject.set(projectId, await liveSecrets(deps.pool, deps.box, projectId, endpointIds));
   }
 
   const outcomes = await Promise.all(
-    live.map(async ({ row, attempt }): Promise<Outcome> => {
+    sendable.map(async ({ row, attempt }): Promise<Outcome> => {
       if (row.endpoint_status === 'paused' || row.endpoint_status === 'inactive') {
         return { row, attempt, status: 'discarded', url: row.url, requestHeaders: {}, result: null, retryIn: null };
       }
@@ -166,6 +173,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         signature: row.settings.signature,
         advanced: row.advanced_signatures,
         secrets,
+        contentType: row.content_type,
       });
       const result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: row.http_timeout * 1000 });
       let status: DeliveryStatus = 'success';
@@ -202,6 +210,58 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
 }
 
 /** One transaction for the whole batch: attempts, delivery states and the next jobs. */
+/**
+ * Holds back what an endpoint's rate limit does not allow now: those deliveries wait for the next
+ * free slot as the same attempt (a job for later), so waiting never spends a retry. The limit is
+ * counted in Postgres, so it holds across every worker and replica. Deliveries that will not be
+ * sent (paused or inactive endpoints) do not count.
+ */
+async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; attempt: number }[]): Promise<{ row: WorkRow; attempt: number }[]> {
+  const key = (r: WorkRow): string => `${r.project_id}/${r.endpoint_id}`;
+  const limited = live.filter((l) => l.row.rate_limit > 0 && l.row.endpoint_status !== 'paused' && l.row.endpoint_status !== 'inactive');
+  if (limited.length === 0) return live;
+  const wanted = new Map<string, { row: WorkRow; n: number }>();
+  for (const l of limited) {
+    const w = wanted.get(key(l.row)) ?? { row: l.row, n: 0 };
+    w.n += 1;
+    wanted.set(key(l.row), w);
+  }
+  const grants = await acquireMany(
+    deps.pool,
+    [...wanted.values()].map(({ row, n }) => ({
+      project_id: row.project_id,
+      endpoint_id: row.endpoint_id,
+      limit: { limit: row.rate_limit, duration_seconds: row.rate_limit_duration },
+      wanted: n,
+    })),
+  );
+  const used = new Map<string, number>();
+  const go: { row: WorkRow; attempt: number }[] = [];
+  const later: DeliveryJobInsert[] = [];
+  for (const l of live) {
+    const g = l.row.rate_limit > 0 ? grants.get(key(l.row)) : undefined;
+    const n = used.get(key(l.row)) ?? 0;
+    if (!g || n < g.granted) {
+      used.set(key(l.row), n + 1);
+      go.push(l);
+    } else {
+      // A little spread, so the deliveries held back do not all come back at the same instant.
+      later.push({ delivery_id: l.row.id, attempt: l.attempt, delaySeconds: (g.retryAfterMs + Math.random() * 100) / 1000 });
+    }
+  }
+  if (later.length > 0) {
+    await withTransaction(deps.pool, async (client) => {
+      await client.query(
+        `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
+         FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
+        [later.map((j) => j.delivery_id), later.map((j) => j.delaySeconds)],
+      );
+      await enqueueDeliveries(deps.boss, client, later);
+    });
+  }
+  return go;
+}
+
 /**
  * What the attempts say about pending endpoints (ones tried again after they were disabled): a
  * success makes one active, a failure inactive again. The circuit breaker judges the others.

@@ -6,11 +6,20 @@ import type { Queryable } from './queryable.ts';
 /** The writable fields of an endpoint, already validated. */
 export type EndpointFields = Pick<
   Endpoint,
-  'name' | 'url' | 'owner_id' | 'description' | 'http_timeout' | 'advanced_signatures' | 'support_email'
+  | 'name'
+  | 'url'
+  | 'owner_id'
+  | 'description'
+  | 'http_timeout'
+  | 'advanced_signatures'
+  | 'support_email'
+  | 'content_type'
+  | 'rate_limit'
+  | 'rate_limit_duration'
 >;
 
 const COLUMNS = `project_id, id, name, url, owner_id, description, http_timeout, advanced_signatures,
-  support_email, status, created_at, updated_at`;
+  support_email, content_type, rate_limit, rate_limit_duration, status, created_at, updated_at`;
 
 export interface SecretInfo {
   uid: string;
@@ -29,9 +38,10 @@ export async function insertEndpoint(
 ): Promise<Endpoint> {
   const { rows } = await db.query<Endpoint>(
     `INSERT INTO endpoints (project_id, id, name, url, owner_id, description, http_timeout,
-       advanced_signatures, support_email, from_config)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
-    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email, fromConfig],
+       advanced_signatures, support_email, content_type, rate_limit, rate_limit_duration, from_config)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
+    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
+      f.content_type, f.rate_limit, f.rate_limit_duration, fromConfig],
   );
   await addSecret(db, box, projectId, id, secret);
   return rows[0]!;
@@ -45,9 +55,11 @@ export async function updateEndpoint(
 ): Promise<Endpoint | null> {
   const { rows } = await db.query<Endpoint>(
     `UPDATE endpoints SET name = $3, url = $4, owner_id = $5, description = $6, http_timeout = $7,
-       advanced_signatures = $8, support_email = $9, updated_at = now()
+       advanced_signatures = $8, support_email = $9, content_type = $10, rate_limit = $11,
+       rate_limit_duration = $12, updated_at = now()
      WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
-    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email],
+    [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
+      f.content_type, f.rate_limit, f.rate_limit_duration],
   );
   return rows[0] ?? null;
 }

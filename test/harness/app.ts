@@ -29,6 +29,8 @@ export interface RequestOptions {
 export interface TestApp {
   app: App;
   url: string;
+  /** The YAML file the app was started from (another process can start from it too). */
+  configFile: string;
   db: TestDatabase;
   /** Each project's own API key, by project id. */
   keys: Record<string, string>;
@@ -117,6 +119,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
 
   const t: TestApp = {
     app,
+    configFile: file,
     url: app.url,
     db,
     keys,

@@ -1,0 +1,104 @@
+/**
+ * How an endpoint takes its deliveries: a rate limit held across two Wharf processes sharing the
+ * database, and form-encoded bodies signed as sent.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyConvoySignature } from '../../src/sources/verifiers/convoy.ts';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+import { startReceiver, type Receiver } from '../harness/receiver.ts';
+import { eventually } from './connectors/conformance.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/** A second Wharf, delivery workers only, from the same config file (and so the same database). */
+async function startDispatchProcess(configFile: string): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['src/main.ts', 'start', '--config', configFile, '--role', 'dispatch'], {
+    cwd: ROOT,
+    env: { ...process.env, WHARF_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
+  await new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`dispatch process did not start:\n${logs.join('')}`)), 30_000);
+    proc.once('exit', (code) => fail(new Error(`dispatch process exited with ${code}:\n${logs.join('')}`)));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      logs.push(line);
+      if (line.includes('"wharf started"')) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+  });
+  return proc;
+}
+
+describe('endpoint delivery settings', () => {
+  let t: TestApp;
+  let rx: Receiver;
+  let second: ChildProcess | null = null;
+  beforeAll(async () => {
+    rx = await startReceiver();
+    // Small batches, so both processes take part in the burst.
+    t = await startTestApp({ dispatch: { batch_size: 4 } });
+    second = await startDispatchProcess(t.configFile);
+  });
+  afterAll(async () => {
+    if (second && second.exitCode === null) {
+      const exited = new Promise((r) => second!.once('exit', r));
+      second.kill('SIGTERM');
+      await exited;
+    }
+    await t?.stop();
+    await rx?.close();
+  });
+
+  it('holds an endpoint to rate_limit per rate_limit_duration across two worker processes, without spending retries', async () => {
+    const ep = await t.api('POST', '/endpoints', { name: 'limited', url: `${rx.url}/limited`, rate_limit: 5, rate_limit_duration: 2 });
+    expect(ep.status, ep.text).toBe(201);
+    expect(ep.body.data).toMatchObject({ rate_limit: 5, rate_limit_duration: 2 });
+    const id = ep.body.data.uid as string;
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => t.api('POST', '/events', { endpoint_id: id, event_type: 'limited.burst', data: { i } })),
+    );
+    expect(burst.every((r) => r.status === 201)).toBe(true);
+    const arrivals = () => rx.requests.filter((r) => r.path === '/limited').map((r) => r.at);
+    await eventually(async () => arrivals().length, (n) => n === 20, 30_000, '20 deliveries');
+    const at = arrivals().sort((a, b) => a - b);
+    // Any 1.8 s (the 2 s window less some delivery jitter) holds at most 5 arrivals.
+    for (const start of at) expect(at.filter((x) => x >= start && x < start + 1_800).length).toBeLessThanOrEqual(5);
+    expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(5_500); // 20 at 5 per 2 s takes three more windows
+    const deliveries = (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { attempts: number; status: string }[];
+    expect(deliveries.every((d) => d.status === 'success' && d.attempts === 1)).toBe(true);
+  });
+
+  it('sends form-encoded bodies in bracket notation, signed over the bytes sent', async () => {
+    const ep = await t.api('POST', '/endpoints', { name: 'form', url: `${rx.url}/form`, content_type: 'application/x-www-form-urlencoded' });
+    expect(ep.status, ep.text).toBe(201);
+    const secret = ep.body.data.secrets[0].value as string;
+    const data = { order: { id: 7, note: 'a b&c' }, items: ['x', 'y'], paid: true };
+    await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'form.test', data });
+    const got = await eventually(async () => rx.requests.find((r) => r.path === '/form'), (r) => r !== undefined, 15_000, 'the form delivery');
+    expect(got!.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    const params = new URLSearchParams(got!.body.toString());
+    expect([...params]).toEqual([
+      ['order[id]', '7'],
+      ['order[note]', 'a b&c'],
+      ['items[0]', 'x'],
+      ['items[1]', 'y'],
+      ['paid', 'true'],
+    ]);
+    const check = verifyConvoySignature(String(got!.headers['x-convoy-signature']), got!.body, {
+      secrets: [secret],
+      hash: 'SHA256',
+      encoding: 'hex',
+      advanced: true,
+      toleranceSeconds: 300,
+    });
+    expect(check).toEqual({ ok: true });
+    expect((await t.api('POST', '/endpoints', { name: 'x', url: `${rx.url}/x`, content_type: 'text/xml' })).status).toBe(400);
+  });
+});
