@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { CONTENT_TYPES, type Endpoint, type EndpointContentType, type SignatureScheme } from '../core/types.ts';
+import { CONTENT_TYPES, ENDPOINT_SETTINGS, type Endpoint, type EndpointContentType, type SignatureScheme } from '../core/types.ts';
 import { parseSubscription } from '../ingest/subscription-settings.ts';
 import { getSource } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
@@ -57,19 +57,7 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
 const DEFAULT_EXPIRATION = 3600;
 const MAX_EXPIRATION = 7 * 86_400;
 
-const FIELDS = [
-  'name',
-  'url',
-  'owner_id',
-  'description',
-  'secret',
-  'http_timeout',
-  'advanced_signatures',
-  'support_email',
-  'content_type',
-  'rate_limit',
-  'rate_limit_duration',
-] as const;
+const FIELDS = ENDPOINT_SETTINGS;
 
 /** Reads the writable fields present in a body; absent ones stay undefined. */
 function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {

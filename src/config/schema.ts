@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { CONTENT_TYPES, type BreakerSettings, type EndpointContentType, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
+import { CONTENT_TYPES, ENDPOINT_SETTINGS, type BreakerSettings, type EndpointContentType, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
@@ -286,20 +286,7 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'endpoints', 'sources', 'subscriptions'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
-const ENDPOINT_KEYS = [
-  'id',
-  'name',
-  'url',
-  'owner_id',
-  'description',
-  'secret',
-  'http_timeout',
-  'advanced_signatures',
-  'support_email',
-  'content_type',
-  'rate_limit',
-  'rate_limit_duration',
-];
+const ENDPOINT_KEYS = ['id', ...ENDPOINT_SETTINGS];
 
 /**
  * Checks the `projects` setting and fills in every default. `issues` paths continue `projects`

@@ -48,6 +48,21 @@ export interface Project {
 export type EndpointContentType = 'application/json' | 'application/x-www-form-urlencoded';
 export const CONTENT_TYPES: readonly EndpointContentType[] = ['application/json', 'application/x-www-form-urlencoded'];
 
+/** An endpoint's settable keys, as the API and the config file both take them. */
+export const ENDPOINT_SETTINGS = [
+  'name',
+  'url',
+  'owner_id',
+  'description',
+  'secret',
+  'http_timeout',
+  'advanced_signatures',
+  'support_email',
+  'content_type',
+  'rate_limit',
+  'rate_limit_duration',
+] as const;
+
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';
 
 export interface Endpoint {

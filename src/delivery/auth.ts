@@ -10,30 +10,26 @@ import type { Fields, Reader } from '../core/settings.ts';
 import type { OAuth2TokenSource } from './oauth2.ts';
 import { RESERVED_HEADERS } from './request.ts';
 
+/** What both OAuth2 client-credential modes send. */
+interface OAuth2Common {
+  type: 'oauth2';
+  url: string;
+  client_id: string;
+  scope: string | null;
+  audience: string | null;
+}
+
 export type EndpointAuth =
   | { type: 'api_key'; header_name: string; header_value: string }
   | { type: 'basic_auth'; username: string; password: string }
-  | {
-      type: 'oauth2';
-      url: string;
-      client_id: string;
-      scope: string | null;
-      audience: string | null;
-      authentication_type: 'shared_secret';
-      client_secret: string;
-    }
-  | {
-      type: 'oauth2';
-      url: string;
-      client_id: string;
-      scope: string | null;
-      audience: string | null;
+  | (OAuth2Common & { authentication_type: 'shared_secret'; client_secret: string })
+  | (OAuth2Common & {
       authentication_type: 'client_assertion';
       /** EC P-256 private JWK, used to sign ES256 client assertions. */
       signing_key: JsonWebKey;
       issuer: string;
       subject: string;
-    };
+    });
 
 export interface AuthHeaders {
   /** The headers that authenticate one delivery; `cacheKey` names the endpoint (OAuth2 token cache). */

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/store/embedded.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { createPool } from '../../src/store/pool.ts';
 
 export interface TestDatabase {
   url: string;
@@ -115,6 +117,25 @@ async function createEmbedded(): Promise<TestDatabase> {
         await rm(dataDir, { recursive: true, force: true });
       })();
       return dropped;
+    },
+  };
+}
+
+/**
+ * A fresh, migrated database with a pool and two bare projects (`p`, `q`): what the dispatch
+ * building blocks' tests start from.
+ */
+export async function migratedDatabase(kind: 'postgres' | 'embedded', applicationName: string): Promise<{ db: TestDatabase; pool: pg.Pool; close(): Promise<void> }> {
+  const db = await createTestDatabase(kind);
+  const pool = createPool(db.url, { max: 4, applicationName });
+  await migrate(pool);
+  await pool.query(`INSERT INTO projects (id, name, type, settings) VALUES ('p', 'p', 'outgoing', '{}'), ('q', 'q', 'outgoing', '{}')`);
+  return {
+    db,
+    pool,
+    async close() {
+      await pool.end();
+      await db.drop();
     },
   };
 }

@@ -9,10 +9,9 @@ import {
   type BreakerDecision,
   type BreakerSettings,
 } from '../../../src/dispatch/breaker.ts';
-import { migrate } from '../../../src/store/migrate.ts';
 import { createPool, withTransaction } from '../../../src/store/pool.ts';
 import type { Queryable } from '../../../src/store/queryable.ts';
-import { createTestDatabase, type TestDatabase } from '../../harness/db.ts';
+import { migratedDatabase, type TestDatabase } from '../../harness/db.ts';
 
 // A multiple of 60 s and of 120 s, so bucket boundaries fall on round offsets from it.
 const B = Date.UTC(2030, 0, 1, 0, 0, 0);
@@ -42,16 +41,11 @@ describe.each(['postgres', 'embedded'] as const)('circuit breaker on %s', (kind)
     if (kind === 'postgres') it(name, fn);
   };
 
+  let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    pool = createPool(db.url, { max: 4, applicationName: 'wharf-test-breaker' });
-    await migrate(pool);
-    await pool.query(`INSERT INTO projects (id, name, type, settings) VALUES ('p', 'p', 'outgoing', '{}'), ('q', 'q', 'outgoing', '{}')`);
+    ({ db, pool, close } = await migratedDatabase(kind, 'wharf-test-breaker'));
   });
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
-  });
+  afterAll(async () => close?.());
 
   const endpoint = async (status = 'active', project = 'p'): Promise<string> => {
     const id = `ep${String(++endpointSeq).padStart(3, '0')}`;

@@ -2,9 +2,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquire, acquireMany, type RateLimit } from '../../../src/dispatch/rate-limit.ts';
-import { migrate } from '../../../src/store/migrate.ts';
 import { createPool, withTransaction } from '../../../src/store/pool.ts';
-import { createTestDatabase, type TestDatabase } from '../../harness/db.ts';
+import { migratedDatabase, type TestDatabase } from '../../harness/db.ts';
 
 const TEN_PER_2S: RateLimit = { limit: 10, duration_seconds: 2 };
 // Aligned to 2 s, so "a fixed window would reset here" is a visible instant in the tests below.
@@ -21,16 +20,11 @@ describe.each(['postgres', 'embedded'] as const)('rate limiter on %s', (kind) =>
     if (kind === 'postgres') it(name, fn);
   };
 
+  let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase(kind);
-    pool = createPool(db.url, { max: 4, applicationName: 'wharf-test-rate' });
-    await migrate(pool);
-    await pool.query(`INSERT INTO projects (id, name, type, settings) VALUES ('p', 'p', 'outgoing', '{}'), ('q', 'q', 'outgoing', '{}')`);
+    ({ db, pool, close } = await migratedDatabase(kind, 'wharf-test-rate'));
   });
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
-  });
+  afterAll(async () => close?.());
 
   /** A fresh endpoint per test, so no test sees another's log. */
   const endpoint = async (project = 'p'): Promise<string> => {
