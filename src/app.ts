@@ -3,12 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import type { Agent } from 'undici';
 import type { WharfConfig } from './config/schema.ts';
 import { reconcileConfig, type ReconcileResult } from './config/reconcile.ts';
 import { buildServer } from './api/server.ts';
 import { createSender } from './delivery/sender.ts';
-import { createEndpointAgent } from './delivery/tls.ts';
+import { createAgentPool, type AgentPool } from './delivery/agents.ts';
+import { createAuthHeaders } from './delivery/auth.ts';
+import { createOAuth2TokenSource } from './delivery/oauth2.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
@@ -53,7 +54,7 @@ export function createApp(options: AppOptions): App {
   let embedded: EmbeddedPostgres | null = null;
   let pool: pg.Pool | null = null;
   let boss: PgBoss | null = null;
-  let agent: Agent | null = null;
+  let agents: AgentPool | null = null;
   let dispatcher: Dispatcher | null = null;
   let sources: SourceManager | null = null;
   let box: SecretBox | null = null;
@@ -98,9 +99,17 @@ export function createApp(options: AppOptions): App {
 
     if (role === 'all' || role === 'dispatch') {
       // Every delivery goes through the egress guard: resolved addresses are judged at connect time.
-      agent = createEndpointAgent({ policy: config.egress, tls: { ca: null, clientCert: null, clientKey: null } });
+      agents = createAgentPool(config.egress);
       dispatcher = createDispatcher(
-        { pool: db, boss, box, sender: createSender({ dispatcher: agent, maxResponseBytes: config.dispatch.max_response_bytes }) },
+        {
+          pool: db,
+          boss,
+          box,
+          sender: createSender({ dispatcher: agents.shared, maxResponseBytes: config.dispatch.max_response_bytes }),
+          // OAuth2 token requests go through the same guard as deliveries.
+          auth: createAuthHeaders({ oauth2: createOAuth2TokenSource({ dispatcher: agents.shared }) }),
+          agents,
+        },
         {
           batchSize: config.dispatch.batch_size,
           concurrency: config.dispatch.concurrency,
@@ -166,7 +175,7 @@ export function createApp(options: AppOptions): App {
     await sources?.stop();
     await dispatcher?.stop();
     await boss?.stop({ graceful: true, timeout: config.dispatch.shutdown_timeout * 1000, close: true });
-    await agent?.close();
+    await agents?.close();
     await pool?.end();
     await embedded?.stop();
     logger.info('wharf stopped');

@@ -6,6 +6,10 @@ import { parseSubscription } from '../ingest/subscription-settings.ts';
 import { getSource } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
 import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, readCredentials, type EndpointCredentials } from '../delivery/credentials.ts';
+import { redactKeys, restoreRedacted } from '../core/redact.ts';
+import { Reader } from '../core/settings.ts';
+import type { SecretBox } from '../store/crypto.ts';
 import { resetBreaker } from '../dispatch/breaker.ts';
 import {
   addSecret,
@@ -15,6 +19,8 @@ import {
   insertEndpoint,
   listEndpoints,
   listSecretInfo,
+  loadCredentials,
+  saveCredentials,
   setEndpointStatus,
   updateEndpoint,
   type EndpointFields,
@@ -28,8 +34,13 @@ import { boolean, email, httpUrl, integer, object, onlyKeys, settingsError, stri
 
 const MAX_BULK = 1000;
 
-/** A new endpoint's fields and secret from a request body (400 names the field). */
-function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string } {
+/** How credentials appear in an answer. */
+function shownCredentials(c: EndpointCredentials): Json {
+  return redactKeys({ ...c }, credentialSecretKeys(c)) as unknown as Json;
+}
+
+/** A new endpoint's fields, credentials and secret from a request body (400 names the field). */
+function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string; credentials: EndpointCredentials } {
   const f = readFields(body);
   if (f.url === undefined) throw invalid('url', 'is required');
   if (f.name === undefined) throw invalid('name', 'is required');
@@ -38,6 +49,7 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
   if (why) throw invalid('secret', why);
   return {
     secret,
+    credentials: f.credentials ?? NO_CREDENTIALS,
     fields: {
       name: f.name,
       url: f.url,
@@ -60,9 +72,14 @@ const MAX_EXPIRATION = 7 * 86_400;
 const FIELDS = ENDPOINT_SETTINGS;
 
 /** Reads the writable fields present in a body; absent ones stay undefined. */
-function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {
+function readFields(body: Json): Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials } {
   onlyKeys(body, FIELDS);
-  const out: Partial<EndpointFields> & { secret?: string } = {};
+  const out: Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials } = {};
+  if (CREDENTIAL_KEYS.some((k) => k in body)) {
+    const r = new Reader();
+    out.credentials = readCredentials(r, body, '');
+    if (r.issues.length > 0) throw settingsError(r.issues, '');
+  }
   const name = string(body, 'name', { max: 200 });
   if (name !== undefined) out.name = name;
   const url = httpUrl(body, 'url', false);
@@ -88,14 +105,15 @@ function readFields(body: Json): Partial<EndpointFields> & { secret?: string } {
   return out;
 }
 
-export async function presentEndpoint(db: Queryable, e: Endpoint, secretValue?: string): Promise<Json> {
-  return (await presentEndpoints(db, [e], secretValue))[0]!;
+export async function presentEndpoint(db: Queryable, box: SecretBox, e: Endpoint, secretValue?: string): Promise<Json> {
+  return (await presentEndpoints(db, box, [e], secretValue))[0]!;
 }
 
 /** Endpoints as the API shows them; one query for the secrets' metadata of the whole list. */
-export async function presentEndpoints(db: Queryable, endpoints: Endpoint[], secretValue?: string): Promise<Json[]> {
+export async function presentEndpoints(db: Queryable, box: SecretBox, endpoints: Endpoint[], secretValue?: string): Promise<Json[]> {
   if (endpoints.length === 0) return [];
   const secretsOf = await listSecretInfo(db, endpoints[0]!.project_id, endpoints.map((e) => e.id));
+  const credentialsOf = await loadCredentials(db, box, endpoints[0]!.project_id, endpoints.map((e) => e.id));
   return endpoints.map((e) => ({
     uid: e.id,
     id: e.id,
@@ -111,6 +129,8 @@ export async function presentEndpoints(db: Queryable, endpoints: Endpoint[], sec
     content_type: e.content_type,
     rate_limit: e.rate_limit,
     rate_limit_duration: e.rate_limit_duration,
+    // Credentials are shown with their secrets hidden; sending those back unchanged keeps them.
+    ...shownCredentials(credentialsOf.get(e.id) ?? NO_CREDENTIALS),
     // A secret's value is shown once, in the answer to the call that made it.
     secrets: (secretsOf.get(e.id) ?? []).map((s, i) => (i === 0 && secretValue !== undefined ? { ...s, value: secretValue } : s)),
     created_at: e.created_at,
@@ -138,10 +158,11 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   const { pool, box } = deps;
 
   app.post('/endpoints', async (req, res) => {
-    const { fields, secret } = newEndpoint(object(req.body, 'body'), req.project.signature.scheme);
+    const { fields, secret, credentials } = newEndpoint(object(req.body, 'body'), req.project.signature.scheme);
     const data = await withTransaction(pool, async (client) => {
       const e = await insertEndpoint(client, box, req.project.id, uuidv7(), fields, secret);
-      return presentEndpoint(client, e, secret);
+      await saveCredentials(client, box, req.project.id, e.id, credentials);
+      return presentEndpoint(client, box, e, secret);
     });
     return reply(res, 201, 'Endpoint created', data);
   });
@@ -183,16 +204,17 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const data = await withTransaction(pool, async (client) => {
       const created: Json[] = [];
       for (const item of items) {
-        const { fields, secret, subs } = item!;
+        const { fields, secret, credentials, subs } = item!;
         const id = uuidv7();
         const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
+        await saveCredentials(client, box, req.project.id, id, credentials);
         for (const s of subs) {
           if (s.source_id !== null && !(await getSource(client, box, req.project.id, s.source_id))) {
             throw invalid('source_id', `source ${JSON.stringify(s.source_id)} does not exist in this project`);
           }
           await saveSubscription(client, req.project.id, s.id || uuidv7(), { ...s, endpoint_id: id }, false);
         }
-        created.push(await presentEndpoint(client, e, secret));
+        created.push(await presentEndpoint(client, box, e, secret));
       }
       return created;
     });
@@ -209,7 +231,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       after: page.cursor ? decodeCursor(page.cursor) : undefined,
     });
     const result = toPage(rows, page.perPage, encodeCursor);
-    const content = await presentEndpoints(pool, result.content);
+    const content = await presentEndpoints(pool, box, result.content);
     return reply(res, 200, 'Endpoints fetched', { content, pagination: result.pagination });
   });
 
@@ -217,18 +239,26 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const { endpointID } = req.params as { endpointID: string };
     const e = await getEndpoint(pool, req.project.id, endpointID);
     if (!e) throw notFound('endpoint', endpointID);
-    return reply(res, 200, 'Endpoint fetched', await presentEndpoint(pool, e));
+    return reply(res, 200, 'Endpoint fetched', await presentEndpoint(pool, box, e));
   });
 
   app.put('/endpoints/:endpointID', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
-    const f = readFields(object(req.body, 'body'));
-    if (f.secret !== undefined) {
-      throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
-    }
+    const body = object(req.body, 'body');
     const data = await withTransaction(pool, async (client) => {
       const current = await getEndpoint(client, req.project.id, endpointID);
       if (!current) throw notFound('endpoint', endpointID);
+      const stored = (await loadCredentials(client, box, req.project.id, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
+      // Secrets sent back as "********" keep what is stored; credential fields left out stay.
+      const f = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json);
+      if (f.secret !== undefined) {
+        throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
+      }
+      if (f.credentials) {
+        const next = { ...stored };
+        for (const k of CREDENTIAL_KEYS) if (k in body) (next as Record<string, unknown>)[k] = f.credentials[k];
+        await saveCredentials(client, box, req.project.id, endpointID, next);
+      }
       const updated = await updateEndpoint(client, req.project.id, endpointID, {
         name: f.name ?? current.name,
         url: f.url ?? current.url,
@@ -241,7 +271,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
         rate_limit: f.rate_limit ?? current.rate_limit,
         rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
       });
-      return presentEndpoint(client, updated!);
+      return presentEndpoint(client, box, updated!);
     });
     return reply(res, 202, 'Endpoint updated', data);
   });
@@ -258,7 +288,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       const e = await getEndpoint(client, req.project.id, endpointID);
       if (!e) throw notFound('endpoint', endpointID);
       const next = e.status === 'paused' ? 'active' : 'paused';
-      return presentEndpoint(client, (await setEndpointStatus(client, req.project.id, endpointID, next))!);
+      return presentEndpoint(client, box, (await setEndpointStatus(client, req.project.id, endpointID, next))!);
     });
     return reply(res, 202, 'Endpoint status updated', data);
   });
@@ -279,7 +309,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       if (!e) throw notFound('endpoint', endpointID);
       await expireSecrets(client, req.project.id, endpointID, expiration);
       await addSecret(client, box, req.project.id, endpointID, secret);
-      return presentEndpoint(client, e, secret);
+      return presentEndpoint(client, box, e, secret);
     });
     return reply(res, 202, `Secret rotated; the previous one stays valid for ${expiration} s`, data);
   });
@@ -291,7 +321,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       if (!e) throw notFound('endpoint', endpointID);
       // A fresh start: earlier failures no longer count towards the breaker.
       await resetBreaker(client, req.project.id, endpointID);
-      return presentEndpoint(client, e);
+      return presentEndpoint(client, box, e);
     });
     return reply(res, 202, 'Endpoint activated', data);
   });

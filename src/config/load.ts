@@ -3,6 +3,9 @@ import { resolve } from 'node:path';
 import convict from 'convict';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../core/errors.ts';
+import { redactKeys } from '../core/redact.ts';
+import { credentialSecretKeys } from '../delivery/credentials.ts';
+import { redactSource } from '../sources/settings.ts';
 import {
   captureRejections,
   checkSetting,
@@ -84,7 +87,9 @@ export function redactConfig(config: WharfConfig): unknown {
     project.api_keys = project.api_keys.map(() => REDACTED);
     for (const endpoint of project.endpoints) {
       if (endpoint.secret !== null) endpoint.secret = REDACTED;
+      endpoint.credentials = redactKeys(endpoint.credentials, credentialSecretKeys(endpoint.credentials));
     }
+    project.sources = project.sources.map(redactSource);
   }
   return copy;
 }

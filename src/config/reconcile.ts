@@ -10,6 +10,7 @@ import {
   getEndpoint,
   insertEndpoint,
   listConfigEndpointIds,
+  saveCredentials,
   updateEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
@@ -60,13 +61,15 @@ export async function reconcileConfig(
           const why = validateSecret(p.signature.scheme, e.secret);
           if (why) throw new ConfigError(`${file}: ${key}: ${why}`, { file, key });
         }
-        const { id: _id, secret: _secret, ...fields } = e;
+        const { id: _id, secret: _secret, credentials, ...fields } = e;
         const existing = await getEndpoint(db, p.id, e.id);
         if (!existing) {
           await insertEndpoint(db, box, p.id, e.id, fields, e.secret ?? generateSecret(p.signature.scheme), true);
+          await saveCredentials(db, box, p.id, e.id, credentials);
           continue;
         }
         await updateEndpoint(db, p.id, e.id, fields);
+        await saveCredentials(db, box, p.id, e.id, credentials);
         await db.query('UPDATE endpoints SET from_config = true WHERE project_id = $1 AND id = $2', [p.id, e.id]);
         // A secret changed in YAML replaces the old one at once; graceful rotation is the API's job.
         if (e.secret !== null && (await currentSecret(db, box, p.id, e.id)) !== e.secret) {

@@ -4,6 +4,7 @@ import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
 import { cidrProblem as egressCidrProblem } from '../delivery/egress.ts';
+import { readCredentials, type EndpointCredentials } from '../delivery/credentials.ts';
 import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
@@ -21,6 +22,7 @@ export interface EndpointConfig {
   content_type: EndpointContentType;
   rate_limit: number;
   rate_limit_duration: number;
+  credentials: EndpointCredentials;
 }
 
 export interface ProjectConfig {
@@ -369,6 +371,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
           content_type: r.choice(e.content_type, `${eat}.content_type`, CONTENT_TYPES, 'application/json'),
           rate_limit: r.integer(e.rate_limit, `${eat}.rate_limit`, 0, 1_000_000, 0),
           rate_limit_duration: r.integer(e.rate_limit_duration, `${eat}.rate_limit_duration`, 1, 86_400, 60),
+          credentials: readCredentials(r, e, eat),
         },
       ];
     });

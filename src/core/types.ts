@@ -61,6 +61,9 @@ export const ENDPOINT_SETTINGS = [
   'content_type',
   'rate_limit',
   'rate_limit_duration',
+  'authentication',
+  'mtls_client_cert',
+  'ca_certificate',
 ] as const;
 
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';

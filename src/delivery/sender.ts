@@ -7,6 +7,8 @@ export interface SendRequest {
   headers: Record<string, string>;
   body: Buffer;
   timeoutMs: number;
+  /** The endpoint's own connection pool (TLS settings); the sender's shared one otherwise. */
+  dispatcher?: Dispatcher;
 }
 
 export interface SendResult {
@@ -43,7 +45,7 @@ export function createSender(options: SenderOptions): Sender {
           method: 'POST',
           headers: req.headers,
           body: req.body,
-          dispatcher,
+          dispatcher: req.dispatcher ?? dispatcher,
           signal,
           // The signal bounds the whole exchange; these only stop undici's own longer defaults.
           headersTimeout: req.timeoutMs,

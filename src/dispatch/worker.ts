@@ -6,7 +6,11 @@ import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, resetBreaker, type AttemptKind } from './breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecrets } from '../store/endpoints.ts';
+import { liveSecrets, loadCredentials } from '../store/endpoints.ts';
+import type { Dispatcher as HttpDispatcher } from 'undici';
+import type { AuthHeaders } from '../delivery/auth.ts';
+import { NO_CREDENTIALS, tlsOf, type EndpointCredentials } from '../delivery/credentials.ts';
+import type { TlsOptions } from '../delivery/tls.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
@@ -19,6 +23,10 @@ export interface DispatcherDeps {
   boss: PgBoss;
   box: SecretBox;
   sender: Sender;
+  /** Outbound authentication headers (OAuth2 tokens cached per endpoint). */
+  auth: AuthHeaders;
+  /** The connection pool for an endpoint's TLS settings (client certificate, CA), or the shared one. */
+  agents: { forTls(tls: TlsOptions | null): HttpDispatcher };
 }
 
 export interface DispatcherOptions {
@@ -152,6 +160,11 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
   const sendable = await withinRateLimits(deps, live);
   if (sendable.length === 0) return;
 
+  const credentialsByProject = new Map<string, Map<string, EndpointCredentials>>();
+  for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
+    const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
+    credentialsByProject.set(projectId, await loadCredentials(deps.pool, deps.box, projectId, endpointIds));
+  }
   const secretsByProject = new Map<string, Map<string, Awaited<ReturnType<typeof liveSecrets>> extends Map<string, infer V> ? V : never>>();
   for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
     const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
@@ -175,7 +188,8 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         secrets,
         contentType: row.content_type,
       });
-      const result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: row.http_timeout * 1000 });
+      const credentials = credentialsByProject.get(row.project_id)?.get(row.endpoint_id) ?? NO_CREDENTIALS;
+      const result = await send(deps, row, credentials, headers, body);
       let status: DeliveryStatus = 'success';
       let retryIn: number | null = null;
       if (!result.ok) {
@@ -210,6 +224,33 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
 }
 
 /** One transaction for the whole batch: attempts, delivery states and the next jobs. */
+/**
+ * One attempt with the endpoint's credentials: its authentication headers (after the signature,
+ * which covers the body only) and its TLS settings. A token that cannot be had is a failed attempt
+ * with its reason, like a refused connection.
+ */
+async function send(deps: DispatcherDeps, row: WorkRow, credentials: EndpointCredentials, headers: Record<string, string>, body: Buffer): Promise<SendResult> {
+  if (credentials.authentication) {
+    try {
+      Object.assign(headers, await deps.auth.headers(credentials.authentication, `${row.project_id}/${row.endpoint_id}`));
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      return {
+        ok: false,
+        statusCode: null,
+        latencyMs: 0,
+        responseHeaders: {},
+        responseBody: '',
+        error: e.message ?? String(err),
+        errorCode: e.code ?? 'WHARF_ERR_AUTH',
+        retryAfterSeconds: null,
+      };
+    }
+  }
+  const dispatcher = deps.agents.forTls(tlsOf(credentials));
+  return deps.sender.send({ url: row.url, headers, body, timeoutMs: row.http_timeout * 1000, dispatcher });
+}
+
 /**
  * Holds back what an endpoint's rate limit does not allow now: those deliveries wait for the next
  * free slot as the same attempt (a job for later), so waiting never spends a retry. The limit is

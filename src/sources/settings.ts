@@ -6,6 +6,7 @@
 import { BROKER_TYPES, connectorFor, type BrokerType } from '../../connectors/index.ts';
 import { ID, Reader, TOKEN, absent, got, type SettingIssue } from '../core/settings.ts';
 import { httpSecretKeys, parseHttpSource } from './http-settings.ts';
+import { redactKeys, restoreRedacted } from '../core/redact.ts';
 
 export type SourceFormat = 'envelope' | 'raw';
 
@@ -34,8 +35,7 @@ export interface SourceDefinition {
 export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 const COMMON_KEYS = ['id', 'name', 'type', 'format', 'event_type', 'event_type_header', 'forward_headers', 'max_body_bytes'];
 const KEYS = [...COMMON_KEYS, ...SOURCE_TYPES];
-/** What a secret looks like in an API answer; sending it back unchanged keeps the stored value. */
-export const REDACTED = '********';
+export { REDACTED } from '../core/redact.ts';
 
 /** Checks one source block; problems go to `r` with paths under `at`. */
 export function readSource(r: Reader, value: unknown, at: string): SourceDefinition | null {
@@ -124,15 +124,6 @@ export function parseSource(value: unknown): { source: SourceDefinition | null; 
 
 type Mapping = Record<string, unknown>;
 
-/** The mapping that holds the last segment of a dotted `key`, and that segment; null where absent. */
-function holder(root: unknown, key: string): { node: Mapping; last: string } | null {
-  const path = key.split('.');
-  const last = path.pop()!;
-  let node = root;
-  for (const p of path) node = node && typeof node === 'object' ? (node as Mapping)[p] : undefined;
-  return node && typeof node === 'object' && !Array.isArray(node) ? { node: node as Mapping, last } : null;
-}
-
 /** Dotted keys of a source's block that hold credentials. */
 export function secretKeysOf(type: SourceType, block: Mapping): readonly string[] {
   return type === 'http' ? httpSecretKeys(block as { verifier?: { type?: unknown } }) : connectorFor(type).secretKeys;
@@ -140,24 +131,13 @@ export function secretKeysOf(type: SourceType, block: Mapping): readonly string[
 
 /** The definition as the API shows it: credentials replaced by REDACTED. */
 export function redactSource(source: SourceDefinition): SourceDefinition {
-  const broker = structuredClone(source.broker);
-  for (const key of secretKeysOf(source.type, broker)) {
-    const at = holder(broker, key);
-    if (at && !absent(at.node[at.last])) at.node[at.last] = REDACTED;
-  }
-  return { ...source, broker };
+  return { ...source, broker: redactKeys(source.broker, secretKeysOf(source.type, source.broker)) };
 }
 
 /**
- * An update's broker block, where every secret sent back as REDACTED keeps the stored value, so
- * a client can PUT what it got from GET without knowing the credentials.
+ * An update's block, where every secret sent back as REDACTED keeps the stored value, so a client
+ * can PUT what it got from GET without knowing the credentials.
  */
 export function keepRedactedSecrets(type: SourceType, next: unknown, stored: Mapping): unknown {
-  if (!next || typeof next !== 'object' || Array.isArray(next)) return next;
-  const out = structuredClone(next) as Mapping;
-  for (const key of secretKeysOf(type, stored)) {
-    const to = holder(out, key);
-    if (to && to.node[to.last] === REDACTED) to.node[to.last] = holder(stored, key)?.node[to.last];
-  }
-  return out;
+  return restoreRedacted(next, stored, secretKeysOf(type, stored));
 }

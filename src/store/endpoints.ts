@@ -1,4 +1,5 @@
 import type { Endpoint, EndpointSecret, EndpointStatus } from '../core/types.ts';
+import type { EndpointCredentials } from '../delivery/credentials.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from './crypto.ts';
 import type { Queryable } from './queryable.ts';
@@ -207,4 +208,19 @@ export async function liveSecrets(
     out.set(r.endpoint_id, list);
   }
   return out;
+}
+
+/** Seals an endpoint's credentials (none: NULL). */
+export async function saveCredentials(db: Queryable, box: SecretBox, projectId: string, id: string, c: EndpointCredentials): Promise<void> {
+  const empty = c.authentication === null && c.mtls_client_cert === null && c.ca_certificate === null;
+  await db.query('UPDATE endpoints SET credentials_enc = $3 WHERE project_id = $1 AND id = $2', [projectId, id, empty ? null : box.encrypt(JSON.stringify(c))]);
+}
+
+/** Credentials of several endpoints of one project (those without any are absent from the map). */
+export async function loadCredentials(db: Queryable, box: SecretBox, projectId: string, ids: string[]): Promise<Map<string, EndpointCredentials>> {
+  const { rows } = await db.query<{ id: string; credentials_enc: string }>(
+    'SELECT id, credentials_enc FROM endpoints WHERE project_id = $1 AND id = ANY($2) AND credentials_enc IS NOT NULL',
+    [projectId, ids],
+  );
+  return new Map(rows.map((r) => [r.id, JSON.parse(box.decrypt(r.credentials_enc)) as EndpointCredentials]));
 }

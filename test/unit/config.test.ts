@@ -106,6 +106,7 @@ projects:
             content_type: 'application/json',
             rate_limit: 0,
             rate_limit_duration: 60,
+            credentials: { authentication: null, mtls_client_cert: null, ca_certificate: null },
           },
         ],
         sources: [],
