@@ -46,6 +46,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   const { pool, box } = deps;
   // Other replicas notice within the reload interval; this one at once.
   const applied = async (): Promise<void> => {
+    deps.httpIngest?.invalidate();
     await deps.sources?.sync().catch((err: unknown) => deps.logger.warn({ err }, 'sources not reloaded yet'));
   };
 

@@ -6,7 +6,7 @@ import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, resetBreaker, type AttemptKind } from './breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecrets, loadCredentials } from '../store/endpoints.ts';
+import { liveSecrets, openCredentials } from '../store/endpoints.ts';
 import type { Dispatcher as HttpDispatcher } from 'undici';
 import type { AuthHeaders } from '../delivery/auth.ts';
 import { NO_CREDENTIALS, tlsOf, type EndpointCredentials } from '../delivery/credentials.ts';
@@ -73,6 +73,8 @@ interface WorkRow {
   content_type: EndpointContentType;
   rate_limit: number;
   rate_limit_duration: number;
+  /** The endpoint's sealed credentials, or null when it has none. */
+  credentials_enc: string | null;
   endpoint_status: EndpointStatus;
   settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
 }
@@ -136,7 +138,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
   const { rows } = await deps.pool.query<WorkRow>(
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, e.event_type, e.data,
             e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
-            ep.status AS endpoint_status,
+            ep.credentials_enc, ep.status AS endpoint_status,
             p.settings
      FROM deliveries d
      JOIN events e ON e.id = d.event_id
@@ -160,11 +162,18 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
   const sendable = await withinRateLimits(deps, live);
   if (sendable.length === 0) return;
 
-  const credentialsByProject = new Map<string, Map<string, EndpointCredentials>>();
-  for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
-    const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
-    credentialsByProject.set(projectId, await loadCredentials(deps.pool, deps.box, projectId, endpointIds));
-  }
+  // Credentials come with the batch's own query; each endpoint's are unsealed once per batch.
+  const credentialsOf = new Map<string, EndpointCredentials>();
+  const credentials = (row: WorkRow): EndpointCredentials => {
+    if (row.credentials_enc === null) return NO_CREDENTIALS;
+    const key = `${row.project_id}/${row.endpoint_id}`;
+    let c = credentialsOf.get(key);
+    if (!c) {
+      c = openCredentials(deps.box, row.credentials_enc);
+      credentialsOf.set(key, c);
+    }
+    return c;
+  };
   const secretsByProject = new Map<string, Map<string, Awaited<ReturnType<typeof liveSecrets>> extends Map<string, infer V> ? V : never>>();
   for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
     const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
@@ -188,8 +197,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         secrets,
         contentType: row.content_type,
       });
-      const credentials = credentialsByProject.get(row.project_id)?.get(row.endpoint_id) ?? NO_CREDENTIALS;
-      const result = await send(deps, row, credentials, headers, body);
+      const result = await send(deps, row, credentials(row), headers, body);
       let status: DeliveryStatus = 'success';
       let retryIn: number | null = null;
       if (!result.ok) {

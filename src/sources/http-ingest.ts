@@ -51,6 +51,8 @@ export interface HttpIngestDeps {
 
 export interface HttpIngest {
   register(app: FastifyInstance): Promise<void>;
+  /** Forgets the cached sources (after a change through this process's API; others wait out the 5 s). */
+  invalidate(): void;
   /** This process's counts for a source, and its latest refused requests. */
   stats(projectId: string, sourceId: string): HttpIngestStats | null;
 }
@@ -231,6 +233,9 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
             res.code(405).header('allow', 'POST').send({ status: false, message: 'ingest URLs take POST only', data: { code: 'WHARF_ERR_METHOD', field: null } }),
         });
       });
+    },
+    invalidate() {
+      cache.clear();
     },
     stats(projectId, sourceId) {
       const s = stats.get(`${projectId}/${sourceId}`);

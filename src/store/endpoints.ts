@@ -216,11 +216,16 @@ export async function saveCredentials(db: Queryable, box: SecretBox, projectId: 
   await db.query('UPDATE endpoints SET credentials_enc = $3 WHERE project_id = $1 AND id = $2', [projectId, id, empty ? null : box.encrypt(JSON.stringify(c))]);
 }
 
+/** Unseals what saveCredentials sealed. */
+export function openCredentials(box: SecretBox, sealed: string): EndpointCredentials {
+  return JSON.parse(box.decrypt(sealed)) as EndpointCredentials;
+}
+
 /** Credentials of several endpoints of one project (those without any are absent from the map). */
 export async function loadCredentials(db: Queryable, box: SecretBox, projectId: string, ids: string[]): Promise<Map<string, EndpointCredentials>> {
   const { rows } = await db.query<{ id: string; credentials_enc: string }>(
     'SELECT id, credentials_enc FROM endpoints WHERE project_id = $1 AND id = ANY($2) AND credentials_enc IS NOT NULL',
     [projectId, ids],
   );
-  return new Map(rows.map((r) => [r.id, JSON.parse(box.decrypt(r.credentials_enc)) as EndpointCredentials]));
+  return new Map(rows.map((r) => [r.id, openCredentials(box, r.credentials_enc)]));
 }

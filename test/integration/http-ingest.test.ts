@@ -260,6 +260,30 @@ describe('subscriptions API', () => {
     }
   });
 
+  it('an HTTP source changed or deleted through the API takes effect on its URL at once', async () => {
+    const created = await t.api('POST', '/sources', {
+      name: 'temp',
+      type: 'http',
+      event_type: 'temp.event',
+      http: { verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'first' } },
+    });
+    expect(created.status, created.text).toBe(201);
+    const path = new URL(created.body.data.url).pathname;
+    const post = (key: string) => t.request('POST', path, { raw: '{}', headers: { 'content-type': 'application/json', 'x-key': key } });
+    expect((await post('first')).status).toBe(200);
+    const { uid: _u, status: _s, url: _url, project_id: _p, from_config: _f, created_at: _c, updated_at: _up, ...definition } = created.body.data;
+    const changed = await t.api('PUT', `/sources/${created.body.data.uid}`, {
+      ...definition,
+      http: { ...definition.http, verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'second' } },
+    });
+    expect(changed.status, changed.text).toBe(200);
+    expect(new URL(changed.body.data.url).pathname).toBe(path); // the URL outlives edits
+    expect((await post('first')).status).toBe(401);
+    expect((await post('second')).status).toBe(200);
+    expect((await t.api('DELETE', `/sources/${created.body.data.uid}`)).status).toBe(200);
+    expect((await post('second')).status).toBe(404);
+  });
+
   it('test_filter evaluates a filter against a sample payload', async () => {
     const request = { body: { person: { age: 30, tags: ['vip'] } }, headers: { 'X-Region': 'eu' } };
     const yes = await t.api('POST', '/subscriptions/test_filter', {
