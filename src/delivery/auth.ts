@@ -34,6 +34,8 @@ export type EndpointAuth =
 export interface AuthHeaders {
   /** The headers that authenticate one delivery; `cacheKey` names the endpoint (OAuth2 token cache). */
   headers(auth: EndpointAuth, cacheKey: string): Promise<Record<string, string>>;
+  /** Drops an endpoint's cached token (the endpoint refused it), so the next delivery gets a new one. */
+  invalidate(cacheKey: string): void;
   /** Drops every cached token. */
   close(): void;
 }
@@ -102,6 +104,9 @@ export function createAuthHeaders(deps: { oauth2: OAuth2TokenSource }): AuthHead
         case 'oauth2':
           return { authorization: `Bearer ${await deps.oauth2.token(auth, cacheKey)}` };
       }
+    },
+    invalidate(cacheKey) {
+      deps.oauth2.clear(cacheKey);
     },
     close() {
       deps.oauth2.clear();

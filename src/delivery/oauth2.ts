@@ -121,7 +121,8 @@ async function fetchToken(auth: OAuth2Auth, ctx: FetchContext): Promise<Fetched>
   }
   // A token endpoint that echoes the request must not put our secret into an error message.
   const fail = (message: string, retryable: boolean, cause?: unknown): WharfError =>
-    new WharfError(OAUTH2_ERROR, redact(message, secrets), { retryable, cause });
+    // Redacted before it is cut short, so a secret cannot survive in part at the cut.
+    new WharfError(OAUTH2_ERROR, redact(message, secrets).slice(0, 500), { retryable, cause });
 
   const signal = AbortSignal.timeout(ctx.timeoutMs);
   let status: number;
@@ -161,7 +162,7 @@ function readAnswer(
     // RFC 6749 §5.2: `error` is a code such as invalid_client; the description is optional.
     const code = typeof body?.error === 'string' ? `: ${body.error}` : '';
     const description = typeof body?.error_description === 'string' ? ` (${body.error_description})` : '';
-    throw fail(`${where} answered ${status}${code}${description}`.slice(0, 500), status >= 500 || status === 429);
+    throw fail(`${where} answered ${status}${code}${description}`, status >= 500 || status === 429);
   }
   if (body === null) throw fail(`${where} answered ${status} with a body that is not a JSON object`, false);
   const token = body.access_token;
@@ -230,7 +231,9 @@ function shownUrl(url: string): string {
 function redact(message: string, secrets: string[]): string {
   // Control characters from the answer would break a log line.
   let out = [...message].map((ch) => (ch < ' ' || ch === '\x7f' ? ' ' : ch)).join('');
-  for (const s of secrets) if (s !== '') out = out.split(s).join('[redacted]');
+  // A token server that echoes the form sends the secret back URL-encoded.
+  const forms = secrets.filter((s) => s !== '').flatMap((s) => [s, encodeURIComponent(s), new URLSearchParams({ s }).toString().slice(2)]);
+  for (const s of new Set(forms)) out = out.split(s).join('[redacted]');
   return out;
 }
 

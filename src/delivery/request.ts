@@ -46,7 +46,8 @@ export function buildRequest(w: OutgoingWebhook): { headers: Record<string, stri
   headers['x-wharf-event-id'] = w.eventId;
   headers['x-wharf-delivery-id'] = w.deliveryId;
   headers['x-wharf-event-type'] = w.eventType;
-  Object.assign(
+  // A custom header named like the signature header in another case must not ride along.
+  const signed = withHeaders(
     headers,
     signatureHeaders({
       settings: w.signature,
@@ -57,5 +58,16 @@ export function buildRequest(w: OutgoingWebhook): { headers: Record<string, stri
       messageId: w.eventId,
     }),
   );
-  return { headers, body };
+  return { headers: signed, body };
+}
+
+/**
+ * `base` with `extra` set on top; a name already present in another letter case is replaced, not
+ * sent twice (header names are case-insensitive, so a receiver would see both values).
+ */
+export function withHeaders(base: Record<string, string>, extra: Record<string, string>): Record<string, string> {
+  const names = new Set(Object.keys(extra).map((k) => k.toLowerCase()));
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (!names.has(k.toLowerCase())) out[k] = v;
+  return Object.assign(out, extra);
 }

@@ -13,7 +13,8 @@ import { NO_CREDENTIALS, tlsOf, type EndpointCredentials } from '../delivery/cre
 import type { TlsOptions } from '../delivery/tls.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { buildRequest } from '../delivery/request.ts';
+import { buildRequest, withHeaders } from '../delivery/request.ts';
+import { REDACTED } from '../core/redact.ts';
 import type { SendResult, Sender } from '../delivery/sender.ts';
 import { DELIVERY_QUEUE, enqueueDeliveries, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
@@ -238,9 +239,15 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
  * with its reason, like a refused connection.
  */
 async function send(deps: DispatcherDeps, row: WorkRow, credentials: EndpointCredentials, headers: Record<string, string>, body: Buffer): Promise<SendResult> {
-  if (credentials.authentication) {
+  const auth = credentials.authentication;
+  const cacheKey = `${row.project_id}/${row.endpoint_id}`;
+  let sent = headers;
+  if (auth) {
     try {
-      Object.assign(headers, await deps.auth.headers(credentials.authentication, `${row.project_id}/${row.endpoint_id}`));
+      const extra = await deps.auth.headers(auth, cacheKey);
+      sent = withHeaders(headers, extra);
+      // The attempt keeps which headers went, never their credentials.
+      for (const name of Object.keys(extra)) headers[name] = REDACTED;
     } catch (err) {
       const e = err as { code?: string; message?: string };
       return {
@@ -256,7 +263,10 @@ async function send(deps: DispatcherDeps, row: WorkRow, credentials: EndpointCre
     }
   }
   const dispatcher = deps.agents.forTls(tlsOf(credentials));
-  return deps.sender.send({ url: row.url, headers, body, timeoutMs: row.http_timeout * 1000, dispatcher });
+  const result = await deps.sender.send({ url: row.url, headers: sent, body, timeoutMs: row.http_timeout * 1000, dispatcher });
+  // A refused token (revoked, rotated at the issuer) is not used again until it expires.
+  if (auth?.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(cacheKey);
+  return result;
 }
 
 /**

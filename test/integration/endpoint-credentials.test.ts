@@ -73,7 +73,10 @@ describe('endpoint credentials', () => {
       'the delivery to end',
     );
     const attempts = (await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts`)).body.data;
-    return { status: d.status as string, attempt: attempts[0] as { error_code: string | null; error: string | null } };
+    return {
+      status: d.status as string,
+      attempt: attempts[0] as { error_code: string | null; error: string | null; request_headers: Record<string, string> },
+    };
   };
   const last = (path: string) => rx.requests.filter((r) => r.path === path).at(-1)!;
 
@@ -84,7 +87,10 @@ describe('endpoint credentials', () => {
     expect(last('/key').headers['x-api-key']).toBe('key-not-for-answers');
 
     const basic = await create({ url: `${rx.url}/basic`, authentication: { type: 'basic_auth', username: 'wharf', password: 'pw-not-for-answers' } });
-    expect((await deliver(basic.uid)).status).toBe('success');
+    const basicDelivery = await deliver(basic.uid);
+    expect(basicDelivery.status).toBe('success');
+    // The attempt records that the header went, not what it held.
+    expect(basicDelivery.attempt.request_headers.authorization).toBe('********');
     expect(last('/basic').headers.authorization).toBe(`Basic ${Buffer.from('wharf:pw-not-for-answers').toString('base64')}`);
 
     const listed = await t.api('GET', '/endpoints?per_page=100');
@@ -113,6 +119,20 @@ describe('endpoint credentials', () => {
     expect(last('/oauth').headers.authorization).toBe('Bearer tok-1');
     expect(tokenRequests).toHaveLength(1);
     expect(Object.fromEntries(tokenRequests[0]!)).toMatchObject({ grant_type: 'client_credentials', client_id: 'wharf', scope: 'hooks' });
+    const attempts = await t.api('GET', `/eventdeliveries/${(await t.api('GET', `/eventdeliveries?endpoint_id=${ep.uid}`)).body.data.content[0].uid}/deliveryattempts`);
+    expect(attempts.text).not.toContain('tok-1');
+
+    // The endpoint refuses the token: the next delivery fetches a new one.
+    tokenAnswer = { status: 200, body: { access_token: 'tok-2', token_type: 'Bearer', expires_in: 3600 } };
+    rx.answer((r) => (r.path === '/oauth' && r.headers.authorization === 'Bearer tok-1' ? { status: 401 } : { status: 200 }));
+    try {
+      expect((await deliver(ep.uid)).status).toBe('failure');
+      expect((await deliver(ep.uid)).status).toBe('success');
+      expect(last('/oauth').headers.authorization).toBe('Bearer tok-2');
+      expect(tokenRequests).toHaveLength(2);
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
 
     tokenAnswer = { status: 401, body: { error: 'invalid_client' } };
     const failing = await create({ url: `${rx.url}/oauth-bad`, authentication: { type: 'oauth2', url: tokenUrl, client_id: 'other', client_secret: 'nope-secret' } });

@@ -258,6 +258,19 @@ describe('OAuth2 client credentials', () => {
     expect(err.message).toBe(`token endpoint ${tokenUrl} answered 400: invalid_request (bad secret [redacted])`);
   });
 
+  it('redacts a secret echoed URL-encoded, or where the message is cut short', async () => {
+    const awkward = { ...shared, client_secret: 'a+b/c=d&e f%g' };
+    const encoded = new URLSearchParams({ s: awkward.client_secret }).toString().slice(2);
+    answer = () => ({ status: 400, body: { error: 'invalid_request', error_description: `got client_secret=${encoded}` } });
+    const echoed = (await createOAuth2TokenSource({}).token(awkward, 'ep_2').catch((e: unknown) => e)) as Error;
+    expect(echoed.message).toContain('client_secret=[redacted]');
+    // The echo straddles the 500-character cut: no part of the secret may remain.
+    answer = () => ({ status: 400, body: { error: 'invalid_request', error_description: `${'x'.repeat(430)}${SECRET}` } });
+    const cut = (await createOAuth2TokenSource({}).token(shared, 'ep_3').catch((e: unknown) => e)) as Error;
+    expect(cut.message.length).toBeLessThanOrEqual(500);
+    expect(cut.message).not.toContain(SECRET.slice(0, 10));
+  });
+
   it.each<[string, TokenAnswer, string]>([
     ['without access_token', { body: { token_type: 'Bearer', expires_in: 60 } }, 'answered without access_token'],
     ['with a body that is not JSON', { body: '<html>ok</html>' }, 'answered 200 with a body that is not a JSON object'],

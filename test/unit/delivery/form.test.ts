@@ -40,7 +40,6 @@ describe('formEncode', () => {
 
   it('gives the same bytes for the same stored JSON every time', () => {
     const stored = '{"z":{"b":[1,{"c":null}],"a":"x"},"y":"é"}';
-    expect(formEncode(JSON.parse(stored))).toBe(formEncode(JSON.parse(stored)));
     expect(formEncode(JSON.parse(stored))).toBe('z%5Bb%5D%5B0%5D=1&z%5Bb%5D%5B1%5D%5Bc%5D=&z%5Ba%5D=x&y=%C3%A9');
   });
 });
