@@ -128,6 +128,8 @@ interface Worker {
   /** The batch in the sink, if any. */
   busy: Promise<void> | null;
   timer: NodeJS.Timeout | null;
+  /** The channel closed: its unacked messages are the broker's again. */
+  closed: boolean;
 }
 
 function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector> {
@@ -152,8 +154,15 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
         heartbeat: config.heartbeat,
         clientProperties: { connection_name: `wharf ${deps.name}` },
       } as object);
+      // amqplib rethrows an 'error' nobody listens for, which would end the process: every
+      // connection and channel gets a listener as soon as it exists.
+      conn.on('error', (err: Error) => (lastError = `connection to ${where} failed: ${err.message}`));
       // Declarations on a channel of their own: a refused one closes only that channel.
-      const setup = await conn.createChannel();
+      const setup = await conn.createChannel().catch(async (err: unknown) => {
+        await conn.close().catch(() => undefined);
+        throw err;
+      });
+      setup.on('error', () => undefined); // its failure is the rejected call below
       try {
         if (config.declare_queue) {
           await setup.assertQueue(config.queue, {
@@ -179,12 +188,14 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
       w.timer = null;
       if (w.busy || w.buffer.length === 0 || !sink) return;
       const batch = w.buffer.splice(0, config.batch_size);
+      const messages = batch.map(toBrokerMessage);
       w.busy = (async () => {
         let failures = 0;
         for (;;) {
           try {
-            await sink!.accept(batch.map(toBrokerMessage));
+            await sink!.accept(messages);
             w.channel.ack(batch.at(-1)!, true);
+            lastError = null;
             break;
           } catch (err) {
             failures += 1;
@@ -192,10 +203,9 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
             deps.logger.warn({ err, messages: batch.length }, 'batch not stored; retrying it after a pause');
             // Keep the batch (the channel holds it unacked) and try it again, so order is kept.
             await sleep(backoffMs(failures, { baseMs: 250, capMs: 30_000 }), stopping.signal);
-            if (stopping.signal.aborted) {
-              // Leave it unacked: the broker redelivers it to the next consumer.
-              break;
-            }
+            // Stopping, or the channel is gone (the broker has handed the batch out again):
+            // leave it unacked.
+            if (stopping.signal.aborted || w.closed) break;
           }
         }
       })()
@@ -214,8 +224,10 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
 
     const startWorker = async (conn: ChannelModel, prefetch: number): Promise<Worker> => {
       const channel = await conn.createChannel();
+      const w: Worker = { channel, tag: null, buffer: [], busy: null, timer: null, closed: false };
+      channel.on('error', (err: Error) => (lastError = `channel error on ${where}: ${err.message}`));
+      channel.on('close', () => (w.closed = true));
       await channel.prefetch(prefetch);
-      const w: Worker = { channel, tag: null, buffer: [], busy: null, timer: null };
       const { consumerTag } = await channel.consume(
         config.queue,
         (msg) => {
@@ -251,23 +263,19 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
     const run = async (): Promise<void> => {
       while (!stopping.signal.aborted) {
         state = 'connecting';
+        let conn: ChannelModel | null = null;
         try {
-          const conn = await connect();
-          connection = conn;
-          const closed = new Promise<void>((resolve) => {
-            conn.on('close', () => resolve());
-            conn.on('error', (err: Error) => {
-              lastError = `connection to ${where} failed: ${err.message}`;
-            });
-          });
+          conn = await connect();
+          const current = conn;
+          connection = current;
+          const closed = new Promise<void>((resolve) => current.on('close', () => resolve()));
           // A stop that came while this connection was being opened closes it too.
-          const closeOnStop = (): void => void conn.close().catch(() => undefined);
+          const closeOnStop = (): void => void current.close().catch(() => undefined);
           if (stopping.signal.aborted) closeOnStop();
           else stopping.signal.addEventListener('abort', closeOnStop, { once: true });
           const per = Math.max(1, Math.floor(config.prefetch / config.workers));
           workers = [];
-          for (let i = 0; i < config.workers; i++) workers.push(await startWorker(conn, per));
-          for (const w of workers) w.channel.on('error', (err: Error) => (lastError = `channel error on ${where}: ${err.message}`));
+          for (let i = 0; i < config.workers; i++) workers.push(await startWorker(current, per));
           state = 'running';
           lastError = null;
           attempt = 0;
@@ -280,7 +288,9 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
           deps.logger.warn({ lastError }, 'connection to RabbitMQ lost; reconnecting');
         } catch (err) {
           connection = null;
-          lastError = `cannot consume ${where}: ${(err as Error).message}`;
+          // A worker that failed to start leaves the others on this connection: close it whole.
+          await conn?.close().catch(() => undefined);
+          lastError = `cannot consume ${where}: ${(err as Error).message || String(err)}`;
           deps.logger.warn({ error: lastError }, 'RabbitMQ not available; retrying');
         }
         // The messages of a lost connection come back from the broker; what the sink holds of them

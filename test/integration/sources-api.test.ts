@@ -156,6 +156,22 @@ describe('sources API', () => {
     await eventually(() => eventsOf('from-yaml'), (n) => n === 1, 20_000, 'event from the YAML source');
   });
 
+  it('a queue the broker refuses is reported and retried, and the process carries on', async () => {
+    const q = queue('missing');
+    queues.push(q);
+    // declare_queue: false on a queue that does not exist: the broker closes the channel with 404.
+    const res = await t.api('POST', '/sources', { name: 'missing', type: 'rabbitmq', rabbitmq: { url: AMQP, queue: q, declare_queue: false } });
+    expect(res.status, res.text).toBe(201);
+    const id = res.body.data.uid;
+    const status = async () => (await t.api('GET', `/sources/${id}`)).body.data.status;
+    await eventually(status, (s) => s?.state === 'connecting' && /NOT_FOUND|404/.test(s.last_error ?? ''), 20_000, 'the refusal reported');
+    await withChannel((ch) => ch.assertQueue(q, { durable: true }));
+    await eventually(status, (s) => s?.state === 'running', 30_000, 'running once the queue exists');
+    await publish(q, event(6));
+    await eventually(() => eventsOf(id), (n) => n === 1, 20_000, 'an event from the late queue');
+    await t.api('DELETE', `/sources/${id}`);
+  });
+
   it('/metrics shows each source state and message counts', async () => {
     const text = (await t.request('GET', '/metrics')).text;
     expect(text).toMatch(/wharf_source_state\{project="default",source="from-yaml",type="rabbitmq",state="running"\} 1/);
