@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound } from '../core/errors.ts';
+import { invalid } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { DeliveryStatus } from '../core/types.ts';
-import { enqueueDeliveries } from '../dispatch/queue.ts';
+import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
 import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
@@ -10,42 +10,11 @@ import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
 const STATUSES: readonly DeliveryStatus[] = ['scheduled', 'processing', 'success', 'failure', 'retry', 'discarded'];
-/** A delivery may be sent again only once it has come to rest. */
-const RESENDABLE: readonly DeliveryStatus[] = ['success', 'failure', 'discarded'];
-
-interface DeliveryRow {
-  id: string;
-  project_id: string;
-  event_id: string;
-  endpoint_id: string;
-  event_type: string;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_at: Date | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-const COLUMNS = `id, project_id, event_id, endpoint_id, event_type, status, attempts, next_attempt_at,
-  last_status_code, last_error, created_at, updated_at`;
 
 const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d });
 
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, boss } = deps;
-
-  const find = async (projectId: string, id: string): Promise<DeliveryRow> => {
-    if (UUID_RE.test(id)) {
-      const { rows } = await pool.query<DeliveryRow>(`SELECT ${COLUMNS} FROM deliveries WHERE project_id = $1 AND id = $2`, [
-        projectId,
-        id,
-      ]);
-      if (rows[0]) return rows[0];
-    }
-    throw notFound('event delivery', id);
-  };
 
   app.get('/eventdeliveries', async (req, res) => {
     const q = req.query as Record<string, unknown>;
@@ -62,18 +31,18 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       if (!UUID_RE.test(q.event_id)) throw invalid('event_id', 'must be an event id');
       filters.push({ column: 'event_id', value: q.event_id });
     }
-    const result = await pageByIdDesc<DeliveryRow>(pool, { table: 'deliveries', columns: COLUMNS, projectId: req.project.id, filters, page });
+    const result = await pageByIdDesc<DeliveryRow>(pool, { table: 'deliveries', columns: DELIVERY_COLUMNS, projectId: req.project.id, filters, page });
     return reply(res, 200, 'Event deliveries fetched', { content: result.content.map(present), pagination: result.pagination });
   });
 
   app.get('/eventdeliveries/:deliveryID', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    return reply(res, 200, 'Event delivery fetched', present(await find(req.project.id, deliveryID)));
+    return reply(res, 200, 'Event delivery fetched', present(await findDelivery(pool, req.project.id, deliveryID)));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    const d = await find(req.project.id, deliveryID);
+    const d = await findDelivery(pool, req.project.id, deliveryID);
     const { rows } = await pool.query(
       `SELECT id AS uid, id, delivery_id, attempt, url, request_headers, status_code, latency_ms, response_headers,
               response_body, error, error_code, created_at
@@ -117,31 +86,7 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.put('/eventdeliveries/:deliveryID/resend', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    await find(req.project.id, deliveryID);
-    const data = await withTransaction(pool, async (client) => {
-      const { rows } = await client.query<DeliveryRow>(
-        `SELECT ${COLUMNS} FROM deliveries WHERE project_id = $1 AND id = $2 FOR UPDATE`,
-        [req.project.id, deliveryID],
-      );
-      const d = rows[0]!;
-      if (!RESENDABLE.includes(d.status)) {
-        throw conflict(`event delivery is ${d.status}; only ${RESENDABLE.join(', ')} deliveries can be resent`);
-      }
-      const { rows: updated } = await client.query<DeliveryRow>(
-        `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = now()
-         WHERE id = $1 RETURNING ${COLUMNS}`,
-        [d.id],
-      );
-      // A disabled endpoint is tried again through this one delivery: pending until it answers
-      // (success: active again; failure: inactive again).
-      await client.query(
-        `UPDATE endpoints SET status = 'pending', updated_at = now() WHERE project_id = $1 AND id = $2 AND status = 'inactive'`,
-        [req.project.id, d.endpoint_id],
-      );
-      // The job asks for the next attempt number, so any older job still queued stays inert.
-      await enqueueDeliveries(boss, client, [{ delivery_id: d.id, attempt: d.attempts + 1 }]);
-      return present(updated[0]!);
-    });
-    return reply(res, 202, 'Event delivery scheduled for resend', data);
+    const data = await withTransaction(pool, (client) => resendDelivery(deps, client, req.project.id, deliveryID, 'the API'));
+    return reply(res, 202, 'Event delivery scheduled for resend', present(data));
   });
 }

@@ -10,18 +10,15 @@ import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, readCredentials,
 import { redactKeys, restoreRedacted } from '../core/redact.ts';
 import { Reader } from '../core/settings.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { resetBreaker } from '../dispatch/breaker.ts';
+import { MAX_EXPIRATION, activateEndpoint, rotateSecret, togglePause } from '../dispatch/operations.ts';
 import {
-  addSecret,
   deleteEndpoint,
-  expireSecrets,
   getEndpoint,
   insertEndpoint,
   listEndpoints,
   listSecretInfo,
   loadCredentials,
   saveCredentials,
-  setEndpointStatus,
   updateEndpoint,
   type EndpointFields,
   type ListedEndpoint,
@@ -65,10 +62,6 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
   };
 }
 
-/** expire_secret: how long the old secret keeps signing (seconds); at most a week. */
-const DEFAULT_EXPIRATION = 3600;
-const MAX_EXPIRATION = 7 * 86_400;
-
 const FIELDS = ENDPOINT_SETTINGS;
 
 /** Reads the writable fields present in a body; absent ones stay undefined. */
@@ -103,6 +96,38 @@ function readFields(body: Json): Partial<EndpointFields> & { secret?: string; cr
   const duration = integer(body, 'rate_limit_duration', 1, 86_400);
   if (duration !== undefined) out.rate_limit_duration = duration;
   return out;
+}
+
+/**
+ * Changes the fields a body names (PUT semantics for the keys present; absent keys keep their
+ * value). Secrets sent back as "********" keep what is stored. 400 names a wrong field.
+ */
+export async function editEndpoint(box: SecretBox, db: Queryable, projectId: string, endpointID: string, body: Json): Promise<Endpoint> {
+  const current = await getEndpoint(db, projectId, endpointID, { forUpdate: true });
+  if (!current) throw notFound('endpoint', endpointID);
+  const stored = (await loadCredentials(db, box, projectId, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
+  const f = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json);
+  if (f.secret !== undefined) {
+    throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
+  }
+  if (f.credentials) {
+    const next = { ...stored };
+    for (const k of CREDENTIAL_KEYS) if (k in body) (next as Record<string, unknown>)[k] = f.credentials[k];
+    await saveCredentials(db, box, projectId, endpointID, next);
+  }
+  const updated = await updateEndpoint(db, projectId, endpointID, {
+    name: f.name ?? current.name,
+    url: f.url ?? current.url,
+    owner_id: f.owner_id !== undefined ? f.owner_id : current.owner_id,
+    description: f.description ?? current.description,
+    http_timeout: f.http_timeout ?? current.http_timeout,
+    advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
+    support_email: f.support_email !== undefined ? f.support_email : current.support_email,
+    content_type: f.content_type ?? current.content_type,
+    rate_limit: f.rate_limit ?? current.rate_limit,
+    rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
+  });
+  return updated!;
 }
 
 export async function presentEndpoint(db: Queryable, box: SecretBox, e: Endpoint, secretValue?: string): Promise<Json> {
@@ -245,34 +270,8 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   app.put('/endpoints/:endpointID', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
     const body = object(req.body, 'body');
-    const data = await withTransaction(pool, async (client) => {
-      const current = await getEndpoint(client, req.project.id, endpointID);
-      if (!current) throw notFound('endpoint', endpointID);
-      const stored = (await loadCredentials(client, box, req.project.id, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
-      // Secrets sent back as "********" keep what is stored; credential fields left out stay.
-      const f = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json);
-      if (f.secret !== undefined) {
-        throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
-      }
-      if (f.credentials) {
-        const next = { ...stored };
-        for (const k of CREDENTIAL_KEYS) if (k in body) (next as Record<string, unknown>)[k] = f.credentials[k];
-        await saveCredentials(client, box, req.project.id, endpointID, next);
-      }
-      const updated = await updateEndpoint(client, req.project.id, endpointID, {
-        name: f.name ?? current.name,
-        url: f.url ?? current.url,
-        owner_id: f.owner_id !== undefined ? f.owner_id : current.owner_id,
-        description: f.description ?? current.description,
-        http_timeout: f.http_timeout ?? current.http_timeout,
-        advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
-        support_email: f.support_email !== undefined ? f.support_email : current.support_email,
-        content_type: f.content_type ?? current.content_type,
-        rate_limit: f.rate_limit ?? current.rate_limit,
-        rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
-      });
-      return presentEndpoint(client, box, updated!);
-    });
+    const data = await withTransaction(pool, async (client) =>
+      presentEndpoint(client, box, await editEndpoint(box, client, req.project.id, endpointID, body)));
     return reply(res, 202, 'Endpoint updated', data);
   });
 
@@ -284,45 +283,28 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.put('/endpoints/:endpointID/pause', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
-    const data = await withTransaction(pool, async (client) => {
-      const e = await getEndpoint(client, req.project.id, endpointID);
-      if (!e) throw notFound('endpoint', endpointID);
-      const next = e.status === 'paused' ? 'active' : 'paused';
-      return presentEndpoint(client, box, (await setEndpointStatus(client, req.project.id, endpointID, next))!);
-    });
+    const data = await withTransaction(pool, async (client) =>
+      presentEndpoint(client, box, await togglePause(deps, client, req.project.id, endpointID, 'the API')));
     return reply(res, 202, 'Endpoint status updated', data);
   });
 
-  // Zero-downtime rotation: the live secrets stay valid for `expiration` seconds while a new one
-  // signs at once, so every delivery meanwhile carries a signature for each.
   app.put('/endpoints/:endpointID/expire_secret', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
     const body = object(req.body ?? {}, 'body');
     onlyKeys(body, ['expiration', 'secret']);
-    const expiration = integer(body, 'expiration', 0, MAX_EXPIRATION) ?? DEFAULT_EXPIRATION;
+    const expiration = integer(body, 'expiration', 0, MAX_EXPIRATION);
     const given = string(body, 'secret', { max: 1024 });
-    const secret = given ?? generateSecret(req.project.signature.scheme);
-    const why = validateSecret(req.project.signature.scheme, secret);
-    if (why) throw invalid('secret', why);
     const data = await withTransaction(pool, async (client) => {
-      const e = await getEndpoint(client, req.project.id, endpointID, { forUpdate: true });
-      if (!e) throw notFound('endpoint', endpointID);
-      await expireSecrets(client, req.project.id, endpointID, expiration);
-      await addSecret(client, box, req.project.id, endpointID, secret);
-      return presentEndpoint(client, box, e, secret);
+      const r = await rotateSecret(box, client, req.project, endpointID, { expiration, secret: given });
+      return { expiration: r.expiration, endpoint: await presentEndpoint(client, box, r.endpoint, r.secret) };
     });
-    return reply(res, 202, `Secret rotated; the previous one stays valid for ${expiration} s`, data);
+    return reply(res, 202, `Secret rotated; the previous one stays valid for ${data.expiration} s`, data.endpoint);
   });
 
   app.post('/endpoints/:endpointID/activate', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
-    const data = await withTransaction(pool, async (client) => {
-      const e = await setEndpointStatus(client, req.project.id, endpointID, 'active');
-      if (!e) throw notFound('endpoint', endpointID);
-      // A fresh start: earlier failures no longer count towards the breaker.
-      await resetBreaker(client, req.project.id, endpointID);
-      return presentEndpoint(client, box, e);
-    });
+    const data = await withTransaction(pool, async (client) =>
+      presentEndpoint(client, box, await activateEndpoint(deps, client, req.project.id, endpointID, 'the API')));
     return reply(res, 202, 'Endpoint activated', data);
   });
 }

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
 import type { BreakerSettings, DeliveryStatus, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
-import { DEFAULT_BREAKER, recordAttempts, resetBreaker, type AttemptKind } from './breaker.ts';
+import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
+import { applyTransitions, type EndpointChange } from './operations.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { liveSecrets, openCredentials } from '../store/endpoints.ts';
@@ -37,14 +38,7 @@ export interface DispatcherOptions {
 }
 
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
-/** An endpoint's state changed because of what its deliveries met. */
-export interface EndpointChange {
-  project_id: string;
-  endpoint_id: string;
-  from: EndpointStatus[];
-  to: EndpointStatus;
-  reason: string;
-}
+export type { EndpointChange };
 
 export interface DispatcherEvents {
   endpoint: [EndpointChange];
@@ -364,21 +358,6 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<Endpoint
   return [...changes.values()];
 }
 
-/** Applies endpoint state changes; returns those that happened (the endpoint was in a `from` state). */
-async function applyTransitions(db: Queryable, changes: EndpointChange[]): Promise<EndpointChange[]> {
-  const applied: EndpointChange[] = [];
-  for (const c of changes) {
-    const { rowCount } = await db.query(
-      `UPDATE endpoints SET status = $3, updated_at = now() WHERE project_id = $1 AND id = $2 AND status = ANY($4)`,
-      [c.project_id, c.endpoint_id, c.to, c.from],
-    );
-    if ((rowCount ?? 0) === 0) continue;
-    if (c.to === 'active') await resetBreaker(db, c.project_id, c.endpoint_id);
-    applied.push(c);
-  }
-  return applied;
-}
-
 async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<EndpointChange[]> {
   const sent = outcomes.filter((o) => o.result !== null);
   return withTransaction(deps.pool, async (client) => {
@@ -435,6 +414,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
     await enqueueDeliveries(deps.boss, client, next);
-    return applyTransitions(client, await endpointChanges(client, sent.filter((o) => applied.has(o.row.id))));
+    return applyTransitions(deps, client, await endpointChanges(client, sent.filter((o) => applied.has(o.row.id))));
   });
 }

@@ -1,4 +1,4 @@
-import type { Endpoint, EndpointSecret, EndpointStatus } from '../core/types.ts';
+import type { Endpoint, EndpointSecret } from '../core/types.ts';
 import type { EndpointCredentials } from '../delivery/credentials.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from './crypto.ts';
@@ -61,19 +61,6 @@ export async function updateEndpoint(
      WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
     [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
       f.content_type, f.rate_limit, f.rate_limit_duration],
-  );
-  return rows[0] ?? null;
-}
-
-export async function setEndpointStatus(
-  db: Queryable,
-  projectId: string,
-  id: string,
-  status: EndpointStatus,
-): Promise<Endpoint | null> {
-  const { rows } = await db.query<Endpoint>(
-    `UPDATE endpoints SET status = $3, updated_at = now() WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
-    [projectId, id, status],
   );
   return rows[0] ?? null;
 }

@@ -1,0 +1,151 @@
+/**
+ * What operators (REST API) and customers (portal) do to endpoints and deliveries, in one place:
+ * every endpoint state change, a resend, a secret rotation. Each runs in the caller's transaction.
+ */
+import type { PgBoss } from 'pg-boss';
+import { conflict, invalid, notFound } from '../core/errors.ts';
+import { UUID_RE } from '../core/ids.ts';
+import type { DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
+import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import { addSecret, expireSecrets, getEndpoint } from '../store/endpoints.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { resetBreaker } from './breaker.ts';
+import { enqueueDeliveries } from './queue.ts';
+import { recordStatusAlerts } from './alerts.ts';
+
+/** An endpoint's state change: applied only while the endpoint is in one of the `from` states. */
+export interface EndpointChange {
+  project_id: string;
+  endpoint_id: string;
+  from: EndpointStatus[];
+  to: EndpointStatus;
+  reason: string;
+}
+
+export interface OperationDeps {
+  boss: PgBoss;
+}
+
+/**
+ * Applies endpoint state changes and queues their alerts; returns those that happened (the
+ * endpoint was in a `from` state). A change to `active` starts the circuit breaker afresh.
+ */
+export async function applyTransitions(deps: OperationDeps, db: Queryable, changes: EndpointChange[]): Promise<EndpointChange[]> {
+  const applied: (EndpointChange & { previous: EndpointStatus })[] = [];
+  for (const c of changes) {
+    const { rows } = await db.query<{ previous: EndpointStatus }>(
+      `UPDATE endpoints ep SET status = $3, updated_at = now()
+       FROM (SELECT status FROM endpoints WHERE project_id = $1 AND id = $2 FOR NO KEY UPDATE) old
+       WHERE ep.project_id = $1 AND ep.id = $2 AND old.status = ANY($4) AND old.status <> $3
+       RETURNING old.status AS previous`,
+      [c.project_id, c.endpoint_id, c.to, c.from],
+    );
+    if (!rows[0]) continue;
+    if (c.to === 'active') await resetBreaker(db, c.project_id, c.endpoint_id);
+    applied.push({ ...c, previous: rows[0].previous });
+  }
+  await recordStatusAlerts(deps.boss, db, applied);
+  return applied.map(({ previous: _, ...c }) => c);
+}
+
+/** PUT …/pause: a paused endpoint becomes active, any other paused. */
+export async function togglePause(deps: OperationDeps, db: Queryable, projectId: string, endpointId: string, actor: string): Promise<Endpoint> {
+  const e = await getEndpoint(db, projectId, endpointId, { forUpdate: true });
+  if (!e) throw notFound('endpoint', endpointId);
+  const to: EndpointStatus = e.status === 'paused' ? 'active' : 'paused';
+  await applyTransitions(deps, db, [{ project_id: projectId, endpoint_id: endpointId, from: [e.status], to, reason: `${to === 'paused' ? 'paused' : 'unpaused'} by ${actor}` }]);
+  return (await getEndpoint(db, projectId, endpointId))!;
+}
+
+/** POST …/activate: active again, with earlier failures no longer counting towards the breaker. */
+export async function activateEndpoint(deps: OperationDeps, db: Queryable, projectId: string, endpointId: string, actor: string): Promise<Endpoint> {
+  const e = await getEndpoint(db, projectId, endpointId, { forUpdate: true });
+  if (!e) throw notFound('endpoint', endpointId);
+  await applyTransitions(deps, db, [{ project_id: projectId, endpoint_id: endpointId, from: [e.status], to: 'active', reason: `activated by ${actor}` }]);
+  // Already active: the counters still start afresh, as the caller asked.
+  if (e.status === 'active') await resetBreaker(db, projectId, endpointId);
+  return (await getEndpoint(db, projectId, endpointId))!;
+}
+
+export interface DeliveryRow {
+  id: string;
+  project_id: string;
+  event_id: string;
+  endpoint_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: Date | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const DELIVERY_COLUMNS = `id, project_id, event_id, endpoint_id, event_type, status, attempts, next_attempt_at,
+  last_status_code, last_error, created_at, updated_at`;
+
+/** A delivery may be sent again only once it has come to rest. */
+export const RESENDABLE: readonly DeliveryStatus[] = ['success', 'failure', 'discarded'];
+
+/** One delivery of a project, or 404 (an id that is not a UUID is simply not found). */
+export async function findDelivery(db: Queryable, projectId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<DeliveryRow> {
+  if (UUID_RE.test(id)) {
+    const { rows } = await db.query<DeliveryRow>(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE project_id = $1 AND id = $2${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [projectId, id],
+    );
+    if (rows[0]) return rows[0];
+  }
+  throw notFound('event delivery', id);
+}
+
+/**
+ * Sends a delivery at rest once more, as its next attempt. A disabled endpoint is tried again
+ * through this one delivery: pending until it answers (success: active again; failure: inactive).
+ */
+export async function resendDelivery(deps: OperationDeps, db: Queryable, projectId: string, deliveryId: string, actor: string): Promise<DeliveryRow> {
+  const d = await findDelivery(db, projectId, deliveryId, { forUpdate: true });
+  if (!RESENDABLE.includes(d.status)) {
+    throw conflict(`event delivery is ${d.status}; only ${RESENDABLE.join(', ')} deliveries can be resent`);
+  }
+  const { rows } = await db.query<DeliveryRow>(
+    `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = now()
+     WHERE id = $1 RETURNING ${DELIVERY_COLUMNS}`,
+    [d.id],
+  );
+  await applyTransitions(deps, db, [
+    { project_id: projectId, endpoint_id: d.endpoint_id, from: ['inactive'], to: 'pending', reason: `delivery ${d.id} resent by ${actor}` },
+  ]);
+  // The job asks for the next attempt number, so any older job still queued stays inert.
+  await enqueueDeliveries(deps.boss, db, [{ delivery_id: d.id, attempt: d.attempts + 1 }]);
+  return rows[0]!;
+}
+
+/** expire_secret: how long the old secret keeps signing (seconds); at most a week. */
+export const DEFAULT_EXPIRATION = 3600;
+export const MAX_EXPIRATION = 7 * 86_400;
+
+/**
+ * Zero-downtime rotation: the live secrets stay valid for `expiration` seconds while a new one
+ * (given, or generated in the project's format) signs at once, so every delivery meanwhile carries
+ * a signature for each. Returns the new secret, to be shown once.
+ */
+export async function rotateSecret(
+  box: SecretBox,
+  db: Queryable,
+  project: Pick<Project, 'id' | 'signature'>,
+  endpointId: string,
+  options: { expiration?: number; secret?: string },
+): Promise<{ endpoint: Endpoint; secret: string; expiration: number }> {
+  const expiration = options.expiration ?? DEFAULT_EXPIRATION;
+  const secret = options.secret ?? generateSecret(project.signature.scheme);
+  const why = validateSecret(project.signature.scheme, secret);
+  if (why) throw invalid('secret', why);
+  const endpoint = await getEndpoint(db, project.id, endpointId, { forUpdate: true });
+  if (!endpoint) throw notFound('endpoint', endpointId);
+  await expireSecrets(db, project.id, endpointId, expiration);
+  await addSecret(db, box, project.id, endpointId, secret);
+  return { endpoint, secret, expiration };
+}
