@@ -187,7 +187,7 @@ interface Held {
   since: number;
 }
 
-export type PubSubSdk = typeof PubSubModule;
+type PubSubSdk = typeof PubSubModule;
 
 async function create(config: PubSubConfig, deps: ConnectorDeps): Promise<Connector> {
   const sdk = await import('@google-cloud/pubsub');
@@ -198,7 +198,7 @@ async function create(config: PubSubConfig, deps: ConnectorDeps): Promise<Connec
  * Everything of one running source: the client, the current subscription, the batcher. Exported
  * so unit tests can hand it a stand-in SDK for the failures the fake broker cannot produce.
  */
-export class PubSubConnector implements Connector {
+class PubSubConnector implements Connector {
   readonly #sdk: PubSubSdk;
   readonly #config: PubSubConfig;
   readonly #deps: ConnectorDeps;

@@ -12,6 +12,7 @@ import { createAuthHeaders } from './delivery/auth.ts';
 import { createOAuth2TokenSource } from './delivery/oauth2.ts';
 import { createDeliveryQueue } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
+import { createAlertQueue, workAlerts } from './dispatch/alerts.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
 import { createIngestBatcher } from './ingest/batcher.ts';
 import { loadSecretBox, type SecretBox } from './store/crypto.ts';
@@ -96,20 +97,18 @@ export function createApp(options: AppOptions): App {
     await boss.start();
     await createDeliveryQueue(boss);
     await createBatchRetryQueue(boss);
+    await createAlertQueue(boss);
+
+    // Every request to an endpoint (deliveries, alerts, pings, OAuth2 tokens) goes through the
+    // egress guard: resolved addresses are judged at connect time.
+    const guarded = createAgentPool(config.egress);
+    agents = guarded;
+    const sender = createSender({ dispatcher: guarded.shared, maxResponseBytes: config.dispatch.max_response_bytes });
+    const outbound = { sender, auth: createAuthHeaders({ oauth2: createOAuth2TokenSource({ dispatcher: guarded.shared }) }), agents: guarded };
 
     if (role === 'all' || role === 'dispatch') {
-      // Every delivery goes through the egress guard: resolved addresses are judged at connect time.
-      agents = createAgentPool(config.egress);
       dispatcher = createDispatcher(
-        {
-          pool: db,
-          boss,
-          box,
-          sender: createSender({ dispatcher: agents.shared, maxResponseBytes: config.dispatch.max_response_bytes }),
-          // OAuth2 token requests go through the same guard as deliveries.
-          auth: createAuthHeaders({ oauth2: createOAuth2TokenSource({ dispatcher: agents.shared }) }),
-          agents,
-        },
+        { pool: db, boss, box, ...outbound },
         {
           batchSize: config.dispatch.batch_size,
           concurrency: config.dispatch.concurrency,
@@ -124,6 +123,10 @@ export function createApp(options: AppOptions): App {
       });
       await dispatcher.start();
       await workBatchRetries(boss, db, (n, f) => logger.info({ project: f.project_id, retried: n }, 'batch retry done'));
+      await workAlerts({ pool: db, boss, box, sender, dispatcher: guarded.shared }, (o) => {
+        if (o.status === 'success') logger.debug(o, 'alert sent');
+        else logger.warn(o, o.status === 'failure' ? 'alert could not be sent; giving up' : 'alert not sent; will retry');
+      });
     }
 
     if (role === 'all' || role === 'ingest') {
@@ -153,6 +156,13 @@ export function createApp(options: AppOptions): App {
       sources,
       metrics: metrics.registry,
       httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
+      outbound,
+      portal: {
+        publicUrl: config.portal.public_url,
+        sessionMinutes: config.portal.session_minutes,
+        frameAncestors: config.portal.frame_ancestors,
+        listenHost: config.server.host,
+      },
     });
     // The ingest role serves /healthz, /readyz and /metrics too, so it can be probed and scraped.
     if (role !== 'dispatch') {

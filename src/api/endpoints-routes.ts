@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { CONTENT_TYPES, ENDPOINT_SETTINGS, type Endpoint, type EndpointContentType, type SignatureScheme } from '../core/types.ts';
+import { CONTENT_TYPES, ENDPOINT_SETTINGS, type Endpoint, type EndpointContentType, type SignatureScheme, type SignatureSettings } from '../core/types.ts';
+import type { OutboundDeps } from '../delivery/outbound.ts';
+import { requireReachable, type PingTarget } from '../delivery/ping.ts';
 import { parseSubscription } from '../ingest/subscription-settings.ts';
 import { getSource } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
@@ -17,6 +19,7 @@ import {
   insertEndpoint,
   listEndpoints,
   listSecretInfo,
+  liveSecrets,
   loadCredentials,
   saveCredentials,
   updateEndpoint,
@@ -30,6 +33,8 @@ import { reply, type ApiDeps } from './server.ts';
 import { boolean, email, httpUrl, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
 
 const MAX_BULK = 1000;
+/** Bulk onboarding pings this many endpoints at once. */
+const BULK_PINGS = 8;
 
 /** How credentials appear in an answer. */
 function shownCredentials(c: EndpointCredentials): Json {
@@ -55,6 +60,7 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
       http_timeout: f.http_timeout ?? 10,
       advanced_signatures: f.advanced_signatures ?? true,
       support_email: f.support_email ?? null,
+      notification_url: f.notification_url ?? null,
       content_type: f.content_type ?? 'application/json',
       rate_limit: f.rate_limit ?? 0,
       rate_limit_duration: f.rate_limit_duration ?? 60,
@@ -63,6 +69,19 @@ function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFie
 }
 
 const FIELDS = ENDPOINT_SETTINGS;
+
+/** `skip_ping_validation` asks for no reachability check; it is a request flag, never stored. */
+function withoutSkip(body: Json): { skip: boolean; body: Json } {
+  const skip = boolean(body, 'skip_ping_validation') ?? false;
+  const { skip_ping_validation: _, ...rest } = body;
+  return { skip, body: rest };
+}
+
+/** Checks an endpoint's reachability with what it will be saved with; the API's and the portal's. */
+export type Pinger = (e: PingTarget, secrets: { value: string }[], credentials: EndpointCredentials) => Promise<void>;
+
+export const pingerFor = (outbound: OutboundDeps, signature: SignatureSettings): Pinger => (e, secrets, credentials) =>
+  requireReachable(outbound, signature, e, secrets, credentials);
 
 /** Reads the writable fields present in a body; absent ones stay undefined. */
 function readFields(body: Json): Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials } {
@@ -84,6 +103,7 @@ function readFields(body: Json): Partial<EndpointFields> & { secret?: string; cr
   const adv = boolean(body, 'advanced_signatures');
   if (adv !== undefined) out.advanced_signatures = adv;
   if ('support_email' in body) out.support_email = email(body, 'support_email') ?? null;
+  if ('notification_url' in body) out.notification_url = httpUrl(body, 'notification_url', false) ?? null;
   const secret = string(body, 'secret', { max: 1024 });
   if (secret !== undefined) out.secret = secret;
   const contentType = string(body, 'content_type', { max: 100 });
@@ -102,19 +122,33 @@ function readFields(body: Json): Partial<EndpointFields> & { secret?: string; cr
  * Changes the fields a body names (PUT semantics for the keys present; absent keys keep their
  * value). Secrets sent back as "********" keep what is stored. 400 names a wrong field.
  */
-export async function editEndpoint(box: SecretBox, db: Queryable, projectId: string, endpointID: string, body: Json): Promise<Endpoint> {
-  const current = await getEndpoint(db, projectId, endpointID, { forUpdate: true });
+export async function editEndpoint(
+  box: SecretBox,
+  db: Queryable,
+  projectId: string,
+  endpointID: string,
+  body: Json,
+  ping?: Pinger,
+): Promise<Endpoint> {
+  const current = await getEndpoint(db, projectId, endpointID);
   if (!current) throw notFound('endpoint', endpointID);
   const stored = (await loadCredentials(db, box, projectId, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
   const f = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json);
   if (f.secret !== undefined) {
     throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
   }
+  let credentials = stored;
   if (f.credentials) {
-    const next = { ...stored };
-    for (const k of CREDENTIAL_KEYS) if (k in body) (next as Record<string, unknown>)[k] = f.credentials[k];
-    await saveCredentials(db, box, projectId, endpointID, next);
+    credentials = { ...stored };
+    for (const k of CREDENTIAL_KEYS) if (k in body) (credentials as unknown as Record<string, unknown>)[k] = f.credentials[k];
   }
+  // A new URL is tried as the endpoint will be (its secrets, credentials and settings) before it is saved.
+  if (ping && f.url !== undefined && f.url !== current.url) {
+    const secrets = (await liveSecrets(db, box, projectId, [endpointID])).get(endpointID) ?? [];
+    await ping({ ...current, url: f.url, http_timeout: f.http_timeout ?? current.http_timeout, content_type: f.content_type ?? current.content_type,
+      advanced_signatures: f.advanced_signatures ?? current.advanced_signatures }, secrets, credentials);
+  }
+  if (f.credentials) await saveCredentials(db, box, projectId, endpointID, credentials);
   const updated = await updateEndpoint(db, projectId, endpointID, {
     name: f.name ?? current.name,
     url: f.url ?? current.url,
@@ -123,11 +157,13 @@ export async function editEndpoint(box: SecretBox, db: Queryable, projectId: str
     http_timeout: f.http_timeout ?? current.http_timeout,
     advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
     support_email: f.support_email !== undefined ? f.support_email : current.support_email,
+    notification_url: f.notification_url !== undefined ? f.notification_url : current.notification_url,
     content_type: f.content_type ?? current.content_type,
     rate_limit: f.rate_limit ?? current.rate_limit,
     rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
   });
-  return updated!;
+  if (!updated) throw notFound('endpoint', endpointID);
+  return updated;
 }
 
 export async function presentEndpoint(db: Queryable, box: SecretBox, e: Endpoint, secretValue?: string): Promise<Json> {
@@ -151,6 +187,7 @@ export async function presentEndpoints(db: Queryable, box: SecretBox, endpoints:
     http_timeout: e.http_timeout,
     advanced_signatures: e.advanced_signatures,
     support_email: e.support_email,
+    notification_url: e.notification_url,
     content_type: e.content_type,
     rate_limit: e.rate_limit,
     rate_limit_duration: e.rate_limit_duration,
@@ -183,9 +220,12 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   const { pool, box } = deps;
 
   app.post('/endpoints', async (req, res) => {
-    const { fields, secret, credentials } = newEndpoint(object(req.body, 'body'), req.project.signature.scheme);
+    const { skip, body } = withoutSkip(object(req.body, 'body'));
+    const { fields, secret, credentials } = newEndpoint(body, req.project.signature.scheme);
+    const id = uuidv7();
+    if (!skip) await pingerFor(deps.outbound, req.project.signature)({ ...fields, project_id: req.project.id, id }, [{ value: secret }], credentials);
     const data = await withTransaction(pool, async (client) => {
-      const e = await insertEndpoint(client, box, req.project.id, uuidv7(), fields, secret);
+      const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
       await saveCredentials(client, box, req.project.id, e.id, credentials);
       return presentEndpoint(client, box, e, secret);
     });
@@ -201,13 +241,17 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       throw invalid('endpoints', `must be a list of 1 to ${MAX_BULK} endpoints`);
     }
     const errors: { index: number; field: string | null; message: string }[] = [];
+    const failed = (index: number, err: unknown): void => {
+      if (!(err instanceof WharfError) || err.status !== 400) throw err;
+      errors.push({ index, field: err.field ? `endpoints[${index}].${err.field}` : null, message: `endpoints[${index}]: ${err.message}` });
+    };
     const items = body.endpoints.map((raw, index) => {
       try {
-        const item = { ...object(raw, `endpoints[${index}]`) };
+        const { skip, body: item } = withoutSkip({ ...object(raw, `endpoints[${index}]`) });
         const subscriptions = item.subscriptions ?? [];
         delete item.subscriptions;
         if (!Array.isArray(subscriptions)) throw invalid('subscriptions', 'must be a list');
-        const endpoint = newEndpoint(item, req.project.signature.scheme);
+        const endpoint = { ...newEndpoint(item, req.project.signature.scheme), id: uuidv7(), skip };
         const subs = subscriptions.map((s, si) => {
           const { subscription, issues } = parseSubscription({ ...object(s, `subscriptions[${si}]`), endpoint_id: 'pending' });
           if (subscription === null) {
@@ -218,19 +262,29 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
         });
         return { ...endpoint, subs };
       } catch (err) {
-        if (!(err instanceof WharfError) || err.status !== 400) throw err;
-        errors.push({ index, field: err.field ? `endpoints[${index}].${err.field}` : null, message: `endpoints[${index}]: ${err.message}` });
+        failed(index, err);
         return null;
       }
     });
+    // Every valid item is tried (a few at a time) before anything is saved, so one answer lists all unreachable URLs.
+    if (errors.length === 0) {
+      const ping = pingerFor(deps.outbound, req.project.signature);
+      const queue = items.map((item, index) => ({ item: item!, index })).filter(({ item }) => !item.skip);
+      await Promise.all(Array.from({ length: Math.min(BULK_PINGS, queue.length) }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const { item, index } = next;
+          await ping({ ...item.fields, project_id: req.project.id, id: item.id }, [{ value: item.secret }], item.credentials).catch((err) => failed(index, err));
+        }
+      }));
+      errors.sort((a, b) => a.index - b.index);
+    }
     if (errors.length > 0) {
       return reply(res, 400, `${errors.length} of ${items.length} endpoints are not valid; none was created`, { code: 'WHARF_ERR_INVALID', errors });
     }
     const data = await withTransaction(pool, async (client) => {
       const created: Json[] = [];
       for (const item of items) {
-        const { fields, secret, credentials, subs } = item!;
-        const id = uuidv7();
+        const { fields, secret, credentials, subs, id } = item!;
         const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
         await saveCredentials(client, box, req.project.id, id, credentials);
         for (const s of subs) {
@@ -269,9 +323,10 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.put('/endpoints/:endpointID', async (req, res) => {
     const { endpointID } = req.params as { endpointID: string };
-    const body = object(req.body, 'body');
+    const { skip, body } = withoutSkip(object(req.body, 'body'));
+    const ping = skip ? undefined : pingerFor(deps.outbound, req.project.signature);
     const data = await withTransaction(pool, async (client) =>
-      presentEndpoint(client, box, await editEndpoint(box, client, req.project.id, endpointID, body)));
+      presentEndpoint(client, box, await editEndpoint(box, client, req.project.id, endpointID, body, ping)));
     return reply(res, 202, 'Endpoint updated', data);
   });
 

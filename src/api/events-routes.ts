@@ -1,26 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
-import type { MessageType } from '../core/types.ts';
+import type { EventRecord, MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 import { readEnvelope } from '../ingest/normalize.ts';
 
-interface EventRow {
-  id: string;
-  project_id: string;
-  source_id: string | null;
-  event_type: string;
-  message_type: MessageType;
-  endpoint_id: string | null;
-  owner_id: string | null;
-  idempotency_key: string | null;
-  custom_headers: Record<string, string>;
-  data: string;
-  created_at: Date;
-}
+/** An event as read from the database: `data` as the JSON text stored, the time as a Date. */
+type EventRow = Omit<EventRecord, 'data' | 'created_at'> & { data: string; created_at: Date };
 
 const EVENT_COLUMNS = `id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key,
   custom_headers, data, created_at`;

@@ -14,9 +14,14 @@ import { deliveryRoutes } from './deliveries-routes.ts';
 import { deadLetterRoutes } from './deadletters-routes.ts';
 import { sourceRoutes } from './sources-routes.ts';
 import { subscriptionRoutes } from './subscriptions-routes.ts';
+import { metaEventRoutes } from './meta-events-routes.ts';
+import { portalLinkRoutes } from './portal-links-routes.ts';
+import { portalRoutes } from '../portal/routes.ts';
+import type { PortalOptions } from '../portal/options.ts';
 import type { Registry } from 'prom-client';
 import type { SourceManager } from '../sources/manager.ts';
 import type { HttpIngest } from '../sources/http-ingest.ts';
+import type { OutboundDeps } from '../delivery/outbound.ts';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -33,6 +38,10 @@ export interface ApiDeps {
   metrics: Registry | null;
   /** `POST /ingest/{mask_id}` for HTTP sources; null where this process takes no ingest requests. */
   httpIngest: HttpIngest | null;
+  /** Signed, authenticated requests to endpoints (the reachability ping), through the egress guard. */
+  outbound: OutboundDeps;
+  /** The customer portal's settings (config `portal`); defaults when absent. */
+  portal?: PortalOptions;
 }
 
 declare module 'fastify' {
@@ -157,9 +166,14 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(sourceRoutes, deps);
       await api.register(deadLetterRoutes, deps);
       await api.register(subscriptionRoutes, deps);
+      await api.register(metaEventRoutes, deps);
+      await api.register(portalLinkRoutes, deps);
     },
     { prefix: '/api/v1/projects/:projectID' },
   );
+
+  // Customer-facing HTML pages, with their own sessions, errors and security headers.
+  await app.register(portalRoutes, { prefix: '/portal', ...deps });
 
   return app;
 }

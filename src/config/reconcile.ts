@@ -41,7 +41,8 @@ export async function reconcileConfig(
     // Serialises replicas that start together.
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('wharf.reconcile'))`);
     for (const [pi, p] of config.projects.entries()) {
-      await upsertProject(db, { id: p.id, name: p.name, type: p.type, signature: p.signature, retry: p.retry, breaker: p.breaker }, true);
+      const meta_events = p.meta_events && { url: p.meta_events.url, event_types: p.meta_events.event_types, secret_enc: box.encrypt(p.meta_events.secret) };
+      await upsertProject(db, { id: p.id, name: p.name, type: p.type, signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events }, true);
       await setConfigApiKeys(db, p.id, p.api_keys.map(hashApiKey));
       if (p.api_keys.length > 0) {
         await db.query(`DELETE FROM api_keys WHERE project_id = $1 AND origin = 'generated'`, [p.id]);

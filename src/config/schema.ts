@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { CONTENT_TYPES, ENDPOINT_SETTINGS, type BreakerSettings, type EndpointContentType, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
+import { ALERT_TYPES, CONTENT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
@@ -9,21 +9,8 @@ import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
 
-export interface EndpointConfig {
-  id: string;
-  name: string;
-  url: string;
-  owner_id: string | null;
-  description: string;
-  secret: string | null;
-  http_timeout: number;
-  advanced_signatures: boolean;
-  support_email: string | null;
-  content_type: EndpointContentType;
-  rate_limit: number;
-  rate_limit_duration: number;
-  credentials: EndpointCredentials;
-}
+/** An endpoint declared in the file: the writable fields, its id, and what is sealed apart. */
+export type EndpointConfig = EndpointFields & { id: string; secret: string | null; credentials: EndpointCredentials };
 
 export interface ProjectConfig {
   id: string;
@@ -33,6 +20,8 @@ export interface ProjectConfig {
   signature: SignatureSettings;
   retry: RetrySettings;
   breaker: BreakerSettings;
+  /** The project's meta-event URL for alerts, with the secret that signs them. */
+  meta_events: { url: string; secret: string; event_types: AlertType[] } | null;
   endpoints: EndpointConfig[];
   sources: SourceDefinition[];
   subscriptions: SubscriptionDefinition[];
@@ -55,6 +44,8 @@ export interface WharfConfig {
   dispatch: { batch_size: number; concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
   ingest: { reload_interval: number; shutdown_timeout: number };
+  /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
+  portal: { public_url: string; session_minutes: number; frame_ancestors: string };
   projects: ProjectConfig[];
 }
 
@@ -211,6 +202,31 @@ const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => vo
     },
     coerce: (v: string) => v,
   },
+  'wharf-public-url': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'string') reject([{ path: '', message: `must be "" or an http(s) URL${got(v)}` }]);
+      if (v === '') return;
+      let u: URL | null = null;
+      try {
+        u = new URL(v);
+      } catch {
+        // reported below
+      }
+      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username) {
+        reject([{ path: '', message: `must be "" or an http(s) URL without query, fragment or credentials${got(v)}` }]);
+      }
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-csp-sources': {
+    // Goes into a Content-Security-Policy header: one directive's source list, nothing more.
+    validate: (v: unknown) => {
+      if (typeof v !== 'string' || v.trim() === '' || /[;,\r\n\0]/.test(v)) {
+        reject([{ path: '', message: `must be a CSP source list such as 'none', 'self' or https://dashboard.example.com${got(v)}` }]);
+      }
+    },
+    coerce: (v: string) => v,
+  },
 };
 convict.addFormats(FORMATS);
 
@@ -273,6 +289,11 @@ export const configSchema = {
     reload_interval: { doc: 'Seconds between checks for sources added, changed or removed (by the API of another replica, or the YAML).', format: 'wharf-number', min: 0.1, max: 3600, default: 2 },
     shutdown_timeout: { doc: 'Seconds a stop waits for broker messages in flight to be stored and acked.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
   },
+  portal: {
+    public_url: { doc: 'Base URL customers reach Wharf at, used in portal links (e.g. https://hooks.example.com); "" = the address the API listens on.', format: 'wharf-public-url', default: '', env: 'WHARF_PORTAL_URL' },
+    session_minutes: { doc: 'Minutes a portal session lasts after a link is opened.', format: 'wharf-int', min: 1, max: 10_080, default: 60 },
+    frame_ancestors: { doc: "CSP frame-ancestors of portal pages: 'none', or the origins allowed to embed them (e.g. https://dashboard.example.com).", format: 'wharf-csp-sources', default: "'none'" },
+  },
   projects: {
     doc: 'Projects and their endpoints, reconciled into the database at start.',
     format: 'wharf-projects',
@@ -285,7 +306,8 @@ export const configSchema = {
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'endpoints', 'sources', 'subscriptions'];
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'meta_events', 'endpoints', 'sources', 'subscriptions'];
+const META_EVENT_KEYS = ['url', 'secret', 'event_types'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
 const ENDPOINT_KEYS = ['id', ...ENDPOINT_SETTINGS];
@@ -368,6 +390,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
           http_timeout: httpTimeout,
           advanced_signatures: advanced,
           support_email: supportEmail,
+          notification_url: r.url(e.notification_url, `${eat}.notification_url`, null) || null,
           content_type: r.choice(e.content_type, `${eat}.content_type`, CONTENT_TYPES, 'application/json'),
           rate_limit: r.integer(e.rate_limit, `${eat}.rate_limit`, 0, 1_000_000, 0),
           rate_limit_duration: r.integer(e.rate_limit_duration, `${eat}.rate_limit_duration`, 1, 86_400, 60),
@@ -401,9 +424,29 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
     });
 
     const breaker = parseBreaker(r, p.breaker, `${at}.breaker`);
-    return [{ id, name, type, api_keys: keys, signature, retry, breaker, endpoints, sources, subscriptions }];
+    const meta_events = readMetaEvents(r, p.meta_events, `${at}.meta_events`, signature);
+    return [{ id, name, type, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions }];
   });
   return { projects, issues: r.issues };
+}
+
+function readMetaEvents(r: Reader, value: unknown, at: string, signature: SignatureSettings): ProjectConfig['meta_events'] {
+  if (absent(value)) return null;
+  const m = r.fields(value, at, META_EVENT_KEYS);
+  if (m === null) return null;
+  const url = r.url(m.url, `${at}.url`, 'the http or https URL alerts are sent to');
+  const secret = r.text(m.secret, `${at}.secret`, '', { max: 1024, secret: true });
+  if (secret === '') r.bad(`${at}.secret`, 'is required: alerts are always signed');
+  else {
+    const why = validateSecret(signature.scheme, secret);
+    if (why) r.bad(`${at}.secret`, `${why} for the ${signature.scheme} scheme`);
+  }
+  const types = absent(m.event_types) ? [...ALERT_TYPES] : r.list(m.event_types, `${at}.event_types`, 'alert types').flatMap((t, i) => {
+    if (ALERT_TYPES.includes(t as AlertType)) return [t as AlertType];
+    r.bad(`${at}.event_types[${i}]`, `must be one of ${ALERT_TYPES.join(', ')}${got(t)}`);
+    return [];
+  });
+  return { url, secret, event_types: types };
 }
 
 function readSignature(r: Reader, value: unknown, at: string): SignatureSettings {

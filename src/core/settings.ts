@@ -113,9 +113,10 @@ export class Reader {
     return fallback;
   }
 
-  url(value: unknown, path: string): string {
+  /** An http(s) URL; `what` says what it is for when it is required and missing. */
+  url(value: unknown, path: string, what: string | null = 'the http or https URL deliveries are sent to'): string {
     if (absent(value)) {
-      this.bad(path, 'is required: the http or https URL deliveries are sent to');
+      if (what !== null) this.bad(path, `is required: ${what}`);
       return '';
     }
     const text = this.text(value, path, '', { max: 2048 });

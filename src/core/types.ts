@@ -34,6 +34,22 @@ export interface BreakerSettings {
   window_seconds: number;
   minimum_requests: number;
   failure_rate: number;
+  /**
+   * An `endpoint.failing` alert goes out when this many attempts in a row have failed, once per
+   * failing streak (0 = never). Default 5, so a team hears before the breaker disables at 10.
+   */
+  alert_after: number;
+}
+
+/** Wharf's alerts about endpoints (Convoy's meta events). */
+export const ALERT_TYPES = ['endpoint.status_changed', 'endpoint.failing'] as const;
+export type AlertType = (typeof ALERT_TYPES)[number];
+
+/** Where a project's alerts go: its meta-event URL, signed with its own secret (sealed at rest). */
+export interface MetaEventSettings {
+  url: string;
+  event_types: AlertType[];
+  secret_enc: string;
 }
 
 export interface Project {
@@ -43,6 +59,7 @@ export interface Project {
   signature: SignatureSettings;
   retry: RetrySettings;
   breaker: BreakerSettings;
+  meta_events: MetaEventSettings | null;
 }
 
 export type EndpointContentType = 'application/json' | 'application/x-www-form-urlencoded';
@@ -58,6 +75,7 @@ export const ENDPOINT_SETTINGS = [
   'http_timeout',
   'advanced_signatures',
   'support_email',
+  'notification_url',
   'content_type',
   'rate_limit',
   'rate_limit_duration',
@@ -78,6 +96,8 @@ export interface Endpoint {
   http_timeout: number;
   advanced_signatures: boolean;
   support_email: string | null;
+  /** Where alerts about this endpoint go (signed with its secrets), besides the project's meta-event URL. */
+  notification_url: string | null;
   /** The body as JSON, or form-encoded (nested data in bracket notation); signed as sent. */
   content_type: EndpointContentType;
   /** Deliveries per `rate_limit_duration` seconds, across all workers; 0 = no limit. */
@@ -87,6 +107,22 @@ export interface Endpoint {
   created_at: string;
   updated_at: string;
 }
+
+/** The writable fields of an endpoint, already validated. */
+export type EndpointFields = Pick<
+  Endpoint,
+  | 'name'
+  | 'url'
+  | 'owner_id'
+  | 'description'
+  | 'http_timeout'
+  | 'advanced_signatures'
+  | 'support_email'
+  | 'notification_url'
+  | 'content_type'
+  | 'rate_limit'
+  | 'rate_limit_duration'
+>;
 
 /** A secret as the signer needs it: plaintext, newest first among the live ones. */
 export interface EndpointSecret {

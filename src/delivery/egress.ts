@@ -48,6 +48,11 @@ const DEFAULT_BLOCKED: readonly Range[] = [
   ['172.16.0.0/12', 'a private address'],
   ['192.168.0.0/16', 'a private address'],
   ['100.64.0.0/10', 'a shared (CGNAT) address'],
+  ['192.0.0.0/24', 'an IETF protocol assignment address'],
+  ['198.18.0.0/15', 'a benchmarking address'],
+  ['192.0.2.0/24', 'a documentation address'],
+  ['198.51.100.0/24', 'a documentation address'],
+  ['203.0.113.0/24', 'a documentation address'],
   ['224.0.0.0/4', 'a multicast address'],
   ['255.255.255.255/32', 'the broadcast address'],
   ['240.0.0.0/4', 'a reserved address'],
@@ -57,6 +62,10 @@ const DEFAULT_BLOCKED: readonly Range[] = [
   ['fec0::/10', 'a site-local (private) address'],
   ['fc00::/7', 'a unique local (private) address'],
   ['ff00::/8', 'a multicast address'],
+  // Tunnels that lead to an IPv4 address of the relay's choosing: judged unknowable, so refused.
+  ['2002::/16', 'a 6to4 tunnel address'],
+  ['2001::/32', 'a Teredo tunnel address'],
+  ['2001:db8::/32', 'a documentation address'],
   // IPv4-compatible addresses (deprecated) are not routed; ::/128 and ::1/128 above name the common ones.
   ['::/96', 'a reserved address'],
 ].map(([text, what]) => ({ ...parseCidr(text!)!, what: what! }));

@@ -33,7 +33,7 @@ export interface OAuth2Options {
   timeoutMs?: number;
 }
 
-export const OAUTH2_ERROR = 'WHARF_ERR_OAUTH2';
+const OAUTH2_ERROR = 'WHARF_ERR_OAUTH2';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const DEFAULT_LIFETIME_SECONDS = 3600;
 const ASSERTION_LIFETIME_SECONDS = 300;

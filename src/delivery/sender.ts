@@ -117,6 +117,8 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   if (!value) return null;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  // Every HTTP-date form starts with a day name; Date.parse alone would take "-5" or "1.5" as years.
+  if (!/^[A-Za-z]{3}/.test(trimmed)) return null;
   const at = Date.parse(trimmed);
   if (Number.isNaN(at)) return null;
   return Math.max(0, Math.ceil((at - now) / 1000));

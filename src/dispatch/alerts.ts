@@ -1,7 +1,241 @@
-import type { PgBoss } from 'pg-boss';
-import type { EndpointStatus } from '../core/types.ts';
+/**
+ * Alerts (Convoy's meta events): Wharf tells people when an endpoint changes state and when its
+ * deliveries keep failing. An alert goes to the endpoint's `notification_url` (signed with the
+ * endpoint's own secrets, exactly like its webhooks) and to the project's meta-event URL (signed
+ * with the project's meta-event secret), in the project's signature scheme either way.
+ *
+ * Alerts are rows in `meta_events`, written with a pg-boss job in the same transaction as the
+ * change they report, so an alert exists exactly when its change happened. They are sent through
+ * the egress guard and retried with backoff; each keeps its outcome for the API.
+ */
+import type pg from 'pg';
+import type { Job, PgBoss } from 'pg-boss';
+import type { Dispatcher as HttpDispatcher } from 'undici';
+import { uuidv7 } from '../core/ids.ts';
+import type { AlertType, EndpointSecret, EndpointStatus, MetaEventSettings, SignatureSettings } from '../core/types.ts';
+import { buildRequest } from '../delivery/request.ts';
+import type { SendResult, Sender } from '../delivery/sender.ts';
+import type { SecretBox } from '../store/crypto.ts';
+import { liveSecrets } from '../store/endpoints.ts';
+import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import type { EndpointChange } from './operations.ts';
+import { insertJobs } from './queue.ts';
 
-/** Queues the alerts for endpoint state changes, in the caller's transaction. */
-export async function recordStatusAlerts(_boss: PgBoss, _db: Queryable, _changes: (EndpointChange & { previous: EndpointStatus })[]): Promise<void> {}
+export const ALERT_QUEUE = 'wharf-alerts';
+/** Attempts per alert: 10 s, 20 s, … doubling, so the last is about 21 minutes after the first. */
+export const ALERT_ATTEMPTS = 8;
+const FIRST_RETRY_SECONDS = 10;
+const ALERT_TIMEOUT_MS = 10_000;
+
+export interface AlertInput {
+  project_id: string;
+  endpoint_id: string;
+  event_type: AlertType;
+  /** What the alert says besides the endpoint itself, which every alert carries. */
+  details: Record<string, unknown>;
+}
+
+/** A job asks for attempt `a` of alert `id`; a stale or repeated job does nothing. */
+interface AlertJob {
+  id: string;
+  a: number;
+}
+
+const enqueue = (boss: PgBoss, db: Queryable, jobs: (AlertJob & { delaySeconds?: number })[]): Promise<void> =>
+  insertJobs(boss, db, ALERT_QUEUE, jobs.map(({ id, a, delaySeconds }) => ({ data: { id, a } satisfies AlertJob, delaySeconds })));
+
+export async function createAlertQueue(boss: PgBoss): Promise<void> {
+  // pg-boss retries cover a worker that died mid-job; an endpoint that fails is retried by us.
+  await boss.createQueue(ALERT_QUEUE, { retryLimit: 5, retryDelay: 5, retryBackoff: true, expireInSeconds: 300 });
+}
+
+interface AlertTarget {
+  project_id: string;
+  id: string;
+  name: string;
+  url: string;
+  owner_id: string | null;
+  support_email: string | null;
+  notification_url: string | null;
+  status: EndpointStatus;
+  meta_events: MetaEventSettings | null;
+}
+
+/**
+ * Records alerts and queues them, in the caller's transaction: one per destination (the endpoint's
+ * notification_url; the project's meta-event URL when it takes this type). An endpoint with
+ * neither gets none. Returns how many were queued.
+ */
+export async function recordAlerts(boss: PgBoss, db: Queryable, inputs: AlertInput[]): Promise<number> {
+  if (inputs.length === 0) return 0;
+  const { rows } = await db.query<AlertTarget>(
+    `SELECT ep.project_id, ep.id, ep.name, ep.url, ep.owner_id, ep.support_email, ep.notification_url, ep.status,
+            p.settings->'meta_events' AS meta_events
+     FROM endpoints ep JOIN projects p ON p.id = ep.project_id
+     WHERE (ep.project_id, ep.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [inputs.map((i) => i.project_id), inputs.map((i) => i.endpoint_id)],
+  );
+  const targets = new Map(rows.map((r) => [`${r.project_id}/${r.id}`, r]));
+  const alerts: { id: string; project_id: string; endpoint_id: string; target: 'endpoint' | 'project'; url: string; event_type: AlertType; body: string }[] = [];
+  for (const input of inputs) {
+    const ep = targets.get(`${input.project_id}/${input.endpoint_id}`);
+    if (!ep) continue;
+    const destinations: ['endpoint' | 'project', string][] = [];
+    if (ep.notification_url) destinations.push(['endpoint', ep.notification_url]);
+    if (ep.meta_events?.event_types.includes(input.event_type)) destinations.push(['project', ep.meta_events.url]);
+    for (const [target, url] of destinations) {
+      const id = uuidv7();
+      const body = JSON.stringify({
+        id,
+        event_type: input.event_type,
+        project_id: ep.project_id,
+        created_at: new Date().toISOString(),
+        data: {
+          endpoint: { id: ep.id, name: ep.name, url: ep.url, owner_id: ep.owner_id, status: ep.status, support_email: ep.support_email },
+          ...input.details,
+        },
+      });
+      alerts.push({ id, project_id: ep.project_id, endpoint_id: ep.id, target, url, event_type: input.event_type, body });
+    }
+  }
+  if (alerts.length === 0) return 0;
+  await db.query(
+    `INSERT INTO meta_events (id, project_id, endpoint_id, target, url, event_type, body)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+    [
+      alerts.map((a) => a.id),
+      alerts.map((a) => a.project_id),
+      alerts.map((a) => a.endpoint_id),
+      alerts.map((a) => a.target),
+      alerts.map((a) => a.url),
+      alerts.map((a) => a.event_type),
+      alerts.map((a) => a.body),
+    ],
+  );
+  await enqueue(boss, db, alerts.map((a) => ({ id: a.id, a: 1 })));
+  return alerts.length;
+}
+
+/** `endpoint.status_changed` for each change that happened. */
+export async function recordStatusAlerts(boss: PgBoss, db: Queryable, changes: (EndpointChange & { previous: EndpointStatus })[]): Promise<void> {
+  await recordAlerts(
+    boss,
+    db,
+    changes.map((c) => ({
+      project_id: c.project_id,
+      endpoint_id: c.endpoint_id,
+      event_type: 'endpoint.status_changed',
+      details: { previous_status: c.previous, status: c.to, reason: c.reason },
+    })),
+  );
+}
+
+/** Sends an alert at rest again (PUT /meta-events/{id}/resend), as its next attempt. */
+export async function resendAlert(boss: PgBoss, db: Queryable, projectId: string, id: string): Promise<boolean> {
+  const { rows } = await db.query<{ attempts: number }>(
+    `UPDATE meta_events SET status = 'scheduled', updated_at = now()
+     WHERE project_id = $1 AND id = $2 AND status <> 'scheduled' RETURNING attempts`,
+    [projectId, id],
+  );
+  if (!rows[0]) return false;
+  await enqueue(boss, db, [{ id, a: rows[0].attempts + 1 }]);
+  return true;
+}
+
+export interface AlertSenderDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  box: SecretBox;
+  sender: Sender;
+  /** The egress-guarded connection pool deliveries use. */
+  dispatcher: HttpDispatcher;
+}
+
+interface AlertRow {
+  id: string;
+  project_id: string;
+  endpoint_id: string | null;
+  target: 'endpoint' | 'project';
+  url: string;
+  event_type: AlertType;
+  body: string;
+  status: string;
+  attempts: number;
+  settings: { signature: SignatureSettings; meta_events?: MetaEventSettings | null };
+  advanced_signatures: boolean | null;
+}
+
+export interface AlertOutcome {
+  id: string;
+  project_id: string;
+  event_type: AlertType;
+  target: 'endpoint' | 'project';
+  attempt: number;
+  status: 'success' | 'failure' | 'retry';
+  error: string | null;
+}
+
+/** Works the alert queue; `onOutcome` hears of every attempt (for logs). Returns the worker id. */
+export async function workAlerts(deps: AlertSenderDeps, onOutcome?: (o: AlertOutcome) => void): Promise<string> {
+  return deps.boss.work<AlertJob>(ALERT_QUEUE, { batchSize: 5, pollingIntervalSeconds: 1 }, async (jobs: Job<AlertJob>[]) => {
+    await Promise.all(jobs.map(async (job) => {
+      const outcome = await sendAlert(deps, job.data);
+      if (outcome) onOutcome?.(outcome);
+    }));
+  });
+}
+
+/** The secrets that sign an alert: the endpoint's live ones, or the project's meta-event secret. */
+async function signingSecrets(deps: AlertSenderDeps, row: AlertRow): Promise<EndpointSecret[] | string> {
+  if (row.target === 'endpoint') {
+    const secrets = (await liveSecrets(deps.pool, deps.box, row.project_id, [row.endpoint_id!])).get(row.endpoint_id!) ?? [];
+    return secrets.length > 0 ? secrets : 'the endpoint no longer exists';
+  }
+  const meta = row.settings.meta_events;
+  if (!meta) return "the project's meta_events are no longer configured";
+  return [{ id: 'meta', value: deps.box.decrypt(meta.secret_enc), created_at: new Date(0), expires_at: null }];
+}
+
+async function sendAlert(deps: AlertSenderDeps, job: AlertJob): Promise<AlertOutcome | null> {
+  const { rows } = await deps.pool.query<AlertRow>(
+    `SELECT m.id, m.project_id, m.endpoint_id, m.target, m.url, m.event_type, m.body, m.status, m.attempts, p.settings,
+            ep.advanced_signatures
+     FROM meta_events m
+     JOIN projects p ON p.id = m.project_id
+     LEFT JOIN endpoints ep ON ep.project_id = m.project_id AND ep.id = m.endpoint_id
+     WHERE m.id = $1`,
+    [job.id],
+  );
+  const row = rows[0];
+  if (!row || row.status !== 'scheduled' || row.attempts !== job.a - 1) return null;
+
+  const secrets = await signingSecrets(deps, row);
+  let result: Pick<SendResult, 'ok' | 'statusCode' | 'error'>;
+  if (typeof secrets === 'string') {
+    result = { ok: false, statusCode: null, error: `not sent: ${secrets}` };
+  } else {
+    const { headers, body } = buildRequest({
+      eventId: row.id,
+      deliveryId: row.id,
+      eventType: row.event_type,
+      data: row.body,
+      customHeaders: {},
+      signature: row.settings.signature,
+      advanced: row.advanced_signatures ?? true,
+      secrets,
+    });
+    result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: ALERT_TIMEOUT_MS, dispatcher: deps.dispatcher });
+  }
+  const final = result.ok || typeof secrets === 'string' || job.a >= ALERT_ATTEMPTS;
+  const status = result.ok ? 'success' : final ? 'failure' : 'retry';
+  await withTransaction(deps.pool, async (client) => {
+    const { rowCount } = await client.query(
+      `UPDATE meta_events SET attempts = $2, status = $3, last_status_code = $4, last_error = $5, updated_at = now()
+       WHERE id = $1 AND attempts = $6`,
+      [row.id, job.a, status === 'retry' ? 'scheduled' : status, result.statusCode, result.error, job.a - 1],
+    );
+    if (rowCount && status === 'retry') await enqueue(deps.boss, client, [{ id: row.id, a: job.a + 1, delaySeconds: FIRST_RETRY_SECONDS * 2 ** (job.a - 1) }]);
+  });
+  return { id: row.id, project_id: row.project_id, event_type: row.event_type, target: row.target, attempt: job.a, status, error: result.error };
+}

@@ -10,7 +10,8 @@ import type { PgBoss } from 'pg-boss';
 import type { DeliveryStatus } from '../core/types.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { enqueueDeliveries } from './queue.ts';
+import { enqueueDeliveries, executorOf } from './queue.ts';
+import { applyTransitions } from './operations.ts';
 
 export const BATCH_RETRY_QUEUE = 'wharf-batch-retry';
 const CHUNK = 500;
@@ -51,12 +52,16 @@ export async function countMatching(db: Queryable, f: BatchRetryFilter): Promise
 async function retryChunk(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Promise<number> {
   return withTransaction(pool, async (db) => {
     const { sql, params } = where(f);
-    const { rows } = await db.query<{ id: string; attempts: number }>(
+    const { rows } = await db.query<{ id: string; attempts: number; endpoint_id: string }>(
       `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()
        WHERE id IN (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
-       RETURNING id, attempts`,
+       RETURNING id, attempts, endpoint_id`,
       params,
     );
+    // As with a single resend, a disabled endpoint is tried again: pending until its first answer.
+    const endpoints = [...new Set(rows.map((r) => r.endpoint_id))].sort();
+    await applyTransitions({ boss }, db, endpoints.map((endpoint_id) => (
+      { project_id: f.project_id, endpoint_id, from: ['inactive'], to: 'pending', reason: 'its deliveries were retried in a batch' })));
     await enqueueDeliveries(boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1 })));
     return rows.length;
   });
@@ -76,7 +81,7 @@ export async function createBatchRetryQueue(boss: PgBoss): Promise<void> {
 }
 
 export async function queueBatchRetry(boss: PgBoss, db: Queryable, f: BatchRetryFilter): Promise<void> {
-  await boss.send(BATCH_RETRY_QUEUE, f, { db: { executeSql: (text, values) => db.query(text, values) } });
+  await boss.send(BATCH_RETRY_QUEUE, f, { db: executorOf(db) });
 }
 
 /** The worker: one job at a time is plenty; each is a loop of chunked transactions. */

@@ -20,9 +20,10 @@ export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({
   window_seconds: 60,
   minimum_requests: 10,
   failure_rate: 50,
+  alert_after: 5,
 });
 
-const KEYS = ['consecutive_failures', 'window_seconds', 'minimum_requests', 'failure_rate'] as const;
+const KEYS = ['consecutive_failures', 'window_seconds', 'minimum_requests', 'failure_rate', 'alert_after'] as const;
 
 /** A `breaker:` block; keys left out keep `base` (the global settings, for a project's overrides). */
 export function parseBreaker(r: Reader, value: unknown, at: string, base: BreakerSettings = DEFAULT_BREAKER): BreakerSettings {
@@ -33,6 +34,7 @@ export function parseBreaker(r: Reader, value: unknown, at: string, base: Breake
     window_seconds: r.integer(f.window_seconds, `${at}.window_seconds`, 1, 86_400, base.window_seconds),
     minimum_requests: r.integer(f.minimum_requests, `${at}.minimum_requests`, 1, 1_000_000, base.minimum_requests),
     failure_rate: r.integer(f.failure_rate, `${at}.failure_rate`, 0, 100, base.failure_rate),
+    alert_after: r.integer(f.alert_after, `${at}.alert_after`, 0, 1_000_000, base.alert_after),
   });
 }
 
@@ -108,6 +110,23 @@ interface HealthRow {
   prev_failures: number;
   elapsed: number;
   gone: boolean;
+  /** Failures after the batch's own last success (all of them when it had none). */
+  batch_streak: number;
+  batch_success: boolean;
+}
+
+/** An endpoint whose failing streak has just reached `alert_after`. */
+export interface FailingStreak {
+  project_id: string;
+  endpoint_id: string;
+  consecutive_failures: number;
+}
+
+/** Whether this batch carried the streak across `threshold` (so each streak is reported once). */
+export function crossed(row: Pick<HealthRow, 'consecutive_failures' | 'batch_streak' | 'batch_success'>, threshold: number): boolean {
+  if (threshold <= 0) return false;
+  const before = row.batch_success ? 0 : row.consecutive_failures - row.batch_streak;
+  return before < threshold && row.consecutive_failures >= threshold;
 }
 
 /*
@@ -203,7 +222,7 @@ upserted AS (
   RETURNING h.*
 )
 SELECT u.project_id, u.endpoint_id, t.status, u.consecutive_failures, u.window_attempts, u.window_failures,
-  u.prev_attempts, u.prev_failures, b.gone,
+  u.prev_attempts, u.prev_failures, b.gone, b.streak AS batch_streak, b.last_success_at IS NOT NULL AS batch_success,
   least(greatest(extract(epoch FROM b.last_at - u.window_start) / u.window_seconds, 0), 1)::float8 AS elapsed
 FROM upserted u
 JOIN batch b ON b.project_id = u.project_id AND b.endpoint_id = u.endpoint_id
@@ -214,7 +233,8 @@ ORDER BY u.project_id, u.endpoint_id`;
  * Records a batch of attempt outcomes for their endpoints (one round trip, in the caller's
  * transaction), updates each endpoint's breaker state (consecutive failures; windowed counts), and
  * returns the endpoints that must now go inactive: only those whose status is 'active' (or
- * 'pending'). It does not change endpoint status itself; the caller sets 'inactive' in the same
+ * 'pending'), and calls `onFailing` for those of them whose failing streak has just reached
+ * `alert_after`. It does not change endpoint status itself; the caller sets 'inactive' in the same
  * transaction, which is what keeps a concurrent batch from reporting the endpoint again. Endpoint
  * rows stay locked until that transaction ends, so keep it short.
  */
@@ -222,6 +242,7 @@ export async function recordAttempts(
   db: Queryable,
   outcomes: AttemptOutcome[],
   settingsOf: (projectId: string) => BreakerSettings,
+  onFailing?: (streak: FailingStreak) => void,
 ): Promise<BreakerDecision[]> {
   if (outcomes.length === 0) return [];
   const settings = new Map<string, BreakerSettings>();
@@ -235,7 +256,12 @@ export async function recordAttempts(
   ]);
   return rows.flatMap((row) => {
     if (row.status !== 'active' && row.status !== 'pending') return [];
-    const reason = tripReason(countersOf(row), settings.get(row.project_id)!);
+    const s = settings.get(row.project_id)!;
+    const reason = tripReason(countersOf(row), s);
+    // A trip says more than a streak; its own alert (the state change) covers it.
+    if (reason === null && crossed(row, s.alert_after)) {
+      onFailing?.({ project_id: row.project_id, endpoint_id: row.endpoint_id, consecutive_failures: row.consecutive_failures });
+    }
     return reason === null ? [] : [{ project_id: row.project_id, endpoint_id: row.endpoint_id, reason }];
   });
 }

@@ -5,7 +5,7 @@
 import type { PgBoss } from 'pg-boss';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
-import type { DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
+import type { Delivery, DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
 import { generateSecret, validateSecret } from '../delivery/signatures.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { addSecret, expireSecrets, getEndpoint } from '../store/endpoints.ts';
@@ -68,20 +68,12 @@ export async function activateEndpoint(deps: OperationDeps, db: Queryable, proje
   return (await getEndpoint(db, projectId, endpointId))!;
 }
 
-export interface DeliveryRow {
-  id: string;
-  project_id: string;
-  event_id: string;
-  endpoint_id: string;
-  event_type: string;
-  status: DeliveryStatus;
-  attempts: number;
+/** A delivery as read from the database (times as Dates). */
+export type DeliveryRow = Omit<Delivery, 'next_attempt_at' | 'created_at' | 'updated_at'> & {
   next_attempt_at: Date | null;
-  last_status_code: number | null;
-  last_error: string | null;
   created_at: Date;
   updated_at: Date;
-}
+};
 
 export const DELIVERY_COLUMNS = `id, project_id, event_id, endpoint_id, event_type, status, attempts, next_attempt_at,
   last_status_code, last_error, created_at, updated_at`;

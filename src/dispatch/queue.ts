@@ -34,15 +34,20 @@ export async function createDeliveryQueue(boss: PgBoss): Promise<void> {
   });
 }
 
-/** Enqueues inside the caller's transaction, so jobs exist exactly when their deliveries do. */
-export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: DeliveryJobInsert[]): Promise<void> {
+/** pg-boss's executor over the caller's connection, so its jobs join the caller's transaction. */
+export const executorOf = (db: Queryable) => ({ executeSql: (text: string, values?: unknown[]) => db.query(text, values) });
+
+/** Inserts jobs in the caller's transaction, each runnable `delaySeconds` from now (0 or absent: at once). */
+export async function insertJobs<T extends object>(boss: PgBoss, db: Queryable, queue: string, jobs: { data: T; delaySeconds?: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   await boss.insert(
-    DELIVERY_QUEUE,
-    jobs.map((j) => ({
-      data: { d: j.delivery_id, a: j.attempt } satisfies DeliveryJob,
-      ...(j.delaySeconds ? { startAfter: new Date(Date.now() + j.delaySeconds * 1000) } : {}),
-    })),
-    { db: { executeSql: (text, values) => db.query(text, values) } },
+    queue,
+    jobs.map((j) => ({ data: j.data, ...(j.delaySeconds ? { startAfter: new Date(Date.now() + j.delaySeconds * 1000) } : {}) })),
+    { db: executorOf(db) },
   );
+}
+
+/** Enqueues inside the caller's transaction, so jobs exist exactly when their deliveries do. */
+export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: DeliveryJobInsert[]): Promise<void> {
+  await insertJobs(boss, db, DELIVERY_QUEUE, jobs.map((j) => ({ data: { d: j.delivery_id, a: j.attempt } satisfies DeliveryJob, delaySeconds: j.delaySeconds })));
 }

@@ -5,30 +5,23 @@ import type { BreakerSettings, DeliveryStatus, EndpointContentType, EndpointStat
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
 import { applyTransitions, type EndpointChange } from './operations.ts';
+import { recordAlerts, type AlertInput } from './alerts.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { liveSecrets, openCredentials } from '../store/endpoints.ts';
-import type { Dispatcher as HttpDispatcher } from 'undici';
-import type { AuthHeaders } from '../delivery/auth.ts';
-import { NO_CREDENTIALS, tlsOf, type EndpointCredentials } from '../delivery/credentials.ts';
-import type { TlsOptions } from '../delivery/tls.ts';
+import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
+import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { buildRequest, withHeaders } from '../delivery/request.ts';
-import { REDACTED } from '../core/redact.ts';
-import type { SendResult, Sender } from '../delivery/sender.ts';
+import { buildRequest } from '../delivery/request.ts';
+import type { SendResult } from '../delivery/sender.ts';
 import { DELIVERY_QUEUE, enqueueDeliveries, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
-export interface DispatcherDeps {
+export interface DispatcherDeps extends OutboundDeps {
   pool: pg.Pool;
   boss: PgBoss;
   box: SecretBox;
-  sender: Sender;
-  /** Outbound authentication headers (OAuth2 tokens cached per endpoint). */
-  auth: AuthHeaders;
-  /** The connection pool for an endpoint's TLS settings (client certificate, CA), or the shared one. */
-  agents: { forTls(tls: TlsOptions | null): HttpDispatcher };
 }
 
 export interface DispatcherOptions {
@@ -192,7 +185,13 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         secrets,
         contentType: row.content_type,
       });
-      const result = await send(deps, row, credentials(row), headers, body);
+      const result = await sendWithCredentials(
+        deps,
+        { url: row.url, timeoutMs: row.http_timeout * 1000, cacheKey: `${row.project_id}/${row.endpoint_id}` },
+        credentials(row),
+        headers,
+        body,
+      );
       let status: DeliveryStatus = 'success';
       let retryIn: number | null = null;
       if (!result.ok) {
@@ -224,43 +223,6 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
       errorCode: o.result?.errorCode ?? null,
     });
   }
-}
-
-/** One transaction for the whole batch: attempts, delivery states and the next jobs. */
-/**
- * One attempt with the endpoint's credentials: its authentication headers (after the signature,
- * which covers the body only) and its TLS settings. A token that cannot be had is a failed attempt
- * with its reason, like a refused connection.
- */
-async function send(deps: DispatcherDeps, row: WorkRow, credentials: EndpointCredentials, headers: Record<string, string>, body: Buffer): Promise<SendResult> {
-  const auth = credentials.authentication;
-  const cacheKey = `${row.project_id}/${row.endpoint_id}`;
-  let sent = headers;
-  if (auth) {
-    try {
-      const extra = await deps.auth.headers(auth, cacheKey);
-      sent = withHeaders(headers, extra);
-      // The attempt keeps which headers went, never their credentials.
-      for (const name of Object.keys(extra)) headers[name] = REDACTED;
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      return {
-        ok: false,
-        statusCode: null,
-        latencyMs: 0,
-        responseHeaders: {},
-        responseBody: '',
-        error: e.message ?? String(err),
-        errorCode: e.code ?? 'WHARF_ERR_AUTH',
-        retryAfterSeconds: null,
-      };
-    }
-  }
-  const dispatcher = deps.agents.forTls(tlsOf(credentials));
-  const result = await deps.sender.send({ url: row.url, headers: sent, body, timeoutMs: row.http_timeout * 1000, dispatcher });
-  // A refused token (revoked, rotated at the issuer) is not used again until it expires.
-  if (auth?.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(cacheKey);
-  return result;
 }
 
 /**
@@ -340,12 +302,23 @@ const attemptKind = (r: SendResult): AttemptKind => (r.statusCode === 410 ? 'gon
  * before another batch can count them again). Breaker trips come first; a pending endpoint's own
  * answer decides the rest.
  */
-async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<EndpointChange[]> {
-  const settings = new Map(sent.map((o) => [o.row.project_id, o.row.settings.breaker ?? DEFAULT_BREAKER]));
+async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ changes: EndpointChange[]; failing: AlertInput[] }> {
+  const settings = new Map(sent.map((o) => [o.row.project_id, { ...DEFAULT_BREAKER, ...o.row.settings.breaker }]));
+  const failing: AlertInput[] = [];
   const trips = await recordAttempts(
     db,
     sent.map((o) => ({ project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, kind: attemptKind(o.result!) })),
     (projectId) => settings.get(projectId) ?? DEFAULT_BREAKER,
+    (streak) => {
+      const last = sent.findLast((o) => o.row.project_id === streak.project_id && o.row.endpoint_id === streak.endpoint_id && !o.result!.ok);
+      const r = last?.result;
+      failing.push({
+        project_id: streak.project_id,
+        endpoint_id: streak.endpoint_id,
+        event_type: 'endpoint.failing',
+        details: { consecutive_failures: streak.consecutive_failures, last_status_code: r?.statusCode ?? null, last_error: r?.error ?? null },
+      });
+    },
   );
   const changes = new Map<string, EndpointChange>();
   for (const t of trips) {
@@ -355,7 +328,7 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<Endpoint
     const key = `${c.project_id}/${c.endpoint_id}`;
     if (!changes.has(key)) changes.set(key, c);
   }
-  return [...changes.values()];
+  return { changes: [...changes.values()], failing };
 }
 
 async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<EndpointChange[]> {
@@ -414,6 +387,9 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
     await enqueueDeliveries(deps.boss, client, next);
-    return applyTransitions(deps, client, await endpointChanges(client, sent.filter((o) => applied.has(o.row.id))));
+    const { changes, failing } = await endpointChanges(client, sent.filter((o) => applied.has(o.row.id)));
+    const happened = await applyTransitions(deps, client, changes);
+    await recordAlerts(deps.boss, client, failing);
+    return happened;
   });
 }

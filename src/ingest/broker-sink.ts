@@ -110,7 +110,7 @@ export interface DeadLetterInput {
 }
 
 /** Keeps poison messages; a redelivered one updates its row instead of adding one. */
-export async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: DeadLetterInput[]): Promise<Map<string, string>> {
+async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: DeadLetterInput[]): Promise<Map<string, string>> {
   const ids = new Map<string, string>();
   if (letters.length === 0) return ids;
   // ON CONFLICT cannot touch one row twice in a statement: keep the last of each broker id.

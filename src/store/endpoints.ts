@@ -1,26 +1,13 @@
-import type { Endpoint, EndpointSecret } from '../core/types.ts';
+import type { Endpoint, EndpointFields, EndpointSecret } from '../core/types.ts';
 import type { EndpointCredentials } from '../delivery/credentials.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from './crypto.ts';
 import type { Queryable } from './queryable.ts';
 
-/** The writable fields of an endpoint, already validated. */
-export type EndpointFields = Pick<
-  Endpoint,
-  | 'name'
-  | 'url'
-  | 'owner_id'
-  | 'description'
-  | 'http_timeout'
-  | 'advanced_signatures'
-  | 'support_email'
-  | 'content_type'
-  | 'rate_limit'
-  | 'rate_limit_duration'
->;
+export type { EndpointFields };
 
 const COLUMNS = `project_id, id, name, url, owner_id, description, http_timeout, advanced_signatures,
-  support_email, content_type, rate_limit, rate_limit_duration, status, created_at, updated_at`;
+  support_email, notification_url, content_type, rate_limit, rate_limit_duration, status, created_at, updated_at`;
 
 export interface SecretInfo {
   uid: string;
@@ -39,10 +26,10 @@ export async function insertEndpoint(
 ): Promise<Endpoint> {
   const { rows } = await db.query<Endpoint>(
     `INSERT INTO endpoints (project_id, id, name, url, owner_id, description, http_timeout,
-       advanced_signatures, support_email, content_type, rate_limit, rate_limit_duration, from_config)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
+       advanced_signatures, support_email, content_type, rate_limit, rate_limit_duration, from_config, notification_url)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
     [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
-      f.content_type, f.rate_limit, f.rate_limit_duration, fromConfig],
+      f.content_type, f.rate_limit, f.rate_limit_duration, fromConfig, f.notification_url],
   );
   await addSecret(db, box, projectId, id, secret);
   return rows[0]!;
@@ -57,10 +44,10 @@ export async function updateEndpoint(
   const { rows } = await db.query<Endpoint>(
     `UPDATE endpoints SET name = $3, url = $4, owner_id = $5, description = $6, http_timeout = $7,
        advanced_signatures = $8, support_email = $9, content_type = $10, rate_limit = $11,
-       rate_limit_duration = $12, updated_at = now()
+       rate_limit_duration = $12, notification_url = $13, updated_at = now()
      WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
     [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
-      f.content_type, f.rate_limit, f.rate_limit_duration],
+      f.content_type, f.rate_limit, f.rate_limit_duration, f.notification_url],
   );
   return rows[0] ?? null;
 }

@@ -1,4 +1,4 @@
-import type { BreakerSettings, Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, MetaEventSettings, Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { DEFAULT_BREAKER } from '../dispatch/breaker.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { Queryable } from './queryable.ts';
@@ -8,7 +8,7 @@ interface ProjectRow {
   name: string;
   type: ProjectType;
   /** `breaker` is absent in rows written before it existed. */
-  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
+  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings; meta_events?: MetaEventSettings | null };
 }
 
 const toProject = (r: ProjectRow): Project => ({
@@ -17,7 +17,9 @@ const toProject = (r: ProjectRow): Project => ({
   type: r.type,
   signature: r.settings.signature,
   retry: r.settings.retry,
-  breaker: r.settings.breaker ?? DEFAULT_BREAKER,
+  // Rows written before a breaker key existed take its default.
+  breaker: { ...DEFAULT_BREAKER, ...r.settings.breaker },
+  meta_events: r.settings.meta_events ?? null,
 });
 
 export async function upsertProject(db: Queryable, p: Project, fromConfig: boolean): Promise<void> {
@@ -25,7 +27,7 @@ export async function upsertProject(db: Queryable, p: Project, fromConfig: boole
     `INSERT INTO projects (id, name, type, settings, from_config) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
        settings = EXCLUDED.settings, from_config = EXCLUDED.from_config, updated_at = now()`,
-    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry, breaker: p.breaker }), fromConfig],
+    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events: p.meta_events }), fromConfig],
   );
 }
 

@@ -56,6 +56,8 @@ export interface TestAppOptions {
   egress?: Record<string, unknown>;
   /** Merged into `ingest:` (sources are reloaded every 0.25 s in tests unless given). */
   ingest?: Record<string, unknown>;
+  /** `portal:` settings (e.g. `{ session_minutes: 1 }`). */
+  portal?: Record<string, unknown>;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       egress: options.egress ?? { allow: ['127.0.0.0/8', '::1/128'] },
       dispatch: { polling_interval: 0.5, ...options.dispatch },
       ingest: { reload_interval: 0.25, shutdown_timeout: 10, ...options.ingest },
+      ...(options.portal ? { portal: options.portal } : {}),
       projects,
     }),
   );

@@ -1,5 +1,5 @@
 /**
- * Debian packages the integration tests need (broker fakes and their toolchains), installed with
+ * Debian packages the integration tests need (broker fakes, their toolchains, a browser), installed with
  * apt-get when missing, so `npm test` works on a fresh machine. Runs once per test run, before the
  * services start; `apt-get update` only when something is missing.
  */
@@ -8,8 +8,11 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** kcat: librdkafka's mock Kafka cluster. golang + golang-google-cloud-dev: Google's pstest Pub/Sub fake. */
-export const TEST_PACKAGES = ['kcat', 'golang-go', 'golang-google-cloud-dev'] as const;
+/**
+ * kcat: librdkafka's mock Kafka cluster. golang + golang-google-cloud-dev: Google's pstest Pub/Sub
+ * fake. chromium: the headless browser the portal's browser test drives through playwright-core.
+ */
+export const TEST_PACKAGES = ['kcat', 'golang-go', 'golang-google-cloud-dev', 'chromium'] as const;
 
 async function installed(pkg: string): Promise<boolean> {
   try {

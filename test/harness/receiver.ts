@@ -19,7 +19,10 @@ export interface Answer {
 
 export interface Receiver {
   url: string;
+  /** Everything but Wharf's reachability pings, oldest first. */
   requests: Received[];
+  /** Wharf's reachability pings (`X-Wharf-Event-Type: ping`), answered like any request. */
+  pings: Received[];
   /** How to answer from now on; default 200 "ok". */
   answer(fn: (req: Received) => Answer): void;
   close(): Promise<void>;
@@ -29,12 +32,13 @@ export interface Receiver {
 export async function startReceiver(): Promise<Receiver> {
   let answer: (req: Received) => Answer = () => ({ status: 200, body: 'ok' });
   const requests: Received[] = [];
+  const pings: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const r: Received = { method: req.method!, path: req.url!, headers: req.headers, body: Buffer.concat(chunks), at: Date.now() };
-      requests.push(r);
+      (req.headers['x-wharf-event-type'] === 'ping' ? pings : requests).push(r);
       const a = answer(r);
       const send = () => {
         if (res.destroyed) return;
@@ -51,6 +55,7 @@ export async function startReceiver(): Promise<Receiver> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    pings,
     answer(fn) {
       answer = fn;
     },

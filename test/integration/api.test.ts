@@ -722,7 +722,7 @@ describe('event deliveries', () => {
   });
 
   it('resend of a delivery waiting to retry → 409, and it stays in retry', async () => {
-    const ep = await createEndpoint('default', { name: 'd-fail', url: `${rx.url}/fail-d` });
+    const ep = await createEndpoint('default', { name: 'd-fail', url: `${rx.url}/fail-d`, skip_ping_validation: true });
     const ev = await sendEvent({ endpoint_id: ep.uid, event_type: 'd.fail', data: {} });
     const [d] = await deliveriesOf(ev.uid);
     await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${d.uid}`)).body.data.status, { timeout: 10_000 }).toBe('retry');

@@ -20,7 +20,12 @@ describe('egress guard', () => {
   it('refuses a delivery to loopback (by IP and by name) with WHARF_ERR_EGRESS_BLOCKED, and sends nothing', async () => {
     const port = new URL(rx.url).port;
     for (const host of ['127.0.0.1', 'localhost']) {
-      const ep = await t.api('POST', '/endpoints', { name: host, url: `http://${host}:${port}/hook` });
+      // The reachability ping meets the guard first: the endpoint is refused at save, naming why.
+      const refused = await t.api('POST', '/endpoints', { name: host, url: `http://${host}:${port}/hook` });
+      expect(refused.status).toBe(400);
+      expect(refused.body.data.field).toBe('url');
+      expect(refused.body.message).toMatch(/loopback.*egress\.allow/);
+      const ep = await t.api('POST', '/endpoints', { name: host, url: `http://${host}:${port}/hook`, skip_ping_validation: true });
       expect(ep.status, ep.text).toBe(201);
       const ev = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'egress.test', data: {} });
       expect(ev.status).toBe(201);
@@ -35,5 +40,6 @@ describe('egress guard', () => {
       expect(attempts.body.data[0].error).toMatch(/loopback/);
     }
     expect(rx.requests).toHaveLength(0);
+    expect(rx.pings).toHaveLength(0);
   });
 });

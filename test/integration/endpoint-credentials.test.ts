@@ -135,7 +135,14 @@ describe('endpoint credentials', () => {
     }
 
     tokenAnswer = { status: 401, body: { error: 'invalid_client' } };
-    const failing = await create({ url: `${rx.url}/oauth-bad`, authentication: { type: 'oauth2', url: tokenUrl, client_id: 'other', client_secret: 'nope-secret' } });
+    const badAuth = { type: 'oauth2', url: tokenUrl, client_id: 'other', client_secret: 'nope-secret' };
+    // The reachability ping gets its token like a delivery: a token the issuer refuses refuses the endpoint.
+    const refused = await t.api('POST', '/endpoints', { name: 'e', url: `${rx.url}/oauth-bad`, authentication: badAuth });
+    expect(refused.status).toBe(400);
+    expect(refused.body.data.field).toBe('url');
+    expect(refused.body.message).toContain('invalid_client');
+    expect(refused.text).not.toContain('nope-secret');
+    const failing = await create({ url: `${rx.url}/oauth-bad`, authentication: badAuth, skip_ping_validation: true });
     const { status, attempt } = await deliver(failing.uid);
     expect(status).toBe('failure');
     expect(attempt.error_code).toBe('WHARF_ERR_OAUTH2');
@@ -148,11 +155,15 @@ describe('endpoint credentials', () => {
     const ep = await create({ url: mtlsUrl, mtls_client_cert: { client_cert: certs.clientCert, client_key: certs.clientKey }, ca_certificate: certs.ca });
     expect(ep.mtls_client_cert).toEqual({ client_cert: certs.clientCert, client_key: '********' });
     expect((await deliver(ep.uid)).status).toBe('success');
-    expect(mtlsPeers).toEqual([certs.clientName]);
+    // The reachability ping at save, then the delivery: both present the certificate.
+    expect(mtlsPeers).toEqual([certs.clientName, certs.clientName]);
 
-    const without = await create({ url: mtlsUrl, ca_certificate: certs.ca });
+    const unpinged = await t.api('POST', '/endpoints', { name: 'e', url: mtlsUrl, ca_certificate: certs.ca });
+    expect(unpinged.status).toBe(400);
+    expect(unpinged.body.data.field).toBe('url');
+    const without = await create({ url: mtlsUrl, ca_certificate: certs.ca, skip_ping_validation: true });
     expect((await deliver(without.uid)).status).toBe('failure');
-    expect(mtlsPeers).toHaveLength(1);
+    expect(mtlsPeers).toHaveLength(2);
 
     const bad = await t.api('POST', '/endpoints', { name: 'bad', url: mtlsUrl, mtls_client_cert: { client_cert: certs.clientCert, client_key: certs.otherKey } });
     expect(bad.status).toBe(400);

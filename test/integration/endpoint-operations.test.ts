@@ -19,6 +19,7 @@ describe('endpoint operations', () => {
         { id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
         { id: 'sw', signature: { scheme: 'standard-webhooks' }, retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
         { id: 'brk', retry: { strategy: 'linear', duration: 1, retry_count: 0 }, breaker: { consecutive_failures: 3, failure_rate: 0 } },
+        { id: 'sm', retry: { strategy: 'linear', duration: 1, retry_count: 1 }, breaker: { consecutive_failures: 3, failure_rate: 0 } },
       ],
     });
   });
@@ -220,4 +221,67 @@ describe('endpoint operations', () => {
       rx.answer(() => ({ status: 200 }));
     }
   });
+
+  it('the state machine end to end: 429 Retry-After waited out, hangs trip the breaker, inactive and paused discard, batch retry brings it back', async () => {
+    const { id } = await endpoint('sm', 'sm', { http_timeout: 1 });
+    const api = (method: string, path: string, body?: unknown) => t.api(method, path, body, 'sm');
+    const status = async () => (await api('GET', `/endpoints/${id}`)).body.data.status as string;
+    const deliveryOf = async (eventId: string) => (await api('GET', `/eventdeliveries?event_id=${eventId}`)).body.data.content[0] as { uid: string; status: string };
+    const settled = (eventId: string, wanted: string) => eventually(() => deliveryOf(eventId), (d) => d?.status === wanted, 15_000, `delivery ${wanted}`);
+    const event = async () => (await api('POST', '/events', { endpoint_id: id, event_type: 'sm.test', data: { at: Date.now() } })).body.data.uid as string;
+    const hits = () => rx.requests.filter((r) => r.path === '/sm');
+    let mode: 'ok' | 'hang' | 'busy' = 'busy';
+    rx.answer((r) => {
+      if (r.path !== '/sm') return { status: 200 };
+      if (mode === 'hang') return { status: 200, delayMs: 2_500 };
+      if (mode === 'busy') {
+        mode = 'ok';
+        return { status: 429, headers: { 'retry-after': '2' } };
+      }
+      return { status: 200 };
+    });
+    try {
+      // 429 with Retry-After: 2 — the retry waits 2 s (the schedule alone says 1 s) and succeeds.
+      const first = await event();
+      await settled(first, 'success');
+      const [busy, ok] = hits().slice(-2);
+      expect(ok!.at - busy!.at).toBeGreaterThanOrEqual(1_900);
+      expect(await status()).toBe('active');
+
+      // An endpoint that hangs past http_timeout fails; the third failure in a row disables it.
+      mode = 'hang';
+      const hung = await event();
+      await settled(hung, 'failure'); // two timed-out attempts
+      const attempts = (await api('GET', `/eventdeliveries/${(await deliveryOf(hung)).uid}/deliveryattempts`)).body.data;
+      expect(attempts.map((a: { error_code: string }) => a.error_code)).toEqual(['WHARF_ERR_TIMEOUT', 'WHARF_ERR_TIMEOUT']);
+      expect(await status()).toBe('active');
+      const third = await event();
+      await eventually(status, (s) => s === 'inactive', 15_000, 'inactive after the third failure');
+      await settled(third, 'discarded'); // its retry finds the endpoint disabled
+
+      // While inactive, new deliveries are discarded without a request.
+      mode = 'ok';
+      const sent = hits().length;
+      const whileInactive = await event();
+      await settled(whileInactive, 'discarded');
+      expect(hits().length).toBe(sent);
+
+      // Batch retry: the endpoint is tried again (pending) and every discarded delivery goes out.
+      const retried = await api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, status: 'discarded' });
+      expect(retried.body.data.queued).toBe(2);
+      await eventually(status, (s) => s === 'active', 15_000, 'active after the retried deliveries succeed');
+      await settled(third, 'success');
+      await settled(whileInactive, 'success');
+
+      // Paused discards too, until it is unpaused.
+      expect((await api('PUT', `/endpoints/${id}/pause`)).body.data.status).toBe('paused');
+      const whilePaused = await event();
+      await settled(whilePaused, 'discarded');
+      expect((await api('PUT', `/endpoints/${id}/pause`)).body.data.status).toBe('active');
+      const after = await event();
+      await settled(after, 'success');
+    } finally {
+      rx.answer(() => ({ status: 200 }));
+    }
+  }, 60_000);
 });

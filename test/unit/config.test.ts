@@ -67,6 +67,7 @@ describe('loadConfig', () => {
       egress: { allow: [], block: [] },
       dispatch: { batch_size: 100, concurrency: 2, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
       ingest: { reload_interval: 2, shutdown_timeout: 30 },
+      portal: { public_url: '', session_minutes: 60, frame_ancestors: "'none'" },
       projects: [],
     });
   });
@@ -92,6 +93,7 @@ projects:
         signature: { ...DEFAULT_SIGNATURE, hash: 'SHA512' },
         retry: { ...DEFAULT_RETRY, retry_count: 3 },
         breaker: DEFAULT_BREAKER,
+        meta_events: null,
         endpoints: [
           {
             id: 'acme',
@@ -103,6 +105,7 @@ projects:
             http_timeout: 10,
             advanced_signatures: true,
             support_email: null,
+            notification_url: null,
             content_type: 'application/json',
             rate_limit: 0,
             rate_limit_duration: 60,
@@ -256,6 +259,11 @@ projects:
     ['projects: [p]', 'projects[0]: must be a mapping (got "p")'],
     ['egress: { allow: { a: 1 } }', 'egress.allow: must be a list of CIDR ranges (got a mapping)'],
     ['projects: [{ id: p, breaker: { failure_rate: 101 } }]', 'projects[0].breaker.failure_rate: must be an integer from 0 to 100 (got 101)'],
+    ['projects: [{ id: p, meta_events: { url: "https://ops.example/alerts" } }]', 'projects[0].meta_events.secret: is required: alerts are always signed'],
+    ['projects: [{ id: p, meta_events: { secret: s3cret-s3cret } }]', 'projects[0].meta_events.url: is required: the http or https URL alerts are sent to'],
+    ['projects: [{ id: p, meta_events: { url: "https://ops.example", secret: s3cret-s3cret, event_types: [endpoint.deleted] } }]', 'projects[0].meta_events.event_types[0]: must be one of endpoint.status_changed, endpoint.failing (got "endpoint.deleted")'],
+    ['projects: [{ id: p, breaker: { alert_after: -1 } }]', 'projects[0].breaker.alert_after: must be an integer from 0 to 1000000 (got -1)'],
+    [endpoint('notification_url: "ftp://x.example"'), 'projects[0].endpoints[1].notification_url: must be an http or https URL (got "ftp:")'],
     [endpoint('content_type: text/xml'), 'projects[0].endpoints[1].content_type: must be one of application/json, application/x-www-form-urlencoded (got "text/xml")'],
     [endpoint('rate_limit_duration: 0'), 'projects[0].endpoints[1].rate_limit_duration: must be an integer from 1 to 86400 (got 0)'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
@@ -370,7 +378,7 @@ describe('shipped config files', () => {
     expect(config.data_dir).toBe(join(REPO, 'data'));
     expect(config.egress.allow).toEqual(['127.0.0.0/8', '::1/128']);
     expect(config.projects).toEqual([
-      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, endpoints: [], sources: [], subscriptions: [] },
+      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, meta_events: null, endpoints: [], sources: [], subscriptions: [] },
     ]);
     expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen' }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
       'chosen',

@@ -33,6 +33,12 @@ describe('egressProblem with the default policy', () => {
     ['255.255.255.255', 'the broadcast address (255.255.255.255/32)'],
     ['240.0.0.1', 'a reserved address (240.0.0.0/4)'],
     ['::7f00:1', 'a reserved address (::/96)'],
+    ['192.0.0.170', 'an IETF protocol assignment address (192.0.0.0/24)'],
+    ['198.19.255.1', 'a benchmarking address (198.18.0.0/15)'],
+    ['203.0.113.9', 'a documentation address (203.0.113.0/24)'],
+    ['2002:7f00:1::1', 'a 6to4 tunnel address (2002::/16)'],
+    ['2001:0:4136:e378::1', 'a Teredo tunnel address (2001::/32)'],
+    ['2001:db8::1', 'a documentation address (2001:db8::/32)'],
   ])('refuses %s as %s', (address, what) => {
     expect(egressProblem(DEFAULT, address)).toBe(`${address} is ${what}; allow it in egress.allow`);
   });
@@ -60,7 +66,7 @@ describe('egressProblem with the default policy', () => {
     '11.0.0.1',
     '223.255.255.255',
     '2606:4700:4700::1111',
-    '2001:db8::1',
+    '2a00:1450:4001::1',
     '::ffff:8.8.8.8',
     '64:ff9b::8.8.8.8',
   ])('lets the public address %s pass', (address) => {

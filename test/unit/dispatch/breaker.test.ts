@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Reader } from '../../../src/core/settings.ts';
 import {
   DEFAULT_BREAKER,
+  crossed,
   parseBreaker,
   slidingCounts,
   tripReason,
@@ -77,14 +78,14 @@ describe('parseBreaker', () => {
     expect(parse(undefined)).toEqual({ settings: DEFAULT_BREAKER, issues: [] });
     expect(parse(null)).toEqual({ settings: DEFAULT_BREAKER, issues: [] });
     expect(parse({})).toEqual({ settings: DEFAULT_BREAKER, issues: [] });
-    expect(DEFAULT_BREAKER).toEqual({ consecutive_failures: 10, window_seconds: 60, minimum_requests: 10, failure_rate: 50 });
+    expect(DEFAULT_BREAKER).toEqual({ consecutive_failures: 10, window_seconds: 60, minimum_requests: 10, failure_rate: 50, alert_after: 5 });
     const base = tuned({ consecutive_failures: 3 });
     expect(parse({ failure_rate: 0 }, base).settings).toEqual({ ...base, failure_rate: 0 });
   });
 
   it('reads every key, numbers given as strings included', () => {
-    expect(parse({ consecutive_failures: 0, window_seconds: '300', minimum_requests: 1, failure_rate: 100 })).toEqual({
-      settings: { consecutive_failures: 0, window_seconds: 300, minimum_requests: 1, failure_rate: 100 },
+    expect(parse({ consecutive_failures: 0, window_seconds: '300', minimum_requests: 1, failure_rate: 100, alert_after: '0' })).toEqual({
+      settings: { consecutive_failures: 0, window_seconds: 300, minimum_requests: 1, failure_rate: 100, alert_after: 0 },
       issues: [],
     });
   });
@@ -103,5 +104,20 @@ describe('parseBreaker', () => {
   it('refuses a block that is not a mapping, and unknown keys', () => {
     expect(parse(5).issues).toEqual([{ path: 'projects[0].breaker', message: 'must be a mapping (got 5)' }]);
     expect(parse({ threshold: 3 }).issues).toEqual([{ path: 'projects[0].breaker.threshold', message: '', unknown: true }]);
+  });
+});
+
+describe('crossed (the endpoint.failing alert, once per streak)', () => {
+  const row = (consecutive_failures: number, batch_streak: number, batch_success = false) => ({ consecutive_failures, batch_streak, batch_success });
+  it('fires for the batch that carries the streak to the threshold, and only that one', () => {
+    expect(crossed(row(4, 1), 5)).toBe(false);
+    expect(crossed(row(5, 1), 5)).toBe(true);
+    expect(crossed(row(6, 1), 5)).toBe(false); // the same streak, already reported
+    expect(crossed(row(7, 4), 5)).toBe(true); // 3 before, 7 after: crossed inside the batch
+  });
+  it('counts a batch with a success from zero, and never fires with the alert off', () => {
+    expect(crossed(row(5, 5, true), 5)).toBe(true);
+    expect(crossed(row(4, 4, true), 5)).toBe(false);
+    expect(crossed(row(50, 50), 0)).toBe(false);
   });
 });

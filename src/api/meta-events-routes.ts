@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import { conflict, invalid, notFound } from '../core/errors.ts';
+import { UUID_RE } from '../core/ids.ts';
+import { resendAlert } from '../dispatch/alerts.ts';
+import { withTransaction } from '../store/pool.ts';
+import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { reply, type ApiDeps } from './server.ts';
+import type { Json } from './validate.ts';
+
+interface MetaEventRow {
+  id: string;
+  project_id: string;
+  endpoint_id: string | null;
+  target: 'endpoint' | 'project';
+  url: string;
+  event_type: string;
+  body: string;
+  status: string;
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = `id, project_id, endpoint_id, target, url, event_type, body, status, attempts, last_status_code, last_error,
+  created_at, updated_at`;
+const STATUSES = ['scheduled', 'success', 'failure'];
+
+/** The payload as the receiver got it (parsed), beside how it went. */
+const present = ({ body, ...m }: MetaEventRow): Json => ({ uid: m.id, ...m, payload: JSON.parse(body) as Json }) as Json;
+
+/** Alerts Wharf sent about the project's endpoints (Convoy's meta events), with their outcome. */
+export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool, boss } = deps;
+
+  const find = async (projectId: string, id: string): Promise<MetaEventRow> => {
+    const { rows } = UUID_RE.test(id)
+      ? await pool.query<MetaEventRow>(`SELECT ${COLUMNS} FROM meta_events WHERE project_id = $1 AND id = $2`, [projectId, id])
+      : { rows: [] };
+    if (!rows[0]) throw notFound('meta event', id);
+    return rows[0];
+  };
+
+  app.get('/meta-events', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const filters = stringFilters(q, ['endpoint_id', 'event_type', 'target']);
+    if (q.status !== undefined) {
+      if (typeof q.status !== 'string' || !STATUSES.includes(q.status)) throw invalid('status', `must be one of ${STATUSES.join(', ')}`);
+      filters.push({ column: 'status', value: q.status });
+    }
+    const result = await pageByIdDesc<MetaEventRow>(pool, { table: 'meta_events', columns: COLUMNS, projectId: req.project.id, filters, page: pageRequest(q) });
+    return reply(res, 200, 'Meta events fetched', { content: result.content.map(present), pagination: result.pagination });
+  });
+
+  app.get('/meta-events/:id', async (req, res) => {
+    const { id } = req.params as { id: string };
+    return reply(res, 200, 'Meta event fetched', present(await find(req.project.id, id)));
+  });
+
+  app.put('/meta-events/:id/resend', async (req, res) => {
+    const { id } = req.params as { id: string };
+    await find(req.project.id, id);
+    const sent = await withTransaction(pool, (client) => resendAlert(boss, client, req.project.id, id));
+    if (!sent) throw conflict('meta event is still scheduled; it can be resent once it has succeeded or failed');
+    return reply(res, 202, 'Meta event scheduled for resend', present(await find(req.project.id, id)));
+  });
+}

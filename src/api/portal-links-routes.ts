@@ -1,0 +1,138 @@
+import type { FastifyInstance } from 'fastify';
+import { invalid, notFound } from '../core/errors.ts';
+import { uuidv7 } from '../core/ids.ts';
+import { withTransaction } from '../store/pool.ts';
+import {
+  PORTAL_LINK_COLUMNS,
+  PORTAL_LINK_KINDS,
+  existingEndpointIds,
+  getPortalLink,
+  hashToken,
+  insertPortalLink,
+  linkState,
+  newPortalToken,
+  revokePortalLink,
+  type PortalLink,
+  type PortalLinkKind,
+} from '../store/portal-links.ts';
+import { DEFAULT_PORTAL_OPTIONS, portalBaseUrl } from '../portal/options.ts';
+import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { reply, type ApiDeps } from './server.ts';
+import { boolean, object, onlyKeys, string, type Json } from './validate.ts';
+
+const MAX_ENDPOINTS = 100;
+/** An unopened one-time link should not lie around forever: it expires after a day unless told. */
+const ONE_TIME_DEFAULT_HOURS = 24;
+
+const present = (l: PortalLink, url?: string): Json => ({
+  uid: l.id,
+  id: l.id,
+  project_id: l.project_id,
+  name: l.name,
+  owner_id: l.owner_id,
+  endpoints: l.endpoint_ids,
+  can_manage_endpoint: l.can_manage_endpoint,
+  kind: l.kind,
+  status: linkState(l),
+  expires_at: l.expires_at,
+  used_at: l.used_at,
+  revoked_at: l.revoked_at,
+  created_at: l.created_at,
+  updated_at: l.updated_at,
+  // The link's URL holds its token: shown in the answer to the create call only.
+  ...(url === undefined ? {} : { url }),
+});
+
+export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool } = deps;
+  const options = deps.portal ?? DEFAULT_PORTAL_OPTIONS;
+
+  app.post('/portal-links', async (req, res) => {
+    const body = object(req.body, 'body');
+    onlyKeys(body, ['name', 'owner_id', 'endpoints', 'can_manage_endpoint', 'kind', 'expires_at']);
+    const name = string(body, 'name', { required: true, max: 200 })!;
+    const ownerId = string(body, 'owner_id', { max: 200 }) ?? null;
+    const endpoints = readEndpointList(body);
+    if (ownerId === null && endpoints === null) throw invalid('owner_id', 'or endpoints is required: the link shows an owner\'s endpoints or a list of them');
+    if (ownerId !== null && endpoints !== null) throw invalid('endpoints', 'cannot be given with owner_id: give one or the other');
+    const kindValue = string(body, 'kind') ?? 'one_time';
+    if (!PORTAL_LINK_KINDS.includes(kindValue as PortalLinkKind)) {
+      throw invalid('kind', `must be one of ${PORTAL_LINK_KINDS.join(', ')} (got ${JSON.stringify(kindValue)})`);
+    }
+    const kind = kindValue as PortalLinkKind;
+    const expiresAt = readExpiry(body) ?? (kind === 'one_time' ? new Date(Date.now() + ONE_TIME_DEFAULT_HOURS * 3_600_000) : null);
+    const token = newPortalToken();
+    const link = await withTransaction(pool, async (client) => {
+      if (endpoints !== null) {
+        const found = await existingEndpointIds(client, req.project.id, endpoints);
+        const missing = endpoints.findIndex((id) => !found.has(id));
+        if (missing >= 0) throw invalid(`endpoints[${missing}]`, `endpoint ${JSON.stringify(endpoints[missing])} does not exist in this project`);
+      }
+      return insertPortalLink(
+        client,
+        req.project.id,
+        uuidv7(),
+        { name, owner_id: ownerId, endpoint_ids: endpoints ?? [], can_manage_endpoint: boolean(body, 'can_manage_endpoint') ?? false, kind, expires_at: expiresAt },
+        hashToken(token),
+      );
+    });
+    const url = `${portalBaseUrl(options, req)}/portal/l/${token}`;
+    return reply(res, 201, 'Portal link created; its URL is shown only now', present(link, url));
+  });
+
+  app.get('/portal-links', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const page = pageRequest(q);
+    const result = await pageByIdDesc<PortalLink>(pool, {
+      table: 'portal_links',
+      columns: PORTAL_LINK_COLUMNS,
+      projectId: req.project.id,
+      filters: stringFilters(q, ['owner_id']),
+      page,
+    });
+    return reply(res, 200, 'Portal links fetched', { content: result.content.map((l) => present(l)), pagination: result.pagination });
+  });
+
+  app.get('/portal-links/:linkID', async (req, res) => {
+    const { linkID } = req.params as { linkID: string };
+    const link = await getPortalLink(pool, req.project.id, linkID);
+    if (!link) throw notFound('portal link', linkID);
+    return reply(res, 200, 'Portal link fetched', present(link));
+  });
+
+  // DELETE (Wharf) and PUT …/revoke (Convoy) both revoke: the row stays so the URL can say so.
+  const revoke = async (projectId: string, linkID: string): Promise<Json> => {
+    const link = await withTransaction(pool, (client) => revokePortalLink(client, projectId, linkID));
+    if (!link) throw notFound('portal link', linkID);
+    return present(link);
+  };
+  app.delete('/portal-links/:linkID', async (req, res) =>
+    reply(res, 200, 'Portal link revoked', await revoke(req.project.id, (req.params as { linkID: string }).linkID)));
+  app.put('/portal-links/:linkID/revoke', async (req, res) =>
+    reply(res, 200, 'Portal link revoked', await revoke(req.project.id, (req.params as { linkID: string }).linkID)));
+}
+
+function readEndpointList(body: Json): string[] | null {
+  const v = body.endpoints;
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ENDPOINTS) {
+    throw invalid('endpoints', `must be a list of 1 to ${MAX_ENDPOINTS} endpoint ids`);
+  }
+  v.forEach((id, i) => {
+    if (typeof id !== 'string' || id.trim() === '' || id.length > 200) throw invalid(`endpoints[${i}]`, 'must be an endpoint id');
+  });
+  return [...new Set(v as string[])];
+}
+
+function readExpiry(body: Json): Date | null {
+  const v = string(body, 'expires_at', { max: 64 });
+  if (v === undefined) return null;
+  // ISO 8601 with a date and a time zone, so the same string means the same instant everywhere.
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(v)) {
+    throw invalid('expires_at', `must be an ISO 8601 time with a time zone, e.g. 2030-01-31T12:00:00Z (got ${JSON.stringify(v)})`);
+  }
+  const at = new Date(v);
+  if (Number.isNaN(at.getTime())) throw invalid('expires_at', `is not a valid time (got ${JSON.stringify(v)})`);
+  if (at.getTime() <= Date.now()) throw invalid('expires_at', 'must be in the future');
+  return at;
+}

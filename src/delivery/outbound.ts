@@ -1,0 +1,68 @@
+/**
+ * One signed request to an endpoint with its credentials: the authentication headers (added after
+ * the signature, which covers the body only) and its TLS settings. Deliveries and the reachability
+ * ping both go through here, so a ping meets exactly what a delivery would.
+ */
+import type { Dispatcher as HttpDispatcher } from 'undici';
+import { REDACTED } from '../core/redact.ts';
+import type { AuthHeaders } from './auth.ts';
+import { tlsOf, type EndpointCredentials } from './credentials.ts';
+import { withHeaders } from './request.ts';
+import type { SendResult, Sender } from './sender.ts';
+import type { TlsOptions } from './tls.ts';
+
+export interface OutboundDeps {
+  sender: Sender;
+  /** Outbound authentication headers (OAuth2 tokens cached per endpoint). */
+  auth: AuthHeaders;
+  /** The connection pool for an endpoint's TLS settings (client certificate, CA), or the shared one. */
+  agents: { forTls(tls: TlsOptions | null): HttpDispatcher };
+}
+
+export interface OutboundTarget {
+  url: string;
+  timeoutMs: number;
+  /** Names the endpoint for the OAuth2 token cache. */
+  cacheKey: string;
+}
+
+/**
+ * Sends `body` with `headers` plus the endpoint's authentication. The authentication headers' values
+ * are replaced by `********` in `headers` afterwards, so what the caller records keeps which headers
+ * went, never their credentials. A token that cannot be had is a failed attempt with its reason,
+ * like a refused connection.
+ */
+export async function sendWithCredentials(
+  deps: OutboundDeps,
+  target: OutboundTarget,
+  credentials: EndpointCredentials,
+  headers: Record<string, string>,
+  body: Buffer,
+): Promise<SendResult> {
+  const auth = credentials.authentication;
+  let sent = headers;
+  if (auth) {
+    try {
+      const extra = await deps.auth.headers(auth, target.cacheKey);
+      sent = withHeaders(headers, extra);
+      for (const name of Object.keys(extra)) headers[name] = REDACTED;
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      return {
+        ok: false,
+        statusCode: null,
+        latencyMs: 0,
+        responseHeaders: {},
+        responseBody: '',
+        error: e.message ?? String(err),
+        errorCode: e.code ?? 'WHARF_ERR_AUTH',
+        retryAfterSeconds: null,
+      };
+    }
+  }
+  const dispatcher = deps.agents.forTls(tlsOf(credentials));
+  const result = await deps.sender.send({ url: target.url, headers: sent, body, timeoutMs: target.timeoutMs, dispatcher });
+  // A refused token (revoked, rotated at the issuer) is not used again until it expires.
+  if (auth?.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(target.cacheKey);
+  return result;
+}

@@ -1,0 +1,100 @@
+/** Reading the delivery list's filters, and hiding what a page must not show of the headers sent. */
+import type { DeliveryStatus } from '../core/types.ts';
+import { UUID_RE } from '../core/ids.ts';
+import { REDACTED } from '../core/redact.ts';
+import { STATUSES, type FilterValues } from './delivery-pages.ts';
+import type { DeliveryFilter } from './scope.ts';
+
+const first = (v: unknown): string => {
+  const x = Array.isArray(v) ? v[0] : v;
+  return typeof x === 'string' ? x.trim() : '';
+};
+
+/** `2026-01-31T09:00` (a datetime-local field, taken as UTC), with seconds, or ISO 8601 with a zone. */
+const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
+const ZONED_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+function parseTime(value: string): Date | null {
+  if (!LOCAL_TIME.test(value) && !ZONED_TIME.test(value)) return null;
+  // Date rolls 2026-02-30 over into March; a day that does not exist is refused instead.
+  const day = value.slice(0, 10);
+  const midnight = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(midnight.getTime()) || midnight.toISOString().slice(0, 10) !== day) return null;
+  const d = new Date(LOCAL_TIME.test(value) ? `${value}Z` : value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+export const DEFAULT_PER_PAGE = 25;
+const MAX_PER_PAGE = 100;
+
+export interface ParsedFilters {
+  values: FilterValues;
+  filter: DeliveryFilter;
+  /** What was wrong, naming the field, or null. */
+  error: string | null;
+}
+
+/**
+ * The list's query string as a filter. A wrong value is a message for the page, never a 500;
+ * an endpoint outside the link's scope is refused like an unknown one.
+ */
+export async function parseDeliveryFilters(q: Record<string, unknown>, inScope: (endpointId: string) => Promise<boolean>): Promise<ParsedFilters> {
+  const values: FilterValues = {
+    status: first(q.status),
+    endpoint_id: first(q.endpoint_id),
+    event_type: first(q.event_type),
+    from: first(q.from),
+    to: first(q.to),
+    per_page: first(q.per_page),
+  };
+  const filter: DeliveryFilter = { statuses: [], endpointId: null, eventType: null, from: null, to: null, before: null, perPage: DEFAULT_PER_PAGE };
+  const fail = (error: string): ParsedFilters => ({ values, filter, error });
+
+  if (values.status !== '') {
+    const list = values.status.split(',').map((s) => s.trim());
+    const bad = list.find((s) => !STATUSES.includes(s as DeliveryStatus));
+    if (bad !== undefined) return fail(`status: must be one of ${STATUSES.join(', ')} (got ${JSON.stringify(bad.slice(0, 40))})`);
+    filter.statuses = list as DeliveryStatus[];
+  }
+  if (values.endpoint_id !== '') {
+    if (values.endpoint_id.length > 200 || !(await inScope(values.endpoint_id))) return fail('endpoint_id: no such endpoint among yours');
+    filter.endpointId = values.endpoint_id;
+  }
+  if (values.event_type !== '') {
+    if (values.event_type.length > 200) return fail('event_type: must be at most 200 characters');
+    filter.eventType = values.event_type;
+  }
+  for (const key of ['from', 'to'] as const) {
+    if (values[key] === '') continue;
+    const at = parseTime(values[key]);
+    if (at === null) return fail(`${key}: must be a date and time such as 2026-01-31T09:00 (UTC)`);
+    filter[key] = at;
+  }
+  if (filter.from && filter.to && filter.from >= filter.to) return fail('to: must be after from');
+  if (values.per_page !== '') {
+    const n = Number(values.per_page);
+    if (!/^\d{1,3}$/.test(values.per_page) || n < 1 || n > MAX_PER_PAGE) return fail(`per_page: must be a whole number from 1 to ${MAX_PER_PAGE}`);
+    filter.perPage = n;
+  }
+  const before = first(q.before);
+  if (before !== '') {
+    if (!UUID_RE.test(before)) return fail('before: is not a page of this list; start again from the first page');
+    filter.before = before;
+  }
+  return { values, filter, error: null };
+}
+
+/** Header names whose values are credentials or signatures, whatever the endpoint calls them. */
+const SENSITIVE = /signature|authorization|cookie|secret|token|password|api[-_]?key/i;
+
+/**
+ * The headers of a sent request as the portal shows them: signatures (the project's header,
+ * X-Convoy-Signature, webhook-signature) and credentials hidden. The worker already records
+ * authentication headers as ********.
+ */
+export function redactRequestHeaders(headers: Record<string, string>, signatureHeader: string): Record<string, string> {
+  const own = signatureHeader.toLowerCase();
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name] = SENSITIVE.test(name) || name.toLowerCase() === own ? REDACTED : value;
+  return out;
+}

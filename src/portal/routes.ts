@@ -1,0 +1,292 @@
+/**
+ * The customer portal under /portal: a link opens a session (GET /portal/l/<token>), and the
+ * session shows its link's endpoints and their deliveries. Every page request re-checks the
+ * session and its link; every form is checked against cross-site requests; every query is scoped
+ * (scope.ts); every response carries a strict CSP and no-store.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import { WharfError } from '../core/errors.ts';
+import type { Project } from '../core/types.ts';
+import { editEndpoint, pingerFor } from '../api/endpoints-routes.ts';
+import type { ApiDeps } from '../api/server.ts';
+import { formEncode } from '../delivery/form.ts';
+import { activateEndpoint, findDelivery, resendDelivery, rotateSecret, togglePause } from '../dispatch/operations.ts';
+import { withTransaction } from '../store/pool.ts';
+import { getProject } from '../store/projects.ts';
+import {
+  createPortalSession,
+  deletePortalSession,
+  findPortalSession,
+  hashToken,
+  linkState,
+  openPortalLink,
+  type PortalLink,
+} from '../store/portal-links.ts';
+import { RETRYABLE, deliveryPage, deliveriesPage } from './delivery-pages.ts';
+import { parseDeliveryFilters, redactRequestHeaders } from './filters.ts';
+import { DEFAULT_PORTAL_OPTIONS, type PortalOptions } from './options.ts';
+import { endpointPage, endpointsPage, errorPage, page, secretPage, type EndpointForm, type Frame } from './pages.ts';
+import { attemptsOf, deliveryEndpointInScope, eventOf, scopeOf, scopedDeliveries, scopedEndpoint, scopedEndpoints, type Scope } from './scope.ts';
+import { PortalRefusal, checkForm, clearCookieHeader, forbidden, linkRefusal, sessionCookie, setCookieHeader } from './session.ts';
+import { html } from './html.ts';
+
+export interface PortalContext {
+  link: PortalLink;
+  project: Project;
+  scope: Scope;
+  csrf: string;
+  sessionId: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    portal: PortalContext | null;
+  }
+}
+
+const ACTOR = 'the portal';
+const ASSETS = join(import.meta.dirname, 'assets');
+
+/** Confirmations after a form, by key: the page never echoes request text as a message. */
+const NOTICES: Record<string, string> = {
+  retried: 'Retry scheduled. This page refreshes until the new attempt is in.',
+  paused: 'Endpoint paused.',
+  unpaused: 'Endpoint unpaused.',
+  activated: 'Endpoint activated.',
+  saved: 'Settings saved.',
+};
+
+const notFoundPage = (): PortalRefusal => new PortalRefusal(404, 'WHARF_ERR_NOT_FOUND', 'Not found', 'There is nothing here, or it is not shared with this link.');
+
+export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pool, box } = deps;
+  const options: PortalOptions = deps.portal ?? DEFAULT_PORTAL_OPTIONS;
+  const csp = [
+    "default-src 'none'",
+    "style-src 'self'",
+    "script-src 'self'",
+    "img-src 'self' data:",
+    "form-action 'self'",
+    `frame-ancestors ${options.frameAncestors}`,
+    "base-uri 'none'",
+  ].join('; ');
+  const assets: Record<string, { type: string; body: string }> = {
+    'portal.css': { type: 'text/css; charset=utf-8', body: await readFile(join(ASSETS, 'portal.css'), 'utf8') },
+    'portal.js': { type: 'text/javascript; charset=utf-8', body: await readFile(join(ASSETS, 'portal.js'), 'utf8') },
+  };
+
+  app.decorateRequest('portal', null);
+  // Forms post urlencoded fields; the first of a repeated field counts.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 65_536 }, (_req, body, done) => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) if (!(k in out)) out[k] = v;
+    done(null, out);
+  });
+
+  app.addHook('onSend', async (_req, res, payload) => {
+    res.header('content-security-policy', csp);
+    res.header('x-content-type-options', 'nosniff');
+    res.header('referrer-policy', 'no-referrer');
+    res.header('cache-control', 'no-store');
+    // For browsers that predate frame-ancestors.
+    if (options.frameAncestors.trim() === "'none'") res.header('x-frame-options', 'DENY');
+    if (!res.hasHeader('content-type')) res.header('content-type', 'text/html; charset=utf-8');
+    return payload;
+  });
+
+  const frameOf = (req: FastifyRequest): Frame => {
+    const p = req.portal;
+    return { title: '', session: p ? { name: p.link.name, csrf: p.csrf, canManage: p.link.can_manage_endpoint } : undefined };
+  };
+  const sendPage = (res: FastifyReply, status: number, body: string): FastifyReply => res.code(status).type('text/html; charset=utf-8').send(body);
+
+  app.setErrorHandler((err: unknown, req, res) => {
+    if (err instanceof PortalRefusal) {
+      // A session that can no longer be used is forgotten by the browser too.
+      if ((err.status === 401 || err.status === 410) && sessionCookie(req) !== null) res.header('set-cookie', clearCookieHeader(req, options));
+      return sendPage(res, err.status, req.portal ? page({ ...frameOf(req), title: err.title }, html`<section class="card narrow"><h1>${err.title}</h1><p>${err.message}</p></section>`) : errorPage(err.title, err.message));
+    }
+    if (err instanceof WharfError && err.status < 500) return sendPage(res, err.status, errorPage('Request refused', err.message));
+    const e = err as { statusCode?: number };
+    if (e.statusCode !== undefined && e.statusCode < 500) {
+      return sendPage(res, e.statusCode, errorPage('Request refused', e.statusCode === 413 ? 'The form is too large.' : 'The request could not be read.'));
+    }
+    req.log.error({ err }, 'portal request failed');
+    return sendPage(res, 500, errorPage('Something went wrong', 'The page could not be shown. Try again in a moment.'));
+  });
+  app.setNotFoundHandler((_req, res) => sendPage(res, 404, errorPage('Not found', 'There is no such page.')));
+
+  app.get('/assets/:name', async (req, res) => {
+    const asset = assets[(req.params as { name: string }).name];
+    if (!asset) throw notFoundPage();
+    return res.type(asset.type).send(asset.body);
+  });
+
+  // Opening a link trades its token for a session cookie, then leaves the token's URL at once.
+  app.get('/l/:token', async (req, res) => {
+    const { token } = req.params as { token: string };
+    const tokenHash = hashToken(token);
+    // Reopening a one-time link (the back button) in the browser it opened in just continues.
+    const existing = sessionCookie(req);
+    const current = existing ? await findPortalSession(pool, existing) : null;
+    if (current && current.expires_at > current.now && ['active', 'used'].includes(linkState(current.link, current.now))) {
+      const same = await pool.query('SELECT 1 FROM portal_links WHERE id = $1 AND token_hash = $2', [current.link.id, tokenHash]);
+      if (same.rowCount) return res.redirect('/portal/', 303);
+    }
+    const session = await withTransaction(pool, async (client) => {
+      const opened = await openPortalLink(client, tokenHash);
+      if (opened.refused !== null) throw linkRefusal(opened.refused, opened.link);
+      return createPortalSession(client, opened.link, options.sessionMinutes);
+    });
+    const seconds = (session.expires_at.getTime() - Date.now()) / 1000;
+    res.header('set-cookie', setCookieHeader(req, options, session.id, seconds));
+    return res.redirect('/portal/', 303);
+  });
+
+  await app.register(async (portal) => {
+    portal.addHook('onRequest', async (req) => {
+      const id = sessionCookie(req);
+      const s = id ? await findPortalSession(pool, id) : null;
+      if (!id || !s) throw linkRefusal('unknown', null);
+      const state = linkState(s.link, s.now);
+      if (state === 'revoked' || state === 'expired') throw linkRefusal(state, s.link);
+      if (s.expires_at.getTime() <= s.now.getTime()) throw linkRefusal('session-ended', s.link);
+      const project = await getProject(pool, s.link.project_id);
+      if (!project) throw linkRefusal('unknown', null);
+      req.portal = { link: s.link, project, scope: scopeOf(s.link), csrf: s.csrf_token, sessionId: id };
+    });
+    // Every state-changing request is a form post from a portal page.
+    portal.addHook('preHandler', async (req) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') checkForm(req, options, req.portal!.csrf);
+    });
+
+    const ctx = (req: FastifyRequest): PortalContext => req.portal!;
+    const notice = (req: FastifyRequest): string | null => {
+      const done = (req.query as Record<string, unknown>).done;
+      return typeof done === 'string' ? (NOTICES[done] ?? null) : null;
+    };
+    const requireManage = (req: FastifyRequest): void => {
+      if (!ctx(req).link.can_manage_endpoint) throw forbidden('This link can show endpoints but not change them.');
+    };
+    const endpointIdOf = (req: FastifyRequest): string => (req.params as { endpointID: string }).endpointID;
+    const deliveryIdOf = (req: FastifyRequest): string => (req.params as { deliveryID: string }).deliveryID;
+
+    portal.get('/', async (req, res) => {
+      const endpoints = await scopedEndpoints(pool, ctx(req).scope);
+      return sendPage(res, 200, endpointsPage({ ...frameOf(req), notice: notice(req) }, endpoints));
+    });
+
+    portal.get('/endpoints/:endpointID', async (req, res) => {
+      const e = await scopedEndpoint(pool, ctx(req).scope, endpointIdOf(req));
+      if (!e) throw notFoundPage();
+      return sendPage(res, 200, endpointPage({ ...frameOf(req), title: e.name, notice: notice(req) }, e, null));
+    });
+
+    /** A manage action on an endpoint of the scope, in one transaction (404 outside it). */
+    const manage = async <T>(req: FastifyRequest, fn: (client: pg.PoolClient, id: string) => Promise<T>): Promise<T> => {
+      requireManage(req);
+      const id = endpointIdOf(req);
+      return withTransaction(pool, async (client) => {
+        if (!(await scopedEndpoint(client, ctx(req).scope, id, { forUpdate: true }))) throw notFoundPage();
+        return fn(client, id);
+      });
+    };
+    const backTo = (id: string, done: string): string => `/portal/endpoints/${encodeURIComponent(id)}?done=${done}`;
+
+    portal.post('/endpoints/:endpointID/pause', async (req, res) => {
+      const e = await manage(req, (client, id) => togglePause(deps, client, ctx(req).scope.projectId, id, ACTOR));
+      return res.redirect(backTo(e.id, e.status === 'paused' ? 'paused' : 'unpaused'), 303);
+    });
+
+    portal.post('/endpoints/:endpointID/activate', async (req, res) => {
+      const e = await manage(req, (client, id) => activateEndpoint(deps, client, ctx(req).scope.projectId, id, ACTOR));
+      return res.redirect(backTo(e.id, 'activated'), 303);
+    });
+
+    // Only the name, URL and timeout can be changed here, validated as the API validates them;
+    // a new URL must answer the reachability ping.
+    portal.post('/endpoints/:endpointID/edit', async (req, res) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const form: EndpointForm = {
+        name: typeof body.name === 'string' ? body.name : '',
+        url: typeof body.url === 'string' ? body.url : '',
+        http_timeout: typeof body.http_timeout === 'string' ? body.http_timeout.trim() : '',
+      };
+      const changes = { name: form.name, url: form.url, http_timeout: /^\d{1,6}$/.test(form.http_timeout) ? Number(form.http_timeout) : form.http_timeout };
+      try {
+        const ping = pingerFor(deps.outbound, ctx(req).project.signature);
+        const e = await manage(req, (client, id) => editEndpoint(box, client, ctx(req).scope.projectId, id, changes, ping));
+        return res.redirect(backTo(e.id, 'saved'), 303);
+      } catch (err) {
+        if (!(err instanceof WharfError) || err.status !== 400) throw err;
+        const e = await scopedEndpoint(pool, ctx(req).scope, endpointIdOf(req));
+        if (!e) throw notFoundPage();
+        return sendPage(res, 400, endpointPage({ ...frameOf(req), title: e.name, error: err.message }, e, form));
+      }
+    });
+
+    // The new secret is shown on this answer only; it is not kept anywhere for display.
+    portal.post('/endpoints/:endpointID/rotate-secret', async (req, res) => {
+      const r = await manage(req, (client, id) => rotateSecret(box, client, ctx(req).project, id, {}));
+      const e = (await scopedEndpoint(pool, ctx(req).scope, r.endpoint.id))!;
+      return sendPage(res, 200, secretPage(frameOf(req), e, r.secret, r.expiration));
+    });
+
+    portal.get('/deliveries', async (req, res) => {
+      const { scope } = ctx(req);
+      const endpoints = await scopedEndpoints(pool, scope);
+      const parsed = await parseDeliveryFilters(req.query as Record<string, unknown>, (id) => scopedEndpoint(pool, scope, id).then((e) => e !== null));
+      if (parsed.error !== null) {
+        return sendPage(res, 400, deliveriesPage({ ...frameOf(req), error: parsed.error }, endpoints, parsed.values, [], null, false));
+      }
+      const rows = await scopedDeliveries(pool, scope, parsed.filter);
+      const more = rows.length > parsed.filter.perPage;
+      const shown = more ? rows.slice(0, parsed.filter.perPage) : rows;
+      const next = more ? shown.at(-1)!.id : null;
+      return sendPage(res, 200, deliveriesPage(frameOf(req), endpoints, parsed.values, shown, next, parsed.filter.before !== null));
+    });
+
+    portal.get('/deliveries/:deliveryID', async (req, res) => {
+      const { scope, project } = ctx(req);
+      const endpointId = await deliveryEndpointInScope(pool, scope, deliveryIdOf(req));
+      const endpoint = endpointId === null ? null : await scopedEndpoint(pool, scope, endpointId);
+      if (!endpoint) throw notFoundPage();
+      const delivery = await findDelivery(pool, scope.projectId, deliveryIdOf(req));
+      const event = await eventOf(pool, scope.projectId, delivery.event_id);
+      const attempts = (await attemptsOf(pool, delivery.id)).map((a) => ({ ...a, request_headers: redactRequestHeaders(a.request_headers, project.signature.header) }));
+      let sentBody: string | null = null;
+      if (event && endpoint.content_type === 'application/x-www-form-urlencoded') {
+        try {
+          sentBody = formEncode(JSON.parse(event.data));
+        } catch {
+          sentBody = null;
+        }
+      }
+      return sendPage(res, 200, deliveryPage({ ...frameOf(req), notice: notice(req) }, { delivery, endpoint, event, attempts, sentBody }));
+    });
+
+    portal.post('/deliveries/:deliveryID/retry', async (req, res) => {
+      const { scope } = ctx(req);
+      const id = deliveryIdOf(req);
+      await withTransaction(pool, async (client) => {
+        if ((await deliveryEndpointInScope(client, scope, id)) === null) throw notFoundPage();
+        const d = await findDelivery(client, scope.projectId, id, { forUpdate: true });
+        if (!RETRYABLE.includes(d.status)) {
+          throw new PortalRefusal(409, 'WHARF_ERR_CONFLICT', 'Not retried', `This delivery is ${d.status}; only failed or discarded deliveries can be retried.`);
+        }
+        await resendDelivery(deps, client, scope.projectId, d.id, ACTOR);
+      });
+      return res.redirect(`/portal/deliveries/${id}?done=retried`, 303);
+    });
+
+    portal.post('/logout', async (req, res) => {
+      await deletePortalSession(pool, ctx(req).sessionId);
+      req.portal = null;
+      res.header('set-cookie', clearCookieHeader(req, options));
+      return sendPage(res, 200, errorPage('Signed out', 'You have left the portal. Open your link again to come back (a one-time link opens only once).'));
+    });
+  });
+}
