@@ -23,6 +23,8 @@ import {
   hashToken,
   linkState,
   openPortalLink,
+  setSessionFlash,
+  takeSessionFlash,
   type PortalLink,
 } from '../store/portal-links.ts';
 import { RETRYABLE, deliveryPage, deliveriesPage } from './delivery-pages.ts';
@@ -57,6 +59,7 @@ const NOTICES: Record<string, string> = {
   unpaused: 'Endpoint unpaused.',
   activated: 'Endpoint activated.',
   saved: 'Settings saved.',
+  'secret-shown': 'The new signing secret was shown once and is not shown again. Rotate again if it was lost.',
 };
 
 const notFoundPage = (): PortalRefusal => new PortalRefusal(404, 'WHARF_ERR_NOT_FOUND', 'Not found', 'There is nothing here, or it is not shared with this link.');
@@ -228,11 +231,25 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       }
     });
 
-    // The new secret is shown on this answer only; it is not kept anywhere for display.
+    // Post/redirect/get: the new secret waits, sealed, in the session for the one page that shows
+    // it, so reloading that page cannot rotate again and the secret is shown exactly once.
     portal.post('/endpoints/:endpointID/rotate-secret', async (req, res) => {
-      const r = await manage(req, (client, id) => rotateSecret(box, client, ctx(req).project, id, {}));
-      const e = (await scopedEndpoint(pool, ctx(req).scope, r.endpoint.id))!;
-      return sendPage(res, 200, secretPage(frameOf(req), e, r.secret, r.expiration));
+      const r = await manage(req, async (client, id) => {
+        const rotated = await rotateSecret(box, client, ctx(req).project, id, {});
+        const flash = { endpoint_id: id, secret: rotated.secret, expiration: rotated.expiration };
+        await setSessionFlash(client, ctx(req).sessionId, box.encrypt(JSON.stringify(flash)));
+        return rotated;
+      });
+      return res.redirect(`/portal/endpoints/${encodeURIComponent(r.endpoint.id)}/new-secret`, 303);
+    });
+
+    portal.get('/endpoints/:endpointID/new-secret', async (req, res) => {
+      const e = await scopedEndpoint(pool, ctx(req).scope, endpointIdOf(req));
+      if (!e) throw notFoundPage();
+      const sealed = await takeSessionFlash(pool, ctx(req).sessionId);
+      const flash = sealed === null ? null : (JSON.parse(box.decrypt(sealed)) as { endpoint_id: string; secret: string; expiration: number });
+      if (!flash || flash.endpoint_id !== e.id) return res.redirect(backTo(e.id, 'secret-shown'), 303);
+      return sendPage(res, 200, secretPage(frameOf(req), e, flash.secret, flash.expiration));
     });
 
     portal.get('/deliveries', async (req, res) => {

@@ -148,6 +148,22 @@ export async function findPortalSession(db: Queryable, id: string): Promise<Port
   return { link, csrf_token, expires_at: session_expires_at, now };
 }
 
+/** Keeps something sealed for the session's next `takeSessionFlash` (a new secret to show once). */
+export async function setSessionFlash(db: Queryable, id: string, sealed: string): Promise<void> {
+  await db.query('UPDATE portal_sessions SET flash_enc = $2 WHERE id_hash = $1', [hashToken(id), sealed]);
+}
+
+/** What setSessionFlash kept, once: it is gone after this. */
+export async function takeSessionFlash(db: Queryable, id: string): Promise<string | null> {
+  const { rows } = await db.query<{ flash_enc: string | null }>(
+    `UPDATE portal_sessions s SET flash_enc = NULL
+     FROM (SELECT id_hash, flash_enc FROM portal_sessions WHERE id_hash = $1 FOR UPDATE) old
+     WHERE s.id_hash = old.id_hash RETURNING old.flash_enc`,
+    [hashToken(id)],
+  );
+  return rows[0]?.flash_enc ?? null;
+}
+
 export async function deletePortalSession(db: Queryable, id: string): Promise<void> {
   await db.query('DELETE FROM portal_sessions WHERE id_hash = $1', [hashToken(id)]);
 }

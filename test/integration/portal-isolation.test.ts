@@ -116,6 +116,7 @@ describe('portal isolation', () => {
       await browser.post(`/portal/endpoints/${e}/activate`),
       await browser.post(`/portal/endpoints/${e}/edit`, { name: 'pwned', url: 'http://127.0.0.1:1/pwned', http_timeout: '7' }),
       await browser.post(`/portal/endpoints/${e}/rotate-secret`),
+      await browser.get(`/portal/endpoints/${e}/new-secret`),
       await browser.get(`/portal/deliveries/${dl[deliveryKey]}`),
       await browser.post(`/portal/deliveries/${dl[deliveryKey]}/retry`),
     ];
@@ -250,15 +251,26 @@ describe('portal isolation', () => {
     expect((await acme.get(`/portal/deliveries/${dl.a1}`)).text).not.toContain('/retry"');
   });
 
-  it('rotate shows the new secret once, and it signs from then on', async () => {
+  it('rotate shows the new secret once, on a page a reload cannot repeat', async () => {
     const acme = await link({ owner_id: 'acme', can_manage_endpoint: true });
     const before = await endpointState('a1');
-    const res = await acme.post(`/portal/endpoints/${ep.a1}/rotate-secret`);
+    const posted = await acme.post(`/portal/endpoints/${ep.a1}/rotate-secret`);
+    expect(posted.status).toBe(303);
+    expect(posted.location).toBe(`/portal/endpoints/${ep.a1}/new-secret`);
+    const res = await acme.get(posted.location!);
     expect(res.status).toBe(200);
     const secret = /<code id="new-secret">([^<]+)<\/code>/.exec(res.text)?.[1];
     expect(secret).toBeTruthy();
     expect((await endpointState('a1')).secrets).toBe(before.secrets + 1);
+    // A reload shows it no more and rotates nothing.
+    const reloaded = await acme.get(posted.location!);
+    expect(reloaded.status).toBe(303);
+    expect(reloaded.location).toBe(`/portal/endpoints/${ep.a1}?done=secret-shown`);
+    expect((await endpointState('a1')).secrets).toBe(before.secrets + 1);
+    const notice = await acme.get(reloaded.location!);
+    expect(notice.text).toContain('was shown once');
     // Not shown again anywhere.
+    expect(notice.text).not.toContain(secret!);
     expect((await acme.get(`/portal/endpoints/${ep.a1}`)).text).not.toContain(secret!);
     expect((await t.api('GET', `/endpoints/${ep.a1}`)).text).not.toContain(secret!);
   });

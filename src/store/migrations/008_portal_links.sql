@@ -26,6 +26,9 @@ CREATE TABLE portal_sessions (
   id_hash    text PRIMARY KEY,
   link_id    uuid NOT NULL REFERENCES portal_links (id) ON DELETE CASCADE,
   csrf_token text NOT NULL,
+  -- A rotated secret waiting to be shown once (sealed), so the page that shows it is a GET and a
+  -- reload cannot rotate again.
+  flash_enc  text,
   expires_at timestamptz NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
