@@ -189,11 +189,13 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     });
 
     /** A manage action on an endpoint of the scope, in one transaction (404 outside it). */
-    const manage = async <T>(req: FastifyRequest, fn: (client: pg.PoolClient, id: string) => Promise<T>): Promise<T> => {
+    // `lock: false` where the action may wait on the network (the edit's reachability ping), so
+    // deliveries to the endpoint are not held up meanwhile; its own UPDATE still locks the row.
+    const manage = async <T>(req: FastifyRequest, fn: (client: pg.PoolClient, id: string) => Promise<T>, lock = true): Promise<T> => {
       requireManage(req);
       const id = endpointIdOf(req);
       return withTransaction(pool, async (client) => {
-        if (!(await scopedEndpoint(client, ctx(req).scope, id, { forUpdate: true }))) throw notFoundPage();
+        if (!(await scopedEndpoint(client, ctx(req).scope, id, { forUpdate: lock }))) throw notFoundPage();
         return fn(client, id);
       });
     };
@@ -221,7 +223,7 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       const changes = { name: form.name, url: form.url, http_timeout: /^\d{1,6}$/.test(form.http_timeout) ? Number(form.http_timeout) : form.http_timeout };
       try {
         const ping = pingerFor(deps.outbound, ctx(req).project.signature);
-        const e = await manage(req, (client, id) => editEndpoint(box, client, ctx(req).scope.projectId, id, changes, ping));
+        const e = await manage(req, (client, id) => editEndpoint(box, client, ctx(req).scope.projectId, id, changes, ping), false);
         return res.redirect(backTo(e.id, 'saved'), 303);
       } catch (err) {
         if (!(err instanceof WharfError) || err.status !== 400) throw err;
