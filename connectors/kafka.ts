@@ -9,7 +9,7 @@
 import type * as KafkaJsModule from 'kafkajs';
 import type { Admin, EachBatchPayload, IHeaders, Kafka, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
-import { backoffMs, sleep } from '../src/core/backoff.ts';
+import { backoffMs, sleep, within } from '../src/core/backoff.ts';
 import type {
   BrokerMessage,
   Connector,
@@ -23,7 +23,7 @@ import type {
 import type { Reader } from '../src/core/settings.ts';
 import { absent, got } from '../src/core/settings.ts';
 
-export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
 
 export interface KafkaSasl {
@@ -240,18 +240,6 @@ function errorText(err: unknown): string {
   return String(err);
 }
 
-/** Resolves with the promise's outcome ignored, or after `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    promise.catch(() => undefined),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, ms));
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
 function kafkaOptions(config: KafkaConfig): { ssl?: ConnectionOptions | boolean; sasl?: SASLOptions } {
   const out: { ssl?: ConnectionOptions | boolean; sasl?: SASLOptions } = {};
   if (config.tls) {
@@ -264,16 +252,19 @@ function kafkaOptions(config: KafkaConfig): { ssl?: ConnectionOptions | boolean;
   return out;
 }
 
-/** kafkajs log lines go to Wharf's logger, warnings and errors only, with plain fields (no stacks). */
-function logCreatorFor(logger: ConnectorLogger, name: string, scrub: (s: string) => string, levels: KafkaJs['logLevel']) {
+/**
+ * kafkajs log lines go to Wharf's logger, warnings and errors only, with plain fields (no stacks).
+ * Credentials in them are the logger's to scrub (the source manager's logger does).
+ */
+function logCreatorFor(logger: ConnectorLogger, name: string, levels: KafkaJs['logLevel']) {
   return () =>
     ({ namespace, level, log }: LogEntry): void => {
       const fields: Record<string, unknown> = { source: name, kafka: namespace };
       for (const [k, v] of Object.entries(log)) {
         if (k === 'message' || k === 'timestamp' || k === 'stack') continue;
-        if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) fields[k] = typeof v === 'string' ? scrub(v) : v;
+        if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) fields[k] = v;
       }
-      const message = `kafkajs: ${scrub(String(log.message))}`;
+      const message = `kafkajs: ${String(log.message)}`;
       if (level === levels.ERROR) logger.error(fields, message);
       else if (level === levels.WARN) logger.warn(fields, message);
     };
@@ -320,7 +311,7 @@ class KafkaConnector implements Connector {
       // kafkajs retries each request a few times itself; longer outages are the connector's loop.
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 3 },
       logLevel: kafkajs.logLevel.WARN,
-      logCreator: logCreatorFor(deps.logger, deps.name, (s) => this.#scrub(s), kafkajs.logLevel),
+      logCreator: logCreatorFor(deps.logger, deps.name, kafkajs.logLevel),
     });
   }
 
@@ -410,7 +401,7 @@ class KafkaConnector implements Connector {
     } finally {
       if (this.#closing) await this.#released;
       await consumer.disconnect().catch((err: unknown) => {
-        this.#deps.logger.debug({ source: this.#deps.name, err: this.#scrub(errorText(err)) }, 'kafka consumer disconnect failed');
+        this.#deps.logger.debug({ source: this.#deps.name, err: errorText(err) }, 'kafka consumer disconnect failed');
       });
     }
     return joined;
@@ -558,23 +549,17 @@ class KafkaConnector implements Connector {
       this.#lag = lag;
     } catch (err) {
       this.#lag = null;
-      this.#deps.logger.debug({ source: this.#deps.name, err: this.#scrub(errorText(err)) }, 'kafka lag unknown');
+      this.#deps.logger.debug({ source: this.#deps.name, err: errorText(err) }, 'kafka lag unknown');
       const admin = this.#admin;
       this.#admin = null;
       await admin?.disconnect().catch(() => undefined);
     }
   }
 
+  /** Broker and kafkajs texts: the source manager scrubs credentials from health() and the logger. */
   #fail(message: string): void {
-    const text = this.#scrub(message);
-    this.#lastError = text;
-    this.#deps.logger.warn({ source: this.#deps.name }, text);
-  }
-
-  /** Error texts come from the brokers and kafkajs; make sure the SASL password never rides along. */
-  #scrub(text: string): string {
-    const secret = this.#config.sasl?.password;
-    return secret ? text.split(secret).join('***') : text;
+    this.#lastError = message;
+    this.#deps.logger.warn({ source: this.#deps.name }, message);
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import type * as PubSubModule from '@google-cloud/pubsub';
 import type { DebugMessage, Message, PubSub, Subscription } from '@google-cloud/pubsub';
-import { backoffMs, sleep } from '../src/core/backoff.ts';
+import { backoffMs, sleep, within } from '../src/core/backoff.ts';
 import type {
   BrokerMessage,
   Connector,
@@ -194,10 +194,7 @@ async function create(config: PubSubConfig, deps: ConnectorDeps): Promise<Connec
   return new PubSubConnector(sdk, config, deps);
 }
 
-/**
- * Everything of one running source: the client, the current subscription, the batcher. Exported
- * so unit tests can hand it a stand-in SDK for the failures the fake broker cannot produce.
- */
+/** Everything of one running source: the client, the current subscription, the batcher. */
 class PubSubConnector implements Connector {
   readonly #sdk: PubSubSdk;
   readonly #config: PubSubConfig;
@@ -513,10 +510,7 @@ class PubSubConnector implements Connector {
     // Nothing new goes to the sink; what waits for a batch is redelivered.
     this.#nack(this.#buffer.splice(0).map((h) => h.message));
     if (this.#active.size > 0) {
-      const waited = new AbortController();
-      await Promise.race([Promise.allSettled([...this.#active]), sleep(timeoutMs, waited.signal)]);
-      waited.abort(); // so its timer does not keep the process alive
-      if (this.#active.size > 0) {
+      if (!(await within(Promise.allSettled([...this.#active]), timeoutMs))) {
         this.#deps.logger.warn({ subscription: this.#name, timeoutMs }, 'pubsub stop: batches still in the sink are left for redelivery');
       }
     }
@@ -556,12 +550,12 @@ class PubSubConnector implements Connector {
     return `pubsub subscription ${this.#name}: ${this.#describe(err)}`;
   }
 
-  /** An error as text for logs and health, without the key's secret should a message quote it. */
+  /**
+   * An error as text for logs and health, at most 500 characters. The source manager scrubs the
+   * key from it (a private key cut short here still goes: any PEM private key does).
+   */
   #describe(err: unknown): string {
-    let text = err instanceof Error ? err.message : String(err);
-    const secret = this.#config.credentials?.private_key;
-    if (typeof secret === 'string' && secret !== '') text = text.split(secret).join('[redacted]');
-    text = text.replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, '[redacted]');
+    const text = err instanceof Error ? err.message : String(err);
     return text.length > 500 ? `${text.slice(0, 497)}...` : text;
   }
 }

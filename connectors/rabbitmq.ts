@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { backoffMs, sleep } from '../src/core/backoff.ts';
+import { backoffMs, sleep, within } from '../src/core/backoff.ts';
 import type { BrokerMessage, Connector, ConnectorDeps, ConnectorHealth, ConnectorModule, ConnectorState, Sink } from '../src/core/connector.ts';
 import { absent, got, type Reader } from '../src/core/settings.ts';
 
@@ -326,11 +326,8 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
           w.buffer = [];
         }
         const busy = workers.flatMap((w) => (w.busy ? [w.busy] : []));
-        const timedOut = await Promise.race([
-          Promise.all(busy).then(() => false),
-          sleep(timeoutMs).then(() => true),
-        ]);
-        if (timedOut) deps.logger.warn({ timeoutMs }, 'stopping before the batches in flight finished; the broker will redeliver them');
+        const done = await within(Promise.allSettled(busy), timeoutMs);
+        if (!done) deps.logger.warn({ timeoutMs }, 'stopping before the batches in flight finished; the broker will redeliver them');
         stopping.abort();
         await connection?.close().catch(() => undefined);
         await loop;

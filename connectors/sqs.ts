@@ -8,7 +8,7 @@
  */
 import type * as SqsSdk from '@aws-sdk/client-sqs';
 import type { ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
-import { backoffMs, sleep } from '../src/core/backoff.ts';
+import { backoffMs, sleep, within } from '../src/core/backoff.ts';
 import type { BrokerMessage, Connector, ConnectorDeps, ConnectorHealth, ConnectorModule, ConnectorState, Sink } from '../src/core/connector.ts';
 import { absent, got, type Reader } from '../src/core/settings.ts';
 
@@ -533,13 +533,12 @@ class SqsConnector implements Connector {
     }
   }
 
+  /** Credentials in SDK texts are scrubbed by the source manager (from health() and the logger). */
   private brokerFailed(message: string): void {
-    const secrets = [this.config.credentials?.secret_access_key, this.config.credentials?.session_token].filter((s): s is string => !!s);
-    const clean = secrets.reduce((text, secret) => text.split(secret).join('***'), message);
-    if (this.brokerError !== clean || this.state === 'running') {
-      this.deps.logger.warn({ connector: this.deps.name, queue: this.where, error: clean }, 'SQS not available; retrying');
+    if (this.brokerError !== message || this.state === 'running') {
+      this.deps.logger.warn({ connector: this.deps.name, queue: this.where, error: message }, 'SQS not available; retrying');
     }
-    this.brokerError = clean;
+    this.brokerError = message;
     if (this.state === 'running') this.state = 'connecting';
   }
 
@@ -566,10 +565,7 @@ class SqsConnector implements Connector {
     await this.main;
     const pending = [...this.batches];
     if (pending.length > 0) {
-      const timer = new AbortController();
-      const drained = await Promise.race([Promise.allSettled(pending).then(() => true), sleep(timeoutMs, timer.signal).then(() => false)]);
-      timer.abort();
-      if (!drained) {
+      if (!(await within(Promise.allSettled(pending), timeoutMs))) {
         this.deps.logger.warn(
           { connector: this.deps.name, queue: this.where, inFlight: this.inFlight, timeoutMs },
           'stop: the sink did not finish in time; SQS will redeliver those messages after their visibility timeout',

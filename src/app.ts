@@ -138,34 +138,36 @@ export function createApp(options: AppOptions): App {
       await sources.start();
     }
 
-    // Two transactions: one commits while the next group forms. More would split the same
-    // events into smaller groups and pay more round trips per event (bench/README.md).
-    const ingest = createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: 2 });
-    server = await buildServer({
-      pool: db,
-      boss,
-      box,
-      ingest,
-      logger,
-      bodyLimit: config.server.body_limit,
-      readiness: {
-        database: async () => {
-          await db.query('SELECT 1');
-        },
-      },
-      sources,
-      metrics: metrics.registry,
-      httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
-      outbound,
-      portal: {
-        publicUrl: config.portal.public_url,
-        sessionMinutes: config.portal.session_minutes,
-        frameAncestors: config.portal.frame_ancestors,
-        listenHost: config.server.host,
-      },
-    });
-    // The ingest role serves /healthz, /readyz and /metrics too, so it can be probed and scraped.
+    // The ingest role serves /healthz, /readyz and /metrics too, so it can be probed and scraped;
+    // the dispatch role serves nothing.
     if (role !== 'dispatch') {
+      // Two transactions: one commits while the next group forms. More would split the same
+      // events into smaller groups and pay more round trips per event (bench/README.md).
+      const ingest = createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: 2 });
+      server = await buildServer({
+        pool: db,
+        boss,
+        box,
+        ingest,
+        logger,
+        bodyLimit: config.server.body_limit,
+        readiness: {
+          database: async () => {
+            await db.query('SELECT 1');
+          },
+        },
+        sources,
+        metrics: metrics.registry,
+        httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
+        management: role !== 'ingest',
+        outbound,
+        portal: {
+          publicUrl: config.portal.public_url,
+          sessionMinutes: config.portal.session_minutes,
+          frameAncestors: config.portal.frame_ancestors,
+          listenHost: config.server.host,
+        },
+      });
       await server.listen({ host: config.server.host, port: config.server.port });
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.server.port;

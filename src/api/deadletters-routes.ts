@@ -7,14 +7,13 @@ import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
-interface DeadLetterRow {
+interface DeadLetterFields {
   id: string;
   project_id: string;
   source_id: string;
   source_type: string;
   broker_id: string;
   message_key: string | null;
-  body: Buffer;
   headers: Record<string, string>;
   code: string;
   reason: string;
@@ -26,15 +25,44 @@ interface DeadLetterRow {
   event_id: string | null;
 }
 
-const COLUMNS = `id, project_id, source_id, source_type, broker_id, message_key, body, headers, code, reason, times_seen,
-  received_at, created_at, updated_at, replayed_at, event_id`;
+/** One row with its whole body (GET /deadletters/{id}). */
+interface DeadLetterRow extends DeadLetterFields {
+  body: Buffer;
+}
 
-/** The body as text when it is UTF-8 (most are), and always as base64, byte for byte. */
+/** One row of a list: the body's size and first bytes only (a letter may be as large as max_body_bytes). */
+interface DeadLetterListRow extends DeadLetterFields {
+  body_head: Buffer;
+  body_size: number;
+}
+
+const FIELDS = `id, project_id, source_id, source_type, broker_id, message_key, headers, code, reason, times_seen,
+  received_at, created_at, updated_at, replayed_at, event_id`;
+const COLUMNS = `${FIELDS}, body`;
+/** How much of each body a list shows. */
+const PREVIEW_BYTES = 256;
+const LIST_COLUMNS = `${FIELDS}, substring(body FROM 1 FOR ${PREVIEW_BYTES}) AS body_head, octet_length(body) AS body_size`;
+
+/** `bytes` as text when they are UTF-8; when `cut`, a character split at the end is left out. */
+function utf8(bytes: Buffer, cut: boolean): string | null {
+  for (let drop = 0; drop <= (cut ? Math.min(3, bytes.length) : 0); drop++) {
+    const part = bytes.subarray(0, bytes.length - drop);
+    const text = part.toString('utf8');
+    if (Buffer.from(text, 'utf8').equals(part)) return text;
+  }
+  return null;
+}
+
+/** One letter: the body as text when it is UTF-8 (most are), and always as base64, byte for byte. */
 function present(d: DeadLetterRow): Json {
   const { body, ...rest } = d;
-  const text = body.toString('utf8');
-  const isText = Buffer.from(text, 'utf8').equals(body);
-  return { uid: d.id, ...rest, body_size: body.length, body: isText ? text : null, body_base64: body.toString('base64') };
+  return { uid: d.id, ...rest, body_size: body.length, body: utf8(body, false), body_base64: body.toString('base64') };
+}
+
+/** A letter in a list: its body's size and, when it is text, its first 256 bytes (`body_preview`). */
+function presentListed(d: DeadLetterListRow): Json {
+  const { body_head: head, body_size: size, ...rest } = d;
+  return { uid: d.id, ...rest, body_size: size, body_preview: utf8(head, size > head.length), body_truncated: size > head.length };
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -48,8 +76,8 @@ export async function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): Pro
     } else if (q.replayed !== undefined) {
       throw new WharfError('WHARF_ERR_INVALID', 'replayed: must be true or false', { status: 400, field: 'replayed' });
     }
-    const result = await pageByIdDesc<DeadLetterRow>(pool, { table: 'dead_letters', columns: COLUMNS, projectId: req.project.id, filters, page: pageRequest(q) });
-    return reply(res, 200, 'Dead letters fetched', { content: result.content.map(present), pagination: result.pagination });
+    const result = await pageByIdDesc<DeadLetterListRow>(pool, { table: 'dead_letters', columns: LIST_COLUMNS, projectId: req.project.id, filters, page: pageRequest(q) });
+    return reply(res, 200, 'Dead letters fetched', { content: result.content.map(presentListed), pagination: result.pagination });
   });
 
   app.get('/deadletters/:id', async (req, res) => {

@@ -1,17 +1,42 @@
 import type { FastifyInstance } from 'fastify';
 import { invalid } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
-import type { DeliveryStatus } from '../core/types.ts';
+import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '../core/types.ts';
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
 import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
-const STATUSES: readonly DeliveryStatus[] = ['scheduled', 'processing', 'success', 'failure', 'retry', 'discarded'];
-
 const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d });
+
+/** A delivery attempt as read from the database (the time as a Date). */
+export type AttemptRow = Omit<DeliveryAttempt, 'response_headers' | 'created_at'> & {
+  response_headers: Record<string, string | string[]>;
+  created_at: Date;
+};
+
+/** A delivery's attempts, oldest first. The caller has checked the delivery is the project's. */
+export async function deliveryAttempts(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
+  const { rows } = await db.query<AttemptRow>(
+    `SELECT id, delivery_id, attempt, url, request_headers, status_code, latency_ms, response_headers,
+            response_body, error, error_code, created_at
+     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, created_at`,
+    [deliveryId],
+  );
+  return rows;
+}
+
+/** `status` as a list (repeated or comma-separated), each of `allowed`, or 400 naming the field. */
+function statusList(value: unknown, allowed: readonly DeliveryStatus[]): DeliveryStatus[] {
+  const list = (Array.isArray(value) ? value : String(value).split(',')).map(String);
+  for (const s of list) {
+    if (!allowed.includes(s as DeliveryStatus)) throw invalid('status', `must be one of ${allowed.join(', ')} (got ${JSON.stringify(s)})`);
+  }
+  return list as DeliveryStatus[];
+}
 
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, boss } = deps;
@@ -20,13 +45,7 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const q = req.query as Record<string, unknown>;
     const page = pageRequest(q);
     const filters = stringFilters(q, ['endpoint_id', 'event_type']);
-    if (q.status !== undefined) {
-      const list = (Array.isArray(q.status) ? q.status : String(q.status).split(',')).map(String);
-      for (const s of list) {
-        if (!STATUSES.includes(s as DeliveryStatus)) throw invalid('status', `must be one of ${STATUSES.join(', ')} (got ${JSON.stringify(s)})`);
-      }
-      filters.push({ column: 'status', value: list, anyOf: true });
-    }
+    if (q.status !== undefined) filters.push({ column: 'status', value: statusList(q.status, DELIVERY_STATUSES), anyOf: true });
     if (typeof q.event_id === 'string') {
       if (!UUID_RE.test(q.event_id)) throw invalid('event_id', 'must be an event id');
       filters.push({ column: 'event_id', value: q.event_id });
@@ -43,22 +62,14 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   app.get('/eventdeliveries/:deliveryID/deliveryattempts', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
     const d = await findDelivery(pool, req.project.id, deliveryID);
-    const { rows } = await pool.query(
-      `SELECT id AS uid, id, delivery_id, attempt, url, request_headers, status_code, latency_ms, response_headers,
-              response_body, error, error_code, created_at
-       FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, created_at`,
-      [d.id],
-    );
-    return reply(res, 200, 'Delivery attempts fetched', rows);
+    const attempts = await deliveryAttempts(pool, d.id);
+    return reply(res, 200, 'Delivery attempts fetched', attempts.map((a) => ({ uid: a.id, ...a })));
   });
 
   // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).
   app.post('/eventdeliveries/batchretry', async (req, res) => {
     const q = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
-    const statuses = q.status === undefined ? ['failure', 'discarded'] : (Array.isArray(q.status) ? q.status : String(q.status).split(',')).map(String);
-    for (const s of statuses) {
-      if (!RESENDABLE.includes(s as DeliveryStatus)) throw invalid('status', `must be among ${RESENDABLE.join(', ')} (got ${JSON.stringify(s)})`);
-    }
+    const statuses: DeliveryStatus[] = q.status === undefined ? ['failure', 'discarded'] : statusList(q.status, RESENDABLE);
     const time = (key: string): string | null => {
       if (q[key] === undefined) return null;
       const d = new Date(String(q[key]));
@@ -70,7 +81,7 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       const { rows } = await client.query<{ t: Date }>('SELECT clock_timestamp() AS t');
       const filter: BatchRetryFilter = {
         project_id: req.project.id,
-        statuses: statuses as DeliveryStatus[],
+        statuses,
         endpoint_id: text('endpoint_id'),
         event_type: text('event_type'),
         created_from: time('start_date'),

@@ -1,14 +1,16 @@
+import type pg from 'pg';
 import type { FastifyInstance } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { CONTENT_TYPES, ENDPOINT_SETTINGS, type Endpoint, type EndpointContentType, type SignatureScheme, type SignatureSettings } from '../core/types.ts';
+import { ENDPOINT_SETTINGS, type Endpoint, type Project, type SignatureScheme, type SignatureSettings } from '../core/types.ts';
+import { ENDPOINT_DEFAULTS, readEndpointSettings, type EndpointSettings } from '../delivery/endpoint-settings.ts';
 import type { OutboundDeps } from '../delivery/outbound.ts';
 import { requireReachable, type PingTarget } from '../delivery/ping.ts';
 import { parseSubscription } from '../ingest/subscription-settings.ts';
-import { getSource } from '../store/sources.ts';
+import { sourceExists } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
-import { generateSecret, validateSecret } from '../delivery/signatures.ts';
-import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, readCredentials, type EndpointCredentials } from '../delivery/credentials.ts';
+import { generateSecret } from '../delivery/signatures.ts';
+import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, type EndpointCredentials } from '../delivery/credentials.ts';
 import { redactKeys, restoreRedacted } from '../core/redact.ts';
 import { Reader } from '../core/settings.ts';
 import type { SecretBox } from '../store/crypto.ts';
@@ -30,7 +32,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { pageRequest, toPage } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import { boolean, email, httpUrl, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
+import { boolean, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
 
 const MAX_BULK = 1000;
 /** Bulk onboarding pings this many endpoints at once. */
@@ -38,37 +40,20 @@ const BULK_PINGS = 8;
 
 /** How credentials appear in an answer. */
 function shownCredentials(c: EndpointCredentials): Json {
-  return redactKeys({ ...c }, credentialSecretKeys(c)) as unknown as Json;
+  return redactKeys(c, credentialSecretKeys(c)) as unknown as Json;
 }
 
 /** A new endpoint's fields, credentials and secret from a request body (400 names the field). */
 function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string; credentials: EndpointCredentials } {
-  const f = readFields(body);
+  const { secret, credentials, ...f } = readFields(body, scheme);
   if (f.url === undefined) throw invalid('url', 'is required');
   if (f.name === undefined) throw invalid('name', 'is required');
-  const secret = f.secret ?? generateSecret(scheme);
-  const why = validateSecret(scheme, secret);
-  if (why) throw invalid('secret', why);
   return {
-    secret,
-    credentials: f.credentials ?? NO_CREDENTIALS,
-    fields: {
-      name: f.name,
-      url: f.url,
-      owner_id: f.owner_id ?? null,
-      description: f.description ?? '',
-      http_timeout: f.http_timeout ?? 10,
-      advanced_signatures: f.advanced_signatures ?? true,
-      support_email: f.support_email ?? null,
-      notification_url: f.notification_url ?? null,
-      content_type: f.content_type ?? 'application/json',
-      rate_limit: f.rate_limit ?? 0,
-      rate_limit_duration: f.rate_limit_duration ?? 60,
-    },
+    secret: secret ?? generateSecret(scheme),
+    credentials: credentials ?? NO_CREDENTIALS,
+    fields: { ...ENDPOINT_DEFAULTS, ...f, name: f.name, url: f.url },
   };
 }
-
-const FIELDS = ENDPOINT_SETTINGS;
 
 /** `skip_ping_validation` asks for no reachability check; it is a request flag, never stored. */
 function withoutSkip(body: Json): { skip: boolean; body: Json } {
@@ -83,95 +68,61 @@ export type Pinger = (e: PingTarget, secrets: { value: string }[], credentials: 
 export const pingerFor = (outbound: OutboundDeps, signature: SignatureSettings): Pinger => (e, secrets, credentials) =>
   requireReachable(outbound, signature, e, secrets, credentials);
 
-/** Reads the writable fields present in a body; absent ones stay undefined. */
-function readFields(body: Json): Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials } {
-  onlyKeys(body, FIELDS);
-  const out: Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials } = {};
-  if (CREDENTIAL_KEYS.some((k) => k in body)) {
-    const r = new Reader();
-    out.credentials = readCredentials(r, body, '');
-    if (r.issues.length > 0) throw settingsError(r.issues, '');
-  }
-  const name = string(body, 'name', { max: 200 });
-  if (name !== undefined) out.name = name;
-  const url = httpUrl(body, 'url', false);
-  if (url !== undefined) out.url = url;
-  if ('owner_id' in body) out.owner_id = string(body, 'owner_id', { max: 200 }) ?? null;
-  if ('description' in body) out.description = string(body, 'description', { max: 2000, empty: true }) ?? '';
-  const timeout = integer(body, 'http_timeout', 1, 300);
-  if (timeout !== undefined) out.http_timeout = timeout;
-  const adv = boolean(body, 'advanced_signatures');
-  if (adv !== undefined) out.advanced_signatures = adv;
-  if ('support_email' in body) out.support_email = email(body, 'support_email') ?? null;
-  if ('notification_url' in body) out.notification_url = httpUrl(body, 'notification_url', false) ?? null;
-  const secret = string(body, 'secret', { max: 1024 });
-  if (secret !== undefined) out.secret = secret;
-  const contentType = string(body, 'content_type', { max: 100 });
-  if (contentType !== undefined) {
-    if (!CONTENT_TYPES.includes(contentType as EndpointContentType)) throw invalid('content_type', `must be one of ${CONTENT_TYPES.join(', ')}`);
-    out.content_type = contentType as EndpointContentType;
-  }
-  const rateLimit = integer(body, 'rate_limit', 0, 1_000_000);
-  if (rateLimit !== undefined) out.rate_limit = rateLimit;
-  const duration = integer(body, 'rate_limit_duration', 1, 86_400);
-  if (duration !== undefined) out.rate_limit_duration = duration;
+/** Reads the writable fields present in a body (the config file's rules); absent ones stay undefined. */
+function readFields(body: Json, scheme: SignatureScheme): EndpointSettings {
+  const r = new Reader();
+  const fields = r.fields(body, '', ENDPOINT_SETTINGS);
+  const out = fields === null ? {} : readEndpointSettings(r, fields, '', scheme);
+  if (r.issues.length > 0) throw settingsError(r.issues, '');
   return out;
 }
 
 /**
  * Changes the fields a body names (PUT semantics for the keys present; absent keys keep their
- * value). Secrets sent back as "********" keep what is stored. 400 names a wrong field.
+ * value). Secrets sent back as "********" keep what is stored. 400 names a wrong field. Everything
+ * is read and checked, and a new URL pinged, before the short write transaction, so a slow
+ * endpoint holds neither a lock nor a connection in a transaction.
  */
 export async function editEndpoint(
   box: SecretBox,
-  db: Queryable,
-  projectId: string,
+  pool: pg.Pool,
+  project: Pick<Project, 'id' | 'signature'>,
   endpointID: string,
   body: Json,
   ping?: Pinger,
 ): Promise<Endpoint> {
-  const current = await getEndpoint(db, projectId, endpointID);
+  const projectId = project.id;
+  const current = await getEndpoint(pool, projectId, endpointID);
   if (!current) throw notFound('endpoint', endpointID);
-  const stored = (await loadCredentials(db, box, projectId, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
-  const f = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json);
-  if (f.secret !== undefined) {
+  const stored = (await loadCredentials(pool, box, projectId, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
+  const { secret, credentials: given, ...changes } = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json, project.signature.scheme);
+  if (secret !== undefined) {
     throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
   }
-  let credentials = stored;
-  if (f.credentials) {
-    credentials = { ...stored };
-    for (const k of CREDENTIAL_KEYS) if (k in body) (credentials as unknown as Record<string, unknown>)[k] = f.credentials[k];
-  }
+  const credentials = { ...stored };
+  if (given) for (const k of CREDENTIAL_KEYS) if (k in body) (credentials as unknown as Record<string, unknown>)[k] = given[k];
+  const next = { ...current, ...changes };
   // A new URL is tried as the endpoint will be (its secrets, credentials and settings) before it is saved.
-  if (ping && f.url !== undefined && f.url !== current.url) {
-    const secrets = (await liveSecrets(db, box, projectId, [endpointID])).get(endpointID) ?? [];
-    await ping({ ...current, url: f.url, http_timeout: f.http_timeout ?? current.http_timeout, content_type: f.content_type ?? current.content_type,
-      advanced_signatures: f.advanced_signatures ?? current.advanced_signatures }, secrets, credentials);
+  if (ping && next.url !== current.url) {
+    await ping(next, (await liveSecrets(pool, box, projectId, [endpointID])).get(endpointID) ?? [], credentials);
   }
-  if (f.credentials) await saveCredentials(db, box, projectId, endpointID, credentials);
-  const updated = await updateEndpoint(db, projectId, endpointID, {
-    name: f.name ?? current.name,
-    url: f.url ?? current.url,
-    owner_id: f.owner_id !== undefined ? f.owner_id : current.owner_id,
-    description: f.description ?? current.description,
-    http_timeout: f.http_timeout ?? current.http_timeout,
-    advanced_signatures: f.advanced_signatures ?? current.advanced_signatures,
-    support_email: f.support_email !== undefined ? f.support_email : current.support_email,
-    notification_url: f.notification_url !== undefined ? f.notification_url : current.notification_url,
-    content_type: f.content_type ?? current.content_type,
-    rate_limit: f.rate_limit ?? current.rate_limit,
-    rate_limit_duration: f.rate_limit_duration ?? current.rate_limit_duration,
+  return withTransaction(pool, async (db) => {
+    if (given) await saveCredentials(db, box, projectId, endpointID, credentials);
+    const updated = await updateEndpoint(db, projectId, endpointID, next);
+    if (!updated) throw notFound('endpoint', endpointID);
+    return updated;
   });
-  if (!updated) throw notFound('endpoint', endpointID);
-  return updated;
 }
 
 export async function presentEndpoint(db: Queryable, box: SecretBox, e: Endpoint, secretValue?: string): Promise<Json> {
-  return (await presentEndpoints(db, box, [e], secretValue))[0]!;
+  return (await presentEndpoints(db, box, [e], secretValue === undefined ? undefined : new Map([[e.id, secretValue]])))[0]!;
 }
 
-/** Endpoints as the API shows them; one query for the secrets' metadata of the whole list. */
-export async function presentEndpoints(db: Queryable, box: SecretBox, endpoints: Endpoint[], secretValue?: string): Promise<Json[]> {
+/**
+ * Endpoints as the API shows them; one query for the secrets' metadata of the whole list.
+ * `newSecrets` holds, by endpoint id, the value of a secret just made: shown this once, as the newest.
+ */
+export async function presentEndpoints(db: Queryable, box: SecretBox, endpoints: Endpoint[], newSecrets?: ReadonlyMap<string, string>): Promise<Json[]> {
   if (endpoints.length === 0) return [];
   const secretsOf = await listSecretInfo(db, endpoints[0]!.project_id, endpoints.map((e) => e.id));
   const credentialsOf = await loadCredentials(db, box, endpoints[0]!.project_id, endpoints.map((e) => e.id));
@@ -194,7 +145,7 @@ export async function presentEndpoints(db: Queryable, box: SecretBox, endpoints:
     // Credentials are shown with their secrets hidden; sending those back unchanged keeps them.
     ...shownCredentials(credentialsOf.get(e.id) ?? NO_CREDENTIALS),
     // A secret's value is shown once, in the answer to the call that made it.
-    secrets: (secretsOf.get(e.id) ?? []).map((s, i) => (i === 0 && secretValue !== undefined ? { ...s, value: secretValue } : s)),
+    secrets: (secretsOf.get(e.id) ?? []).map((s, i) => (i === 0 && newSecrets?.has(e.id) ? { ...s, value: newSecrets.get(e.id)! } : s)),
     created_at: e.created_at,
     updated_at: e.updated_at,
   }));
@@ -225,8 +176,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const id = uuidv7();
     if (!skip) await pingerFor(deps.outbound, req.project.signature)({ ...fields, project_id: req.project.id, id }, [{ value: secret }], credentials);
     const data = await withTransaction(pool, async (client) => {
-      const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
-      await saveCredentials(client, box, req.project.id, e.id, credentials);
+      const e = await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials });
       return presentEndpoint(client, box, e, secret);
     });
     return reply(res, 201, 'Endpoint created', data);
@@ -282,20 +232,22 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       return reply(res, 400, `${errors.length} of ${items.length} endpoints are not valid; none was created`, { code: 'WHARF_ERR_INVALID', errors });
     }
     const data = await withTransaction(pool, async (client) => {
-      const created: Json[] = [];
+      const created: Endpoint[] = [];
+      const sources = new Set<string>();
       for (const item of items) {
         const { fields, secret, credentials, subs, id } = item!;
-        const e = await insertEndpoint(client, box, req.project.id, id, fields, secret);
-        await saveCredentials(client, box, req.project.id, id, credentials);
+        created.push(await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials }));
         for (const s of subs) {
-          if (s.source_id !== null && !(await getSource(client, box, req.project.id, s.source_id))) {
-            throw invalid('source_id', `source ${JSON.stringify(s.source_id)} does not exist in this project`);
+          if (s.source_id !== null && !sources.has(s.source_id)) {
+            if (!(await sourceExists(client, req.project.id, s.source_id))) {
+              throw invalid('source_id', `source ${JSON.stringify(s.source_id)} does not exist in this project`);
+            }
+            sources.add(s.source_id);
           }
           await saveSubscription(client, req.project.id, s.id || uuidv7(), { ...s, endpoint_id: id }, false);
         }
-        created.push(await presentEndpoint(client, box, e, secret));
       }
-      return created;
+      return presentEndpoints(client, box, created, new Map(items.map((i) => [i!.id, i!.secret])));
     });
     return reply(res, 201, `${data.length} endpoints created`, { content: data });
   });
@@ -325,8 +277,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const { endpointID } = req.params as { endpointID: string };
     const { skip, body } = withoutSkip(object(req.body, 'body'));
     const ping = skip ? undefined : pingerFor(deps.outbound, req.project.signature);
-    const data = await withTransaction(pool, async (client) =>
-      presentEndpoint(client, box, await editEndpoint(box, client, req.project.id, endpointID, body, ping)));
+    const data = await presentEndpoint(pool, box, await editEndpoint(box, pool, req.project, endpointID, body, ping));
     return reply(res, 202, 'Endpoint updated', data);
   });
 

@@ -8,8 +8,11 @@ import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 import { readEnvelope } from '../ingest/normalize.ts';
 
-/** An event as read from the database: `data` as the JSON text stored, the time as a Date. */
-type EventRow = Omit<EventRecord, 'data' | 'created_at'> & { data: string; created_at: Date };
+/**
+ * An event as read from the database: `data` as the JSON text stored, the time as a Date, and (read
+ * for one event only) the headers it arrived with.
+ */
+export type EventRow = Omit<EventRecord, 'data' | 'created_at'> & { data: string; created_at: Date; headers?: Record<string, string> };
 
 const EVENT_COLUMNS = `id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key,
   custom_headers, data, created_at`;
@@ -26,14 +29,17 @@ export function presentEvent(e: EventRow): Json {
     owner_id: e.owner_id,
     idempotency_key: e.idempotency_key,
     custom_headers: e.custom_headers,
+    // What the request or broker message carried (credential headers are dropped at ingest).
+    ...(e.headers === undefined ? {} : { headers: e.headers }),
     data: JSON.parse(e.data) as unknown,
     created_at: e.created_at,
   };
 }
 
-async function findEvent(db: Queryable, projectId: string, id: string): Promise<EventRow | null> {
+/** One event of a project, with its headers, or null (also for an id that is not a UUID). */
+export async function findEvent(db: Queryable, projectId: string, id: string): Promise<EventRow | null> {
   if (!UUID_RE.test(id)) return null;
-  const { rows } = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE project_id = $1 AND id = $2`, [
+  const { rows } = await db.query<EventRow>(`SELECT ${EVENT_COLUMNS}, headers FROM events WHERE project_id = $1 AND id = $2`, [
     projectId,
     id,
   ]);
@@ -66,6 +72,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
             id: outcome!.event_id,
             endpoint_id: input.endpoint_id ?? null,
             owner_id: input.owner_id ?? null,
+            headers: input.headers ?? {},
             created_at: new Date(),
           }),
           duplicate: false,

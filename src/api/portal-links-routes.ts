@@ -15,7 +15,8 @@ import {
   type PortalLink,
   type PortalLinkKind,
 } from '../store/portal-links.ts';
-import { DEFAULT_PORTAL_OPTIONS, portalBaseUrl } from '../portal/options.ts';
+import { parseTime } from '../portal/filters.ts';
+import { portalBaseUrl } from '../portal/options.ts';
 import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { boolean, object, onlyKeys, string, type Json } from './validate.ts';
@@ -45,7 +46,7 @@ const present = (l: PortalLink, url?: string): Json => ({
 
 export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool } = deps;
-  const options = deps.portal ?? DEFAULT_PORTAL_OPTIONS;
+  const options = deps.portal;
 
   app.post('/portal-links', async (req, res) => {
     const body = object(req.body, 'body');
@@ -128,11 +129,8 @@ function readExpiry(body: Json): Date | null {
   const v = string(body, 'expires_at', { max: 64 });
   if (v === undefined) return null;
   // ISO 8601 with a date and a time zone, so the same string means the same instant everywhere.
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i.test(v)) {
-    throw invalid('expires_at', `must be an ISO 8601 time with a time zone, e.g. 2030-01-31T12:00:00Z (got ${JSON.stringify(v)})`);
-  }
-  const at = new Date(v);
-  if (Number.isNaN(at.getTime())) throw invalid('expires_at', `is not a valid time (got ${JSON.stringify(v)})`);
+  const at = parseTime(v, { zoned: true });
+  if (at === null) throw invalid('expires_at', `must be an ISO 8601 time with a time zone, e.g. 2030-01-31T12:00:00Z (got ${JSON.stringify(v)})`);
   if (at.getTime() <= Date.now()) throw invalid('expires_at', 'must be in the future');
   return at;
 }

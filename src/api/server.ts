@@ -38,10 +38,12 @@ export interface ApiDeps {
   metrics: Registry | null;
   /** `POST /ingest/{mask_id}` for HTTP sources; null where this process takes no ingest requests. */
   httpIngest: HttpIngest | null;
+  /** Serve the REST API, HTTP ingest and the portal (roles all and api); false: /healthz, /readyz and /metrics only. */
+  management: boolean;
   /** Signed, authenticated requests to endpoints (the reachability ping), through the egress guard. */
   outbound: OutboundDeps;
-  /** The customer portal's settings (config `portal`); defaults when absent. */
-  portal?: PortalOptions;
+  /** The customer portal's settings (config `portal`). */
+  portal: PortalOptions;
 }
 
 declare module 'fastify' {
@@ -56,6 +58,22 @@ export function reply<T>(res: FastifyReply, code: number, message: string, data:
 }
 
 const KEY_CACHE_MS = 5_000;
+
+/** A project by id, re-read at most every KEY_CACHE_MS; null when there is none. */
+export type ProjectLookup = (id: string) => Promise<Project | null>;
+
+function cachedProjects(pool: pg.Pool): ProjectLookup {
+  const cache = new Map<string, { project: Project; at: number }>();
+  return async (id) => {
+    const now = Date.now();
+    const hit = cache.get(id);
+    if (hit && now - hit.at <= KEY_CACHE_MS) return hit.project;
+    const project = await getProject(pool, id);
+    if (project) cache.set(id, { project, at: now });
+    else cache.delete(id);
+    return project;
+  };
+}
 
 export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -127,7 +145,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Keys are looked up by hash; a short cache keeps the database off the hot path of ingest.
   const keyCache = new Map<string, { projectId: string | null; at: number }>();
-  const projectCache = new Map<string, { project: Project; at: number }>();
+  // Shared by the API and the portal, whose pages (a delivery's refreshes every 2 s) need it too.
+  const projects = cachedProjects(deps.pool);
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     const projectId = (req.params as { projectID: string }).projectID;
     const header = req.headers.authorization;
@@ -144,15 +163,13 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     if (cached.projectId === null || cached.projectId !== projectId) {
       throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
     }
-    let p = projectCache.get(projectId);
-    if (!p || now - p.at > KEY_CACHE_MS) {
-      const project = await getProject(deps.pool, projectId);
-      if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
-      p = { project, at: now };
-      projectCache.set(projectId, p);
-    }
-    req.project = p.project;
+    const project = await projects(projectId);
+    if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
+    req.project = project;
   };
+
+  // The ingest role serves only what probes and scrapers need (above); the rest is the API's.
+  if (!deps.management) return app;
 
   await deps.httpIngest?.register(app);
 
@@ -173,7 +190,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   // Customer-facing HTML pages, with their own sessions, errors and security headers.
-  await app.register(portalRoutes, { prefix: '/portal', ...deps });
+  await app.register(portalRoutes, { prefix: '/portal', ...deps, projects });
 
   return app;
 }

@@ -2,15 +2,21 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { conflict, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { SOURCE_TYPES, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
-import { deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
+import type { SourceStatus } from '../sources/manager.ts';
+import { createSource, deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { object, settingsError, type Json } from './validate.ts';
 
+/** The broker connectors' states here, by `project/id`: asked once per request (health may query the broker). */
+function liveStates(deps: ApiDeps): Map<string, SourceStatus> {
+  return new Map((deps.sources?.status() ?? []).map((s) => [`${s.project_id}/${s.id}`, s]));
+}
+
 /**
  * A source as the API shows it: its definition with credentials redacted, and its live state here
- * (a broker connector's state, or an HTTP source's counts and latest refused requests).
+ * (a broker connector's state from `live`, or an HTTP source's counts and latest refused requests).
  */
-function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest): Json {
+function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest, live: Map<string, SourceStatus>): Json {
   const def = redactSource(record.definition);
   const { broker, ...common } = def;
   let status: Json | null = null;
@@ -19,7 +25,7 @@ function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest): Json
     ingestUrl = `${req.protocol}://${req.host}/ingest/${String(broker.mask_id)}`;
     status = deps.httpIngest?.stats(record.project_id, record.id) as unknown as Json | null ?? null;
   } else {
-    const s = deps.sources?.status().find((x) => x.project_id === record.project_id && x.id === record.id);
+    const s = live.get(`${record.project_id}/${record.id}`);
     if (s) status = { state: s.state, in_flight: s.inFlight, lag: s.lag, last_error: s.lastError, messages: s.messages };
   }
   return {
@@ -61,22 +67,24 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const body = { ...object(req.body, 'body') };
     body.id ??= uuidv7();
     const def = definitionFrom(body);
-    if (await getSource(pool, box, req.project.id, def.id)) throw conflict(`source ${JSON.stringify(def.id)} already exists`, 'id');
-    const { record } = await saveSource(pool, box, req.project.id, def, false);
+    // One statement: of two creations with the same id, the second gets the 409.
+    const record = await createSource(pool, box, req.project.id, def);
+    if (!record) throw conflict(`source ${JSON.stringify(def.id)} already exists`, 'id');
     await applied();
-    return reply(res, 201, 'Source created', present(record, deps, req));
+    return reply(res, 201, 'Source created', present(record, deps, req, liveStates(deps)));
   });
 
   app.get('/sources', async (req, res) => {
     const records = await listSources(pool, box, req.project.id);
-    return reply(res, 200, 'Sources fetched', { content: records.map((r) => present(r, deps, req)) });
+    const live = liveStates(deps);
+    return reply(res, 200, 'Sources fetched', { content: records.map((r) => present(r, deps, req, live)) });
   });
 
   app.get('/sources/:sourceID', async (req, res) => {
     const { sourceID } = req.params as { sourceID: string };
     const record = await getSource(pool, box, req.project.id, sourceID);
     if (!record) throw notFound('source', sourceID);
-    return reply(res, 200, 'Source fetched', present(record, deps, req));
+    return reply(res, 200, 'Source fetched', present(record, deps, req, liveStates(deps)));
   });
 
   app.put('/sources/:sourceID', async (req, res) => {
@@ -88,9 +96,9 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
     // Credentials sent back as "********" keep what is stored.
     if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
-    const { record } = await saveSource(pool, box, req.project.id, definitionFrom(body), false);
+    const { record } = await saveSource(pool, box, req.project.id, definitionFrom(body), false, existing);
     await applied();
-    return reply(res, 200, 'Source updated', present(record, deps, req));
+    return reply(res, 200, 'Source updated', present(record, deps, req, liveStates(deps)));
   });
 
   app.delete('/sources/:sourceID', async (req, res) => {

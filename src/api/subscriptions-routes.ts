@@ -2,13 +2,15 @@ import type { FastifyInstance } from 'fastify';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { checkFilter, matchesFilter, type SubscriptionFilter } from '../ingest/filter.ts';
+import { cleanHeaders } from '../ingest/headers.ts';
 import { parseSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { getEndpoint } from '../store/endpoints.ts';
+import { sourceExists } from '../store/sources.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { getSource } from '../store/sources.ts';
 import {
   deleteSubscription,
   getSubscription,
+  insertSubscription,
   listSubscriptions,
   saveSubscription,
   type Subscription,
@@ -31,7 +33,7 @@ function present(s: Subscription): Json {
 }
 
 export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { pool, box } = deps;
+  const { pool } = deps;
 
   /** The definition from a body, with its endpoint and source checked to exist in the project. */
   const definitionFrom = async (db: Queryable, projectId: string, body: unknown): Promise<SubscriptionDefinition> => {
@@ -40,7 +42,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
     if (!(await getEndpoint(db, projectId, subscription.endpoint_id))) {
       throw invalid('endpoint_id', `endpoint ${JSON.stringify(subscription.endpoint_id)} does not exist in this project`);
     }
-    if (subscription.source_id !== null && !(await getSource(db, box, projectId, subscription.source_id))) {
+    if (subscription.source_id !== null && !(await sourceExists(db, projectId, subscription.source_id))) {
       throw invalid('source_id', `source ${JSON.stringify(subscription.source_id)} does not exist in this project`);
     }
     return subscription;
@@ -56,8 +58,9 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
   app.post('/subscriptions', async (req, res) => {
     const def = await definitionFrom(pool, req.project.id, req.body);
     const id = def.id || uuidv7();
-    if (await getSubscription(pool, req.project.id, id)) throw conflict(`subscription ${JSON.stringify(id)} already exists`, 'id');
-    const saved = await saveSubscription(pool, req.project.id, id, def, false);
+    // One statement, so of two creates racing on an id exactly one wins and the other gets 409.
+    const saved = await insertSubscription(pool, req.project.id, id, def, false);
+    if (!saved) throw conflict(`subscription ${JSON.stringify(id)} already exists`, 'id');
     return reply(res, 201, 'Subscription created', present(saved));
   });
 
@@ -110,19 +113,19 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
   app.post('/subscriptions/test_filter', async (req, res) => {
     const body = object(req.body, 'body');
     const request = object(body.request ?? {}, 'request');
-    const filter = body.filter ?? body.schema;
+    const key = body.filter === undefined || body.filter === null ? 'schema' : 'filter';
+    const filter = body[key];
     if (filter === undefined) throw invalid('filter', 'is required: { body?, headers? }');
-    const problems = checkFilter(filter, 'filter');
-    if (problems.length > 0) {
-      const [first] = problems;
-      const i = first!.indexOf(': ');
-      throw invalid(first!.slice(0, i), `${first!.slice(i + 2)}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
+    const problems = checkFilter(filter, `body.${key}`);
+    if (problems.length > 0) throw settingsError(problems, 'body');
+    const given = object(request.headers ?? {}, 'request.headers');
+    for (const [k, v] of Object.entries(given)) {
+      if (!(typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string')))) {
+        throw invalid(`request.headers.${k}`, 'must be a string or a list of strings');
+      }
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(object(request.headers ?? {}, 'request.headers'))) {
-      if (typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))) headers[k.toLowerCase()] = v as string | string[];
-      else throw invalid(`request.headers.${k}`, 'must be a string or a list of strings');
-    }
+    // As routing sees an event's headers: names lower-cased, a repeated header's values joined.
+    const headers = cleanHeaders(given as Record<string, string | string[]>);
     const matches = matchesFilter(filter as SubscriptionFilter, { body: request.body ?? null, headers });
     return reply(res, 200, matches ? 'The filter matches' : 'The filter does not match', { matches });
   });

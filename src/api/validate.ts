@@ -1,5 +1,5 @@
 import { WharfError, invalid } from '../core/errors.ts';
-import type { SettingIssue } from '../core/settings.ts';
+import { TOKEN, type SettingIssue } from '../core/settings.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 
 /** Small validators for JSON bodies; every failure names the field (400). */
@@ -43,28 +43,6 @@ export function boolean(body: Json, key: string): boolean | undefined {
   if (typeof v !== 'boolean') throw invalid(key, `must be true or false (got ${typeName(v)})`);
   return v;
 }
-
-export function httpUrl(body: Json, key: string, required: boolean): string | undefined {
-  const v = string(body, key, { required, max: 2048 });
-  if (v === undefined) return undefined;
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw invalid(key, 'must be an absolute http or https URL');
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(key, 'must use http or https');
-  if (u.username || u.password) throw invalid(key, 'must not carry credentials; use authentication instead');
-  return v;
-}
-
-export function email(body: Json, key: string): string | undefined {
-  const v = string(body, key, { max: 320 });
-  if (v !== undefined && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v)) throw invalid(key, 'must be an email address');
-  return v;
-}
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Custom headers to forward: names must be HTTP tokens and may not replace what Wharf sets. */
 export function headers(body: Json, key: string): Record<string, string> {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ConfigError } from '../core/errors.ts';
-import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import { generateSecret } from '../delivery/signatures.ts';
 import { generateApiKey, hashApiKey, type SecretBox } from '../store/crypto.ts';
 import {
   addSecret,
@@ -14,7 +14,7 @@ import {
   updateEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
-import { deleteSource, getSource, listSources, saveSource } from '../store/sources.ts';
+import { deleteSource, listSources, saveSource, sourceExists } from '../store/sources.ts';
 import { deleteSubscription, listSubscriptions, saveSubscription } from '../store/subscriptions.ts';
 import { addApiKey, countApiKeys, setConfigApiKeys, upsertProject } from '../store/projects.ts';
 import type { WharfConfig } from './schema.ts';
@@ -56,17 +56,11 @@ export async function reconcileConfig(
       for (const id of await listConfigEndpointIds(db, p.id)) {
         if (!declared.has(id)) await deleteEndpoint(db, p.id, id);
       }
-      for (const [ei, e] of p.endpoints.entries()) {
-        const key = `projects[${pi}].endpoints[${ei}].secret`;
-        if (e.secret !== null) {
-          const why = validateSecret(p.signature.scheme, e.secret);
-          if (why) throw new ConfigError(`${file}: ${key}: ${why}`, { file, key });
-        }
+      for (const e of p.endpoints) {
         const { id: _id, secret: _secret, credentials, ...fields } = e;
         const existing = await getEndpoint(db, p.id, e.id);
         if (!existing) {
-          await insertEndpoint(db, box, p.id, e.id, fields, e.secret ?? generateSecret(p.signature.scheme), true);
-          await saveCredentials(db, box, p.id, e.id, credentials);
+          await insertEndpoint(db, box, p.id, e.id, fields, e.secret ?? generateSecret(p.signature.scheme), { credentials, fromConfig: true });
           continue;
         }
         await updateEndpoint(db, p.id, e.id, fields);
@@ -97,7 +91,7 @@ export async function reconcileConfig(
         if (!(await getEndpoint(db, p.id, s.endpoint_id))) {
           throw new ConfigError(`${file}: ${at}.endpoint_id: endpoint ${JSON.stringify(s.endpoint_id)} does not exist in project ${JSON.stringify(p.id)}`, { file, key: `${at}.endpoint_id` });
         }
-        if (s.source_id !== null && !(await getSource(db, box, p.id, s.source_id))) {
+        if (s.source_id !== null && !(await sourceExists(db, p.id, s.source_id))) {
           throw new ConfigError(`${file}: ${at}.source_id: source ${JSON.stringify(s.source_id)} does not exist in project ${JSON.stringify(p.id)}`, { file, key: `${at}.source_id` });
         }
         await saveSubscription(db, p.id, s.id, s, true);

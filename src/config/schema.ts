@@ -1,10 +1,11 @@
 import convict from 'convict';
-import { ALERT_TYPES, CONTENT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
+import { ALERT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { validateSecret } from '../delivery/signatures.ts';
 import { cidrProblem as egressCidrProblem } from '../delivery/egress.ts';
-import { readCredentials, type EndpointCredentials } from '../delivery/credentials.ts';
+import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
+import { ENDPOINT_DEFAULTS, readEndpointSettings } from '../delivery/endpoint-settings.ts';
 import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
@@ -305,7 +306,6 @@ export const configSchema = {
 
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'meta_events', 'endpoints', 'sources', 'subscriptions'];
 const META_EVENT_KEYS = ['url', 'secret', 'event_types'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
@@ -362,41 +362,11 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       const e = r.fields(rawEndpoint, eat, ENDPOINT_KEYS);
       if (e === null) return [];
       const endpointId = r.id(e.id, `${eat}.id`);
-      const same = endpointIds.get(endpointId);
-      if (endpointId && same) {
-        r.bad(`${eat}.id`, `must be unique within the project (got ${JSON.stringify(endpointId)}, already used by projects${same})`);
-      } else endpointIds.set(endpointId, eat);
-      const endpointName = r.text(e.name, `${eat}.name`, endpointId, { max: 200 });
-      const url = r.url(e.url, `${eat}.url`);
-      const ownerId = r.optional(e.owner_id, `${eat}.owner_id`, 200);
-      const description = r.text(e.description, `${eat}.description`, '', { max: 2000, empty: true });
-      const secret = r.optional(e.secret, `${eat}.secret`, 1024, true);
-      if (secret !== null) {
-        const why = validateSecret(signature.scheme, secret);
-        if (why) r.bad(`${eat}.secret`, `${why} for the ${signature.scheme} scheme`);
-      }
-      const httpTimeout = r.integer(e.http_timeout, `${eat}.http_timeout`, 1, 300, 10);
-      const advanced = r.boolean(e.advanced_signatures, `${eat}.advanced_signatures`, true);
-      const supportEmail = r.optional(e.support_email, `${eat}.support_email`, 320);
-      if (supportEmail !== null && !EMAIL.test(supportEmail)) r.bad(`${eat}.support_email`, `must be an email address${got(supportEmail)}`);
-      return [
-        {
-          id: endpointId,
-          name: endpointName,
-          url,
-          owner_id: ownerId,
-          description,
-          secret,
-          http_timeout: httpTimeout,
-          advanced_signatures: advanced,
-          support_email: supportEmail,
-          notification_url: r.url(e.notification_url, `${eat}.notification_url`, null) || null,
-          content_type: r.choice(e.content_type, `${eat}.content_type`, CONTENT_TYPES, 'application/json'),
-          rate_limit: r.integer(e.rate_limit, `${eat}.rate_limit`, 0, 1_000_000, 0),
-          rate_limit_duration: r.integer(e.rate_limit_duration, `${eat}.rate_limit_duration`, 1, 86_400, 60),
-          credentials: readCredentials(r, e, eat),
-        },
-      ];
+      uniqueInProject(r, endpointIds, endpointId, eat);
+      const { secret, credentials, ...settings } = readEndpointSettings(r, e, eat, signature.scheme);
+      if (!('url' in e)) r.url(undefined, `${eat}.url`);
+      const fields = { ...ENDPOINT_DEFAULTS, name: endpointId, url: '', ...settings };
+      return [{ ...fields, id: endpointId, secret: secret ?? null, credentials: credentials ?? NO_CREDENTIALS }];
     });
 
     const sourceIds = new Map<string, string>();
@@ -404,9 +374,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       const sat = `${at}.sources[${si}]`;
       const source = readSource(r, rawSource, sat);
       if (source === null) return [];
-      const same = sourceIds.get(source.id);
-      if (source.id && same) r.bad(`${sat}.id`, `must be unique within the project (got ${JSON.stringify(source.id)}, already used by projects${same})`);
-      else sourceIds.set(source.id, sat);
+      uniqueInProject(r, sourceIds, source.id, sat);
       return [source];
     });
 
@@ -417,9 +385,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       if (sub === null) return [];
       // Declared subscriptions keep the id given, so a change in the file updates the same one.
       if (!sub.id) r.bad(`${sat}.id`, 'is required for a subscription declared here');
-      const same = subscriptionIds.get(sub.id);
-      if (sub.id && same) r.bad(`${sat}.id`, `must be unique within the project (got ${JSON.stringify(sub.id)}, already used by projects${same})`);
-      else subscriptionIds.set(sub.id, sat);
+      uniqueInProject(r, subscriptionIds, sub.id, sat);
       return [sub];
     });
 
@@ -428,6 +394,13 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
     return [{ id, name, type, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions }];
   });
   return { projects, issues: r.issues };
+}
+
+/** Notes `id` as declared at `at`; a second declaration is an issue naming the first. */
+function uniqueInProject(r: Reader, seen: Map<string, string>, id: string, at: string): void {
+  const first = seen.get(id);
+  if (id && first) r.bad(`${at}.id`, `must be unique within the project (got ${JSON.stringify(id)}, already used by projects${first})`);
+  else seen.set(id, at);
 }
 
 function readMetaEvents(r: Reader, value: unknown, at: string, signature: SignatureSettings): ProjectConfig['meta_events'] {

@@ -51,7 +51,10 @@ export interface ConnectorHealth {
   inFlight: number;
   /** Messages waiting in the broker where it says (Kafka consumer lag, SQS visible messages), else null. */
   lag: number | null;
-  /** The last connection or consume error, without credentials; null once consuming again. */
+  /**
+   * The last connection or consume error; null once consuming again. It may quote broker texts:
+   * the source manager scrubs the values at `secretKeys` from it, and from the connector's log lines.
+   */
   lastError: string | null;
 }
 

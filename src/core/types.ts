@@ -135,6 +135,7 @@ export interface EndpointSecret {
 export type MessageType = 'single' | 'fanout' | 'broadcast';
 
 export type DeliveryStatus = 'scheduled' | 'processing' | 'success' | 'failure' | 'retry' | 'discarded';
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['scheduled', 'processing', 'success', 'failure', 'retry', 'discarded'];
 
 /** What ingest needs to create an event, whatever its source. */
 export interface EventInput {

@@ -149,7 +149,7 @@ function oauth2(r: Reader, raw: Fields, at: string): EndpointAuth {
   const clientId = required(r, v.client_id, `${at}.client_id`, () => r.text(v.client_id, `${at}.client_id`, '', { max: 512 }));
   const common = {
     type: 'oauth2' as const,
-    url: tokenUrl(r, v.url, `${at}.url`),
+    url: r.url(v.url, `${at}.url`, 'the OAuth2 token endpoint'),
     client_id: clientId,
     scope: r.optional(v.scope, `${at}.scope`, 1024),
     audience: r.optional(v.audience, `${at}.audience`, 1024),
@@ -206,24 +206,6 @@ function hasControl(text: string, tabAllowed: boolean): boolean {
     if ((c < 0x20 && !(tabAllowed && c === 0x09)) || c === 0x7f) return true;
   }
   return false;
-}
-
-function tokenUrl(r: Reader, value: unknown, path: string): string {
-  const text = required(r, value, path, () => r.text(value, path, '', { max: 2048 }));
-  if (text === '') return '';
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    r.bad(path, `must be an absolute http or https URL${got(text)}`);
-    return '';
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    r.bad(path, `must be an http or https URL (got ${JSON.stringify(url.protocol)})`);
-  } else if (url.username || url.password) {
-    r.bad(path, 'must not carry credentials; give them as client_id and client_secret');
-  } else return text;
-  return '';
 }
 
 /**

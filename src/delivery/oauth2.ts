@@ -11,6 +11,7 @@ import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { WharfError } from '../core/errors.ts';
 import { USER_AGENT } from '../core/version.ts';
+import { readCapped } from './sender.ts';
 import type { EndpointAuth } from './auth.ts';
 
 export type OAuth2Auth = Extract<EndpointAuth, { type: 'oauth2' }>;
@@ -142,7 +143,7 @@ async function fetchToken(auth: OAuth2Auth, ctx: FetchContext): Promise<Fetched>
       bodyTimeout: ctx.timeoutMs,
     });
     status = res.statusCode;
-    text = await readCapped(res.body);
+    text = await readCapped(res.body, MAX_ANSWER_BYTES);
   } catch (err) {
     if (signal.aborted) throw fail(`${where} did not answer within ${ctx.timeoutMs / 1000} s`, true, err);
     const e = err as { code?: string; message?: string };
@@ -246,18 +247,3 @@ function parseJson(text: string): Record<string, unknown> | null {
   }
 }
 
-async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    chunks.push(buf);
-    size += buf.length;
-    // A token answer is a few hundred bytes; anything this big is not one.
-    if (size >= MAX_ANSWER_BYTES) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}

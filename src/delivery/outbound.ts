@@ -27,10 +27,10 @@ export interface OutboundTarget {
 }
 
 /**
- * Sends `body` with `headers` plus the endpoint's authentication. The authentication headers' values
- * are replaced by `********` in `headers` afterwards, so what the caller records keeps which headers
- * went, never their credentials. A token that cannot be had is a failed attempt with its reason,
- * like a refused connection.
+ * Sends `body` with `headers` plus the endpoint's authentication. Answers the outcome and the
+ * headers to record: those sent, with the authentication headers' values as `********` (which
+ * headers went, never their credentials). A token that cannot be had is a failed attempt with its
+ * reason, like a refused connection.
  */
 export async function sendWithCredentials(
   deps: OutboundDeps,
@@ -38,17 +38,15 @@ export async function sendWithCredentials(
   credentials: EndpointCredentials,
   headers: Record<string, string>,
   body: Buffer,
-): Promise<SendResult> {
+): Promise<{ result: SendResult; recorded: Record<string, string> }> {
   const auth = credentials.authentication;
-  let sent = headers;
+  let extra: Record<string, string> = {};
   if (auth) {
     try {
-      const extra = await deps.auth.headers(auth, target.cacheKey);
-      sent = withHeaders(headers, extra);
-      for (const name of Object.keys(extra)) headers[name] = REDACTED;
+      extra = await deps.auth.headers(auth, target.cacheKey);
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return {
+      const result: SendResult = {
         ok: false,
         statusCode: null,
         latencyMs: 0,
@@ -58,11 +56,13 @@ export async function sendWithCredentials(
         errorCode: e.code ?? 'WHARF_ERR_AUTH',
         retryAfterSeconds: null,
       };
+      return { result, recorded: headers };
     }
   }
   const dispatcher = deps.agents.forTls(tlsOf(credentials));
+  const sent = withHeaders(headers, extra);
   const result = await deps.sender.send({ url: target.url, headers: sent, body, timeoutMs: target.timeoutMs, dispatcher });
   // A refused token (revoked, rotated at the issuer) is not used again until it expires.
   if (auth?.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(target.cacheKey);
-  return result;
+  return { result, recorded: withHeaders(headers, Object.fromEntries(Object.keys(extra).map((k) => [k, REDACTED]))) };
 }

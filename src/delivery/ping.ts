@@ -38,7 +38,7 @@ export async function ping(
     contentType: e.content_type,
   });
   const timeoutMs = Math.min(e.http_timeout, MAX_PING_SECONDS) * 1000;
-  const r = await sendWithCredentials(deps, { url: e.url, timeoutMs, cacheKey: `${e.project_id}/${e.id}` }, credentials, headers, body);
+  const { result: r } = await sendWithCredentials(deps, { url: e.url, timeoutMs, cacheKey: `${e.project_id}/${e.id}` }, credentials, headers, body);
   if (r.ok) return null;
   return r.statusCode !== null ? `it answered HTTP ${r.statusCode}` : (r.error ?? 'no answer');
 }

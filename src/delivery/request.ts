@@ -33,10 +33,15 @@ export interface OutgoingWebhook {
   now?: number;
 }
 
+/** The body sent for an event's JSON text: as stored, or form-encoded for a form endpoint. Throws if a form's data is not JSON. */
+export function bodyFor(data: string, contentType: EndpointContentType = 'application/json'): string {
+  return contentType === 'application/x-www-form-urlencoded' ? formEncode(JSON.parse(data)) : data;
+}
+
 /** Fixes the body once and signs exactly those bytes. */
 export function buildRequest(w: OutgoingWebhook): { headers: Record<string, string>; body: Buffer } {
   const form = w.contentType === 'application/x-www-form-urlencoded';
-  const body = Buffer.from(form ? formEncode(JSON.parse(w.data)) : w.data, 'utf8');
+  const body = Buffer.from(bodyFor(w.data, w.contentType), 'utf8');
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(w.customHeaders)) {
     if (!RESERVED_HEADERS.has(k.toLowerCase())) headers[k] = v;

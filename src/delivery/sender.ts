@@ -88,7 +88,8 @@ export function createSender(options: SenderOptions): Sender {
   };
 }
 
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string> {
+/** The start of a response body, at most `max` bytes; the rest is not read. */
+export async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

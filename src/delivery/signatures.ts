@@ -18,8 +18,10 @@ export interface SignInput {
   messageId: string;
 }
 
-const MAX_SECRET_LENGTH = 1024;
-const STANDARD_PREFIX = 'whsec_';
+/** The longest secret accepted anywhere: endpoint signing secrets and ingest verifier secrets. */
+export const MAX_SECRET_LENGTH = 1024;
+/** How a Standard Webhooks secret starts: `whsec_` + base64 of the HMAC key. */
+export const STANDARD_PREFIX = 'whsec_';
 // Strict, padded standard base64: the standardwebhooks library rejects anything else, so a secret
 // Node's lenient decoder would accept could still never be verified by a receiver.
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -37,7 +39,7 @@ export function signatureHeaders(input: SignInput): Record<string, string> {
   if (settings.scheme === 'standard-webhooks') {
     if (input.messageId === '') throw invalid('messageId', 'must not be empty');
     const signed = Buffer.concat([Buffer.from(`${input.messageId}.${timestamp}.`, 'utf8'), body]);
-    const signatures = secrets.map((secret) => `v1,${hmac('SHA256', standardKey(secret), signed, 'base64')}`);
+    const signatures = secrets.map((secret) => `v1,${hmac('SHA256', signingKey(secret), signed, 'base64')}`);
     return {
       'webhook-id': input.messageId,
       'webhook-timestamp': String(timestamp),
@@ -75,9 +77,17 @@ export function validateSecret(scheme: SignatureScheme, secret: string): string 
   return null;
 }
 
-/** The HMAC key of a Standard Webhooks secret: the base64 after an optional `whsec_` prefix. */
-function standardKey(secret: string): Buffer {
+/**
+ * The HMAC key of a Standard Webhooks secret: the base64 after an optional `whsec_` prefix, decoded
+ * as is (an empty Buffer when nothing decodes). Check the secret with validateSecret first.
+ */
+export function standardKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith(STANDARD_PREFIX) ? secret.slice(STANDARD_PREFIX.length) : secret, 'base64');
+}
+
+/** standardKey for signing: throws WHARF_ERR_INVALID (naming `secret`) when the secret is not valid. */
+function signingKey(secret: string): Buffer {
   const reason = validateSecret('standard-webhooks', secret);
   if (reason !== null) throw invalid('secret', reason);
-  return Buffer.from(secret.startsWith(STANDARD_PREFIX) ? secret.slice(STANDARD_PREFIX.length) : secret, 'base64');
+  return standardKey(secret);
 }

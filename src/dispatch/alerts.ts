@@ -12,20 +12,20 @@ import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Dispatcher as HttpDispatcher } from 'undici';
 import { uuidv7 } from '../core/ids.ts';
-import type { AlertType, EndpointSecret, EndpointStatus, MetaEventSettings, SignatureSettings } from '../core/types.ts';
+import type { AlertType, EndpointSecret, EndpointStatus, MetaEventSettings, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { buildRequest } from '../delivery/request.ts';
 import type { SendResult, Sender } from '../delivery/sender.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecrets } from '../store/endpoints.ts';
+import { liveSecrets, refKey } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import type { EndpointChange } from './operations.ts';
+import type { AppliedChange } from './operations.ts';
 import { insertJobs } from './queue.ts';
+import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
 export const ALERT_QUEUE = 'wharf-alerts';
-/** Attempts per alert: 10 s, 20 s, … doubling, so the last is about 21 minutes after the first. */
-export const ALERT_ATTEMPTS = 8;
-const FIRST_RETRY_SECONDS = 10;
+/** Alerts retry on the deliveries' schedule: 8 attempts, exponential from 10 s with jitter (about 11–21 min in all). */
+const ALERT_RETRY: RetrySettings = Object.freeze({ strategy: 'exponential', duration: 10, retry_count: 7 });
 const ALERT_TIMEOUT_MS = 10_000;
 
 export interface AlertInput {
@@ -76,10 +76,10 @@ export async function recordAlerts(boss: PgBoss, db: Queryable, inputs: AlertInp
      WHERE (ep.project_id, ep.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [inputs.map((i) => i.project_id), inputs.map((i) => i.endpoint_id)],
   );
-  const targets = new Map(rows.map((r) => [`${r.project_id}/${r.id}`, r]));
+  const targets = new Map(rows.map((r) => [refKey({ project_id: r.project_id, endpoint_id: r.id }), r]));
   const alerts: { id: string; project_id: string; endpoint_id: string; target: 'endpoint' | 'project'; url: string; event_type: AlertType; body: string }[] = [];
   for (const input of inputs) {
-    const ep = targets.get(`${input.project_id}/${input.endpoint_id}`);
+    const ep = targets.get(refKey(input));
     if (!ep) continue;
     const destinations: ['endpoint' | 'project', string][] = [];
     if (ep.notification_url) destinations.push(['endpoint', ep.notification_url]);
@@ -118,18 +118,13 @@ export async function recordAlerts(boss: PgBoss, db: Queryable, inputs: AlertInp
 }
 
 /** `endpoint.status_changed` for each change that happened. */
-export async function recordStatusAlerts(boss: PgBoss, db: Queryable, changes: (EndpointChange & { previous: EndpointStatus })[]): Promise<void> {
-  await recordAlerts(
-    boss,
-    db,
-    changes.map((c) => ({
-      project_id: c.project_id,
-      endpoint_id: c.endpoint_id,
-      event_type: 'endpoint.status_changed',
-      details: { previous_status: c.previous, status: c.to, reason: c.reason },
-    })),
-  );
-}
+export const statusAlerts = (changes: AppliedChange[]): AlertInput[] =>
+  changes.map((c) => ({
+    project_id: c.project_id,
+    endpoint_id: c.endpoint_id,
+    event_type: 'endpoint.status_changed',
+    details: { previous_status: c.previous, status: c.to, reason: c.reason },
+  }));
 
 /** Sends an alert at rest again (PUT /meta-events/{id}/resend), as its next attempt. */
 export async function resendAlert(boss: PgBoss, db: Queryable, projectId: string, id: string): Promise<boolean> {
@@ -227,7 +222,7 @@ async function sendAlert(deps: AlertSenderDeps, job: AlertJob): Promise<AlertOut
     });
     result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: ALERT_TIMEOUT_MS, dispatcher: deps.dispatcher });
   }
-  const final = result.ok || typeof secrets === 'string' || job.a >= ALERT_ATTEMPTS;
+  const final = result.ok || typeof secrets === 'string' || !hasRetriesLeft(ALERT_RETRY, job.a);
   const status = result.ok ? 'success' : final ? 'failure' : 'retry';
   await withTransaction(deps.pool, async (client) => {
     const { rowCount } = await client.query(
@@ -235,7 +230,7 @@ async function sendAlert(deps: AlertSenderDeps, job: AlertJob): Promise<AlertOut
        WHERE id = $1 AND attempts = $6`,
       [row.id, job.a, status === 'retry' ? 'scheduled' : status, result.statusCode, result.error, job.a - 1],
     );
-    if (rowCount && status === 'retry') await enqueue(deps.boss, client, [{ id: row.id, a: job.a + 1, delaySeconds: FIRST_RETRY_SECONDS * 2 ** (job.a - 1) }]);
+    if (rowCount && status === 'retry') await enqueue(deps.boss, client, [{ id: row.id, a: job.a + 1, delaySeconds: retryDelaySeconds(ALERT_RETRY, job.a) }]);
   });
   return { id: row.id, project_id: row.project_id, event_type: row.event_type, target: row.target, attempt: job.a, status, error: result.error };
 }

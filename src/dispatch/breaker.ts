@@ -278,17 +278,23 @@ function countersOf(row: HealthRow): BreakerCounters {
   };
 }
 
-/** A success of a pending endpoint, or activation: resets its counters. */
-export async function resetBreaker(db: Queryable, projectId: string, endpointId: string): Promise<void> {
-  // The endpoint row is locked first, in the same order recordAttempts locks, so a reset inside an
+/** Endpoints made active again (a pending one's success, activation): their counters start afresh. */
+export async function resetBreakers(db: Queryable, endpoints: { project_id: string; endpoint_id: string }[]): Promise<void> {
+  if (endpoints.length === 0) return;
+  // The endpoint rows are locked first, in the order recordAttempts locks, so a reset inside an
   // activation's transaction cannot deadlock with a batch being recorded.
   await db.query(
     `WITH ep AS MATERIALIZED (
-       SELECT 1 FROM endpoints WHERE project_id = $1 AND id = $2 FOR NO KEY UPDATE
+       SELECT project_id, id FROM endpoints
+       WHERE (project_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+       ORDER BY project_id, id FOR NO KEY UPDATE
      )
      UPDATE endpoint_health h SET consecutive_failures = 0, window_attempts = 0, window_failures = 0,
        prev_attempts = 0, prev_failures = 0, updated_at = clock_timestamp()
-     FROM ep WHERE h.project_id = $1 AND h.endpoint_id = $2`,
-    [projectId, endpointId],
+     FROM ep WHERE h.project_id = ep.project_id AND h.endpoint_id = ep.id`,
+    [endpoints.map((e) => e.project_id), endpoints.map((e) => e.endpoint_id)],
   );
 }
+
+export const resetBreaker = (db: Queryable, projectId: string, endpointId: string): Promise<void> =>
+  resetBreakers(db, [{ project_id: projectId, endpoint_id: endpointId }]);

@@ -8,11 +8,11 @@ import { UUID_RE } from '../core/ids.ts';
 import type { Delivery, DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
 import { generateSecret, validateSecret } from '../delivery/signatures.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { addSecret, expireSecrets, getEndpoint } from '../store/endpoints.ts';
+import { addSecret, expireSecrets, getEndpoint, refKey } from '../store/endpoints.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { resetBreaker } from './breaker.ts';
+import { resetBreaker, resetBreakers } from './breaker.ts';
 import { enqueueDeliveries } from './queue.ts';
-import { recordStatusAlerts } from './alerts.ts';
+import { recordAlerts, statusAlerts } from './alerts.ts';
 
 /** An endpoint's state change: applied only while the endpoint is in one of the `from` states. */
 export interface EndpointChange {
@@ -27,26 +27,46 @@ export interface OperationDeps {
   boss: PgBoss;
 }
 
+/** A change that happened, with the state it left. */
+export type AppliedChange = EndpointChange & { previous: EndpointStatus };
+
 /**
- * Applies endpoint state changes and queues their alerts; returns those that happened (the
- * endpoint was in a `from` state). A change to `active` starts the circuit breaker afresh.
+ * Applies endpoint state changes in one statement (the first change per endpoint counts); returns
+ * those that happened (the endpoint was in a `from` state and not already in `to`). A change to
+ * `active` starts the circuit breaker afresh. Alerts are the caller's: see applyTransitions.
  */
-export async function applyTransitions(deps: OperationDeps, db: Queryable, changes: EndpointChange[]): Promise<EndpointChange[]> {
-  const applied: (EndpointChange & { previous: EndpointStatus })[] = [];
-  for (const c of changes) {
-    const { rows } = await db.query<{ previous: EndpointStatus }>(
-      `UPDATE endpoints ep SET status = $3, updated_at = now()
-       FROM (SELECT status FROM endpoints WHERE project_id = $1 AND id = $2 FOR NO KEY UPDATE) old
-       WHERE ep.project_id = $1 AND ep.id = $2 AND old.status = ANY($4) AND old.status <> $3
-       RETURNING old.status AS previous`,
-      [c.project_id, c.endpoint_id, c.to, c.from],
-    );
-    if (!rows[0]) continue;
-    if (c.to === 'active') await resetBreaker(db, c.project_id, c.endpoint_id);
-    applied.push({ ...c, previous: rows[0].previous });
-  }
-  await recordStatusAlerts(deps.boss, db, applied);
-  return applied.map(({ previous: _, ...c }) => c);
+export async function transition(db: Queryable, changes: EndpointChange[]): Promise<AppliedChange[]> {
+  const byRef = new Map<string, EndpointChange>();
+  for (const c of changes) if (!byRef.has(refKey(c))) byRef.set(refKey(c), c);
+  if (byRef.size === 0) return [];
+  const list = [...byRef.values()];
+  // The rows are locked in key order (as the breaker locks them), then changed where allowed.
+  const { rows } = await db.query<{ project_id: string; endpoint_id: string; previous: EndpointStatus }>(
+    `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(project_id, endpoint_id, to_status, from_list)
+     ),
+     old AS MATERIALIZED (
+       SELECT ep.project_id, ep.id, ep.status FROM endpoints ep
+       WHERE (ep.project_id, ep.id) IN (SELECT project_id, endpoint_id FROM u)
+       ORDER BY ep.project_id, ep.id FOR NO KEY UPDATE
+     )
+     UPDATE endpoints ep SET status = u.to_status, updated_at = now()
+     FROM u JOIN old ON old.project_id = u.project_id AND old.id = u.endpoint_id
+     WHERE ep.project_id = u.project_id AND ep.id = u.endpoint_id
+       AND old.status = ANY(string_to_array(u.from_list, ',')) AND old.status <> u.to_status
+     RETURNING ep.project_id, ep.id AS endpoint_id, old.status AS previous`,
+    [list.map((c) => c.project_id), list.map((c) => c.endpoint_id), list.map((c) => c.to), list.map((c) => c.from.join(','))],
+  );
+  const applied = rows.map((r) => ({ ...byRef.get(refKey(r))!, previous: r.previous }));
+  await resetBreakers(db, applied.filter((c) => c.to === 'active'));
+  return applied;
+}
+
+/** Applies endpoint state changes (see transition) and queues their alerts; returns those that happened. */
+export async function applyTransitions(deps: OperationDeps, db: Queryable, changes: EndpointChange[]): Promise<AppliedChange[]> {
+  const applied = await transition(db, changes);
+  await recordAlerts(deps.boss, db, statusAlerts(applied));
+  return applied;
 }
 
 /** PUT …/pause: a paused endpoint becomes active, any other paused. */

@@ -14,6 +14,7 @@
  * that granted anything in the last duration, so never more than `limit` entries.
  */
 import type { Queryable } from '../store/queryable.ts';
+import { refKey } from '../store/endpoints.ts';
 
 export interface RateLimit {
   limit: number;
@@ -94,7 +95,6 @@ SELECT project_id, endpoint_id, last_granted AS granted,
   END AS retry_after_ms
 FROM upserted`;
 
-const keyOf = (projectId: string, endpointId: string): string => `${projectId}/${endpointId}`;
 
 /**
  * Asks for `wanted` sends to one endpoint now. Grants up to what the window has left, atomically
@@ -109,7 +109,7 @@ export async function acquire(
   now?: Date,
 ): Promise<Grant> {
   const grants = await acquireMany(db, [{ project_id: projectId, endpoint_id: endpointId, limit, wanted }], now);
-  return grants.get(keyOf(projectId, endpointId))!;
+  return grants.get(refKey({ project_id: projectId, endpoint_id: endpointId }))!;
 }
 
 /**
@@ -122,7 +122,7 @@ export async function acquireMany(db: Queryable, requests: RateLimitRequest[], n
   const merged = new Map<string, RateLimitRequest>();
   for (const r of requests) {
     check(r);
-    const key = keyOf(r.project_id, r.endpoint_id);
+    const key = refKey(r);
     const seen = merged.get(key);
     merged.set(key, seen ? { ...seen, wanted: seen.wanted + r.wanted } : r);
   }
@@ -144,7 +144,7 @@ export async function acquireMany(db: Queryable, requests: RateLimitRequest[], n
       now ?? null,
     ],
   );
-  for (const row of rows) grants.set(keyOf(row.project_id, row.endpoint_id), { granted: row.granted, retryAfterMs: row.retry_after_ms });
+  for (const row of rows) grants.set(refKey(row), { granted: row.granted, retryAfterMs: row.retry_after_ms });
   return grants;
 }
 
@@ -152,12 +152,12 @@ export async function acquireMany(db: Queryable, requests: RateLimitRequest[], n
 function check(r: RateLimitRequest): void {
   const { limit, duration_seconds } = r.limit;
   if (!Number.isInteger(limit) || limit < 1 || limit > 2_147_483_647) {
-    throw new RangeError(`rate limit of ${keyOf(r.project_id, r.endpoint_id)} must be a positive integer (got ${limit})`);
+    throw new RangeError(`rate limit of ${refKey(r)} must be a positive integer (got ${limit})`);
   }
   if (!Number.isInteger(duration_seconds) || duration_seconds < 1 || duration_seconds > 2_147_483) {
-    throw new RangeError(`rate limit duration of ${keyOf(r.project_id, r.endpoint_id)} must be a positive number of seconds (got ${duration_seconds})`);
+    throw new RangeError(`rate limit duration of ${refKey(r)} must be a positive number of seconds (got ${duration_seconds})`);
   }
   if (!Number.isInteger(r.wanted) || r.wanted < 0 || r.wanted > 2_147_483_647) {
-    throw new RangeError(`wanted for ${keyOf(r.project_id, r.endpoint_id)} must be a non-negative integer (got ${r.wanted})`);
+    throw new RangeError(`wanted for ${refKey(r)} must be a non-negative integer (got ${r.wanted})`);
   }
 }

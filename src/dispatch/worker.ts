@@ -4,11 +4,11 @@ import type { Job, PgBoss } from 'pg-boss';
 import type { BreakerSettings, DeliveryStatus, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
-import { applyTransitions, type EndpointChange } from './operations.ts';
-import { recordAlerts, type AlertInput } from './alerts.ts';
+import { transition, type EndpointChange } from './operations.ts';
+import { recordAlerts, statusAlerts, type AlertInput } from './alerts.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecrets, openCredentials } from '../store/endpoints.ts';
+import { liveSecretsOf, openCredentials, refKey } from '../store/endpoints.ts';
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
@@ -82,6 +82,9 @@ export const MAX_RETRY_AFTER_SECONDS = 3_600;
 
 const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['success', 'failure', 'discarded']);
 
+/** Deliveries to paused or inactive endpoints are kept as discarded, never sent. */
+const discarded = (row: WorkRow): boolean => row.endpoint_status === 'paused' || row.endpoint_status === 'inactive';
+
 export function createDispatcher(deps: DispatcherDeps, options: DispatcherOptions): Dispatcher {
   const emitter = new EventEmitter<DispatcherEvents>() as Dispatcher;
   let workerId: string | null = null;
@@ -154,7 +157,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
   const credentialsOf = new Map<string, EndpointCredentials>();
   const credentials = (row: WorkRow): EndpointCredentials => {
     if (row.credentials_enc === null) return NO_CREDENTIALS;
-    const key = `${row.project_id}/${row.endpoint_id}`;
+    const key = refKey(row);
     let c = credentialsOf.get(key);
     if (!c) {
       c = openCredentials(deps.box, row.credentials_enc);
@@ -162,18 +165,15 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
     }
     return c;
   };
-  const secretsByProject = new Map<string, Map<string, Awaited<ReturnType<typeof liveSecrets>> extends Map<string, infer V> ? V : never>>();
-  for (const projectId of new Set(sendable.map((l) => l.row.project_id))) {
-    const endpointIds = [...new Set(sendable.filter((l) => l.row.project_id === projectId).map((l) => l.row.endpoint_id))];
-    secretsByProject.set(projectId, await liveSecrets(deps.pool, deps.box, projectId, endpointIds));
-  }
+  // One query for the secrets of every endpoint the batch will actually send to.
+  const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
 
   const outcomes = await Promise.all(
     sendable.map(async ({ row, attempt }): Promise<Outcome> => {
-      if (row.endpoint_status === 'paused' || row.endpoint_status === 'inactive') {
+      if (discarded(row)) {
         return { row, attempt, status: 'discarded', url: row.url, requestHeaders: {}, result: null, retryIn: null };
       }
-      const secrets = secretsByProject.get(row.project_id)?.get(row.endpoint_id) ?? [];
+      const secrets = secretsOf.get(refKey(row)) ?? [];
       const { headers, body } = buildRequest({
         eventId: row.event_id,
         deliveryId: row.id,
@@ -185,9 +185,9 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
         secrets,
         contentType: row.content_type,
       });
-      const result = await sendWithCredentials(
+      const { result, recorded } = await sendWithCredentials(
         deps,
-        { url: row.url, timeoutMs: row.http_timeout * 1000, cacheKey: `${row.project_id}/${row.endpoint_id}` },
+        { url: row.url, timeoutMs: row.http_timeout * 1000, cacheKey: refKey(row) },
         credentials(row),
         headers,
         body,
@@ -206,7 +206,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
           status = 'failure';
         }
       }
-      return { row, attempt, status, url: row.url, requestHeaders: headers, result, retryIn };
+      return { row, attempt, status, url: row.url, requestHeaders: recorded, result, retryIn };
     }),
   );
 
@@ -232,14 +232,13 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
  * sent (paused or inactive endpoints) do not count.
  */
 async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; attempt: number }[]): Promise<{ row: WorkRow; attempt: number }[]> {
-  const key = (r: WorkRow): string => `${r.project_id}/${r.endpoint_id}`;
-  const limited = live.filter((l) => l.row.rate_limit > 0 && l.row.endpoint_status !== 'paused' && l.row.endpoint_status !== 'inactive');
+  const limited = live.filter((l) => l.row.rate_limit > 0 && !discarded(l.row));
   if (limited.length === 0) return live;
   const wanted = new Map<string, { row: WorkRow; n: number }>();
   for (const l of limited) {
-    const w = wanted.get(key(l.row)) ?? { row: l.row, n: 0 };
+    const w = wanted.get(refKey(l.row)) ?? { row: l.row, n: 0 };
     w.n += 1;
-    wanted.set(key(l.row), w);
+    wanted.set(refKey(l.row), w);
   }
   const grants = await acquireMany(
     deps.pool,
@@ -254,10 +253,10 @@ async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; atte
   const go: { row: WorkRow; attempt: number }[] = [];
   const later: DeliveryJobInsert[] = [];
   for (const l of live) {
-    const g = l.row.rate_limit > 0 ? grants.get(key(l.row)) : undefined;
-    const n = used.get(key(l.row)) ?? 0;
+    const g = l.row.rate_limit > 0 ? grants.get(refKey(l.row)) : undefined;
+    const n = used.get(refKey(l.row)) ?? 0;
     if (!g || n < g.granted) {
-      used.set(key(l.row), n + 1);
+      used.set(refKey(l.row), n + 1);
       go.push(l);
     } else {
       // A little spread, so the deliveries held back do not all come back at the same instant.
@@ -281,10 +280,10 @@ async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; atte
  * What the attempts say about pending endpoints (ones tried again after they were disabled): a
  * success makes one active, a failure inactive again. The circuit breaker judges the others.
  */
-export function pendingTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
+function pendingTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
   const changes = new Map<string, EndpointChange>();
   for (const o of outcomes) {
-    const key = `${o.row.project_id}/${o.row.endpoint_id}`;
+    const key = refKey(o.row);
     if (!o.result || o.row.endpoint_status !== 'pending' || changes.has(key)) continue;
     const base = { project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, from: ['pending'] as EndpointStatus[] };
     changes.set(key, o.result.ok
@@ -308,7 +307,7 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
   const trips = await recordAttempts(
     db,
     sent.map((o) => ({ project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, kind: attemptKind(o.result!) })),
-    (projectId) => settings.get(projectId) ?? DEFAULT_BREAKER,
+    (projectId) => settings.get(projectId)!,
     (streak) => {
       const last = sent.findLast((o) => o.row.project_id === streak.project_id && o.row.endpoint_id === streak.endpoint_id && !o.result!.ok);
       const r = last?.result;
@@ -322,10 +321,10 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
   );
   const changes = new Map<string, EndpointChange>();
   for (const t of trips) {
-    changes.set(`${t.project_id}/${t.endpoint_id}`, { project_id: t.project_id, endpoint_id: t.endpoint_id, from: ['active', 'pending'], to: 'inactive', reason: t.reason });
+    changes.set(refKey(t), { project_id: t.project_id, endpoint_id: t.endpoint_id, from: ['active', 'pending'], to: 'inactive', reason: t.reason });
   }
   for (const c of pendingTransitions(sent)) {
-    const key = `${c.project_id}/${c.endpoint_id}`;
+    const key = refKey(c);
     if (!changes.has(key)) changes.set(key, c);
   }
   return { changes: [...changes.values()], failing };
@@ -388,8 +387,9 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
     await enqueueDeliveries(deps.boss, client, next);
     const { changes, failing } = await endpointChanges(client, sent.filter((o) => applied.has(o.row.id)));
-    const happened = await applyTransitions(deps, client, changes);
-    await recordAlerts(deps.boss, client, failing);
+    // One round of alerts for the batch: its state changes and its failing streaks.
+    const happened = await transition(client, changes);
+    await recordAlerts(deps.boss, client, [...statusAlerts(happened), ...failing]);
     return happened;
   });
 }

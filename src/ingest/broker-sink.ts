@@ -14,6 +14,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { ingestInTransaction, type IngestDeps } from './persist.ts';
 import { forwardedHeaders, readEnvelope } from './normalize.ts';
+import { cleanHeaders } from './headers.ts';
 
 export interface BrokerSource {
   project_id: string;
@@ -87,23 +88,17 @@ export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage
 }
 
 /** jsonb cannot hold NUL; header values are kept for inspection, so NUL becomes U+FFFD. */
-function cleanHeaders(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase().replaceAll('\0', '\uFFFD')] = String(v).replaceAll('\0', '\uFFFD');
-  return out;
-}
-
 /**
  * SQLSTATE classes that come from the data of one statement (22 data exception, 23 integrity
  * violation, 54 program limit exceeded): the same message would fail again, so it is dead-lettered
  * rather than retried. Anything else (connection, shutdown, resources) is a transient failure.
  */
-export function isMessageError(err: unknown): boolean {
+function isMessageError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && /^(22|23|54)/.test(code);
 }
 
-export interface DeadLetterInput {
+interface DeadLetterInput {
   message: Pick<BrokerMessage, 'id' | 'body' | 'headers' | 'key' | 'receivedAt'>;
   code: string;
   reason: string;

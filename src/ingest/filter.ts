@@ -26,9 +26,11 @@
  *   repeated group that itself holds a variable quantifier (`(a+)+`, `(\w+\s?)*`, `(.*,){9}`)
  *   is refused, as are backreferences. Overlapping alternatives (`(a|a)*`) are not detected.
  * - Headers are flat: a key is a whole header name (dots included), matched lower-cased; a value
- *   is a string, or an array of strings for a repeated header (compared like any array).
+ *   is a string (events keep a repeated header's values joined with ", ", see headers.ts); an
+ *   array handed to matchesFilter is compared like any array.
  *
- * A filter is compiled once and cached by object identity: treat stored filters as immutable.
+ * A filter is compiled once and cached by its JSON text (and by object identity): treat a filter
+ * object as immutable once it has been matched.
  */
 
 /** A subscription's filter as stored: both parts optional. */
@@ -223,7 +225,34 @@ function compileFilter(filter: object): (event: FilterEvent) => boolean {
   return (event) => body(event.body) && headers(event.headers);
 }
 
-const compiled = new WeakMap<object, (event: FilterEvent) => boolean>();
+type CompiledFilter = (event: FilterEvent) => boolean;
+
+/** How many compiled filters the text-keyed cache keeps (least recently used go first). */
+const MAX_CACHED = 1000;
+/** By object, for the many events of one batch that meet the same row. */
+const byObject = new WeakMap<object, CompiledFilter>();
+/** By JSON text, for the rows each batch reloads: the database hands out new objects every time. */
+const byText = new Map<string, CompiledFilter>();
+
+/**
+ * A filter's compiled test, cached by its JSON text (and by object identity in front of that), so
+ * structurally equal filters compile once. Throws when the filter cannot be serialised.
+ */
+export function compiledFilter(filter: object): CompiledFilter {
+  const known = byObject.get(filter);
+  if (known) return known;
+  const text = JSON.stringify(filter);
+  let test = byText.get(text);
+  if (test) {
+    byText.delete(text); // refreshed: the oldest entry is the one evicted
+  } else {
+    test = compileFilter(filter);
+    if (byText.size >= MAX_CACHED) byText.delete(byText.keys().next().value!);
+  }
+  byText.set(text, test);
+  byObject.set(filter, test);
+  return test;
+}
 
 /** Whether an event matches: `body` is the parsed JSON body (any JSON value), `headers` lower-cased names. */
 export function matchesFilter(
@@ -234,12 +263,7 @@ export function matchesFilter(
   if (typeof filter !== 'object') return false;
   // Routing must survive any document (getters, proxies, a missing `headers`): a throw is no match.
   try {
-    let test = compiled.get(filter);
-    if (!test) {
-      test = compileFilter(filter);
-      compiled.set(filter, test);
-    }
-    return test(event);
+    return compiledFilter(filter)(event);
   } catch {
     return false;
   }
@@ -344,8 +368,14 @@ function compileRegex(pattern: string): RegExp | string {
 // ---------------------------------------------------------------------------------------------
 // Checking a filter given by a user
 
+/** One problem with a filter: where (like `filter.body.$or[1].age.$gt`) and what. */
+export interface FilterIssue {
+  path: string;
+  message: string;
+}
+
 interface Check {
-  errors: string[];
+  errors: FilterIssue[];
   scope: Scope;
   root: string;
   entries: number;
@@ -355,12 +385,12 @@ interface Check {
 function enter(ctx: Check, value: Doc | unknown[], at: string, depth: number): boolean {
   if (ctx.entries > MAX_ENTRIES) return false;
   if (depth > MAX_DEPTH) {
-    ctx.errors.push(`${at}: nested deeper than ${MAX_DEPTH} levels`);
+    ctx.errors.push({ path: at, message: `nested deeper than ${MAX_DEPTH} levels` });
     return false;
   }
   ctx.entries += Array.isArray(value) ? value.length : Object.keys(value).length;
   if (ctx.entries > MAX_ENTRIES) {
-    ctx.errors.push(`${ctx.root}: more than ${MAX_ENTRIES} keys and array elements in all`);
+    ctx.errors.push({ path: ctx.root, message: `more than ${MAX_ENTRIES} keys and array elements in all` });
     return false;
   }
   return true;
@@ -369,9 +399,9 @@ function enter(ctx: Check, value: Doc | unknown[], at: string, depth: number): b
 function checkLiteral(value: unknown, at: string, depth: number, ctx: Check): void {
   if (typeof value === 'string') return;
   if (ctx.scope === 'headers' && !Array.isArray(value)) {
-    ctx.errors.push(`${at}: ${HEADER_STRINGS}`);
+    ctx.errors.push({ path: at, message: HEADER_STRINGS });
   } else if (typeof value === 'number') {
-    if (!Number.isFinite(value)) ctx.errors.push(`${at}: must be a finite number`);
+    if (!Number.isFinite(value)) ctx.errors.push({ path: at, message: 'must be a finite number' });
   } else if (typeof value === 'boolean' || value === null) {
     return;
   } else if (Array.isArray(value)) {
@@ -381,12 +411,12 @@ function checkLiteral(value: unknown, at: string, depth: number, ctx: Check): vo
       for (const [k, v] of Object.entries(value)) checkLiteral(v, `${at}.${k}`, depth + 1, ctx);
     }
   } else {
-    ctx.errors.push(`${at}: must be a JSON value`);
+    ctx.errors.push({ path: at, message: 'must be a JSON value' });
   }
 }
 
 function checkComparison(op: Comparison, x: unknown, at: string, depth: number, ctx: Check): void {
-  const fail = (message: string): void => void ctx.errors.push(`${at}: ${message}`);
+  const fail = (message: string): void => void ctx.errors.push({ path: at, message });
   switch (op) {
     case '$eq':
     case '$neq':
@@ -417,8 +447,8 @@ function checkOperators(ops: Doc, at: string, depth: number, ctx: Check): void {
   for (const [op, x] of Object.entries(ops)) {
     const here = `${at}.${op}`;
     if (isComparison(op)) checkComparison(op, x, here, depth + 1, ctx);
-    else if (isOperatorKey(op) && op !== '$and' && op !== '$or') ctx.errors.push(`${here}: unknown operator; expected one of ${OPERATOR_LIST}`);
-    else ctx.errors.push(`${here}: field names and $and/$or cannot be mixed with operators`);
+    else if (isOperatorKey(op) && op !== '$and' && op !== '$or') ctx.errors.push({ path: here, message: `unknown operator; expected one of ${OPERATOR_LIST}` });
+    else ctx.errors.push({ path: here, message: 'field names and $and/$or cannot be mixed with operators' });
   }
 }
 
@@ -437,20 +467,20 @@ function checkExpr(expr: Doc, at: string, depth: number, ctx: Check): void {
     const here = `${at}.${key}`;
     if (key === '$and' || key === '$or') {
       if (!Array.isArray(value) || value.length === 0) {
-        ctx.errors.push(`${here}: must be a non-empty array of objects`);
+        ctx.errors.push({ path: here, message: 'must be a non-empty array of objects' });
       } else if (enter(ctx, value, here, depth + 1)) {
         value.forEach((b, i) => {
           if (isObject(b)) checkExpr(b, `${here}[${i}]`, depth + 2, ctx);
-          else ctx.errors.push(`${here}[${i}]: must be an object`);
+          else ctx.errors.push({ path: `${here}[${i}]`, message: 'must be an object' });
         });
       }
     } else if (isComparison(key)) {
-      ctx.errors.push(`${here}: an operator needs a field; write {"field": {"${key}": …}}`);
+      ctx.errors.push({ path: here, message: `an operator needs a field; write {"field": {"${key}": …}}` });
     } else if (isOperatorKey(key)) {
-      ctx.errors.push(`${here}: unknown operator; expected one of ${OPERATOR_LIST}`);
+      ctx.errors.push({ path: here, message: `unknown operator; expected one of ${OPERATOR_LIST}` });
     } else {
       const problem = pathProblem(key, ctx.scope);
-      if (problem) ctx.errors.push(`${here}: ${problem}`);
+      if (problem) ctx.errors.push({ path: here, message: problem });
       else checkCondition(value, here, depth + 1, ctx);
     }
   }
@@ -460,25 +490,25 @@ function checkCondition(value: unknown, at: string, depth: number, ctx: Check): 
   const shape = shapeOf(value);
   if (shape === 'operators') checkOperators(value as Doc, at, depth, ctx);
   else if (shape === 'literal') checkLiteral(value, at, depth, ctx);
-  else if (ctx.scope === 'headers') ctx.errors.push(`${at}: ${HEADER_STRINGS}`);
+  else if (ctx.scope === 'headers') ctx.errors.push({ path: at, message: HEADER_STRINGS });
   else checkExpr(value as Doc, at, depth, ctx);
 }
 
 /**
- * Problems with a filter given by a user, each as `${path}: message` (path like
+ * Problems with a filter given by a user, each with its path under `path` (like
  * `filter.body.$or[1].age.$gt`); [] when valid. Absent (`null`/`undefined`) is valid: it matches all.
  */
-export function checkFilter(filter: unknown, path = 'filter'): string[] {
+export function checkFilter(filter: unknown, path = 'filter'): FilterIssue[] {
   if (filter === undefined || filter === null) return [];
-  if (!isObject(filter)) return [`${path}: must be an object with optional "body" and "headers"`];
-  const errors: string[] = [];
+  if (!isObject(filter)) return [{ path, message: 'must be an object with optional "body" and "headers"' }];
+  const errors: FilterIssue[] = [];
   // One context for both parts, so the entry budget covers the whole filter.
   const ctx: Check = { errors, scope: 'body', root: path, entries: 0 };
   for (const [key, expr] of Object.entries(filter)) {
     const at = `${path}.${key}`;
-    if (key !== 'body' && key !== 'headers') errors.push(`${at}: unknown key; expected "body" or "headers"`);
+    if (key !== 'body' && key !== 'headers') errors.push({ path: at, message: 'unknown key; expected "body" or "headers"' });
     else if (expr === undefined || expr === null) continue;
-    else if (!isObject(expr)) errors.push(`${at}: must be an object`);
+    else if (!isObject(expr)) errors.push({ path: at, message: 'must be an object' });
     else {
       ctx.scope = key;
       checkExpr(expr, at, 1, ctx);

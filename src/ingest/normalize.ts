@@ -11,7 +11,7 @@ import { headers as readHeaders, object, onlyKeys, string } from '../api/validat
 const COMMON = ['event_type', 'data', 'custom_headers', 'idempotency_key'] as const;
 const MESSAGE_TYPES: readonly MessageType[] = ['single', 'fanout', 'broadcast'];
 /** Picks the routing of a broker message, as a broker header or inside `custom_headers`. */
-export const MESSAGE_TYPE_HEADER = 'x-convoy-message-type';
+const MESSAGE_TYPE_HEADER = 'x-convoy-message-type';
 
 export interface EnvelopeOptions {
   project_id: string;

@@ -1,6 +1,7 @@
 import type { EndpointStatus, EventInput } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { matchesFilter, type SubscriptionFilter } from './filter.ts';
+import { cleanHeaders } from './headers.ts';
 
 export interface RouteTarget {
   endpoint_id: string;
@@ -70,9 +71,8 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   const view = (input: EventInput) => {
     let v = seen.get(input);
     if (!v) {
-      const headers: Record<string, string> = {};
-      for (const [k, value] of Object.entries(input.custom_headers)) headers[k.toLowerCase()] = value;
-      Object.assign(headers, input.headers);
+      // The headers the event arrived with (cleaned at ingest) win over custom headers of that name.
+      const headers = cleanHeaders({ ...input.custom_headers, ...input.headers });
       let body: unknown = null;
       try {
         body = JSON.parse(input.data);

@@ -39,10 +39,7 @@ export function readSubscription(r: Reader, value: unknown, at: string): Subscri
     }
     if (!absent(fc.filter)) {
       const problems = checkFilter(fc.filter, `${at}.filter_config.filter`);
-      for (const p of problems) {
-        const i = p.indexOf(': ');
-        r.bad(i > 0 ? p.slice(0, i) : `${at}.filter_config.filter`, i > 0 ? p.slice(i + 2) : p);
-      }
+      for (const p of problems) r.bad(p.path, p.message);
       if (problems.length === 0) filter = emptyToNull(fc.filter as SubscriptionFilter);
     }
   }

@@ -1,13 +1,17 @@
 /** The portal's delivery list and delivery detail. Payloads and headers are the attacker's text. */
-import type { DeliveryStatus } from '../core/types.ts';
-import type { DeliveryRow } from '../dispatch/operations.ts';
+import type { AttemptRow } from '../api/deliveries-routes.ts';
+import type { EventRow } from '../api/events-routes.ts';
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../core/types.ts';
+import { RESENDABLE, type DeliveryRow } from '../dispatch/operations.ts';
 import { html, href, time, type SafeHtml } from './html.ts';
 import { page, statusBadge, type Frame } from './pages.ts';
-import type { AttemptRow, DeliveryListRow, EventPayload, PortalEndpoint } from './scope.ts';
+import type { DeliveryListRow, PortalEndpoint } from './scope.ts';
 
-export const STATUSES: readonly DeliveryStatus[] = ['scheduled', 'processing', 'success', 'failure', 'retry', 'discarded'];
-/** What the portal offers to retry: deliveries that ended without success. */
-export const RETRYABLE: readonly DeliveryStatus[] = ['failure', 'discarded'];
+/**
+ * What the portal offers to retry: the deliveries at rest that the API may resend, except those
+ * that succeeded (the API's operators may send a success again; a customer retries failures).
+ */
+export const RETRYABLE: readonly DeliveryStatus[] = RESENDABLE.filter((s) => s !== 'success');
 
 /** The filter form's values as typed (shown back as they were, even when wrong). */
 export interface FilterValues {
@@ -32,7 +36,7 @@ export function deliveriesPage(
 ): string {
   const option = (value: string, label: string, selected: string) => html`<option value="${value}"${value === selected ? html` selected` : null}>${label}</option>`;
   const filters = html`<form method="get" action="/portal/deliveries" class="filters" role="search">
-  <label>Status <select name="status">${option('', 'Any', values.status)}${STATUSES.map((s) => option(s, s, values.status))}</select></label>
+  <label>Status <select name="status">${option('', 'Any', values.status)}${DELIVERY_STATUSES.map((s) => option(s, s, values.status))}</select></label>
   <label>Endpoint <select name="endpoint_id">${option('', 'Any', values.endpoint_id)}${endpoints.map((e) => option(e.id, e.name, values.endpoint_id))}</select></label>
   <label>Event type <input name="event_type" value="${values.event_type}" maxlength="200" placeholder="order.created"></label>
   <label>From (UTC) <input name="from" type="datetime-local" step="1" value="${values.from}"></label>
@@ -88,7 +92,7 @@ function headerTable(headers: Record<string, string | string[]>, empty: string):
 export interface DeliveryView {
   delivery: DeliveryRow;
   endpoint: PortalEndpoint;
-  event: EventPayload | null;
+  event: Pick<EventRow, 'data'> | null;
   /** With request headers already redacted. */
   attempts: AttemptRow[];
   /** The body as it was sent when it differs from the JSON (form-encoded endpoints). */

@@ -1,8 +1,8 @@
 /** Reading the delivery list's filters, and hiding what a page must not show of the headers sent. */
-import type { DeliveryStatus } from '../core/types.ts';
+import { DELIVERY_STATUSES, type DeliveryStatus } from '../core/types.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { REDACTED } from '../core/redact.ts';
-import { STATUSES, type FilterValues } from './delivery-pages.ts';
+import type { FilterValues } from './delivery-pages.ts';
 import type { DeliveryFilter } from './scope.ts';
 
 const first = (v: unknown): string => {
@@ -14,13 +14,18 @@ const first = (v: unknown): string => {
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
 const ZONED_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
-function parseTime(value: string): Date | null {
-  if (!LOCAL_TIME.test(value) && !ZONED_TIME.test(value)) return null;
+/**
+ * A time as above, or null when it is not one (also for a day that does not exist). With
+ * `zoned`, the time zone is required, so the same text means the same instant everywhere.
+ */
+export function parseTime(value: string, options: { zoned?: boolean } = {}): Date | null {
+  const local = !options.zoned && LOCAL_TIME.test(value);
+  if (!local && !ZONED_TIME.test(value)) return null;
   // Date rolls 2026-02-30 over into March; a day that does not exist is refused instead.
   const day = value.slice(0, 10);
   const midnight = new Date(`${day}T00:00:00Z`);
   if (Number.isNaN(midnight.getTime()) || midnight.toISOString().slice(0, 10) !== day) return null;
-  const d = new Date(LOCAL_TIME.test(value) ? `${value}Z` : value);
+  const d = new Date(local ? `${value}Z` : value);
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
@@ -38,7 +43,7 @@ export interface ParsedFilters {
  * The list's query string as a filter. A wrong value is a message for the page, never a 500;
  * an endpoint outside the link's scope is refused like an unknown one.
  */
-export async function parseDeliveryFilters(q: Record<string, unknown>, inScope: (endpointId: string) => Promise<boolean>): Promise<ParsedFilters> {
+export function parseDeliveryFilters(q: Record<string, unknown>, inScope: (endpointId: string) => boolean): ParsedFilters {
   const values: FilterValues = {
     status: first(q.status),
     endpoint_id: first(q.endpoint_id),
@@ -52,12 +57,12 @@ export async function parseDeliveryFilters(q: Record<string, unknown>, inScope: 
 
   if (values.status !== '') {
     const list = values.status.split(',').map((s) => s.trim());
-    const bad = list.find((s) => !STATUSES.includes(s as DeliveryStatus));
-    if (bad !== undefined) return fail(`status: must be one of ${STATUSES.join(', ')} (got ${JSON.stringify(bad.slice(0, 40))})`);
+    const bad = list.find((s) => !DELIVERY_STATUSES.includes(s as DeliveryStatus));
+    if (bad !== undefined) return fail(`status: must be one of ${DELIVERY_STATUSES.join(', ')} (got ${JSON.stringify(bad.slice(0, 40))})`);
     filter.statuses = list as DeliveryStatus[];
   }
   if (values.endpoint_id !== '') {
-    if (values.endpoint_id.length > 200 || !(await inScope(values.endpoint_id))) return fail('endpoint_id: no such endpoint among yours');
+    if (values.endpoint_id.length > 200 || !inScope(values.endpoint_id)) return fail('endpoint_id: no such endpoint among yours');
     filter.endpointId = values.endpoint_id;
   }
   if (values.event_type !== '') {

@@ -12,13 +12,6 @@ export interface PortalOptions {
   listenHost: string;
 }
 
-export const DEFAULT_PORTAL_OPTIONS: PortalOptions = Object.freeze({
-  publicUrl: '',
-  sessionMinutes: 60,
-  frameAncestors: "'none'",
-  listenHost: '127.0.0.1',
-});
-
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 
 /**

@@ -10,18 +10,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { WharfError } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
+import { deliveryAttempts } from '../api/deliveries-routes.ts';
 import { editEndpoint, pingerFor } from '../api/endpoints-routes.ts';
-import type { ApiDeps } from '../api/server.ts';
-import { formEncode } from '../delivery/form.ts';
-import { activateEndpoint, findDelivery, resendDelivery, rotateSecret, togglePause } from '../dispatch/operations.ts';
+import { findEvent } from '../api/events-routes.ts';
+import { toPage } from '../api/pagination.ts';
+import type { ApiDeps, ProjectLookup } from '../api/server.ts';
+import { bodyFor } from '../delivery/request.ts';
+import { activateEndpoint, resendDelivery, rotateSecret, togglePause } from '../dispatch/operations.ts';
 import { withTransaction } from '../store/pool.ts';
-import { getProject } from '../store/projects.ts';
 import {
   createPortalSession,
   deletePortalSession,
   findPortalSession,
   hashToken,
-  linkState,
   openPortalLink,
   setSessionFlash,
   takeSessionFlash,
@@ -29,15 +30,16 @@ import {
 } from '../store/portal-links.ts';
 import { RETRYABLE, deliveryPage, deliveriesPage } from './delivery-pages.ts';
 import { parseDeliveryFilters, redactRequestHeaders } from './filters.ts';
-import { DEFAULT_PORTAL_OPTIONS, type PortalOptions } from './options.ts';
 import { endpointPage, endpointsPage, errorPage, page, secretPage, type EndpointForm, type Frame } from './pages.ts';
-import { attemptsOf, deliveryEndpointInScope, eventOf, scopeOf, scopedDeliveries, scopedEndpoint, scopedEndpoints, type Scope } from './scope.ts';
-import { PortalRefusal, checkForm, clearCookieHeader, forbidden, linkRefusal, sessionCookie, setCookieHeader } from './session.ts';
+import { scopeOf, scopedDeliveries, scopedDelivery, scopedEndpoint, scopedEndpoints, type Scope } from './scope.ts';
+import { PortalRefusal, checkForm, clearCookieHeader, forbidden, linkRefusal, sessionCookie, sessionRefusal, setCookieHeader } from './session.ts';
 import { html } from './html.ts';
+
+/** The API's dependencies, and its cached project lookup (only some pages need the project). */
+export type PortalDeps = ApiDeps & { projects: ProjectLookup };
 
 export interface PortalContext {
   link: PortalLink;
-  project: Project;
   scope: Scope;
   csrf: string;
   sessionId: string;
@@ -64,9 +66,8 @@ const NOTICES: Record<string, string> = {
 
 const notFoundPage = (): PortalRefusal => new PortalRefusal(404, 'WHARF_ERR_NOT_FOUND', 'Not found', 'There is nothing here, or it is not shared with this link.');
 
-export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { pool, box } = deps;
-  const options: PortalOptions = deps.portal ?? DEFAULT_PORTAL_OPTIONS;
+export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Promise<void> {
+  const { pool, box, portal: options } = deps;
   const csp = [
     "default-src 'none'",
     "style-src 'self'",
@@ -134,11 +135,8 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const tokenHash = hashToken(token);
     // Reopening a one-time link (the back button) in the browser it opened in just continues.
     const existing = sessionCookie(req);
-    const current = existing ? await findPortalSession(pool, existing) : null;
-    if (current && current.expires_at > current.now && ['active', 'used'].includes(linkState(current.link, current.now))) {
-      const same = await pool.query('SELECT 1 FROM portal_links WHERE id = $1 AND token_hash = $2', [current.link.id, tokenHash]);
-      if (same.rowCount) return res.redirect('/portal/', 303);
-    }
+    const current = existing ? await findPortalSession(pool, existing, { tokenHash }) : null;
+    if (current?.token_matches && sessionRefusal(current) === null) return res.redirect('/portal/', 303);
     const session = await withTransaction(pool, async (client) => {
       const opened = await openPortalLink(client, tokenHash);
       if (opened.refused !== null) throw linkRefusal(opened.refused, opened.link);
@@ -154,12 +152,9 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       const id = sessionCookie(req);
       const s = id ? await findPortalSession(pool, id) : null;
       if (!id || !s) throw linkRefusal('unknown', null);
-      const state = linkState(s.link, s.now);
-      if (state === 'revoked' || state === 'expired') throw linkRefusal(state, s.link);
-      if (s.expires_at.getTime() <= s.now.getTime()) throw linkRefusal('session-ended', s.link);
-      const project = await getProject(pool, s.link.project_id);
-      if (!project) throw linkRefusal('unknown', null);
-      req.portal = { link: s.link, project, scope: scopeOf(s.link), csrf: s.csrf_token, sessionId: id };
+      const refused = sessionRefusal(s);
+      if (refused) throw refused;
+      req.portal = { link: s.link, scope: scopeOf(s.link), csrf: s.csrf_token, sessionId: id };
     });
     // Every state-changing request is a form post from a portal page.
     portal.addHook('preHandler', async (req) => {
@@ -167,6 +162,12 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     });
 
     const ctx = (req: FastifyRequest): PortalContext => req.portal!;
+    /** The link's project (cached for a few seconds), for the pages that need its settings. */
+    const projectOf = async (req: FastifyRequest): Promise<Project> => {
+      const project = await deps.projects(ctx(req).scope.projectId);
+      if (!project) throw linkRefusal('unknown', null);
+      return project;
+    };
     const notice = (req: FastifyRequest): string | null => {
       const done = (req.query as Record<string, unknown>).done;
       return typeof done === 'string' ? (NOTICES[done] ?? null) : null;
@@ -189,13 +190,11 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     });
 
     /** A manage action on an endpoint of the scope, in one transaction (404 outside it). */
-    // `lock: false` where the action may wait on the network (the edit's reachability ping), so
-    // deliveries to the endpoint are not held up meanwhile; its own UPDATE still locks the row.
-    const manage = async <T>(req: FastifyRequest, fn: (client: pg.PoolClient, id: string) => Promise<T>, lock = true): Promise<T> => {
+    const manage = async <T>(req: FastifyRequest, fn: (client: pg.PoolClient, id: string) => Promise<T>): Promise<T> => {
       requireManage(req);
       const id = endpointIdOf(req);
       return withTransaction(pool, async (client) => {
-        if (!(await scopedEndpoint(client, ctx(req).scope, id, { forUpdate: lock }))) throw notFoundPage();
+        if (!(await scopedEndpoint(client, ctx(req).scope, id, { forUpdate: true }))) throw notFoundPage();
         return fn(client, id);
       });
     };
@@ -221,9 +220,13 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
         http_timeout: typeof body.http_timeout === 'string' ? body.http_timeout.trim() : '',
       };
       const changes = { name: form.name, url: form.url, http_timeout: /^\d{1,6}$/.test(form.http_timeout) ? Number(form.http_timeout) : form.http_timeout };
+      requireManage(req);
+      const id = endpointIdOf(req);
+      if (!(await scopedEndpoint(pool, ctx(req).scope, id))) throw notFoundPage();
       try {
-        const ping = pingerFor(deps.outbound, ctx(req).project.signature);
-        const e = await manage(req, (client, id) => editEndpoint(box, client, ctx(req).scope.projectId, id, changes, ping), false);
+        // editEndpoint pings a new URL before its own short write transaction, holding no lock meanwhile.
+        const project = await projectOf(req);
+        const e = await editEndpoint(box, pool, project, id, changes, pingerFor(deps.outbound, project.signature));
         return res.redirect(backTo(e.id, 'saved'), 303);
       } catch (err) {
         if (!(err instanceof WharfError) || err.status !== 400) throw err;
@@ -236,8 +239,9 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     // Post/redirect/get: the new secret waits, sealed, in the session for the one page that shows
     // it, so reloading that page cannot rotate again and the secret is shown exactly once.
     portal.post('/endpoints/:endpointID/rotate-secret', async (req, res) => {
+      const project = await projectOf(req);
       const r = await manage(req, async (client, id) => {
-        const rotated = await rotateSecret(box, client, ctx(req).project, id, {});
+        const rotated = await rotateSecret(box, client, project, id, {});
         const flash = { endpoint_id: id, secret: rotated.secret, expiration: rotated.expiration };
         await setSessionFlash(client, ctx(req).sessionId, box.encrypt(JSON.stringify(flash)));
         return rotated;
@@ -257,29 +261,29 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     portal.get('/deliveries', async (req, res) => {
       const { scope } = ctx(req);
       const endpoints = await scopedEndpoints(pool, scope);
-      const parsed = await parseDeliveryFilters(req.query as Record<string, unknown>, (id) => scopedEndpoint(pool, scope, id).then((e) => e !== null));
+      // The filter's endpoint must be one of the list's (the form offers no other).
+      const parsed = parseDeliveryFilters(req.query as Record<string, unknown>, (id) => endpoints.some((e) => e.id === id));
       if (parsed.error !== null) {
         return sendPage(res, 400, deliveriesPage({ ...frameOf(req), error: parsed.error }, endpoints, parsed.values, [], null, false));
       }
       const rows = await scopedDeliveries(pool, scope, parsed.filter);
-      const more = rows.length > parsed.filter.perPage;
-      const shown = more ? rows.slice(0, parsed.filter.perPage) : rows;
-      const next = more ? shown.at(-1)!.id : null;
-      return sendPage(res, 200, deliveriesPage(frameOf(req), endpoints, parsed.values, shown, next, parsed.filter.before !== null));
+      const { content, pagination } = toPage(rows, parsed.filter.perPage, (d) => d.id);
+      return sendPage(res, 200, deliveriesPage(frameOf(req), endpoints, parsed.values, content, pagination.next_page_cursor, parsed.filter.before !== null));
     });
 
     portal.get('/deliveries/:deliveryID', async (req, res) => {
-      const { scope, project } = ctx(req);
-      const endpointId = await deliveryEndpointInScope(pool, scope, deliveryIdOf(req));
-      const endpoint = endpointId === null ? null : await scopedEndpoint(pool, scope, endpointId);
-      if (!endpoint) throw notFoundPage();
-      const delivery = await findDelivery(pool, scope.projectId, deliveryIdOf(req));
-      const event = await eventOf(pool, scope.projectId, delivery.event_id);
-      const attempts = (await attemptsOf(pool, delivery.id)).map((a) => ({ ...a, request_headers: redactRequestHeaders(a.request_headers, project.signature.header) }));
+      // This page reloads every 2 s while the delivery is on its way: one scoped query, then the
+      // event, the attempts and the (cached) project together.
+      const { scope } = ctx(req);
+      const found = await scopedDelivery(pool, scope, deliveryIdOf(req));
+      if (!found) throw notFoundPage();
+      const { delivery, endpoint } = found;
+      const [event, sent, project] = await Promise.all([findEvent(pool, scope.projectId, delivery.event_id), deliveryAttempts(pool, delivery.id), projectOf(req)]);
+      const attempts = sent.map((a) => ({ ...a, request_headers: redactRequestHeaders(a.request_headers, project.signature.header) }));
       let sentBody: string | null = null;
-      if (event && endpoint.content_type === 'application/x-www-form-urlencoded') {
+      if (event && endpoint.content_type !== 'application/json') {
         try {
-          sentBody = formEncode(JSON.parse(event.data));
+          sentBody = bodyFor(event.data, endpoint.content_type);
         } catch {
           sentBody = null;
         }
@@ -291,12 +295,15 @@ export async function portalRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       const { scope } = ctx(req);
       const id = deliveryIdOf(req);
       await withTransaction(pool, async (client) => {
-        if ((await deliveryEndpointInScope(client, scope, id)) === null) throw notFoundPage();
-        const d = await findDelivery(client, scope.projectId, id, { forUpdate: true });
-        if (!RETRYABLE.includes(d.status)) {
-          throw new PortalRefusal(409, 'WHARF_ERR_CONFLICT', 'Not retried', `This delivery is ${d.status}; only failed or discarded deliveries can be retried.`);
+        // Locks the delivery, so its status cannot change before resendDelivery (which re-reads it
+        // under the lock already held) makes it scheduled.
+        const found = await scopedDelivery(client, scope, id, { forUpdate: true });
+        if (!found) throw notFoundPage();
+        const { status } = found.delivery;
+        if (!RETRYABLE.includes(status)) {
+          throw new PortalRefusal(409, 'WHARF_ERR_CONFLICT', 'Not retried', `This delivery is ${status}; only failed or discarded deliveries can be retried.`);
         }
-        await resendDelivery(deps, client, scope.projectId, d.id, ACTOR);
+        await resendDelivery(deps, client, scope.projectId, id, ACTOR);
       });
       return res.redirect(`/portal/deliveries/${id}?done=retried`, 303);
     });

@@ -5,6 +5,7 @@
  */
 import type { DeliveryStatus, EndpointContentType, EndpointStatus } from '../core/types.ts';
 import { UUID_RE } from '../core/ids.ts';
+import { DELIVERY_COLUMNS, type DeliveryRow } from '../dispatch/operations.ts';
 import type { PortalLink } from '../store/portal-links.ts';
 import type { Queryable } from '../store/queryable.ts';
 
@@ -37,7 +38,8 @@ export interface PortalEndpoint {
   updated_at: Date;
 }
 
-const ENDPOINT_COLUMNS = 'e.id, e.name, e.url, e.status, e.http_timeout, e.content_type, e.support_email, e.description, e.created_at, e.updated_at';
+const ENDPOINT_FIELDS: readonly (keyof PortalEndpoint)[] = ['id', 'name', 'url', 'status', 'http_timeout', 'content_type', 'support_email', 'description', 'created_at', 'updated_at'];
+const ENDPOINT_COLUMNS = ENDPOINT_FIELDS.map((f) => `e.${f}`).join(', ');
 /** A portal page lists an owner's endpoints whole; this bounds one page of them. */
 export const MAX_ENDPOINTS = 500;
 
@@ -116,53 +118,35 @@ export async function scopedDeliveries(db: Queryable, scope: Scope, f: DeliveryF
   return rows;
 }
 
-/** The endpoint id of a delivery in the scope, or null (not a UUID, another owner's, another project's). */
-export async function deliveryEndpointInScope(db: Queryable, scope: Scope, deliveryId: string): Promise<string | null> {
+/** Endpoint columns under a prefix, so they can share a row with a delivery's. */
+const ENDPOINT_AS = ENDPOINT_FIELDS.map((f) => `e.${f} AS e__${f}`).join(', ');
+const DELIVERY_OF_D = DELIVERY_COLUMNS.split(',').map((c) => `d.${c.trim()}`).join(', ');
+
+export interface ScopedDelivery {
+  delivery: DeliveryRow;
+  endpoint: PortalEndpoint;
+}
+
+/**
+ * A delivery of the scope with its endpoint, in one query; null for every other id (not a UUID,
+ * another owner's, another project's). `forUpdate` locks the delivery's row only.
+ */
+export async function scopedDelivery(db: Queryable, scope: Scope, deliveryId: string, options: { forUpdate?: boolean } = {}): Promise<ScopedDelivery | null> {
   if (!UUID_RE.test(deliveryId)) return null;
   const s = scopeSql(scope, 2);
-  const { rows } = await db.query<{ endpoint_id: string }>(
-    `SELECT d.endpoint_id FROM deliveries d JOIN endpoints e ON e.project_id = d.project_id AND e.id = d.endpoint_id
-     WHERE d.id = $1 AND d.project_id = $2 AND ${s.sql}`,
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT ${DELIVERY_OF_D}, ${ENDPOINT_AS}
+     FROM deliveries d JOIN endpoints e ON e.project_id = d.project_id AND e.id = d.endpoint_id
+     WHERE d.id = $1 AND d.project_id = $2 AND ${s.sql}${options.forUpdate ? ' FOR UPDATE OF d' : ''}`,
     [deliveryId, ...s.params],
   );
-  return rows[0]?.endpoint_id ?? null;
-}
-
-export interface EventPayload {
-  id: string;
-  event_type: string;
-  data: string;
-  custom_headers: Record<string, string>;
-  created_at: Date;
-}
-
-export async function eventOf(db: Queryable, projectId: string, eventId: string): Promise<EventPayload | null> {
-  const { rows } = await db.query<EventPayload>(
-    'SELECT id, event_type, data, custom_headers, created_at FROM events WHERE project_id = $1 AND id = $2',
-    [projectId, eventId],
-  );
-  return rows[0] ?? null;
-}
-
-export interface AttemptRow {
-  id: string;
-  attempt: number;
-  url: string;
-  request_headers: Record<string, string>;
-  status_code: number | null;
-  latency_ms: number;
-  response_headers: Record<string, string | string[]>;
-  response_body: string;
-  error: string | null;
-  error_code: string | null;
-  created_at: Date;
-}
-
-export async function attemptsOf(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
-  const { rows } = await db.query<AttemptRow>(
-    `SELECT id, attempt, url, request_headers, status_code, latency_ms, response_headers, response_body, error, error_code, created_at
-     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, created_at`,
-    [deliveryId],
-  );
-  return rows;
+  const row = rows[0];
+  if (!row) return null;
+  const delivery: Record<string, unknown> = {};
+  const endpoint: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k.startsWith('e__')) endpoint[k.slice(3)] = v;
+    else delivery[k] = v;
+  }
+  return { delivery: delivery as unknown as DeliveryRow, endpoint: endpoint as unknown as PortalEndpoint };
 }

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { WharfError } from '../core/errors.ts';
-import type { PortalLink, PortalLinkState } from '../store/portal-links.ts';
+import { linkState, type PortalLink, type PortalLinkState, type PortalSession } from '../store/portal-links.ts';
 import type { PortalOptions } from './options.ts';
 
 export const COOKIE = 'wharf_portal';
@@ -70,6 +70,19 @@ export function linkRefusal(state: PortalLinkState | 'unknown' | 'session-ended'
     case 'active':
       return new PortalRefusal(401, 'WHARF_ERR_PORTAL_UNKNOWN', 'Not signed in', 'This portal link or session is not valid. Open the link you were given.');
   }
+}
+
+/**
+ * Why a session cannot be used now, or null when it can: it is unknown, its link was revoked or
+ * has expired, or the session itself has ended. (A one-time link's `used` state does not end the
+ * sessions it started.) Compared with the database's clock.
+ */
+export function sessionRefusal(s: PortalSession | null): PortalRefusal | null {
+  if (!s) return linkRefusal('unknown', null);
+  const state = linkState(s.link, s.now);
+  if (state === 'revoked' || state === 'expired') return linkRefusal(state, s.link);
+  if (s.expires_at.getTime() <= s.now.getTime()) return linkRefusal('session-ended', s.link);
+  return null;
 }
 
 export const forbidden = (message: string): PortalRefusal => new PortalRefusal(403, 'WHARF_ERR_FORBIDDEN', 'Not allowed', message);

@@ -11,11 +11,12 @@ import type { Logger } from 'pino';
 import { WharfError } from '../core/errors.ts';
 import type { EventInput } from '../core/types.ts';
 import type { IngestBatcher } from '../ingest/batcher.ts';
+import { cleanHeaders } from '../ingest/headers.ts';
 import { forwardedHeaders } from '../ingest/normalize.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { sourceByMask, type SourceRecord } from '../store/sources.ts';
-import type { HttpSourceConfig, Location } from './http-settings.ts';
+import { MASK_ID, type HttpSourceConfig, type Location } from './http-settings.ts';
 import { verify } from './verifiers/index.ts';
 
 /** The most any source may allow (its `max_body_bytes` is checked as the body arrives). */
@@ -85,14 +86,15 @@ function describe(location: Location): string {
   return 'header' in location ? `header ${location.header}` : 'body' in location ? `body path ${location.body}` : `query parameter ${location.query}`;
 }
 
-/** A stream that fails with 413 once more than `limit` bytes passed through it. */
-function limited(limit: number): Transform {
+/** A stream that fails with 413 once more than `limit` bytes passed through it, calling `over` first. */
+function limited(limit: number, over: () => void): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
-      if (seen > limit) done(tooLarge(limit));
-      else done(null, chunk);
+      if (seen <= limit) return done(null, chunk);
+      over();
+      done(tooLarge(limit));
     },
   });
 }
@@ -108,7 +110,7 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     const hit = cache.get(mask);
     // Unknown masks are cached briefly too, so guessing cannot load the database.
     if (hit && Date.now() - hit.at < (hit.record ? CACHE_MS : 1_000)) return hit.record;
-    const record = /^[A-Za-z0-9_-]{16,64}$/.test(mask) ? await sourceByMask(deps.pool, deps.box, mask) : null;
+    const record = MASK_ID.test(mask) ? await sourceByMask(deps.pool, deps.box, mask) : null;
     if (cache.size > 10_000) cache.clear();
     cache.set(mask, { record, at: Date.now() });
     return record;
@@ -140,9 +142,10 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     const body = req.body as Buffer;
     statsOf(record).received += 1;
 
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    const checked = verify(http.verifier, { body, headers: req.headers });
+    // Every copy of each header, as received: Node's merged `req.headers` joins a repeated header
+    // ("sha256=a, sha256=b") or keeps only the first Authorization, which would hide from the
+    // verifier that a signature or credential header was given twice.
+    const checked = verify(http.verifier, { body, headers: req.raw.headersDistinct });
     if (!checked.ok) {
       fail(req, record, 'unverified', checked.reason);
       throw new WharfError('WHARF_ERR_UNVERIFIED', 'request could not be verified', { status: 401 });
@@ -156,6 +159,7 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
       fail(req, record, 'refused', `body is not JSON: ${(err as Error).message}`);
       throw new WharfError('WHARF_ERR_NOT_JSON', `body is not JSON: ${(err as Error).message}`, { status: 400 });
     }
+    const headers = cleanHeaders(req.headers);
     const query = (req.query ?? {}) as Record<string, unknown>;
     const eventType = (http.event_type_location ? read(http.event_type_location, parsed, headers, query) : undefined) ?? def.event_type;
     if (!eventType) {
@@ -165,15 +169,14 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     }
     // A provider's retry carries the same delivery id: the same key, so no second event.
     const parts = http.idempotency_keys.map((l) => read(l, parsed, headers, query));
-    const idempotency =
-      parts.some((p) => p !== undefined) && http.idempotency_keys.length > 0
-        ? `${def.id}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex')}`
-        : null;
+    const idempotency = parts.some((p) => p !== undefined)
+      ? `${def.id}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex')}`
+      : null;
     const stored: Record<string, string> = {};
     const secretHeader = (http.verifier as { header_name?: unknown }).header_name;
     for (const [k, v] of Object.entries(headers)) {
       if (CREDENTIAL_HEADERS.has(k) || (typeof secretHeader === 'string' && k === secretHeader.toLowerCase())) continue;
-      stored[k] = v.replaceAll('\0', '\uFFFD');
+      stored[k] = v;
     }
     const input: EventInput = {
       project_id: record.project_id,
@@ -219,7 +222,9 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
             fail(req, record, 'refused', `body of ${declared} bytes is over max_body_bytes (${limit})`);
             throw tooLarge(limit);
           }
-          return payload.pipe(limited(limit));
+          // A body sent without (or under) its declared length is cut off as it streams in, and
+          // counted like one refused up front.
+          return payload.pipe(limited(limit, () => fail(req, record, 'refused', `body of more than ${limit} bytes is over max_body_bytes (${limit})`)));
         });
         scope.post('/ingest/:maskId', { bodyLimit: MAX_BODY }, async (req, res) => {
           const answer = await handle(req);

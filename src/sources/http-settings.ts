@@ -23,7 +23,8 @@ export interface HttpSourceConfig {
 }
 
 const KEYS = ['mask_id', 'verifier', 'event_type_location', 'idempotency_keys', 'custom_response'];
-const MASK = /^[A-Za-z0-9_-]{16,64}$/;
+/** An ingest URL's unguessable part: what `mask_id` must look like, and all a lookup by mask accepts. */
+export const MASK_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const PATH = /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/;
 
 export function generateMaskId(): string {
@@ -52,7 +53,7 @@ export function parseHttpSource(r: Reader, value: unknown, at: string): HttpSour
   let mask = '';
   if (!absent(b.mask_id)) {
     const text = r.text(b.mask_id, `${at}.mask_id`, '', { max: 64, secret: true });
-    if (MASK.test(text)) mask = text;
+    if (MASK_ID.test(text)) mask = text;
     else r.bad(`${at}.mask_id`, 'must be 16-64 letters, digits, "_" or "-" (it is what keeps the URL unguessable)');
   }
   const verifier = parseVerifier(r, b.verifier, `${at}.verifier`);

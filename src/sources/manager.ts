@@ -6,10 +6,11 @@
 import type { Logger } from 'pino';
 import { connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
 import type { AcceptResult, Connector, ConnectorHealth } from '../core/connector.ts';
+import { scrubbingLogger, secretScrubber, secretValues } from '../core/redact.ts';
 import { createBrokerSink } from '../ingest/broker-sink.ts';
 import type { IngestDeps } from '../ingest/persist.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { listSources, sourceVersions, type SourceRecord } from '../store/sources.ts';
+import { getSources, sourceVersions, type SourceRecord } from '../store/sources.ts';
 
 export interface SourceCounts {
   stored: number;
@@ -53,6 +54,8 @@ interface Running {
   /** Why the connector could not be built (its state is then 'stopped'). */
   failure: string | null;
   counts: SourceCounts;
+  /** Takes the source's credentials out of a text (its connector's errors and log lines). */
+  scrub: (text: string) => string;
 }
 
 export function createSourceManager(deps: SourceManagerDeps, options: SourceManagerOptions): SourceManager {
@@ -64,10 +67,14 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
   const launch = async (record: SourceRecord, version: string): Promise<Running> => {
     const def = record.definition;
     const name = `${record.project_id}/${def.id}`;
-    const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 } };
-    const logger = deps.logger.child({ source: name, type: def.type });
+    const module = connectorFor(def.type as BrokerType);
+    // Broker and SDK texts may quote a credential: everything the connector logs or reports in
+    // health() goes through this first, whichever the broker.
+    const scrub = secretScrubber(secretValues(def.broker, module.secretKeys));
+    const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 }, scrub };
+    const logger = scrubbingLogger(deps.logger.child({ source: name, type: def.type }), scrub);
     try {
-      entry.connector = await connectorFor(def.type as BrokerType).create(def.broker, { logger, name });
+      entry.connector = await module.create(def.broker, { logger, name });
       const sink = createBrokerSink(deps, { project_id: record.project_id, definition: def }, {
         onResults: (results, messages) => {
           for (const [i, r] of results.entries()) {
@@ -82,7 +89,7 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
       await entry.connector.start(sink);
       logger.info({}, 'source started');
     } catch (err) {
-      entry.failure = (err as Error).message;
+      entry.failure = scrub((err as Error).message);
       logger.error({ err }, 'source could not start');
     }
     return entry;
@@ -93,23 +100,25 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     try {
       await entry.connector?.stop({ timeoutMs: options.stopTimeoutMs });
     } catch (err) {
-      deps.logger.error({ err, source: key }, 'source did not stop cleanly');
+      scrubbingLogger(deps.logger, entry.scrub).error({ err, source: key }, 'source did not stop cleanly');
     }
   };
 
   const reconcile = async (): Promise<void> => {
     if (stopped) return;
     const versions = await sourceVersions(deps.pool);
-    const changed = [...versions].filter(([key, v]) => running.get(key)?.version !== v);
+    const changed = [...versions].filter(([key, v]) => running.get(key)?.version !== v.version);
     const gone = [...running.keys()].filter((key) => !versions.has(key));
     if (changed.length === 0 && gone.length === 0) return;
-    for (const key of gone) await halt(key, running.get(key)!);
-    const records = new Map((await listSources(deps.pool, deps.box)).map((r) => [`${r.project_id}/${r.id}`, r]));
-    for (const [key, version] of changed) {
-      const old = running.get(key);
-      if (old) await halt(key, old);
-      const record = records.get(key);
-      if (record && isBrokerType(record.definition.type) && !stopped) running.set(key, await launch(record, version));
+    // Only the changed sources are read (and decrypted). Stopping ones are stopped together, so one
+    // slow to stop does not hold up the others.
+    const records = changed.length === 0 ? [] : await getSources(deps.pool, deps.box, changed.map(([, v]) => v));
+    const stale = [...gone, ...changed.map(([key]) => key).filter((key) => running.has(key))];
+    await Promise.all(stale.map((key) => halt(key, running.get(key)!)));
+    const byKey = new Map(records.map((r) => [`${r.project_id}/${r.id}`, r]));
+    for (const [key, v] of changed) {
+      const record = byKey.get(key);
+      if (record && isBrokerType(record.definition.type) && !stopped) running.set(key, await launch(record, v.version));
     }
   };
 
@@ -138,7 +147,8 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     },
     status() {
       return [...running.values()].map((e) => {
-        const health: ConnectorHealth = e.connector?.health() ?? { state: 'stopped', inFlight: 0, lag: null, lastError: e.failure };
+        const live: ConnectorHealth = e.connector?.health() ?? { state: 'stopped', inFlight: 0, lag: null, lastError: e.failure };
+        const health = { ...live, lastError: live.lastError === null ? null : e.scrub(live.lastError) };
         return {
           project_id: e.record.project_id,
           id: e.record.id,

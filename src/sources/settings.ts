@@ -32,10 +32,9 @@ export interface SourceDefinition {
   broker: Record<string, unknown>;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 1_048_576;
+const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 const COMMON_KEYS = ['id', 'name', 'type', 'format', 'event_type', 'event_type_header', 'forward_headers', 'max_body_bytes'];
 const KEYS = [...COMMON_KEYS, ...SOURCE_TYPES];
-export { REDACTED } from '../core/redact.ts';
 
 /** Checks one source block; problems go to `r` with paths under `at`. */
 export function readSource(r: Reader, value: unknown, at: string): SourceDefinition | null {
@@ -125,7 +124,7 @@ export function parseSource(value: unknown): { source: SourceDefinition | null; 
 type Mapping = Record<string, unknown>;
 
 /** Dotted keys of a source's block that hold credentials. */
-export function secretKeysOf(type: SourceType, block: Mapping): readonly string[] {
+function secretKeysOf(type: SourceType, block: Mapping): readonly string[] {
   return type === 'http' ? httpSecretKeys(block as { verifier?: { type?: unknown } }) : connectorFor(type).secretKeys;
 }
 

@@ -22,14 +22,16 @@ export async function insertEndpoint(
   id: string,
   f: EndpointFields,
   secret: string,
-  fromConfig = false,
+  options: { credentials?: EndpointCredentials; fromConfig?: boolean } = {},
 ): Promise<Endpoint> {
   const { rows } = await db.query<Endpoint>(
     `INSERT INTO endpoints (project_id, id, name, url, owner_id, description, http_timeout,
-       advanced_signatures, support_email, content_type, rate_limit, rate_limit_duration, from_config, notification_url)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
+       advanced_signatures, support_email, content_type, rate_limit, rate_limit_duration, from_config, notification_url,
+       credentials_enc)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ${COLUMNS}`,
     [projectId, id, f.name, f.url, f.owner_id, f.description, f.http_timeout, f.advanced_signatures, f.support_email,
-      f.content_type, f.rate_limit, f.rate_limit_duration, fromConfig, f.notification_url],
+      f.content_type, f.rate_limit, f.rate_limit_duration, options.fromConfig ?? false, f.notification_url,
+      sealCredentials(box, options.credentials)],
   );
   await addSecret(db, box, projectId, id, secret);
   return rows[0]!;
@@ -162,32 +164,51 @@ export async function currentSecret(
   return secrets.get(endpointId)?.[0]?.value ?? null;
 }
 
-/** Live secrets of several endpoints of one project, newest first per endpoint. */
-export async function liveSecrets(
-  db: Queryable,
-  box: SecretBox,
-  projectId: string,
-  endpointIds: string[],
-): Promise<Map<string, EndpointSecret[]>> {
-  const { rows } = await db.query<{ id: string; endpoint_id: string; value_enc: string; created_at: Date; expires_at: Date | null }>(
-    `SELECT id, endpoint_id, value_enc, created_at, expires_at FROM endpoint_secrets
-     WHERE project_id = $1 AND endpoint_id = ANY($2) AND (expires_at IS NULL OR expires_at > now())
-     ORDER BY created_at DESC, id DESC`,
-    [projectId, endpointIds],
-  );
+/** An endpoint across projects, and its key in maps (`project/endpoint`). */
+export interface EndpointRef {
+  project_id: string;
+  endpoint_id: string;
+}
+export const refKey = (r: EndpointRef): string => `${r.project_id}/${r.endpoint_id}`;
+
+/** Live secrets of endpoints of any projects in one query, newest first, keyed by refKey. */
+export async function liveSecretsOf(db: Queryable, box: SecretBox, refs: EndpointRef[]): Promise<Map<string, EndpointSecret[]>> {
   const out = new Map<string, EndpointSecret[]>();
+  if (refs.length === 0) return out;
+  const { rows } = await db.query<EndpointRef & { id: string; value_enc: string; created_at: Date; expires_at: Date | null }>(
+    `SELECT project_id, endpoint_id, id, value_enc, created_at, expires_at FROM endpoint_secrets
+     WHERE (project_id, endpoint_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+       AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY created_at DESC, id DESC`,
+    [refs.map((r) => r.project_id), refs.map((r) => r.endpoint_id)],
+  );
   for (const r of rows) {
-    const list = out.get(r.endpoint_id) ?? [];
+    const key = refKey(r);
+    const list = out.get(key) ?? [];
     list.push({ id: r.id, value: box.decrypt(r.value_enc), created_at: r.created_at, expires_at: r.expires_at });
-    out.set(r.endpoint_id, list);
+    out.set(key, list);
   }
   return out;
 }
 
-/** Seals an endpoint's credentials (none: NULL). */
+/** Live secrets of several endpoints of one project, newest first, keyed by endpoint id. */
+export async function liveSecrets(db: Queryable, box: SecretBox, projectId: string, endpointIds: string[]): Promise<Map<string, EndpointSecret[]>> {
+  const byRef = await liveSecretsOf(db, box, endpointIds.map((endpoint_id) => ({ project_id: projectId, endpoint_id })));
+  return new Map(endpointIds.flatMap((id) => {
+    const secrets = byRef.get(refKey({ project_id: projectId, endpoint_id: id }));
+    return secrets ? [[id, secrets] as const] : [];
+  }));
+}
+
+/** Credentials as stored: sealed, or NULL when there are none. */
+function sealCredentials(box: SecretBox, c: EndpointCredentials | undefined): string | null {
+  const empty = !c || (c.authentication === null && c.mtls_client_cert === null && c.ca_certificate === null);
+  return empty ? null : box.encrypt(JSON.stringify(c));
+}
+
+/** Replaces an endpoint's credentials. */
 export async function saveCredentials(db: Queryable, box: SecretBox, projectId: string, id: string, c: EndpointCredentials): Promise<void> {
-  const empty = c.authentication === null && c.mtls_client_cert === null && c.ca_certificate === null;
-  await db.query('UPDATE endpoints SET credentials_enc = $3 WHERE project_id = $1 AND id = $2', [projectId, id, empty ? null : box.encrypt(JSON.stringify(c))]);
+  await db.query('UPDATE endpoints SET credentials_enc = $3 WHERE project_id = $1 AND id = $2', [projectId, id, sealCredentials(box, c)]);
 }
 
 /** Unseals what saveCredentials sealed. */

@@ -114,6 +114,8 @@ export interface PortalSession {
   expires_at: Date;
   /** The database's clock, which every expiry is compared with. */
   now: Date;
+  /** Whether the link's token hashes to the `tokenHash` asked about (false when none was). */
+  token_matches: boolean;
 }
 
 /**
@@ -134,18 +136,23 @@ export async function createPortalSession(db: Queryable, link: PortalLink, minut
   return { id, csrf, expires_at: rows[0]!.expires_at };
 }
 
-/** The session with this id and its link, whatever their state (the caller judges), or null. */
-export async function findPortalSession(db: Queryable, id: string): Promise<PortalSession | null> {
-  const cols = PORTAL_LINK_COLUMNS.split(',').map((c) => `l.${c.trim()}`).join(', ');
-  const { rows } = await db.query<PortalLink & { csrf_token: string; session_expires_at: Date; now: Date }>(
-    `SELECT ${cols}, s.csrf_token, s.expires_at AS session_expires_at, now() AS now
+const LINK_COLUMNS_OF_L = PORTAL_LINK_COLUMNS.split(',').map((c) => `l.${c.trim()}`).join(', ');
+
+/**
+ * The session with this id and its link, whatever their state (the caller judges, see
+ * `sessionRefusal`), or null. With `tokenHash`, also whether the link is the one with that token.
+ */
+export async function findPortalSession(db: Queryable, id: string, options: { tokenHash?: string } = {}): Promise<PortalSession | null> {
+  const { rows } = await db.query<PortalLink & { csrf_token: string; session_expires_at: Date; now: Date; token_matches: boolean }>(
+    `SELECT ${LINK_COLUMNS_OF_L}, s.csrf_token, s.expires_at AS session_expires_at, now() AS now,
+            coalesce(l.token_hash = $2::text, false) AS token_matches
      FROM portal_sessions s JOIN portal_links l ON l.id = s.link_id WHERE s.id_hash = $1`,
-    [hashToken(id)],
+    [hashToken(id), options.tokenHash ?? null],
   );
   const row = rows[0];
   if (!row) return null;
-  const { csrf_token, session_expires_at, now, ...link } = row;
-  return { link, csrf_token, expires_at: session_expires_at, now };
+  const { csrf_token, session_expires_at, now, token_matches, ...link } = row;
+  return { link, csrf_token, expires_at: session_expires_at, now, token_matches };
 }
 
 /** Keeps something sealed for the session's next `takeSessionFlash` (a new secret to show once). */

@@ -39,14 +39,49 @@ export async function listSources(db: Queryable, box: SecretBox, projectId?: str
   return rows.map((r) => decode(box, r));
 }
 
+/**
+ * Whether the project has a source with this id: what a subscription's `source_id` must name. Reads
+ * no configuration, so nothing is decrypted just to check.
+ */
+export async function sourceExists(db: Queryable, projectId: string, id: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM sources WHERE project_id = $1 AND id = $2', [projectId, id]);
+  return rows.length > 0;
+}
+
 export async function getSource(db: Queryable, box: SecretBox, projectId: string, id: string): Promise<SourceRecord | null> {
   const { rows } = await db.query<SourceRow>(`SELECT ${COLUMNS} FROM sources WHERE project_id = $1 AND id = $2`, [projectId, id]);
   return rows[0] ? decode(box, rows[0]) : null;
 }
 
+/** The definition to store: an HTTP source keeps its ingest URL (mask) unless a new one is given. */
+function withMask(def: SourceDefinition, existing: SourceRecord | null): SourceDefinition {
+  if (def.type !== 'http' || def.broker.mask_id) return def;
+  const kept = existing?.definition.type === 'http' ? existing.definition.broker.mask_id : undefined;
+  return { ...def, broker: { ...def.broker, mask_id: typeof kept === 'string' && kept ? kept : generateMaskId() } };
+}
+
+const INSERT = `INSERT INTO sources (project_id, id, name, type, config_enc, from_config, mask_id) VALUES ($1, $2, $3, $4, $5, $6, $7)`;
+
+function insertParams(box: SecretBox, projectId: string, def: SourceDefinition, fromConfig: boolean): unknown[] {
+  return [projectId, def.id, def.name, def.type, box.encrypt(JSON.stringify(def)), fromConfig, def.type === 'http' ? def.broker.mask_id : null];
+}
+
+/** The record of a row just written from `def` (nothing to decrypt). */
+function written(row: SourceRow, def: SourceDefinition): SourceRecord {
+  return { project_id: row.project_id, id: row.id, definition: def, from_config: row.from_config, created_at: row.created_at, updated_at: row.updated_at };
+}
+
+/** Creates a source; null when the project already has one with its id (the row is left alone). */
+export async function createSource(db: Queryable, box: SecretBox, projectId: string, def: SourceDefinition): Promise<SourceRecord | null> {
+  const stored = withMask(def, null);
+  const { rows } = await db.query<SourceRow>(`${INSERT} ON CONFLICT (project_id, id) DO NOTHING RETURNING ${COLUMNS}`, insertParams(box, projectId, stored, false));
+  return rows[0] ? written(rows[0], stored) : null;
+}
+
 /**
  * Inserts or replaces a source. `updated_at` moves only when the definition changed, because the
- * running connectors restart on it.
+ * running connectors restart on it. `existing` is the stored record when the caller has read it
+ * already (null: there is none); left out, it is read here.
  */
 export async function saveSource(
   db: Queryable,
@@ -54,25 +89,22 @@ export async function saveSource(
   projectId: string,
   def: SourceDefinition,
   fromConfig: boolean,
+  existing?: SourceRecord | null,
 ): Promise<{ record: SourceRecord; changed: boolean }> {
-  const existing = await getSource(db, box, projectId, def.id);
-  if (def.type === 'http' && !def.broker.mask_id) {
-    // An ingest URL outlives edits: the stored mask is kept unless a new one is given.
-    const kept = existing?.definition.type === 'http' ? existing.definition.broker.mask_id : undefined;
-    def = { ...def, broker: { ...def.broker, mask_id: typeof kept === 'string' && kept ? kept : generateMaskId() } };
-  }
-  if (existing && JSON.stringify(existing.definition) === JSON.stringify(def) && existing.from_config === fromConfig) {
-    return { record: existing, changed: false };
+  const before = existing === undefined ? await getSource(db, box, projectId, def.id) : existing;
+  const stored = withMask(def, before);
+  if (before && JSON.stringify(before.definition) === JSON.stringify(stored) && before.from_config === fromConfig) {
+    return { record: before, changed: false };
   }
   const { rows } = await db.query<SourceRow>(
-    `INSERT INTO sources (project_id, id, name, type, config_enc, from_config, mask_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `${INSERT}
      ON CONFLICT (project_id, id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
        config_enc = EXCLUDED.config_enc, from_config = EXCLUDED.from_config, mask_id = EXCLUDED.mask_id,
        updated_at = clock_timestamp()
      RETURNING ${COLUMNS}`,
-    [projectId, def.id, def.name, def.type, box.encrypt(JSON.stringify(def)), fromConfig, def.type === 'http' ? def.broker.mask_id : null],
+    insertParams(box, projectId, stored, fromConfig),
   );
-  return { record: decode(box, rows[0]!), changed: true };
+  return { record: written(rows[0]!, stored), changed: true };
 }
 
 export async function deleteSource(db: Queryable, projectId: string, id: string): Promise<boolean> {
@@ -86,10 +118,27 @@ export async function sourceByMask(db: Queryable, box: SecretBox, maskId: string
   return rows[0] ? decode(box, rows[0]) : null;
 }
 
-/** What the source manager compares to notice a change: one short row per broker source. */
-export async function sourceVersions(db: Queryable): Promise<Map<string, string>> {
-  const { rows } = await db.query<{ project_id: string; id: string; v: string }>(
-    `SELECT project_id, id, to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS v FROM sources WHERE type <> 'http'`,
+export interface SourceVersion {
+  project_id: string;
+  id: string;
+  /** Changes whenever the stored definition does. */
+  version: string;
+}
+
+/** What the source manager compares to notice a change: one short row per broker source, by `project/id`. */
+export async function sourceVersions(db: Queryable): Promise<Map<string, SourceVersion>> {
+  const { rows } = await db.query<SourceVersion>(
+    `SELECT project_id, id, to_char(updated_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS version FROM sources WHERE type <> 'http'`,
   );
-  return new Map(rows.map((r) => [`${r.project_id}/${r.id}`, r.v]));
+  return new Map(rows.map((r) => [`${r.project_id}/${r.id}`, r]));
+}
+
+/** The sources named, in one query; those that are gone are left out. */
+export async function getSources(db: Queryable, box: SecretBox, keys: readonly { project_id: string; id: string }[]): Promise<SourceRecord[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<SourceRow>(
+    `SELECT ${COLUMNS} FROM sources WHERE (project_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [keys.map((k) => k.project_id), keys.map((k) => k.id)],
+  );
+  return rows.map((r) => decode(box, r));
 }

@@ -43,6 +43,24 @@ export async function getSubscription(db: Queryable, projectId: string, id: stri
   return rows[0] ?? null;
 }
 
+/** Inserts a new subscription; null when one with this id already exists (it is left as it is). */
+export async function insertSubscription(
+  db: Queryable,
+  projectId: string,
+  id: string,
+  f: SubscriptionFields,
+  fromConfig: boolean,
+): Promise<Subscription | null> {
+  const { rows } = await db.query<Subscription>(
+    `INSERT INTO subscriptions (project_id, id, name, endpoint_id, source_id, event_types, filter, from_config)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (project_id, id) DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [projectId, id, f.name, f.endpoint_id, f.source_id, f.event_types, f.filter === null ? null : JSON.stringify(f.filter), fromConfig],
+  );
+  return rows[0] ?? null;
+}
+
 /** Inserts or replaces a subscription by id. */
 export async function saveSubscription(
   db: Queryable,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { stringify } from 'yaml';
-import { createApp, type App } from '../../src/app.ts';
+import { createApp, type App, type Role } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
@@ -58,6 +58,8 @@ export interface TestAppOptions {
   ingest?: Record<string, unknown>;
   /** `portal:` settings (e.g. `{ session_minutes: 1 }`). */
   portal?: Record<string, unknown>;
+  /** `--role` (default all). */
+  role?: Role;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     }),
   );
   const { config } = loadConfig({ file, env: {} });
-  let app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
+  let app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }), role: options.role });
   try {
     await app.start();
   } catch (err) {
@@ -135,7 +137,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     async restart() {
       await app.stop();
-      app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }) });
+      app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }), role: options.role });
       await app.start();
       t.app = app;
       t.url = app.url;

@@ -164,7 +164,7 @@ describe('endpoints: validation', () => {
     ['url with a user only', { name: 'x', url: 'https://user@example.com/hook' }, 'url'],
     ['http_timeout 0', { name: 'x', url: 'https://example.com/hook', http_timeout: 0 }, 'http_timeout'],
     ['http_timeout 301', { name: 'x', url: 'https://example.com/hook', http_timeout: 301 }, 'http_timeout'],
-    ['http_timeout "10"', { name: 'x', url: 'https://example.com/hook', http_timeout: '10' }, 'http_timeout'],
+    ['http_timeout "ten"', { name: 'x', url: 'https://example.com/hook', http_timeout: 'ten' }, 'http_timeout'],
     ['http_timeout 1.5', { name: 'x', url: 'https://example.com/hook', http_timeout: 1.5 }, 'http_timeout'],
     ['bad support_email', { name: 'x', url: 'https://example.com/hook', support_email: 'not-an-email' }, 'support_email'],
     ['unknown field', { name: 'x', url: 'https://example.com/hook', colour: 'red' }, 'colour'],

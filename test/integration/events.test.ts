@@ -38,6 +38,11 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     expect(second.body.data.duplicate).toBe(true);
     expect(second.body.data.uid).toBe(first.body.data.uid);
     expect(second.body.data.data).toEqual({ n: 1 });
+    // An API event arrived with no headers of its own; GET shows the (empty) set it is stored with.
+    const got = await t.api('GET', `/events/${first.body.data.uid}`);
+    expect(got.status).toBe(200);
+    expect(got.body.data.headers).toEqual({});
+    expect(first.body.data.headers).toEqual({});
     expect(await count('SELECT count(*) AS n FROM events WHERE idempotency_key = $1', [body.idempotency_key])).toBe(1);
     expect(await count('SELECT count(*) AS n FROM deliveries WHERE event_id = $1', [first.body.data.uid])).toBe(1);
     await expect.poll(() => rx.requests.filter((r) => r.path === '/idem').length, { timeout: 10_000 }).toBe(1);

@@ -4,6 +4,7 @@
  * them, and only those; bad requests get the right status and store nothing.
  */
 import { createHmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.ts';
@@ -92,10 +93,31 @@ describe('HTTP ingest sources', () => {
   });
 
   const events = async (sourceId: string) =>
-    (await t.app.pool.query<{ event_type: string; data: string; headers: Record<string, string> }>(
-      'SELECT event_type, data, headers FROM events WHERE source_id = $1 ORDER BY id',
+    (await t.app.pool.query<{ id: string; event_type: string; data: string; headers: Record<string, string> }>(
+      'SELECT id, event_type, data, headers FROM events WHERE source_id = $1 ORDER BY id',
       [sourceId],
     )).rows;
+  /** The endpoints an event has deliveries for: written in the same transaction, before the 200. */
+  const deliveredTo = async (eventId: string) =>
+    (await t.app.pool.query<{ endpoint_id: string }>('SELECT endpoint_id FROM deliveries WHERE event_id = $1 ORDER BY endpoint_id', [eventId])).rows.map(
+      (r) => r.endpoint_id,
+    );
+  /**
+   * A request through node:http rather than fetch: a header given as an array is sent once per
+   * value, and the body goes out chunked, without content-length.
+   */
+  const rawPost = (path: string, headers: Record<string, string | string[]>, body: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${t.url}${path}`, { method: 'POST', headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.write(body); // written before end(), so it goes out chunked, with no content-length
+      req.end();
+    });
   const github = (event: string, delivery: string, body: string, signature = githubSignature(body)) =>
     t.request('POST', urls.github!, {
       raw: body,
@@ -121,13 +143,16 @@ describe('HTTP ingest sources', () => {
     expect(hook!.headers['x-github-event']).toBe('push'); // forwarded as the source says
 
     const other = JSON.stringify({ ref: 'refs/heads/main', repository: { name: 'other' }, commits: [] });
-    expect((await github('push', 'd-2', other)).status).toBe(200);
+    const otherRes = await github('push', 'd-2', other);
+    expect(otherRes.status).toBe(200);
     const issue = JSON.stringify({ action: 'opened', issue: { number: 7 }, repository: { name: 'wharf' } });
-    expect((await github('issues', 'd-3', issue)).status).toBe(200);
+    const issueRes = await github('issues', 'd-3', issue);
+    expect(issueRes.status).toBe(200);
+    // Which endpoints each event goes to, exactly: the other repository's push matched no filter.
+    expect(await deliveredTo(res.body.data.event_id)).toEqual(['wharf-pushes']);
+    expect(await deliveredTo(otherRes.body.data.event_id)).toEqual([]);
+    expect(await deliveredTo(issueRes.body.data.event_id)).toEqual(['all-issues']);
     await eventually(async () => arrivals('/all-issues').length, (n) => n === 1, 15_000, 'the issues delivery');
-    await new Promise((r) => setTimeout(r, 700));
-    expect(arrivals('/wharf-pushes')).toHaveLength(1); // the other repository's push matched no filter
-    expect(arrivals('/unsubscribed')).toHaveLength(0);
     expect((await events('github')).map((e) => e.event_type)).toEqual(['push', 'push', 'issues']);
   });
 
@@ -189,8 +214,15 @@ describe('HTTP ingest sources', () => {
     const rows = await events('partner');
     expect(rows.map((e) => JSON.parse(e.data).id)).toEqual(['p-1', 'p-2', 'p-3']);
     expect(rows.every((e) => e.event_type === 'partner.event' && e.headers.authorization === undefined)).toBe(true);
+    // The request's headers are there to inspect on the event, without the credentials.
+    const shown = await t.api('GET', `/events/${rows[0]!.id}`, undefined, 'inbox');
+    expect(shown.status, shown.text).toBe(200);
+    expect(shown.body.data.headers).toMatchObject({ 'content-type': 'application/json', 'x-partner-region': 'eu' });
+    expect(shown.body.data.headers.authorization).toBeUndefined();
+    expect(shown.text).not.toContain(auth.slice(6));
+    // Only the urgent eu request passes the subscription's body and header filters.
+    expect(await Promise.all(rows.map((e) => deliveredTo(e.id)))).toEqual([['unsubscribed'], [], []]);
     await eventually(async () => arrivals('/unsubscribed').length, (n) => n === 1, 15_000, 'the urgent eu delivery');
-    await new Promise((r) => setTimeout(r, 700));
     expect(arrivals('/unsubscribed').map((r) => JSON.parse(r.body.toString()).id)).toEqual(['p-1']);
   });
 
@@ -203,6 +235,42 @@ describe('HTTP ingest sources', () => {
     expect((await t.request('POST', urls.stdhooks!, { raw: payload, headers })).status).toBe(200);
     expect((await t.request('POST', urls.stdhooks!, { raw: payload.replace('42', '43'), headers })).status).toBe(401);
     expect((await events('stdhooks')).map((e) => e.event_type)).toEqual(['invoice.paid']);
+  });
+
+  it('refuses a signature or credential header given twice, which Node would merge or drop', async () => {
+    // Node joins repeated webhook-signature headers into one ("v1,a, v1,b") and keeps only the first
+    // Authorization; the verifier must see both copies, or a sender could smuggle a second one in.
+    const payload = JSON.stringify({ type: 'invoice.twice' });
+    const msgId = 'msg_twice';
+    const now = new Date();
+    const signature = new Webhook(SW_SECRET).sign(msgId, now, payload);
+    const base = { 'content-type': 'application/json', 'webhook-id': msgId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)) };
+    const twice = await rawPost(urls.stdhooks!, { ...base, 'webhook-signature': [`v1,${Buffer.alloc(32).toString('base64')}`, signature] }, payload);
+    expect(twice.status, twice.text).toBe(401);
+    expect((await rawPost(urls.stdhooks!, { ...base, 'webhook-signature': signature }, payload)).status).toBe(200); // once is fine
+
+    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs').toString('base64')}`;
+    const partner = (authorization: string | string[]) =>
+      rawPost(urls.partner!, { 'content-type': 'application/json', authorization }, JSON.stringify({ id: 'p-twice' }));
+    expect((await partner([auth, 'Basic bm9wZTpub3Bl'])).status).toBe(401);
+
+    const source = await t.api('GET', '/sources/stdhooks', undefined, 'inbox');
+    expect(source.body.data.status.recent_failures[0].reason).toBe('webhook-signature header is given more than once');
+    expect((await events('stdhooks')).map((e) => e.event_type)).toEqual(['invoice.paid', 'invoice.twice']);
+    expect((await events('partner')).some((e) => JSON.parse(e.data).id === 'p-twice')).toBe(false);
+  });
+
+  it('counts a body cut off while streaming like one whose declared size is too large', async () => {
+    const before = (await t.api('GET', '/sources/github', undefined, 'inbox')).body.data.status;
+    const body = JSON.stringify({ pad: 'x'.repeat(5000) });
+    // No content-length: node:http sends the body chunked, so only the streamed count can catch it.
+    const res = await rawPost(urls.github!, { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': githubSignature(body) }, body);
+    expect(res.status, res.text).toBe(413);
+    const after = (await t.api('GET', '/sources/github', undefined, 'inbox')).body.data.status;
+    expect(after.refused).toBe(before.refused + 1);
+    expect(after.recent_failures[0].reason).toContain('max_body_bytes (4096)');
+    const metrics = (await t.request('GET', '/metrics')).text;
+    expect(metrics).toMatch(new RegExp(`wharf_ingest_requests_total\\{project="inbox",source="github",outcome="refused"\\} ${after.refused}\\b`));
   });
 });
 
@@ -294,6 +362,23 @@ describe('subscriptions API', () => {
     expect(yes.body.data.matches).toBe(true);
     const no = await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { $or: [{ 'person.age': { $lt: 18 } }, { vip: true }] } } });
     expect(no.body.data.matches).toBe(false);
-    expect((await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { a: { $regex: '(' } } } })).status).toBe(400);
+    const bad = await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { a: { $regex: '(' }, 'b: c': { $in: 1 } } } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.message).toMatch(/^filter\.body\.a\.\$regex: does not compile: .* \(and 1 more: filter\.body\.b: c\.\$in\)$/);
+    const schema = await t.api('POST', '/subscriptions/test_filter', { request, schema: { body: { a: { $in: 1 } } } });
+    expect(schema.body.message).toBe('schema.body.a.$in: must be an array');
+    // Headers are seen as routing sees them: a repeated header's values joined.
+    const repeated = { body: {}, headers: { 'X-Tag': ['a', 'b'] } };
+    expect((await t.api('POST', '/subscriptions/test_filter', { request: repeated, filter: { headers: { 'x-tag': 'a, b' } } })).body.data.matches).toBe(true);
+  });
+
+  it('of two creates racing on one id, one wins and the other gets 409', async () => {
+    const create = (name: string) => t.api('POST', '/subscriptions', { id: 'raced', name, endpoint_id: 'ep' });
+    const results = await Promise.all([create('first'), create('second'), create('third')]);
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+    const winner = results.find((r) => r.status === 201)!.body.data.name;
+    expect((await t.api('GET', '/subscriptions/raced')).body.data.name).toBe(winner); // not overwritten
+    expect(results.find((r) => r.status === 409)!.body.message).toContain('subscription "raced" already exists');
+    await t.api('DELETE', '/subscriptions/raced');
   });
 });

@@ -214,7 +214,7 @@ describe('portal isolation', () => {
     const path = `/portal/endpoints/${ep.a2}/edit`;
     const bad = await acme.post(path, { name: 'a2', url: 'ftp://example.com/x', http_timeout: '10' });
     expect(bad.status).toBe(400);
-    expect(bad.text).toContain('url: must use http or https');
+    expect(bad.text).toContain('url: must be an http or https URL');
     expect(bad.text).toContain('value="ftp://example.com/x"');
     const badTimeout = await acme.post(path, { name: 'a2', url: `${rx.url}/a2`, http_timeout: 'soon' });
     expect(badTimeout.status).toBe(400);

@@ -74,6 +74,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
       [{ owner_id: 'acme', expires_at: past }, 'expires_at', 'expires_at: must be in the future'],
       [{ owner_id: 'acme', expires_at: 'tomorrow' }, 'expires_at', 'expires_at: must be an ISO 8601 time'],
       [{ owner_id: 'acme', expires_at: '2030-01-01T00:00:00' }, 'expires_at', 'with a time zone'],
+      [{ owner_id: 'acme', expires_at: '2030-02-30T00:00:00Z' }, 'expires_at', 'expires_at: must be an ISO 8601 time'],
       [{ owner_id: 'acme', can_manage_endpoint: 'yes' }, 'can_manage_endpoint', 'can_manage_endpoint: must be true or false'],
       [{ owner_id: 'acme', colour: 'red' }, 'colour', 'colour: unknown field'],
     ];
@@ -119,7 +120,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
 
     const home = await browser.get('/portal/');
     expect(home.status).toBe(200);
-    expect(home.text).toContain('a1');
+    expect(home.text).toContain(`/portal/endpoints/${ids.a1}"`);
 
     const again = await portal().open(link.url);
     expect(again.status).toBe(410);

@@ -109,6 +109,18 @@ describe('sources API', () => {
     expect(rows[0].config_enc).not.toContain('guest');
   });
 
+  it('of two creations with the same id at once, one is created and the other gets 409', async () => {
+    const q = queue('race');
+    queues.push(q);
+    const make = (name: string) => t.api('POST', '/sources', { id: 'racing', name, type: 'rabbitmq', rabbitmq: { url: AMQP, queue: q } });
+    const answers = await Promise.all([make('first'), make('second')]);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409]);
+    const winner = answers.find((a) => a.status === 201)!.body.data.name;
+    expect(answers.find((a) => a.status === 409)!.body.message).toContain('"racing" already exists');
+    expect((await t.api('GET', '/sources/racing')).body.data.name).toBe(winner);
+    expect((await t.api('DELETE', '/sources/racing')).status).toBe(200);
+  });
+
   it('PUT with the redacted URL keeps the stored one; a new queue takes effect without a restart', async () => {
     const first = queue('put1');
     const second = queue('put2');

@@ -9,8 +9,8 @@ import type { FastifyRequest } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import { escapeHtml, href, html, time } from '../../src/portal/html.ts';
-import { parseDeliveryFilters, redactRequestHeaders } from '../../src/portal/filters.ts';
-import { DEFAULT_PORTAL_OPTIONS, portalBaseUrl } from '../../src/portal/options.ts';
+import { parseDeliveryFilters, parseTime, redactRequestHeaders } from '../../src/portal/filters.ts';
+import { portalBaseUrl, type PortalOptions } from '../../src/portal/options.ts';
 import { linkState } from '../../src/store/portal-links.ts';
 
 describe('portal html', () => {
@@ -33,11 +33,11 @@ describe('portal html', () => {
 });
 
 describe('portal delivery filters', () => {
-  const mine = async (id: string) => id === 'mine';
+  const mine = (id: string) => id === 'mine';
   const parse = (q: Record<string, unknown>) => parseDeliveryFilters(q, mine);
 
-  it('reads every filter', async () => {
-    const r = await parse({ status: 'failure,discarded', endpoint_id: 'mine', event_type: 'order.paid', from: '2026-01-01T10:00', to: '2026-01-02T00:00:00Z', before: '01a208db-4f48-7392-b923-91ee4bad781d' });
+  it('reads every filter', () => {
+    const r = parse({ status: 'failure,discarded', endpoint_id: 'mine', event_type: 'order.paid', from: '2026-01-01T10:00', to: '2026-01-02T00:00:00Z', before: '01a208db-4f48-7392-b923-91ee4bad781d' });
     expect(r.error).toBeNull();
     expect(r.filter).toEqual({
       statuses: ['failure', 'discarded'],
@@ -48,10 +48,10 @@ describe('portal delivery filters', () => {
       before: '01a208db-4f48-7392-b923-91ee4bad781d',
       perPage: 25,
     });
-    expect((await parse({ per_page: '5' })).filter).toEqual({ statuses: [], endpointId: null, eventType: null, from: null, to: null, before: null, perPage: 5 });
+    expect(parse({ per_page: '5' }).filter).toEqual({ statuses: [], endpointId: null, eventType: null, from: null, to: null, before: null, perPage: 5 });
   });
 
-  it('says what is wrong, naming the field, instead of failing', async () => {
+  it('says what is wrong, naming the field, instead of failing', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ status: 'lost' }, 'status: must be one of scheduled, processing, success, failure, retry, discarded (got "lost")'],
       [{ endpoint_id: 'theirs' }, 'endpoint_id: no such endpoint among yours'],
@@ -65,9 +65,16 @@ describe('portal delivery filters', () => {
       [{ per_page: '0' }, 'per_page: must be a whole number from 1 to 100'],
       [{ per_page: '1e2' }, 'per_page: must be a whole number from 1 to 100'],
     ];
-    for (const [q, message] of cases) expect((await parse(q)).error, JSON.stringify(q)).toContain(message);
+    for (const [q, message] of cases) expect(parse(q).error, JSON.stringify(q)).toContain(message);
     // What was typed is kept, to be shown back in the form.
-    expect((await parse({ status: ['lost', 'x'] })).values.status).toBe('lost');
+    expect(parse({ status: ['lost', 'x'] }).values.status).toBe('lost');
+  });
+
+  it('reads times: a local time as UTC, or with a zone; with `zoned`, only with a zone; never a day that does not exist', () => {
+    expect(parseTime('2030-01-31T12:00')).toEqual(new Date('2030-01-31T12:00:00Z'));
+    expect(parseTime('2030-01-31T12:00:00+05:30', { zoned: true })).toEqual(new Date('2030-01-31T06:30:00Z'));
+    expect(parseTime('2030-01-31T12:00:00', { zoned: true })).toBeNull();
+    expect(parseTime('2030-02-30T00:00:00Z', { zoned: true })).toBeNull();
   });
 });
 
@@ -113,10 +120,11 @@ describe('portal links', () => {
 
   it('their base URL: public_url, else the listen address, else the Host the request named', () => {
     const req = { protocol: 'http', host: 'wharf.internal:8080', socket: { localPort: 5005 } } as unknown as FastifyRequest;
-    expect(portalBaseUrl({ ...DEFAULT_PORTAL_OPTIONS, publicUrl: 'https://hooks.example.com/' }, req)).toBe('https://hooks.example.com');
-    expect(portalBaseUrl({ ...DEFAULT_PORTAL_OPTIONS, listenHost: '127.0.0.1' }, req)).toBe('http://127.0.0.1:5005');
-    expect(portalBaseUrl({ ...DEFAULT_PORTAL_OPTIONS, listenHost: '::1' }, req)).toBe('http://[::1]:5005');
-    expect(portalBaseUrl({ ...DEFAULT_PORTAL_OPTIONS, listenHost: '0.0.0.0' }, req)).toBe('http://wharf.internal:8080');
+    const options: PortalOptions = { publicUrl: '', sessionMinutes: 60, frameAncestors: "'none'", listenHost: '127.0.0.1' };
+    expect(portalBaseUrl({ ...options, publicUrl: 'https://hooks.example.com/' }, req)).toBe('https://hooks.example.com');
+    expect(portalBaseUrl({ ...options, listenHost: '127.0.0.1' }, req)).toBe('http://127.0.0.1:5005');
+    expect(portalBaseUrl({ ...options, listenHost: '::1' }, req)).toBe('http://[::1]:5005');
+    expect(portalBaseUrl({ ...options, listenHost: '0.0.0.0' }, req)).toBe('http://wharf.internal:8080');
   });
 });
 
@@ -132,8 +140,8 @@ describe('portal config', () => {
     }
   };
 
-  it('has defaults, takes values and WHARF_PORTAL_URL', () => {
-    expect(load('').portal).toEqual({ public_url: '', session_minutes: 60, frame_ancestors: "'none'" });
+  // The defaults are in config.test.ts.
+  it('takes values and WHARF_PORTAL_URL', () => {
     expect(load('portal: { public_url: "https://hooks.example.com", session_minutes: 15, frame_ancestors: "https://app.example.com" }').portal).toEqual({
       public_url: 'https://hooks.example.com',
       session_minutes: 15,

@@ -271,6 +271,22 @@ describe('hmac', () => {
     expect(verify(config, request(BODY, {}), NOW)).toEqual(rejected('X-Convoy-Signature header is missing'));
     expect(verify(config, request(BODY, { 'X-Convoy-Signature': 'v1=abc' }), NOW)).toEqual(rejected('X-Convoy-Signature header has no t'));
   });
+
+  it('advanced: reads t=…,v1=… as Stripe does, naming the configured header in each reason', () => {
+    const config = configOf({ type: 'hmac', header: 'X-Convoy-Signature', secret, mode: 'advanced' });
+    const v1 = hmacOf('sha256', secret, Buffer.concat([Buffer.from(`${NOW},`), BODY]), 'hex');
+    const cases: [string, string][] = [
+      [`t=${NOW},t=${NOW},v1=${v1}`, 'X-Convoy-Signature header has more than one t'],
+      [`t=1.7e9,v1=${v1}`, 'X-Convoy-Signature timestamp "1.7e9" is not unix seconds'],
+      [`t=${NOW},garbage`, 'X-Convoy-Signature header has a malformed part "garbage"'],
+      [`t=${NOW},v0=${v1}`, 'X-Convoy-Signature header has no v1 signature'],
+    ];
+    for (const [header, reason] of cases) {
+      expect(verify(config, request(BODY, { 'X-Convoy-Signature': header }), NOW), header).toEqual(rejected(reason));
+    }
+    // Order-free, unknown keys skipped, any of several v1.
+    expect(verify(config, request(BODY, { 'X-Convoy-Signature': `v2=x,v1=00,v1=${v1},t=${NOW}` }), NOW)).toEqual({ ok: true });
+  });
 });
 
 describe('Convoy conformance vectors through verify', () => {

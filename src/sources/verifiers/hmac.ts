@@ -2,7 +2,6 @@
  * Generic HMAC sources (Convoy's simple and advanced schemes) and the providers that are simple HMAC
  * with a fixed header, prefix and encoding (GitHub, Shopify).
  */
-import type { ConvoyVerifyResult } from './convoy.ts';
 import { verifyConvoySignature } from './convoy.ts';
 import { fail, headerValue } from './request.ts';
 import type { GithubVerifier, HmacVerifier, IncomingRequest, ShopifyVerifier, VerifyResult } from './types.ts';
@@ -10,16 +9,10 @@ import type { GithubVerifier, HmacVerifier, IncomingRequest, ShopifyVerifier, Ve
 export function verifyHmac(config: HmacVerifier, req: IncomingRequest, now: number): VerifyResult {
   const found = headerValue(req, config.header);
   if ('reason' in found) return fail(found.reason);
-  const common = { secrets: [config.secret], hash: config.hash, encoding: config.encoding };
+  const common = { secrets: [config.secret], hash: config.hash, encoding: config.encoding, header: config.header };
 
   if (config.mode === 'advanced') {
-    const result = verifyConvoySignature(found.value, req.body, {
-      ...common,
-      advanced: true,
-      toleranceSeconds: config.tolerance,
-      now,
-    });
-    return named(result, config.header);
+    return verifyConvoySignature(found.value, req.body, { ...common, advanced: true, toleranceSeconds: config.tolerance, now });
   }
 
   if (!found.value.startsWith(config.prefix)) {
@@ -27,12 +20,7 @@ export function verifyHmac(config: HmacVerifier, req: IncomingRequest, now: numb
   }
   const signature = found.value.slice(config.prefix.length);
   if (signature === '') return fail(`${config.header} header has no signature after ${JSON.stringify(config.prefix)}`);
-  return named(verifyConvoySignature(signature, req.body, { ...common, advanced: false, toleranceSeconds: 0 }), config.header);
-}
-
-/** convoy.ts says "signature header"; the operator configured a name, so say that one. */
-function named(result: ConvoyVerifyResult, header: string): VerifyResult {
-  return result.ok ? result : fail(result.reason.replace(/^signature header\b/, `${header} header`));
+  return verifyConvoySignature(signature, req.body, { ...common, advanced: false, toleranceSeconds: 0 });
 }
 
 /** `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. */

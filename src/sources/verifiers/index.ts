@@ -5,10 +5,10 @@
  */
 import { TOKEN, absent, got } from '../../core/settings.ts';
 import type { Reader } from '../../core/settings.ts';
-import { validateSecret } from '../../delivery/signatures.ts';
+import { MAX_SECRET_LENGTH, STANDARD_PREFIX, validateSecret } from '../../delivery/signatures.ts';
 import { verifyApiKey, verifyBasicAuth } from './credentials.ts';
 import { verifyGithub, verifyHmac, verifyShopify } from './hmac.ts';
-import { STANDARD_PREFIX, verifyStandardWebhooks, verifyStripe } from './presets.ts';
+import { verifyStandardWebhooks, verifyStripe } from './presets.ts';
 import { OK, fail } from './request.ts';
 import { VERIFIER_TYPES } from './types.ts';
 import type { IncomingRequest, VerifierConfig, VerifierType, VerifyResult } from './types.ts';
@@ -35,7 +35,6 @@ export const DEFAULT_TOLERANCE_SECONDS = 300;
 // A ceiling, not a recommendation: a century lets fixed test vectors (signed at t=1700000000) and
 // archived requests be replayed on purpose, as Convoy's conformance vectors do.
 const MAX_TOLERANCE_SECONDS = 3_153_600_000;
-const MAX_SECRET_LENGTH = 1024;
 
 const KEYS: Record<VerifierType, readonly string[]> = {
   none: [],

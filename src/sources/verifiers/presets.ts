@@ -1,6 +1,7 @@
 /** Providers whose signatures carry a timestamp and their own header layout: Stripe, Standard Webhooks. */
 import { hmac } from '../../core/hmac.ts';
-import { OK, anyEqual, fail, headerValue, toleranceProblem, unixSeconds } from './request.ts';
+import { standardKey } from '../../delivery/signatures.ts';
+import { OK, anyEqual, fail, headerValue, timestampedSignatures, toleranceProblem, unixSeconds } from './request.ts';
 import type { IncomingRequest, StandardWebhooksVerifier, StripeVerifier, VerifyResult } from './types.ts';
 
 const STRIPE_HEADER = 'Stripe-Signature';
@@ -14,35 +15,16 @@ export function verifyStripe(config: StripeVerifier, req: IncomingRequest, now: 
   const found = headerValue(req, STRIPE_HEADER);
   if ('reason' in found) return fail(found.reason);
 
-  let rawTimestamp: string | undefined;
-  const signatures: string[] = [];
-  for (const part of found.value.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) return fail(`${STRIPE_HEADER} header has a malformed part ${JSON.stringify(part.slice(0, 40))}`);
-    const key = part.slice(0, eq).trim();
-    const value = part.slice(eq + 1).trim();
-    if (key === 't') {
-      // Stripe's own libraries keep the last t; two of them mean the header was tampered with.
-      if (rawTimestamp !== undefined) return fail(`${STRIPE_HEADER} header has more than one t`);
-      rawTimestamp = value;
-    } else if (key === 'v1') {
-      signatures.push(value);
-    }
-  }
-  if (rawTimestamp === undefined) return fail(`${STRIPE_HEADER} header has no t`);
-  const timestamp = unixSeconds(rawTimestamp, `${STRIPE_HEADER} timestamp`);
-  if ('reason' in timestamp) return fail(timestamp.reason);
-  if (signatures.length === 0) return fail(`${STRIPE_HEADER} header has no v1 signature`);
+  const parsed = timestampedSignatures(found.value, STRIPE_HEADER);
+  if ('reason' in parsed) return fail(parsed.reason);
   // Stripe's libraries only refuse old timestamps; future ones are refused here too (see request.ts).
-  const stale = toleranceProblem(timestamp.seconds, now, config.tolerance);
+  const stale = toleranceProblem(parsed.seconds, now, config.tolerance);
   if (stale !== null) return fail(stale);
 
-  const signed = Buffer.concat([Buffer.from(`${rawTimestamp}.`, 'utf8'), req.body]);
+  const signed = Buffer.concat([Buffer.from(`${parsed.rawTimestamp}.`, 'utf8'), req.body]);
   const expected = hmac('SHA256', config.secret, signed, 'hex');
-  return anyEqual(signatures, expected) ? OK : fail('no v1 signature matches');
+  return anyEqual(parsed.signatures, expected) ? OK : fail('no v1 signature matches');
 }
-
-export const STANDARD_PREFIX = 'whsec_';
 
 /**
  * Standard Webhooks: `webhook-signature` holds space-separated `v1,<base64>` entries, each an
@@ -71,8 +53,4 @@ export function verifyStandardWebhooks(config: StandardWebhooksVerifier, req: In
   if (key.length === 0) return fail('verifier is not configured: secret holds no key');
   const signed = Buffer.concat([Buffer.from(`${id.value}.${rawTimestamp.value}.`, 'utf8'), req.body]);
   return anyEqual(signatures, hmac('SHA256', key, signed, 'base64')) ? OK : fail('no v1 signature matches');
-}
-
-function standardKey(secret: string): Buffer {
-  return Buffer.from(secret.startsWith(STANDARD_PREFIX) ? secret.slice(STANDARD_PREFIX.length) : secret, 'base64');
 }

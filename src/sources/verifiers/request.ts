@@ -1,6 +1,6 @@
 /**
- * What every verifier reads from a request: one header's value, a unix timestamp, the tolerance
- * check. Reasons name the header and what was wrong, never a secret or an expected signature.
+ * What every verifier reads from a request: one header's value, a unix timestamp, a `t=…,v1=…`
+ * header, the tolerance check. Reasons name the header and what was wrong, never a secret or an expected signature.
  */
 import { createHash } from 'node:crypto';
 import { safeEqual } from '../../core/hmac.ts';
@@ -22,7 +22,7 @@ export function headerValue(req: IncomingRequest, name: string): { value: string
 }
 
 // Digits only: Number() alone would accept "1e9", " 17", "0x10" or "Infinity", and a timestamp
-// that parses loosely can be steered past the tolerance check (as in convoy.ts).
+// that parses loosely can be steered past the tolerance check.
 const UNIX_SECONDS = /^[1-9][0-9]*$/;
 
 /** `raw` as unix seconds, or why it is not. `what` names where it came from. */
@@ -31,6 +31,41 @@ export function unixSeconds(raw: string, what: string): { seconds: number } | { 
   if (UNIX_SECONDS.test(raw) && Number.isSafeInteger(seconds)) return { seconds };
   const shown = raw.length > 40 ? `${raw.slice(0, 37)}...` : raw;
   return { reason: `${what} ${JSON.stringify(shown)} is not unix seconds` };
+}
+
+/** A `t=…,v1=…` header read: the timestamp as sent (it is what was signed) and as seconds, and every v1. */
+export interface TimestampedSignatures {
+  rawTimestamp: string;
+  seconds: number;
+  signatures: string[];
+}
+
+/**
+ * Reads Stripe's and Convoy's advanced layout, `t=<unix>,v1=<sig>[,v1=…]`, from the value of header
+ * `header` (named in reasons). Key-based and order-free (Convoy's own vectors put t after v1); other
+ * keys (Stripe's v0, a future v2) are skipped; a second t is refused, since two cannot both be
+ * what the sender meant.
+ */
+export function timestampedSignatures(value: string, header: string): TimestampedSignatures | { reason: string } {
+  let rawTimestamp: string | undefined;
+  const signatures: string[] = [];
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) return { reason: `${header} header has a malformed part ${JSON.stringify(part.slice(0, 40))}` };
+    const key = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1).trim();
+    if (key === 't') {
+      if (rawTimestamp !== undefined) return { reason: `${header} header has more than one t` };
+      rawTimestamp = v;
+    } else if (key === 'v1') {
+      signatures.push(v);
+    }
+  }
+  if (rawTimestamp === undefined) return { reason: `${header} header has no t` };
+  const timestamp = unixSeconds(rawTimestamp, `${header} timestamp`);
+  if ('reason' in timestamp) return timestamp;
+  if (signatures.length === 0) return { reason: `${header} header has no v1 signature` };
+  return { rawTimestamp, seconds: timestamp.seconds, signatures };
 }
 
 /**

@@ -146,10 +146,17 @@ export function describeConformance(fixture: BrokerFixture): void {
         'WHARF_ERR_UNKNOWN_ENDPOINT',
         'WHARF_ERR_UNKNOWN_OWNER',
       ]);
-      expect(byCode.WHARF_ERR_NOT_JSON!.body).toBe('not json {');
+      // A list shows each body's size and first bytes; the whole body is one letter's GET.
+      expect(byCode.WHARF_ERR_NOT_JSON).toMatchObject({ body_size: 10, body_preview: 'not json {', body_truncated: false });
+      for (const l of letters) {
+        expect(l).not.toHaveProperty('body');
+        expect(l).not.toHaveProperty('body_base64');
+      }
       expect(byCode.WHARF_ERR_INVALID!.reason).toContain('event_type');
       expect(byCode.WHARF_ERR_TOO_LARGE!.reason).toContain('max_body_bytes (4096)');
-      expect(byCode.WHARF_ERR_TOO_LARGE!.body_size).toBe(Buffer.byteLength(big));
+      expect(byCode.WHARF_ERR_TOO_LARGE).toMatchObject({ body_size: Buffer.byteLength(big), body_preview: big.slice(0, 256), body_truncated: true });
+      const large = (await t.api('GET', `/deadletters/${byCode.WHARF_ERR_TOO_LARGE!.uid}`)).body.data;
+      expect(large).toMatchObject({ body: big, body_size: Buffer.byteLength(big), body_base64: Buffer.from(big).toString('base64') });
       expect(byCode.WHARF_ERR_UNKNOWN_ENDPOINT!.reason).toContain('"nowhere"');
       expect(await counts(id)).toEqual({ rows: 10, distinct: 10 });
 

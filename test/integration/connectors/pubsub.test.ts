@@ -5,13 +5,13 @@
  * since the Pub/Sub API never shows it.
  */
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connector, type PubSubConfig } from '../../../connectors/pubsub.ts';
 import type { AcceptResult, BrokerMessage, Connector, Sink } from '../../../src/core/connector.ts';
 import { Reader } from '../../../src/core/settings.ts';
 import { adminClient, emulatorHost, fixture, PUBSUB_PROJECT as PROJECT } from '../../harness/brokers/pubsub.ts';
+import { freePort, TcpRelay } from '../../harness/net.ts';
 import { latch, quiet, until } from './support.ts';
 import { describeConformance, type PublishMessage } from './conformance.ts';
 
@@ -104,54 +104,10 @@ class TestSink implements Sink {
   }
 }
 
-/** A TCP relay to the fake that the test can take down and bring back, as a network loss would. */
-class Relay {
-  readonly port: number;
-  #server: Server | null = null;
-  readonly #sockets = new Set<Socket>();
-
-  constructor(port: number) {
-    this.port = port;
-  }
-
-  static async freePort(): Promise<number> {
-    const s = createServer();
-    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-    const port = (s.address() as { port: number }).port;
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-    return port;
-  }
-
-  async up(): Promise<void> {
-    const target = emulatorHost();
-    const i = target.lastIndexOf(':');
-    const server = createServer((client) => {
-      const upstream = connect({ host: target.slice(0, i), port: Number(target.slice(i + 1)) });
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.#server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    for (const s of this.#sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
 describe('pubsub connector (against pstest)', () => {
   let admin: PubSub;
   const running: Connector[] = [];
-  const relays: Relay[] = [];
+  const relays: TcpRelay[] = [];
 
   beforeAll(async () => {
     admin = await adminClient();
@@ -343,7 +299,7 @@ describe('pubsub connector (against pstest)', () => {
 
   it('starts while the broker is unreachable, reports it, connects when it answers, and recovers from a lost connection', async () => {
     const ch = await createChannel(admin, unique('outage'));
-    const relay = new Relay(await Relay.freePort());
+    const relay = new TcpRelay(await freePort(), emulatorHost);
     relays.push(relay);
     const sink = new TestSink();
     const c = await started({ subscription: ch.subscription, emulator_host: `127.0.0.1:${relay.port}` }, sink);

@@ -264,9 +264,13 @@ describe('OAuth2 client credentials', () => {
     answer = () => ({ status: 400, body: { error: 'invalid_request', error_description: `got client_secret=${encoded}` } });
     const echoed = (await createOAuth2TokenSource({}).token(awkward, 'ep_2').catch((e: unknown) => e)) as Error;
     expect(echoed.message).toContain('client_secret=[redacted]');
-    // The echo straddles the 500-character cut: no part of the secret may remain.
-    answer = () => ({ status: 400, body: { error: 'invalid_request', error_description: `${'x'.repeat(430)}${SECRET}` } });
+    // The echo straddles the 500-character cut (its first 20 characters fall before it): no part
+    // of the secret may remain, so redaction must come before the cut.
+    const prefix = `token endpoint ${tokenUrl} answered 400: invalid_request (`;
+    expect(SECRET.length).toBeGreaterThan(30);
+    answer = () => ({ status: 400, body: { error: 'invalid_request', error_description: `${'x'.repeat(500 - prefix.length - 20)}${SECRET}` } });
     const cut = (await createOAuth2TokenSource({}).token(shared, 'ep_3').catch((e: unknown) => e)) as Error;
+    expect(cut.message.startsWith(`${prefix}xxx`)).toBe(true);
     expect(cut.message.length).toBeLessThanOrEqual(500);
     expect(cut.message).not.toContain(SECRET.slice(0, 10));
   });

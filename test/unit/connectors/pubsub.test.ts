@@ -112,7 +112,8 @@ describe('pubsub parse', () => {
   it('checks the service-account key without ever quoting it', () => {
     const cases: [unknown, SettingIssue][] = [
       [
-        `{"private_key": "${PRIVATE_KEY.slice(0, 30)}`,
+        // Not JSON (an unterminated string holding the whole key): the message must not quote it.
+        `{"private_key": "${PRIVATE_KEY}`,
         { path: `${AT}.credentials`, message: 'must be a service-account key: its JSON text or a mapping (the text is not valid JSON)' },
       ],
       ['[1]', { path: `${AT}.credentials`, message: 'must be a service-account key: its JSON text or a mapping' }],

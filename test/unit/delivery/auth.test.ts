@@ -167,7 +167,7 @@ describe('parseEndpointAuth', () => {
     it('oauth2 without url, client_id or client_secret', () => {
       expect(issuesOf({ type: 'oauth2' })).toEqual([
         issue('.client_id', 'is required'),
-        issue('.url', 'is required'),
+        issue('.url', 'is required: the OAuth2 token endpoint'),
         issue('.client_secret', 'is required'),
       ]);
     });
@@ -177,7 +177,7 @@ describe('parseEndpointAuth', () => {
       expect(with_('auth.example.com/token')).toEqual([issue('.url', 'must be an absolute http or https URL (got "auth.example.com/token")')]);
       expect(with_('ftp://auth.example.com/token')).toEqual([issue('.url', 'must be an http or https URL (got "ftp:")')]);
       expect(with_(`https://user:${SECRET}@auth.example.com/token`)).toEqual([
-        issue('.url', 'must not carry credentials; give them as client_id and client_secret'),
+        issue('.url', 'must not carry credentials'),
       ]);
     });
 

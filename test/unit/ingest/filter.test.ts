@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkFilter, matchesFilter, type SubscriptionFilter } from '../../../src/ingest/filter.ts';
+import { checkFilter, compiledFilter, matchesFilter, type SubscriptionFilter } from '../../../src/ingest/filter.ts';
 
 const order = {
   event_type: 'order.created',
@@ -243,14 +243,31 @@ describe('matchesFilter is total', () => {
     expect(matchesFilter(filter, { body: { s: `${'a'.repeat(40)}!` }, headers: {} })).toBe(false);
   });
 
-  it('compiles a filter once, keyed by the filter object', () => {
-    const filter = { body: { s: { $regex: '^x' } } };
+  it('compiles a filter once and reuses it for an equal filter read again from the database', () => {
+    const stored = { body: { s: { $regex: '^x' } } };
+    // Each batch reloads its subscriptions, and pg hands out new, structurally equal objects.
+    const reloaded = JSON.parse(JSON.stringify(stored)) as typeof stored;
+    expect(reloaded).not.toBe(stored);
+    expect(compiledFilter(reloaded)).toBe(compiledFilter(stored));
+    expect(compiledFilter(structuredClone(stored))).toBe(compiledFilter(stored));
     const event = (s: string) => ({ body: { s }, headers: {} });
-    expect(matchesFilter(filter, event('xy'))).toBe(true);
-    // The cached compilation is reused, so a mutation is not seen; an equal new object is compiled anew.
-    filter.body.s.$regex = '^y';
-    expect(matchesFilter(filter, event('xy'))).toBe(true);
-    expect(matchesFilter(structuredClone(filter), event('xy'))).toBe(false);
+    expect(matchesFilter(reloaded, event('xy'))).toBe(true);
+    // A different filter is a different entry.
+    const other = { body: { s: { $regex: '^y' } } };
+    expect(compiledFilter(other)).not.toBe(compiledFilter(stored));
+    expect(matchesFilter(other, event('xy'))).toBe(false);
+  });
+
+  it('keeps a bounded number of compiled filters, dropping the least recently used', () => {
+    const used = compiledFilter({ body: { kept: 1 } });
+    const unused = compiledFilter({ body: { dropped: 1 } });
+    for (let i = 0; i < 1000; i++) {
+      compiledFilter({ body: { n: i } });
+      if (i % 100 === 0) compiledFilter({ body: { kept: 1 } }); // recently used, so kept
+    }
+    expect(compiledFilter({ body: { kept: 1 } })).toBe(used);
+    expect(compiledFilter({ body: { dropped: 1 } })).not.toBe(unused); // compiled anew
+    expect(matchesFilter({ body: { dropped: 1 } }, { body: { dropped: 1 }, headers: {} })).toBe(true);
   });
 });
 
@@ -393,12 +410,16 @@ describe('checkFilter', () => {
       ],
     ],
   ])('rejects %s', (_name, filter, errors) => {
-    expect(checkFilter(filter)).toEqual(errors);
+    expect(checkFilter(filter).map((i) => `${i.path}: ${i.message}`)).toEqual(errors);
   });
 
-  it('prefixes messages with the path it is given', () => {
+  it('puts paths under the path it is given', () => {
     expect(checkFilter({ body: { a: { $in: 1 } } }, 'subscriptions[2].filter_config.filter')).toEqual([
-      'subscriptions[2].filter_config.filter.body.a.$in: must be an array',
+      { path: 'subscriptions[2].filter_config.filter.body.a.$in', message: 'must be an array' },
     ]);
+  });
+
+  it('keeps the path and the message apart, even for a key holding ": "', () => {
+    expect(checkFilter({ headers: { 'x-a: b': 1 } })).toEqual([{ path: 'filter.headers.x-a: b', message: HEADERS }]);
   });
 });
