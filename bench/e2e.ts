@@ -4,6 +4,8 @@
  *   node bench/e2e.ts --mode max --events 20000
  *   node bench/e2e.ts --mode rate --rate 1000 --duration 20
  *   node bench/e2e.ts --mode drain --events 20000      (ingest with no dispatcher, then time the drain)
+ *   node bench/e2e.ts --mode rate --rate 500 --endpoints 4 --hung-endpoint
+ *                                                      (one more endpoint that never answers: the healthy ones' latency)
  *
  * Wharf runs in a child process by default (--wharf inproc runs it in this process): on a 2-core
  * machine the load generator would otherwise share Wharf's event loop, adding its own CPU and
@@ -14,6 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -38,7 +41,12 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --endpoints N             endpoints pointing at the sink                      [1]
   --message single|broadcast  single: one endpoint per event, round robin; broadcast: all  [single]
   --batch-size N            Wharf dispatch.batch_size                            [100]
-  --worker-concurrency N    Wharf dispatch.concurrency                           [2]
+  --max-in-flight N         Wharf dispatch.max_in_flight                         [500]
+  --endpoint-concurrency N  Wharf dispatch.endpoint_concurrency                  [64]
+  --hung-endpoint           scenario: one more endpoint whose receiver accepts and never answers
+                            (http_timeout 30 s) gets --hung-rate events/s while the measured
+                            events go to the healthy ones; the latency printed is theirs
+  --hung-rate R             events/s posted to the hung endpoint                 [20]
   --polling-interval S      Wharf dispatch.polling_interval                      [0.5]
   --pool-size N             Wharf database.pool_size                             [10]
   --warmup N                events posted and delivered before measuring (not drain)  [1000]
@@ -66,7 +74,10 @@ const { values: opt } = parseArgs({
     endpoints: { type: 'string', default: '1' },
     message: { type: 'string', default: 'single' },
     'batch-size': { type: 'string', default: '100' },
-    'worker-concurrency': { type: 'string', default: '2' },
+    'max-in-flight': { type: 'string', default: '500' },
+    'endpoint-concurrency': { type: 'string', default: '64' },
+    'hung-endpoint': { type: 'boolean', default: false },
+    'hung-rate': { type: 'string', default: '20' },
     'polling-interval': { type: 'string', default: '0.5' },
     'pool-size': { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1000' },
@@ -122,10 +133,13 @@ const drainTimeoutMs = num('drain-timeout', opt['drain-timeout'], 1, 3600, false
 const where = oneOf('wharf', opt.wharf, ['child', 'inproc'] as const);
 const dispatch = {
   batch_size: num('batch-size', opt['batch-size'], 1, 10_000),
-  concurrency: num('worker-concurrency', opt['worker-concurrency'], 1, 1000),
+  max_in_flight: num('max-in-flight', opt['max-in-flight'], 1, 100_000),
+  endpoint_concurrency: num('endpoint-concurrency', opt['endpoint-concurrency'], 1, 100_000),
   polling_interval: num('polling-interval', opt['polling-interval'], 0.5, 3600, false),
 };
 const poolSize = num('pool-size', opt['pool-size'], 1, 1000);
+const hung = opt['hung-endpoint'] === true;
+const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
 const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
 if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
   console.error('--cpu-prof and --pg-timing instrument the Wharf child; use them with --wharf child');
@@ -145,7 +159,8 @@ const settings = {
   warmup,
   payload_bytes: payloadBytes,
   wharf: where,
-  dispatch: { batch_size: dispatch.batch_size, concurrency: dispatch.concurrency, polling_interval: dispatch.polling_interval },
+  dispatch: { ...dispatch },
+  hung_endpoint: hung ? { rate: hungRate } : null,
   pool_size: poolSize,
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
   cpus: cpus().length,
@@ -464,6 +479,78 @@ function calibrate(): number {
   return round(best, 1);
 }
 
+// ---------------------------------------------------------------- hung endpoint scenario
+
+interface HungLoad {
+  /** Stops posting and reads the receiver's counts; its requests stay open until `close`. */
+  figures(): Promise<{ posted: number; accepted: number; held_open: number }>;
+  /** Ends the hung requests (so Wharf's shutdown need not wait them out) and closes the receiver. */
+  close(): Promise<void>;
+}
+
+/**
+ * A receiver that takes every request and never answers, an endpoint for it, and a loop posting
+ * to it at --hung-rate: the dispatcher's slots held by one endpoint that hangs (issue 12).
+ */
+async function startHungLoad(baseUrl: string, apiKey: string): Promise<HungLoad> {
+  const sockets = new Set<import('node:net').Socket>();
+  let accepted = 0;
+  let open = 0;
+  const server = createServer((req, res) => {
+    accepted += 1;
+    open += 1;
+    res.on('close', () => (open -= 1));
+    req.resume();
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
+  const res = await request(`${baseUrl}/api/v1/projects/default/endpoints`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ name: 'bench-hung', url: `http://127.0.0.1:${port}/hung`, http_timeout: 30, skip_ping_validation: true }),
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`creating the hung endpoint answered ${res.statusCode}: ${text}`);
+  const id = (JSON.parse(text) as { data: { id: string } }).data.id;
+  let posted = 0;
+  let running = true;
+  const every = 1000 / hungRate;
+  const loop = (async () => {
+    const t0 = now();
+    while (running) {
+      const r = await request(`${baseUrl}/api/v1/projects/default/events`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ endpoint_id: id, event_type: 'bench.hung', data: { n: posted } }),
+      });
+      await r.body.dump();
+      posted += 1;
+      const wait = t0 + posted * every - now();
+      if (wait > 0) await new Promise((r2) => setTimeout(r2, wait));
+    }
+  })();
+  const stopPosting = async (): Promise<void> => {
+    running = false;
+    await loop;
+  };
+  return {
+    figures: async () => {
+      await stopPosting();
+      return { posted, accepted, held_open: open };
+    },
+    close: async () => {
+      await stopPosting().catch(() => undefined);
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 // ---------------------------------------------------------------- main
 
 async function createEndpoints(baseUrl: string, apiKey: string, sinkPort: number): Promise<string[]> {
@@ -544,6 +631,7 @@ async function main(): Promise<number> {
   let sink: Awaited<ReturnType<typeof startSink>> | null = null;
   let wharf: RunningWharf | null = null;
   let poster: Poster | null = null;
+  let hungLoad: HungLoad | null = null;
   let sampler: ReturnType<typeof startSampler> | null = null;
   let dbc: pg.Client | null = null;
   const hardLimitMs = (mode === 'rate' ? events / rate : (duration ?? 600)) * 1000 + 3 * drainTimeoutMs + 180_000;
@@ -570,6 +658,7 @@ async function main(): Promise<number> {
     };
     wharf = await startWharf(wharfSettings, mode === 'drain' ? 'api' : 'all');
     const endpointIds = await createEndpoints(wharf.url, apiKey, sink.port);
+    if (hung) hungLoad = await startHungLoad(wharf.url, apiKey);
     poster = createPoster(wharf.url, apiKey, endpointIds, concurrency);
     console.log(`wharf ${where} pid ${wharf.pid} at ${wharf.url}; sink on 127.0.0.1:${sink.port}; ${endpointCount} endpoint(s)`);
 
@@ -618,6 +707,8 @@ async function main(): Promise<number> {
 
     const allIn = await waitFor(() => delivered >= expectedDeliveries, drainTimeoutMs, `${expectedDeliveries - delivered} more deliveries`);
     const tEnd = now();
+    // The hung receiver keeps its requests open until every measured delivery has arrived.
+    const hungFigures = (await hungLoad?.figures()) ?? null;
     const vacuums = (await vacuum?.stop()) ?? null;
     const cpu1 = cpuSnapshot(wharf);
     sampler.stop();
@@ -715,18 +806,25 @@ async function main(): Promise<number> {
       vacuum: vacuums,
       cpu_calibration_ms: { before: calibrationBefore, after: calibrationAfter },
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
+      hung: hungFigures,
     };
 
     // ------------------------------------------------------------ print
     const s = result;
     console.log('');
     console.log(`== wharf e2e bench: mode ${mode}${mode === 'rate' ? ` @ ${rate}/s` : ''}, ${n} events, concurrency ${concurrency}, ${endpointCount} endpoint(s) (${message}), warm-up ${warmup}`);
-    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, concurrency ${dispatch.concurrency}, polling ${dispatch.polling_interval} s; pool_size ${poolSize}; ${settings.cpus} CPUs`);
+    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, max_in_flight ${dispatch.max_in_flight}, endpoint_concurrency ${dispatch.endpoint_concurrency}, polling ${dispatch.polling_interval} s; pool_size ${poolSize}; ${settings.cpus} CPUs`);
     console.log(`accepted      ${fmt(s.accepted_per_s)} events/s (${s.counts.accepted} × 201 over ${fmt(s.counts.posting_s, 2)} s; middle 80%: ${fmt(s.accepted_per_s_middle80)}/s)`);
     console.log(
       `delivered     ${fmt(s.delivered_per_s)} webhooks/s (${s.counts.delivered} over ${fmt(s.counts.delivery_window_s, 2)} s ${mode === 'drain' ? 'from dispatcher start' : 'from first POST'} to last delivery)`,
     );
     console.log(`  steady      ${fmt(s.delivered_per_s_middle80)} webhooks/s (middle 80% of deliveries)`);
+    if (hungFigures) {
+      console.log(
+        `hung endpoint ${hungFigures.posted} events posted at ${hungRate}/s during the measurement; its receiver holds ${hungFigures.held_open} requests open (accepted ${hungFigures.accepted} in all)`,
+      );
+      console.log(`healthy endpoints' p99 POST→webhook: ${fmt(latency.p99)} ms (target < 1,000 ms while one endpoint hangs)`);
+    }
     if (mode !== 'drain') {
       console.log(`POST→webhook  p50 ${fmt(latency.p50)} ms  p95 ${fmt(latency.p95)} ms  p99 ${fmt(latency.p99)} ms  max ${fmt(latency.max)} ms  (mean ${fmt(latency.mean)})`);
     }
@@ -767,6 +865,7 @@ async function main(): Promise<number> {
     sampler?.stop();
     await dbc?.end().catch(() => undefined);
     await poster?.close().catch(() => undefined);
+    await hungLoad?.close().catch(() => undefined);
     await wharf?.stop().catch((err: unknown) => console.error('stopping wharf failed:', err));
     await sink?.close().catch(() => undefined);
     await db?.drop().catch((err: unknown) => console.error('dropping the bench database failed:', err));

@@ -87,7 +87,7 @@ export function createApp(options: AppOptions): App {
     const metrics = createMetrics();
     boss = new PgBoss({
       connectionString: dbUrl,
-      max: Math.max(4, config.dispatch.concurrency + 2),
+      max: 6,
       application_name: 'wharf-boss',
       // Through the PGlite socket a NOTIFY reaches the committing connection, not the listener;
       // pg-boss would then trust a silent channel. Embedded mode polls instead.
@@ -111,11 +111,14 @@ export function createApp(options: AppOptions): App {
         { pool: db, boss, box, ...outbound },
         {
           batchSize: config.dispatch.batch_size,
-          concurrency: config.dispatch.concurrency,
+          maxInFlight: config.dispatch.max_in_flight,
+          endpointConcurrency: config.dispatch.endpoint_concurrency,
+          projectConcurrency: config.dispatch.project_concurrency,
           pollingIntervalSeconds: config.dispatch.polling_interval,
+          listen: embedded === null,
         },
       );
-      dispatcher.on('error', (err) => logger.error({ err }, 'delivery batch failed; pg-boss will retry it'));
+      dispatcher.on('error', (err) => logger.error({ err }, 'delivery dispatch failed; its jobs go back to pg-boss'));
       dispatcher.on('endpoint', (c) => logger.warn(c, `endpoint ${c.to}`));
       dispatcher.on('attempt', (a) => {
         metrics.attempt(a);

@@ -13,7 +13,7 @@ export interface WharfSettings {
   dbUrl: string;
   apiKey: string;
   poolSize: number;
-  dispatch: { batch_size: number; concurrency: number; polling_interval: number };
+  dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number };
   /** Directory for a V8 CPU profile of the child (child only). */
   cpuProfDir?: string;
   /** Extra Node flags for the child. */

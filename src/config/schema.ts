@@ -42,7 +42,7 @@ export interface WharfConfig {
   /** CIDR ranges, IPv4 or IPv6. */
   egress: { allow: string[]; block: string[] };
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
-  dispatch: { batch_size: number; concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
+  dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
   ingest: { reload_interval: number; shutdown_timeout: number };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
@@ -281,7 +281,10 @@ export const configSchema = {
   },
   dispatch: {
     batch_size: { doc: 'Deliveries one worker fetches at a time.', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
-    concurrency: { doc: 'Batch workers per process (pg-boss localConcurrency); each sends up to batch_size deliveries at once. More workers fetch smaller batches: on 2 cores, 2 measured best.', format: 'wharf-int', min: 1, max: 1000, default: 2 },
+    concurrency: { doc: 'Deprecated and ignored: deliveries are sent and recorded one by one, up to max_in_flight at once.', format: 'wharf-int', min: 1, max: 1000, default: 2 },
+    max_in_flight: { doc: 'Deliveries one process sends at once (fetched and not yet recorded).', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
+    endpoint_concurrency: { doc: 'Deliveries of one endpoint in flight at once, across every replica: an endpoint that hangs holds at most this many slots.', format: 'wharf-int', min: 1, max: 100_000, default: 64 },
+    project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },
     shutdown_timeout: { doc: 'Seconds a stop waits for in-flight deliveries.', format: 'wharf-number', min: 0, max: 3600, default: 30 },

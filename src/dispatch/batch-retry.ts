@@ -12,6 +12,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, executorOf } from './queue.ts';
 import { applyTransitions } from './operations.ts';
+import { refKey } from '../store/endpoints.ts';
 
 export const BATCH_RETRY_QUEUE = 'wharf-batch-retry';
 const CHUNK = 500;
@@ -62,7 +63,7 @@ async function retryChunk(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Pro
     const endpoints = [...new Set(rows.map((r) => r.endpoint_id))].sort();
     await applyTransitions({ boss }, db, endpoints.map((endpoint_id) => (
       { project_id: f.project_id, endpoint_id, from: ['inactive'], to: 'pending', reason: 'its deliveries were retried in a batch' })));
-    await enqueueDeliveries(boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1 })));
+    await enqueueDeliveries(boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1, endpoint: refKey({ project_id: f.project_id, endpoint_id: r.endpoint_id }) })));
     return rows.length;
   });
 }

@@ -131,7 +131,7 @@ export async function resendDelivery(deps: OperationDeps, db: Queryable, project
     { project_id: projectId, endpoint_id: d.endpoint_id, from: ['inactive'], to: 'pending', reason: `delivery ${d.id} resent by ${actor}` },
   ]);
   // The job asks for the next attempt number, so any older job still queued stays inert.
-  await enqueueDeliveries(deps.boss, db, [{ delivery_id: d.id, attempt: d.attempts + 1 }]);
+  await enqueueDeliveries(deps.boss, db, [{ delivery_id: d.id, attempt: d.attempts + 1, endpoint: refKey({ project_id: projectId, endpoint_id: d.endpoint_id }) }]);
   return rows[0]!;
 }
 

@@ -17,6 +17,12 @@ export interface DeliveryJob {
 export interface DeliveryJobInsert {
   delivery_id: string;
   attempt: number;
+  /**
+   * The endpoint's `refKey` (project/endpoint): the job's pg-boss group, which caps how many of one
+   * endpoint's deliveries are in flight at once across every replica (a hung endpoint holds only its
+   * own share of the dispatcher).
+   */
+  endpoint: string;
   /** Seconds from now; 0 or absent means as soon as possible. */
   delaySeconds?: number;
 }
@@ -38,16 +44,20 @@ export async function createDeliveryQueue(boss: PgBoss): Promise<void> {
 export const executorOf = (db: Queryable) => ({ executeSql: (text: string, values?: unknown[]) => db.query(text, values) });
 
 /** Inserts jobs in the caller's transaction, each runnable `delaySeconds` from now (0 or absent: at once). */
-export async function insertJobs<T extends object>(boss: PgBoss, db: Queryable, queue: string, jobs: { data: T; delaySeconds?: number }[]): Promise<void> {
+export async function insertJobs<T extends object>(boss: PgBoss, db: Queryable, queue: string, jobs: { data: T; delaySeconds?: number; group?: string }[]): Promise<void> {
   if (jobs.length === 0) return;
   await boss.insert(
     queue,
-    jobs.map((j) => ({ data: j.data, ...(j.delaySeconds ? { startAfter: new Date(Date.now() + j.delaySeconds * 1000) } : {}) })),
+    jobs.map((j) => ({
+      data: j.data,
+      ...(j.delaySeconds ? { startAfter: new Date(Date.now() + j.delaySeconds * 1000) } : {}),
+      ...(j.group ? { group: { id: j.group } } : {}),
+    })),
     { db: executorOf(db) },
   );
 }
 
 /** Enqueues inside the caller's transaction, so jobs exist exactly when their deliveries do. */
 export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: DeliveryJobInsert[]): Promise<void> {
-  await insertJobs(boss, db, DELIVERY_QUEUE, jobs.map((j) => ({ data: { d: j.delivery_id, a: j.attempt } satisfies DeliveryJob, delaySeconds: j.delaySeconds })));
+  await insertJobs(boss, db, DELIVERY_QUEUE, jobs.map((j) => ({ data: { d: j.delivery_id, a: j.attempt } satisfies DeliveryJob, delaySeconds: j.delaySeconds, group: j.endpoint })));
 }

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
-import type { BreakerSettings, DeliveryStatus, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, DeliveryStatus, EndpointSecret, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
 import { transition, type EndpointChange } from './operations.ts';
@@ -15,7 +16,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
 import type { SendResult } from '../delivery/sender.ts';
-import { DELIVERY_QUEUE, enqueueDeliveries, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
+import { DELIVERY_QUEUE, enqueueDeliveries, executorOf, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
@@ -25,9 +26,20 @@ export interface DispatcherDeps extends OutboundDeps {
 }
 
 export interface DispatcherOptions {
+  /** Jobs one fetch asks for, at most. */
   batchSize: number;
-  concurrency: number;
+  /** Deliveries this process has in hand at once (fetched and not yet recorded). */
+  maxInFlight: number;
+  /**
+   * Deliveries of one endpoint in flight at once, counted by pg-boss across every replica (job
+   * groups): an endpoint that hangs holds at most this many of the dispatcher's slots.
+   */
+  endpointConcurrency: number;
+  /** Deliveries of one project in flight at once in this process; the rest wait a moment as the same attempt. */
+  projectConcurrency: number;
   pollingIntervalSeconds: number;
+  /** LISTEN for pg-boss's NOTIFY of new jobs (off on the embedded database, which cannot deliver it). */
+  listen: boolean;
 }
 
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
@@ -41,8 +53,10 @@ export interface DispatcherEvents {
 
 export interface Dispatcher extends EventEmitter<DispatcherEvents> {
   start(): Promise<void>;
-  /** Stops fetching and waits for the batches in hand to be sent and recorded. */
+  /** Stops fetching and waits for the deliveries in hand to be sent and recorded. */
   stop(): Promise<void>;
+  /** Deliveries in hand now (fetched, not yet recorded). */
+  readonly inFlight: number;
 }
 
 interface WorkRow {
@@ -77,55 +91,202 @@ interface Outcome {
   retryIn: number | null;
 }
 
+/** A fetched job that will be sent (or discarded) now. */
+interface Live {
+  row: WorkRow;
+  attempt: number;
+  jobId: string;
+}
+
 /** The longest `Retry-After` Wharf waits; a larger one is cut to this. */
 export const MAX_RETRY_AFTER_SECONDS = 3_600;
+
+/** How long a delivery held back by its project's share waits before it is fetched again. */
+const PROJECT_SHARE_WAIT_SECONDS = 1;
+
+/** Outcomes written in one transaction, at most. */
+const MAX_RECORD_BATCH = 500;
 
 const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['success', 'failure', 'discarded']);
 
 /** Deliveries to paused or inactive endpoints are kept as discarded, never sent. */
 const discarded = (row: WorkRow): boolean => row.endpoint_status === 'paused' || row.endpoint_status === 'inactive';
 
+/** pg-boss's NOTIFY channel for its default schema (pg-boss derives it from the schema name the same way). */
+const NOTIFY_CHANNEL = `pgboss_${createHash('sha224').update('pgboss').digest('hex').slice(0, 24)}`;
+
+/**
+ * The dispatcher fetches jobs itself rather than through `boss.work()`: a work handler holds its
+ * worker until every job of its batch is done, so one endpoint that never answers would hold a
+ * whole batch, and with it a share of the dispatcher, for its full timeout. Here every delivery is
+ * sent and recorded on its own; the fetch loop only asks for as many jobs as there are free slots.
+ * A job stays `active` in pg-boss until its outcome is committed, and its completion is written in
+ * that same transaction, so a crash at any point leaves the job for pg-boss to hand out again
+ * (and the attempts guard makes a replay of a recorded attempt do nothing).
+ */
 export function createDispatcher(deps: DispatcherDeps, options: DispatcherOptions): Dispatcher {
   const emitter = new EventEmitter<DispatcherEvents>() as Dispatcher;
-  let workerId: string | null = null;
+  let running = false;
+  let loop: Promise<void> | null = null;
+  let listener: { close(): Promise<void> } | null = null;
+  let inFlight = 0;
+  const perProject = new Map<string, number>();
+  const tasks = new Set<Promise<void>>();
+  let sleeping: (() => void) | null = null;
+  const wake = (): void => {
+    const w = sleeping;
+    sleeping = null;
+    w?.();
+  };
+
+  const recorder = createRecorder(deps, emitter, (n) => {
+    inFlight -= n;
+    // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
+    wake();
+  });
+
+  const track = (p: Promise<void>): void => {
+    tasks.add(p);
+    void p.finally(() => tasks.delete(p));
+  };
+
+  const fetchLoop = async (): Promise<void> => {
+    while (running) {
+      const free = options.maxInFlight - inFlight;
+      let full = false;
+      if (free > 0) {
+        const wanted = Math.min(options.batchSize, free);
+        try {
+          const jobs = await deps.boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: wanted, groupConcurrency: options.endpointConcurrency });
+          if (jobs.length > 0) {
+            inFlight += jobs.length;
+            track(startBatch(jobs));
+          }
+          full = jobs.length === wanted;
+        } catch (err) {
+          if (running) emitter.emit('error', err as Error);
+        }
+      }
+      if (!running) break;
+      // A full batch means more is waiting: fetch again at once unless every slot is taken.
+      if (full && inFlight < options.maxInFlight) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          sleeping = null;
+          resolve();
+        }, options.pollingIntervalSeconds * 1000);
+        sleeping = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  };
+
+  /** Loads a fetched batch and starts its sends; resolves when the batch is handed on, not when it is sent. */
+  const startBatch = async (jobs: Job<DeliveryJob>[]): Promise<void> => {
+    let live: Live[];
+    try {
+      live = await loadLive(deps, jobs, recorder);
+    } catch (err) {
+      emitter.emit('error', err as Error);
+      await failJobs(deps, jobs.map((j) => j.id));
+      recorder.settled(jobs.length);
+      return;
+    }
+    // A project past its share waits a moment, as the same attempt, so one tenant's slow
+    // endpoints cannot take every slot of the process.
+    const go: Live[] = [];
+    const held: Live[] = [];
+    const taken = new Map<string, number>();
+    for (const l of live) {
+      const n = (perProject.get(l.row.project_id) ?? 0) + (taken.get(l.row.project_id) ?? 0);
+      if (n >= options.projectConcurrency && !discarded(l.row)) held.push(l);
+      else {
+        go.push(l);
+        taken.set(l.row.project_id, (taken.get(l.row.project_id) ?? 0) + 1);
+      }
+    }
+    try {
+      if (held.length > 0) await defer(deps, held.map((l) => ({ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
+      const sendable = await withinRateLimits(deps, go);
+      recorder.settled(held.length + go.length - sendable.length);
+      await sendAll(sendable);
+    } catch (err) {
+      emitter.emit('error', err as Error);
+      await failJobs(deps, go.map((l) => l.jobId));
+      recorder.settled(go.length);
+    }
+  };
+
+  const sendAll = async (sendable: Live[]): Promise<void> => {
+    if (sendable.length === 0) return;
+    // Credentials come with the batch's own query; each endpoint's are unsealed once per batch.
+    const credentialsOf = new Map<string, EndpointCredentials>();
+    const credentials = (row: WorkRow): EndpointCredentials => {
+      if (row.credentials_enc === null) return NO_CREDENTIALS;
+      const key = refKey(row);
+      let c = credentialsOf.get(key);
+      if (!c) {
+        c = openCredentials(deps.box, row.credentials_enc);
+        credentialsOf.set(key, c);
+      }
+      return c;
+    };
+    // One query for the secrets of every endpoint the batch will actually send to.
+    const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
+    for (const l of sendable) {
+      const project = l.row.project_id;
+      perProject.set(project, (perProject.get(project) ?? 0) + 1);
+      // Each delivery is recorded as soon as it is done; nothing waits for the batch's slowest.
+      track(
+        sendOne(deps, l, secretsOf.get(refKey(l.row)) ?? [], credentials)
+          .catch((err: unknown): Outcome => {
+            // A send never throws by contract; if it did, the attempt counts as a failure.
+            emitter.emit('error', err as Error);
+            return failedOutcome(l, err as Error);
+          })
+          .then((o) => {
+            const left = (perProject.get(project) ?? 1) - 1;
+            if (left === 0) perProject.delete(project);
+            else perProject.set(project, left);
+            return recorder.record(o, l.jobId);
+          }),
+      );
+    }
+  };
 
   emitter.start = async () => {
-    if (workerId) return;
-    workerId = await deps.boss.work<DeliveryJob>(
-      DELIVERY_QUEUE,
-      {
-        batchSize: options.batchSize,
-        localConcurrency: options.concurrency,
-        pollingIntervalSeconds: options.pollingIntervalSeconds,
-        // NOTIFY only announces jobs runnable now; retries scheduled for later are found by
-        // polling, so the poll stays as frequent with notify on as without it.
-        notifyPollingIntervalSeconds: options.pollingIntervalSeconds,
-        // Without this each worker sleeps a polling interval after every batch, capping
-        // throughput far below what Postgres and the network allow (DESIGN.md §8).
-        burstWhenBatchFull: true,
-      },
-      async (jobs) => {
-        try {
-          await processBatch(deps, jobs, emitter);
-        } catch (err) {
-          emitter.emit('error', err as Error);
-          throw err;
-        }
-      },
-    );
+    if (running) return;
+    running = true;
+    if (options.listen) {
+      const db = deps.boss.getDb();
+      // A missed NOTIFY only costs a polling interval, so a listener that cannot start is not fatal.
+      listener = (await db.listen?.(NOTIFY_CHANNEL, (queue) => queue === DELIVERY_QUEUE && wake(), wake).catch((err: unknown) => {
+        emitter.emit('error', err as Error);
+        return null;
+      })) ?? null;
+    }
+    loop = fetchLoop();
   };
 
   emitter.stop = async () => {
-    if (!workerId) return;
-    const id = workerId;
-    workerId = null;
-    await deps.boss.offWork(DELIVERY_QUEUE, { id, wait: true });
+    if (!running) return;
+    running = false;
+    wake();
+    await loop;
+    await listener?.close().catch(() => undefined);
+    listener = null;
+    while (tasks.size > 0) await Promise.allSettled([...tasks]);
+    await recorder.drain();
   };
 
+  Object.defineProperty(emitter, 'inFlight', { get: () => inFlight });
   return emitter;
 }
 
-async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emitter: Dispatcher): Promise<void> {
+/** Loads the batch's deliveries in one query; jobs with nothing to do are completed by the recorder. */
+async function loadLive(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], recorder: Recorder): Promise<Live[]> {
   const { rows } = await deps.pool.query<WorkRow>(
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, e.event_type, e.data,
             e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
@@ -141,88 +302,173 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
   const byId = new Map(rows.map((r) => [r.id, r]));
 
   // A job is live only while its delivery waits for exactly this attempt.
-  const live: { row: WorkRow; attempt: number }[] = [];
+  const live: Live[] = [];
   const seen = new Set<string>();
+  const stale: string[] = [];
   for (const job of jobs) {
     const row = byId.get(job.data.d);
-    if (!row || TERMINAL.has(row.status) || row.attempts !== job.data.a - 1 || seen.has(row.id)) continue;
-    seen.add(row.id);
-    live.push({ row, attempt: job.data.a });
-  }
-  if (live.length === 0) return;
-  const sendable = await withinRateLimits(deps, live);
-  if (sendable.length === 0) return;
-
-  // Credentials come with the batch's own query; each endpoint's are unsealed once per batch.
-  const credentialsOf = new Map<string, EndpointCredentials>();
-  const credentials = (row: WorkRow): EndpointCredentials => {
-    if (row.credentials_enc === null) return NO_CREDENTIALS;
-    const key = refKey(row);
-    let c = credentialsOf.get(key);
-    if (!c) {
-      c = openCredentials(deps.box, row.credentials_enc);
-      credentialsOf.set(key, c);
+    if (!row || TERMINAL.has(row.status) || row.attempts !== job.data.a - 1 || seen.has(row.id)) {
+      stale.push(job.id);
+      continue;
     }
-    return c;
-  };
-  // One query for the secrets of every endpoint the batch will actually send to.
-  const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
-
-  const outcomes = await Promise.all(
-    sendable.map(async ({ row, attempt }): Promise<Outcome> => {
-      if (discarded(row)) {
-        return { row, attempt, status: 'discarded', url: row.url, requestHeaders: {}, result: null, retryIn: null };
-      }
-      const secrets = secretsOf.get(refKey(row)) ?? [];
-      const { headers, body } = buildRequest({
-        eventId: row.event_id,
-        deliveryId: row.id,
-        eventType: row.event_type,
-        data: row.data,
-        customHeaders: row.custom_headers,
-        signature: row.settings.signature,
-        advanced: row.advanced_signatures,
-        secrets,
-        contentType: row.content_type,
-      });
-      const { result, recorded } = await sendWithCredentials(
-        deps,
-        { url: row.url, timeoutMs: row.http_timeout * 1000, cacheKey: refKey(row) },
-        credentials(row),
-        headers,
-        body,
-      );
-      let status: DeliveryStatus = 'success';
-      let retryIn: number | null = null;
-      if (!result.ok) {
-        if (hasRetriesLeft(row.settings.retry, attempt)) {
-          status = 'retry';
-          retryIn = retryDelaySeconds(row.settings.retry, attempt);
-          // A receiver that says when to come back is believed, within reason.
-          if ((result.statusCode === 429 || result.statusCode === 503) && result.retryAfterSeconds !== null) {
-            retryIn = Math.max(retryIn, Math.min(result.retryAfterSeconds, MAX_RETRY_AFTER_SECONDS));
-          }
-        } else {
-          status = 'failure';
-        }
-      }
-      return { row, attempt, status, url: row.url, requestHeaders: recorded, result, retryIn };
-    }),
-  );
-
-  const changes = await recordOutcomes(deps, outcomes);
-  for (const c of changes) emitter.emit('endpoint', c);
-  for (const o of outcomes) {
-    emitter.emit('attempt', {
-      deliveryId: o.row.id,
-      endpointId: o.row.endpoint_id,
-      attempt: o.attempt,
-      status: o.status,
-      statusCode: o.result?.statusCode ?? null,
-      latencyMs: o.result?.latencyMs ?? 0,
-      errorCode: o.result?.errorCode ?? null,
-    });
+    seen.add(row.id);
+    live.push({ row, attempt: job.data.a, jobId: job.id });
   }
+  for (const id of stale) void recorder.complete(id);
+  return live;
+}
+
+async function sendOne(deps: DispatcherDeps, { row, attempt }: Live, secrets: EndpointSecret[], credentials: (row: WorkRow) => EndpointCredentials): Promise<Outcome> {
+  if (discarded(row)) {
+    return { row, attempt, status: 'discarded', url: row.url, requestHeaders: {}, result: null, retryIn: null };
+  }
+  const { headers, body } = buildRequest({
+    eventId: row.event_id,
+    deliveryId: row.id,
+    eventType: row.event_type,
+    data: row.data,
+    customHeaders: row.custom_headers,
+    signature: row.settings.signature,
+    advanced: row.advanced_signatures,
+    secrets,
+    contentType: row.content_type,
+  });
+  const { result, recorded } = await sendWithCredentials(
+    deps,
+    { url: row.url, timeoutMs: row.http_timeout * 1000, cacheKey: refKey(row) },
+    credentials(row),
+    headers,
+    body,
+  );
+  return outcomeOf({ row, attempt }, result, recorded);
+}
+
+function outcomeOf({ row, attempt }: Pick<Live, 'row' | 'attempt'>, result: SendResult, recorded: Record<string, string>): Outcome {
+  let status: DeliveryStatus = 'success';
+  let retryIn: number | null = null;
+  if (!result.ok) {
+    if (hasRetriesLeft(row.settings.retry, attempt)) {
+      status = 'retry';
+      retryIn = retryDelaySeconds(row.settings.retry, attempt);
+      // A receiver that says when to come back is believed, within reason.
+      if ((result.statusCode === 429 || result.statusCode === 503) && result.retryAfterSeconds !== null) {
+        retryIn = Math.max(retryIn, Math.min(result.retryAfterSeconds, MAX_RETRY_AFTER_SECONDS));
+      }
+    } else {
+      status = 'failure';
+    }
+  }
+  return { row, attempt, status, url: row.url, requestHeaders: recorded, result, retryIn };
+}
+
+function failedOutcome(l: Live, err: Error): Outcome {
+  const result: SendResult = {
+    ok: false,
+    statusCode: null,
+    latencyMs: 0,
+    responseHeaders: {},
+    responseBody: '',
+    error: `internal error before the request was sent: ${err.message}`,
+    errorCode: 'WHARF_ERR_INTERNAL',
+    retryAfterSeconds: null,
+  };
+  return outcomeOf(l, result, {});
+}
+
+/** Hands jobs back to pg-boss's retry policy; if the database is down too, their expiry does it. */
+async function failJobs(deps: DispatcherDeps, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await deps.boss.fail(DELIVERY_QUEUE, ids).catch(() => undefined);
+}
+
+interface Recorder {
+  /** Queues an outcome; resolves once it is committed with its job's completion (or failed back to pg-boss). */
+  record(outcome: Outcome, jobId: string): Promise<void>;
+  /** Queues the completion of a job that had nothing to do. */
+  complete(jobId: string): Promise<void>;
+  /** Jobs that left the dispatcher's hands without the recorder (held back, rate limited, failed back). */
+  settled(n: number): void;
+  /** Resolves when nothing is queued or being written. */
+  drain(): Promise<void>;
+}
+
+/**
+ * Group commit for outcomes: whatever finished while the previous transaction was being written
+ * goes into the next one, so an idle dispatcher records each delivery at once and a busy one
+ * writes many per transaction. One transaction at a time: the breaker locks endpoint rows, and two
+ * writers taking them in different orders could deadlock.
+ */
+function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (n: number) => void): Recorder {
+  let queue: { outcome: Outcome | null; jobId: string; done: () => void }[] = [];
+  let writing: Promise<void> | null = null;
+
+  const write = async (): Promise<void> => {
+    while (queue.length > 0) {
+      const group = queue.slice(0, MAX_RECORD_BATCH);
+      queue = queue.slice(group.length);
+      const outcomes = group.flatMap((g) => (g.outcome ? [g.outcome] : []));
+      const jobIds = group.map((g) => g.jobId);
+      try {
+        const changes = await recordOutcomes(deps, outcomes, jobIds);
+        for (const c of changes) emitter.emit('endpoint', c);
+        for (const o of outcomes) {
+          emitter.emit('attempt', {
+            deliveryId: o.row.id,
+            endpointId: o.row.endpoint_id,
+            attempt: o.attempt,
+            status: o.status,
+            statusCode: o.result?.statusCode ?? null,
+            latencyMs: o.result?.latencyMs ?? 0,
+            errorCode: o.result?.errorCode ?? null,
+          });
+        }
+      } catch (err) {
+        emitter.emit('error', err as Error);
+        await failJobs(deps, jobIds);
+      }
+      for (const g of group) g.done();
+      onSettled(group.length);
+    }
+    writing = null;
+  };
+
+  const push = (outcome: Outcome | null, jobId: string): Promise<void> =>
+    new Promise<void>((done) => {
+      queue.push({ outcome, jobId, done });
+      writing ??= write();
+    });
+
+  return {
+    record: (outcome, jobId) => push(outcome, jobId),
+    complete: (jobId) => push(null, jobId),
+    settled: (n) => {
+      if (n > 0) onSettled(n);
+    },
+    drain: async () => {
+      while (writing) await writing;
+    },
+  };
+}
+
+/**
+ * Puts live jobs back as the same attempt, runnable after their delay: the delivery shows when it
+ * will go, a new job waits for it, and the fetched job is completed, all in one transaction.
+ */
+async function defer(deps: DispatcherDeps, items: { live: Live; delaySeconds: number }[]): Promise<void> {
+  if (items.length === 0) return;
+  await withTransaction(deps.pool, async (client) => {
+    await client.query(
+      `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
+       FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
+      [items.map((i) => i.live.row.id), items.map((i) => i.delaySeconds)],
+    );
+    await enqueueDeliveries(
+      deps.boss,
+      client,
+      items.map(({ live, delaySeconds }) => ({ delivery_id: live.row.id, attempt: live.attempt, delaySeconds, endpoint: refKey(live.row) })),
+    );
+    await deps.boss.complete(DELIVERY_QUEUE, items.map((i) => i.live.jobId), null, { db: executorOf(client) });
+  });
 }
 
 /**
@@ -231,7 +477,7 @@ async function processBatch(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], emit
  * counted in Postgres, so it holds across every worker and replica. Deliveries that will not be
  * sent (paused or inactive endpoints) do not count.
  */
-async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; attempt: number }[]): Promise<{ row: WorkRow; attempt: number }[]> {
+async function withinRateLimits(deps: DispatcherDeps, live: Live[]): Promise<Live[]> {
   const limited = live.filter((l) => l.row.rate_limit > 0 && !discarded(l.row));
   if (limited.length === 0) return live;
   const wanted = new Map<string, { row: WorkRow; n: number }>();
@@ -250,8 +496,8 @@ async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; atte
     })),
   );
   const used = new Map<string, number>();
-  const go: { row: WorkRow; attempt: number }[] = [];
-  const later: DeliveryJobInsert[] = [];
+  const go: Live[] = [];
+  const later: { live: Live; delaySeconds: number }[] = [];
   for (const l of live) {
     const g = l.row.rate_limit > 0 ? grants.get(refKey(l.row)) : undefined;
     const n = used.get(refKey(l.row)) ?? 0;
@@ -260,19 +506,10 @@ async function withinRateLimits(deps: DispatcherDeps, live: { row: WorkRow; atte
       go.push(l);
     } else {
       // A little spread, so the deliveries held back do not all come back at the same instant.
-      later.push({ delivery_id: l.row.id, attempt: l.attempt, delaySeconds: (g.retryAfterMs + Math.random() * 100) / 1000 });
+      later.push({ live: l, delaySeconds: (g.retryAfterMs + Math.random() * 100) / 1000 });
     }
   }
-  if (later.length > 0) {
-    await withTransaction(deps.pool, async (client) => {
-      await client.query(
-        `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
-         FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
-        [later.map((j) => j.delivery_id), later.map((j) => j.delaySeconds)],
-      );
-      await enqueueDeliveries(deps.boss, client, later);
-    });
-  }
+  await defer(deps, later);
   return go;
 }
 
@@ -330,9 +567,13 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
   return { changes: [...changes.values()], failing };
 }
 
-async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promise<EndpointChange[]> {
+async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], jobIds: string[]): Promise<EndpointChange[]> {
   const sent = outcomes.filter((o) => o.result !== null);
   return withTransaction(deps.pool, async (client) => {
+    // The jobs end with the outcomes they produced: a crash before this commit leaves them active
+    // for pg-boss to hand out again, and one after it finds them done.
+    await deps.boss.complete(DELIVERY_QUEUE, jobIds, null, { db: executorOf(client) });
+    if (outcomes.length === 0) return [];
     if (sent.length > 0) {
       await client.query(
         `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
@@ -384,7 +625,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[]): Promis
     const applied = new Set(updated.map((r) => r.id));
     const next: DeliveryJobInsert[] = outcomes
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
-      .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn! }));
+      .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn!, endpoint: refKey(o.row) }));
     await enqueueDeliveries(deps.boss, client, next);
     const { changes, failing } = await endpointChanges(client, sent.filter((o) => applied.has(o.row.id)));
     // One round of alerts for the batch: its state changes and its failing streaks.

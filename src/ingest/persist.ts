@@ -4,7 +4,8 @@ import type { DeliveryStatus, EventInput } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { enqueueDeliveries } from '../dispatch/queue.ts';
+import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
+import { refKey } from '../store/endpoints.ts';
 import { routeBatch } from './route.ts';
 
 export type IngestOutcome =
@@ -97,7 +98,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   }
 
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[] };
-  const jobs: { delivery_id: string; attempt: number }[] = [];
+  const jobs: DeliveryJobInsert[] = [];
   for (const i of toInsert) {
     if (!stored.has(ids[i]!)) continue;
     const route = routes[i]!;
@@ -112,7 +113,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       delivery.endpoint.push(t.endpoint_id);
       delivery.type.push(inputs[i]!.event_type);
       delivery.status.push(status);
-      if (status === 'scheduled') jobs.push({ delivery_id: id, attempt: 1 });
+      if (status === 'scheduled') jobs.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
     }
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
   }
