@@ -134,7 +134,7 @@ async function run(broker: Broker): Promise<string> {
     dbUrl: db.url,
     apiKey: API_KEY,
     poolSize: 10,
-    dispatch: { batch_size: 100, max_in_flight: 500, endpoint_concurrency: 64, polling_interval: 0.5 },
+    dispatch: { batch_size: 100, max_in_flight: 500, endpoint_concurrency: 128, polling_interval: 0.5 },
   });
   try {
     const endpoint = await api(wharf.url, 'POST', '/endpoints', { name: 'sink', url: `http://127.0.0.1:${sink.port}/ep/0` });

@@ -42,7 +42,7 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --message single|broadcast  single: one endpoint per event, round robin; broadcast: all  [single]
   --batch-size N            Wharf dispatch.batch_size                            [100]
   --max-in-flight N         Wharf dispatch.max_in_flight                         [500]
-  --endpoint-concurrency N  Wharf dispatch.endpoint_concurrency                  [64]
+  --endpoint-concurrency N  Wharf dispatch.endpoint_concurrency                  [128]
   --hung-endpoint           scenario: one more endpoint whose receiver accepts and never answers
                             (http_timeout 30 s) gets --hung-rate events/s while the measured
                             events go to the healthy ones; the latency printed is theirs
@@ -75,7 +75,7 @@ const { values: opt } = parseArgs({
     message: { type: 'string', default: 'single' },
     'batch-size': { type: 'string', default: '100' },
     'max-in-flight': { type: 'string', default: '500' },
-    'endpoint-concurrency': { type: 'string', default: '64' },
+    'endpoint-concurrency': { type: 'string', default: '128' },
     'hung-endpoint': { type: 'boolean', default: false },
     'hung-rate': { type: 'string', default: '20' },
     'polling-interval': { type: 'string', default: '0.5' },

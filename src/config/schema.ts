@@ -283,7 +283,7 @@ export const configSchema = {
     batch_size: { doc: 'Deliveries one worker fetches at a time.', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
     concurrency: { doc: 'Deprecated and ignored: deliveries are sent and recorded one by one, up to max_in_flight at once.', format: 'wharf-int', min: 1, max: 1000, default: 2 },
     max_in_flight: { doc: 'Deliveries one process sends at once (fetched and not yet recorded).', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
-    endpoint_concurrency: { doc: 'Deliveries of one endpoint in flight at once, across every replica: an endpoint that hangs holds at most this many slots.', format: 'wharf-int', min: 1, max: 100_000, default: 64 },
+    endpoint_concurrency: { doc: 'Deliveries of one endpoint in flight at once, across every replica: an endpoint that hangs holds at most this many slots.', format: 'wharf-int', min: 1, max: 100_000, default: 128 },
     project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },

@@ -133,10 +133,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const perProject = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
+  // A wake-up that came while a fetch was under way: the loop fetches again instead of sleeping.
+  let woken = false;
   const wake = (): void => {
     const w = sleeping;
     sleeping = null;
-    w?.();
+    if (w) w();
+    else woken = true;
   };
 
   const recorder = createRecorder(deps, emitter, (n) => {
@@ -153,6 +156,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const fetchLoop = async (): Promise<void> => {
     while (running) {
       const free = options.maxInFlight - inFlight;
+      woken = false;
       let full = false;
       if (free > 0) {
         const wanted = Math.min(options.batchSize, free);
@@ -170,6 +174,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       if (!running) break;
       // A full batch means more is waiting: fetch again at once unless every slot is taken.
       if (full && inFlight < options.maxInFlight) continue;
+      if (woken && inFlight < options.maxInFlight) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           sleeping = null;
