@@ -19,12 +19,13 @@
  * - `$exist: true` holds when the path reaches anything, null included (as Convoy's code says).
  * - `$gt $gte $lt $lte` compare numbers with numbers and strings with strings (UTF-16 order);
  *   mixed types never match (Convoy would parse "10" as a number; we do not).
- * - `$regex` searches (unanchored) and is case-sensitive, like Go's RE2 that Convoy uses. It is
- *   compiled with JavaScript's `u` flag; a leading RE2 flag group `(?i)`, `(?m)`, `(?s)` becomes
- *   a JavaScript flag and Go's `(?P<name>` becomes `(?<name>`, so Convoy patterns carry over.
- *   JavaScript backtracks where RE2 does not, so patterns are capped at 512 characters and a
- *   repeated group that itself holds a variable quantifier (`(a+)+`, `(\w+\s?)*`, `(.*,){9}`)
- *   is refused, as are backreferences. Overlapping alternatives (`(a|a)*`) are not detected.
+ * - `$regex` searches (unanchored) and is case-sensitive, in RE2's syntax and semantics, as Go's
+ *   regexp that Convoy uses: it runs on `re2js`, a linear-time engine, never on JavaScript's
+ *   backtracking RegExp, so no pattern can stall the process (`(a|a)*b`, `.*.*.*=` included).
+ *   What RE2 cannot express (backreferences, lookaround) is refused when the filter is saved.
+ *   Patterns are capped at 512 characters, and one evaluation of a filter lets its patterns read
+ *   at most 256 KiB of text in all (each string is searched in its first 64 KiB); past that budget
+ *   the remaining `$regex` tests fail, so the time one event can cost is bounded whatever it holds.
  * - Headers are flat: a key is a whole header name (dots included), matched lower-cased; a value
  *   is a string (events keep a repeated header's values joined with ", ", see headers.ts); an
  *   array handed to matchesFilter is compared like any array.
@@ -32,6 +33,8 @@
  * A filter is compiled once and cached by its JSON text (and by object identity): treat a filter
  * object as immutable once it has been matched.
  */
+
+import { RE2JS } from 're2js';
 
 /** A subscription's filter as stored: both parts optional. */
 export interface SubscriptionFilter {
@@ -49,6 +52,10 @@ type FilterEvent = { body: unknown; headers: Record<string, string | string[]> }
 const MAX_DEPTH = 16;
 const MAX_ENTRIES = 1000;
 const MAX_REGEX = 512;
+/** Of a string, the part a `$regex` searches. */
+const REGEX_SUBJECT_CHARS = 65_536;
+/** Text all the `$regex` tests of one filter evaluation may read together. */
+const REGEX_BUDGET_CHARS = 262_144;
 
 const COMPARISONS = ['$eq', '$neq', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exist', '$regex'] as const;
 type Comparison = (typeof COMPARISONS)[number];
@@ -162,9 +169,8 @@ function compileComparison(op: Comparison, x: unknown): ValuesTest | null {
       return typeof x === 'boolean' ? (found) => found.length > 0 === x : null;
     case '$regex': {
       const re = typeof x === 'string' ? compileRegex(x) : null;
-      if (!(re instanceof RegExp)) return null;
-      // No `g` or `y` flag, so `test` keeps no state between events.
-      return (found) => some(found, (v) => typeof v === 'string' && re.test(v));
+      if (re === null || typeof re === 'string') return null;
+      return (found) => some(found, (v) => typeof v === 'string' && searchWithin(re, v));
     }
     default: {
       if (typeof x !== 'number' && typeof x !== 'string') return null;
@@ -263,6 +269,7 @@ export function matchesFilter(
   if (typeof filter !== 'object') return false;
   // Routing must survive any document (getters, proxies, a missing `headers`): a throw is no match.
   try {
+    regexBudget = REGEX_BUDGET_CHARS;
     return compiledFilter(filter)(event);
   } catch {
     return false;
@@ -272,97 +279,29 @@ export function matchesFilter(
 // ---------------------------------------------------------------------------------------------
 // Regular expressions
 
-/** Index just past the character class that opens at `i`. */
-function classEnd(src: string, i: number): number {
-  let j = i + 1;
-  while (j < src.length && src[j] !== ']') j += src[j] === '\\' ? 2 : 1;
-  return j + 1;
-}
+/** What is left of the current evaluation's regex budget (evaluations never overlap: they are synchronous). */
+let regexBudget = REGEX_BUDGET_CHARS;
 
-/** Index of the first character inside the group that opens at `i`, past `?:`, `?<name>` etc. */
-function groupBodyStart(src: string, i: number): number {
-  if (src[i + 1] !== '?') return i + 1;
-  const j = i + 2;
-  if (src[j] === '<') return src[j + 1] === '=' || src[j + 1] === '!' ? j + 2 : src.indexOf('>', j) + 1;
-  if (src[j] === ':' || src[j] === '=' || src[j] === '!') return j + 1;
-  return src.indexOf(':', j) + 1; // modifiers, `(?i-m:`
-}
-
-function quantifierAt(src: string, i: number): { min: number; max: number; end: number } | null {
-  const c = src[i];
-  let q: { min: number; max: number; end: number } | null = null;
-  if (c === '*') q = { min: 0, max: Infinity, end: i + 1 };
-  else if (c === '+') q = { min: 1, max: Infinity, end: i + 1 };
-  else if (c === '?') q = { min: 0, max: 1, end: i + 1 };
-  else if (c === '{') {
-    const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i));
-    if (m) {
-      const min = Number(m[1]);
-      const max = m[2] === undefined ? min : m[3] ? Number(m[3]) : Infinity;
-      q = { min, max, end: i + m[0].length };
-    }
+function searchWithin(re: RE2JS, v: string): boolean {
+  const subject = v.length > REGEX_SUBJECT_CHARS ? v.slice(0, REGEX_SUBJECT_CHARS) : v;
+  if (subject.length > regexBudget) {
+    regexBudget = 0;
+    return false;
   }
-  if (q && src[q.end] === '?') q.end++; // lazy
-  return q;
+  regexBudget -= subject.length;
+  return re.test(subject);
 }
 
-/**
- * Why a (compiled, so well-formed) pattern risks catastrophic backtracking, or null. Catches a
- * repeated group holding a variable quantifier, the common shape of exponential patterns.
- */
-function backtrackingRisk(src: string): string | null {
-  const varies: boolean[] = [false]; // per open group: holds a variable quantifier
-  let groupJustClosedVaries = false;
-  let i = 0;
-  while (i < src.length) {
-    const c = src[i]!;
-    const afterGroup = groupJustClosedVaries;
-    groupJustClosedVaries = false;
-    if (c === '\\') {
-      const n = src[i + 1] ?? '';
-      if (/[1-9k]/.test(n)) return 'backreferences are not supported';
-      i = 'upP'.includes(n) && src[i + 2] === '{' ? src.indexOf('}', i) + 1 : i + 2;
-    } else if (c === '[') {
-      i = classEnd(src, i);
-    } else if (c === '(') {
-      varies.push(false);
-      i = groupBodyStart(src, i);
-    } else if (c === ')') {
-      groupJustClosedVaries = varies.pop() ?? false;
-      if (groupJustClosedVaries) varies[varies.length - 1] = true;
-      i++;
-    } else {
-      const q = quantifierAt(src, i);
-      if (!q) {
-        i++;
-        continue;
-      }
-      if (afterGroup && q.max > 1) return 'nested quantifiers can backtrack catastrophically';
-      if (q.max > q.min) varies[varies.length - 1] = true;
-      i = q.end;
-    }
-  }
-  return null;
-}
-
-/** The pattern compiled, or what is wrong with it. */
-function compileRegex(pattern: string): RegExp | string {
+/** The pattern compiled by RE2, or why it cannot be. */
+function compileRegex(pattern: string): RE2JS | string {
   if (pattern.length > MAX_REGEX) return `must be at most ${MAX_REGEX} characters`;
-  let source = pattern;
-  let flags = 'u';
-  const lead = /^\(\?([ims]+)\)/.exec(pattern);
-  if (lead) {
-    flags += [...new Set(lead[1])].join('');
-    source = pattern.slice(lead[0].length);
-  }
-  source = source.replace(/(?<!\\)((?:\\\\)*)\(\?P</g, '$1(?<');
-  let re: RegExp;
   try {
-    re = new RegExp(source, flags);
+    return RE2JS.compile(pattern);
   } catch (err) {
-    return `does not compile: ${(err as Error).message}`;
+    // re2js says what RE2 refused, e.g. "invalid or unsupported Perl syntax: `(?=`".
+    const reason = (err as Error).message.replace(/^error parsing regexp: /, '');
+    return `is not a pattern RE2 accepts (no backreferences or lookaround): ${reason}`;
   }
-  return backtrackingRisk(source) ?? re;
 }
 
 // ---------------------------------------------------------------------------------------------

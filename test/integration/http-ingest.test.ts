@@ -364,7 +364,7 @@ describe('subscriptions API', () => {
     expect(no.body.data.matches).toBe(false);
     const bad = await t.api('POST', '/subscriptions/test_filter', { request, filter: { body: { a: { $regex: '(' }, 'b: c': { $in: 1 } } } });
     expect(bad.status).toBe(400);
-    expect(bad.body.message).toMatch(/^filter\.body\.a\.\$regex: does not compile: .* \(and 1 more: filter\.body\.b: c\.\$in\)$/);
+    expect(bad.body.message).toMatch(/^filter\.body\.a\.\$regex: is not a pattern RE2 accepts .* \(and 1 more: filter\.body\.b: c\.\$in\)$/);
     const schema = await t.api('POST', '/subscriptions/test_filter', { request, schema: { body: { a: { $in: 1 } } } });
     expect(schema.body.message).toBe('schema.body.a.$in: must be an array');
     // Headers are seen as routing sees them: a repeated header's values joined.

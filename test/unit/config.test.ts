@@ -276,6 +276,10 @@ projects:
     [source('type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q }, forward_headers: ["bad header"]'), 'projects[0].sources[0].forward_headers[0]: must be a header name (got "bad header")'],
     ['projects: [{ id: p, sources: [{ name: "Has spaces", type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q } }] }]', 'projects[0].sources[0].id: is required when name is not 1-64 letters, digits, "_", "." or "-" (got "Has spaces")'],
     ['projects: [{ id: p, sources: [{ name: s, type: rabbitmq, rabbitmq: { url: "amqp://h", queue: q } }, { name: s, type: rabbitmq, rabbitmq: { url: "amqp://h", queue: r } }] }]', 'projects[0].sources[1].id: must be unique within the project (got "s", already used by projects[0].sources[0])'],
+    [
+      'projects: [{ id: p, endpoints: [{ id: e, url: "https://e.example/" }], subscriptions: [{ id: s, name: s, endpoint_id: e, filter_config: { filter: { body: { s: { $regex: "(?=a)b" } } } } }] }]',
+      'projects[0].subscriptions[0].filter_config.filter.body.s.$regex: is not a pattern RE2 accepts (no backreferences or lookaround): invalid or unsupported Perl syntax: `(?=`',
+    ],
   ])('rejects %j', (yaml, expected) => {
     expect(failure(yaml).message).toBe(`${file}: ${expected}`);
   });
