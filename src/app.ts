@@ -163,6 +163,7 @@ export function createApp(options: AppOptions): App {
         metrics: metrics.registry,
         httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
         management: role !== 'ingest',
+        operatorToken: config.server.operator_token,
         outbound,
         portal: {
           publicUrl: config.portal.public_url,

@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
-import { WharfError, unauthorized } from '../core/errors.ts';
+import { WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
+import { safeEqual } from '../core/hmac.ts';
 import type { Project } from '../core/types.ts';
 import type { IngestBatcher } from '../ingest/batcher.ts';
 import type { SecretBox } from '../store/crypto.ts';
@@ -44,7 +45,15 @@ export interface ApiDeps {
   outbound: OutboundDeps;
   /** The customer portal's settings (config `portal`). */
   portal: PortalOptions;
+  /**
+   * `server.operator_token`: a Bearer token that shows /readyz's details and opens /metrics
+   * ('' = neither: /readyz answers its status only and /metrics 401).
+   */
+  operatorToken: string;
 }
+
+/** Seconds a client is told to wait when the database is unreachable. */
+const RETRY_AFTER_UNAVAILABLE = 5;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -87,7 +96,19 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   // JSON only: a text/plain body is refused with 415 like any other non-JSON type.
   app.removeContentTypeParser('text/plain');
 
+  // No answer on Wharf's origin is ever sniffed into something else (a tenant's bytes into HTML);
+  // the root hook covers every route, error and 404 alike.
+  app.addHook('onSend', async (_req, res, payload) => {
+    res.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+
   app.setErrorHandler((err: unknown, req, res) => {
+    if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err }, 'database unavailable');
+      res.header('retry-after', String(RETRY_AFTER_UNAVAILABLE));
+      return reply(res, 503, 'the database is unavailable; try again shortly', { code: 'WHARF_ERR_UNAVAILABLE', field: null });
+    }
     if (err instanceof WharfError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
       return reply(res, err.status, err.message, { code: err.code, field: err.field ?? null });
@@ -110,8 +131,16 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     reply(res, 404, `no route for ${req.method} ${req.url.split('?')[0]}`, { code: 'WHARF_ERR_NO_ROUTE', field: null }),
   );
 
+  // The operator's token opens the details of /readyz and /metrics: broker hosts and error texts
+  // are not for whoever can reach the port.
+  const isOperator = (req: FastifyRequest): boolean => {
+    if (deps.operatorToken === '') return false;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    return match !== null && safeEqual(match[1]!, deps.operatorToken);
+  };
+
   app.get('/healthz', async () => ({ status: true, message: 'alive', data: null }));
-  app.get('/readyz', async (_req, res) => {
+  app.get('/readyz', async (req, res) => {
     const checks: Record<string, string> = {};
     let ready = true;
     await Promise.all(
@@ -136,11 +165,21 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       last_error: s.lastError,
       messages: s.messages,
     }));
-    return reply(res, ready ? 200 : 503, ready ? 'ready' : 'not ready', { ...checks, ...(sources ? { sources } : {}) });
+    const details = isOperator(req) ? { ...checks, ...(sources ? { sources } : {}) } : null;
+    return reply(res, ready ? 200 : 503, ready ? 'ready' : 'not ready', details);
   });
   if (deps.metrics) {
     const registry = deps.metrics;
-    app.get('/metrics', async (_req, res) => res.header('content-type', registry.contentType).send(await registry.metrics()));
+    app.get('/metrics', async (req, res) => {
+      if (!isOperator(req)) {
+        throw unauthorized(
+          deps.operatorToken === ''
+            ? '/metrics needs the operator token: set server.operator_token (WHARF_OPERATOR_TOKEN) and scrape with Authorization: Bearer <token>'
+            : 'missing or invalid operator token (Authorization: Bearer <server.operator_token>)',
+        );
+      }
+      return res.header('content-type', registry.contentType).send(await registry.metrics());
+    });
   }
 
   // Keys are looked up by hash; a short cache keeps the database off the hot path of ingest.

@@ -31,7 +31,7 @@ export interface ProjectConfig {
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface WharfConfig {
-  server: { host: string; port: number; body_limit: number };
+  server: { host: string; port: number; body_limit: number; operator_token: string };
   /** `url` '' means embedded Postgres in `data_dir`. */
   database: { url: string; pool_size: number };
   /** Absolute once loaded. */
@@ -116,6 +116,9 @@ function cidrProblem(cidr: unknown): string | null {
 
 type Bounds = convict.SchemaObj & { min: number; max: number };
 
+/** The shortest operator token taken: it guards metrics and readiness details of every project. */
+export const MIN_OPERATOR_TOKEN = 32;
+
 // Named formats, not plain functions: only a named format can bring its own coercion, and convict's
 // default coercion would parseInt "5005abc" to 5005 (or JSON.parse a string given for a list).
 // Strings reach numeric settings from the environment and from ${VAR} expansion.
@@ -147,6 +150,16 @@ const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => vo
   'wharf-text': {
     validate: (v: unknown) => {
       if (typeof v !== 'string' || v.trim() === '') reject([{ path: '', message: `must be a non-empty string${got(v)}` }]);
+    },
+    coerce: (v: string) => v,
+  },
+  'wharf-operator-token': {
+    // Sensitive: only its length is ever said.
+    validate: (v: unknown) => {
+      if (typeof v !== 'string') reject([{ path: '', message: `must be a string${kind(v)}` }]);
+      if (v !== '' && (v.length < MIN_OPERATOR_TOKEN || /\s/.test(v))) {
+        reject([{ path: '', message: `must be "" or at least ${MIN_OPERATOR_TOKEN} characters without spaces (got ${v.length} characters)` }]);
+      }
     },
     coerce: (v: string) => v,
   },
@@ -248,6 +261,13 @@ export const configSchema = {
     host: { doc: 'Address the API listens on (0.0.0.0 in a container).', format: 'wharf-text', default: '127.0.0.1', env: 'WHARF_HOST' },
     port: { doc: 'Port the API listens on (0 picks a free one).', format: 'wharf-port', default: 5005, env: 'WHARF_PORT' },
     body_limit: { doc: 'Largest request body the API accepts, in bytes.', format: 'wharf-int', min: 1, max: 104_857_600, default: 1_048_576 },
+    operator_token: {
+      doc: 'Bearer token that shows the details of /readyz and opens /metrics (at least 32 characters); "" keeps both closed.',
+      format: 'wharf-operator-token',
+      default: '',
+      env: 'WHARF_OPERATOR_TOKEN',
+      sensitive: true,
+    },
   },
   database: {
     url: {

@@ -48,3 +48,19 @@ export const conflict = (message: string, field?: string): WharfError =>
 
 export const unauthorized = (message = 'missing or invalid API key'): WharfError =>
   new WharfError('WHARF_ERR_UNAUTHORIZED', message, { status: 401 });
+
+/**
+ * Whether an error means the database cannot be reached right now (not that the request was
+ * wrong): a refused or dropped connection, a server shutting down or starting (SQLSTATE class 08,
+ * 57P01-57P03), or a pool that could not hand out a connection. Such a request is answered 503
+ * with Retry-After, and a broker batch is left for redelivery.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (/^08/.test(code) || /^57P0[123]$/.test(code))) return true;
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return true;
+    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i.test(message)) return true;
+  }
+  return false;
+}

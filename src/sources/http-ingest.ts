@@ -208,6 +208,12 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     async register(app) {
       await app.register(async (scope) => {
         scope.decorateRequest('ingestSource', null);
+        // An ingest answer may be a tenant's `custom_response`: whatever a browser makes of it, it
+        // runs nothing and reaches nothing on Wharf's origin (where portal sessions live).
+        scope.addHook('onSend', async (_req, res, payload) => {
+          res.header('content-security-policy', "sandbox; default-src 'none'; frame-ancestors 'none'");
+          return payload;
+        });
         // Any content type: the bytes are what is verified and stored.
         scope.removeAllContentTypeParsers();
         scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY }, (_req, body, done) => done(null, body));

@@ -22,6 +22,14 @@ export interface HttpSourceConfig {
   custom_response: { body: string; content_type: string } | null;
 }
 
+/**
+ * Media types a `custom_response` may declare: inert ones only. HTML, SVG and XML (which can
+ * carry XHTML) would run a tenant's markup on Wharf's origin.
+ */
+export const CUSTOM_RESPONSE_TYPES = ['text/plain', 'application/json'] as const;
+/** `type/subtype` optionally followed by `; charset=…`: nothing a browser could read as another type. */
+const CUSTOM_RESPONSE_TYPE = /^(text\/plain|application\/json)\s*(?:;\s*charset\s*=\s*"?[A-Za-z0-9._-]{1,40}"?\s*)?$/i;
+
 const KEYS = ['mask_id', 'verifier', 'event_type_location', 'idempotency_keys', 'custom_response'];
 /** An ingest URL's unguessable part: what `mask_id` must look like, and all a lookup by mask accepts. */
 export const MASK_ID = /^[A-Za-z0-9_-]{16,64}$/;
@@ -68,7 +76,12 @@ export function parseHttpSource(r: Reader, value: unknown, at: string): HttpSour
       body: r.text(c.body, `${at}.custom_response.body`, '', { max: 10_000, empty: true }),
       content_type: r.text(c.content_type, `${at}.custom_response.content_type`, 'text/plain; charset=utf-8', { max: 200 }),
     };
-    if (/[\r\n]/.test(response.content_type)) r.bad(`${at}.custom_response.content_type`, 'must be one line');
+    if (!CUSTOM_RESPONSE_TYPE.test(response.content_type)) {
+      r.bad(
+        `${at}.custom_response.content_type`,
+        `must be ${CUSTOM_RESPONSE_TYPES.join(' or ')}, optionally with "; charset=…" (answers are served from Wharf's origin, so nothing a browser would run)${got(response.content_type)}`,
+      );
+    }
   }
   return { mask_id: mask, verifier, event_type_location: location, idempotency_keys: keys, custom_response: response };
 }

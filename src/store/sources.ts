@@ -1,3 +1,4 @@
+import { conflict } from '../core/errors.ts';
 import { generateMaskId } from '../sources/http-settings.ts';
 import type { SourceDefinition } from '../sources/settings.ts';
 import type { SecretBox } from './crypto.ts';
@@ -71,10 +72,21 @@ function written(row: SourceRow, def: SourceDefinition): SourceRecord {
   return { project_id: row.project_id, id: row.id, definition: def, from_config: row.from_config, created_at: row.created_at, updated_at: row.updated_at };
 }
 
+/** An ingest URL is one source's: a mask_id another source holds (in any project) is a conflict, not a failure. */
+function maskTaken(err: unknown): never {
+  const e = err as { code?: string; constraint?: string };
+  if (e.code === '23505' && e.constraint === 'sources_mask_id_key') {
+    throw conflict('http.mask_id: another source already uses this mask_id; choose another or leave it out to get a generated one', 'http.mask_id');
+  }
+  throw err;
+}
+
 /** Creates a source; null when the project already has one with its id (the row is left alone). */
 export async function createSource(db: Queryable, box: SecretBox, projectId: string, def: SourceDefinition): Promise<SourceRecord | null> {
   const stored = withMask(def, null);
-  const { rows } = await db.query<SourceRow>(`${INSERT} ON CONFLICT (project_id, id) DO NOTHING RETURNING ${COLUMNS}`, insertParams(box, projectId, stored, false));
+  const { rows } = await db
+    .query<SourceRow>(`${INSERT} ON CONFLICT (project_id, id) DO NOTHING RETURNING ${COLUMNS}`, insertParams(box, projectId, stored, false))
+    .catch(maskTaken);
   return rows[0] ? written(rows[0], stored) : null;
 }
 
@@ -103,7 +115,7 @@ export async function saveSource(
        updated_at = clock_timestamp()
      RETURNING ${COLUMNS}`,
     insertParams(box, projectId, stored, fromConfig),
-  );
+  ).catch(maskTaken);
   return { record: written(rows[0]!, stored), changed: true };
 }
 

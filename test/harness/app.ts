@@ -40,6 +40,10 @@ export interface TestApp {
   restart(): Promise<void>;
   /** Any request to the server (path from the root, e.g. `/healthz`); no auth unless given. */
   request(method: string, path: string, options?: RequestOptions): Promise<RawResponse>;
+  /** `server.operator_token` of this app (opens /metrics and /readyz's details). */
+  operatorToken: string;
+  /** Any request with the operator's token (e.g. `/metrics`, `/readyz`). */
+  operator(method: string, path: string): Promise<RawResponse>;
   /** Calls `/api/v1/projects/{project}{path}` with that project's key. */
   api(method: string, path: string, body?: unknown, project?: string): Promise<RawResponse>;
   stop(): Promise<void>;
@@ -60,6 +64,8 @@ export interface TestAppOptions {
   portal?: Record<string, unknown>;
   /** `--role` (default all). */
   role?: Role;
+  /** The database URL Wharf is given, from the test database's (e.g. through a TcpRelay). */
+  databaseUrl?: (url: string) => string;
 }
 
 /**
@@ -75,12 +81,13 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     keys[String(p.id)] = key;
     return { ...p, api_keys: [key] };
   });
+  const operatorToken = `op_${randomBytes(24).toString('hex')}`;
   const file = join(dir, 'wharf.yaml');
   writeFileSync(
     file,
     stringify({
-      server: { host: '127.0.0.1', port: 0, ...options.server },
-      database: { url: db.url },
+      server: { host: '127.0.0.1', port: 0, operator_token: operatorToken, ...options.server },
+      database: { url: options.databaseUrl ? options.databaseUrl(db.url) : db.url },
       data_dir: join(dir, 'data'),
       log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
       // Receivers run on loopback, which the egress guard blocks unless allowed.
@@ -130,6 +137,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     keys,
     apiKey: Object.values(keys)[0]!,
     request,
+    operatorToken,
+    operator: (method, path) => request(method, path, { authorization: `Bearer ${operatorToken}` }),
     api(method, path, body, project = 'default') {
       const key = keys[project];
       if (key === undefined) throw new Error(`no project ${project} in this test app`);

@@ -760,10 +760,36 @@ describe('health and unknown routes', () => {
     expect(res.body.data).toBeNull();
   });
 
-  it('/readyz → 200 with data.database ok', async () => {
-    const res = await t.request('GET', '/readyz');
+  it('/readyz → 200 with its details for the operator only; /metrics for the operator only', async () => {
+    const res = await t.operator('GET', '/readyz');
     expectOk(res, 200);
     expect(res.body.data.database).toBe('ok');
+    // Anyone else learns the status and nothing more (issue 12: broker hosts and error texts).
+    for (const authorization of [null, 'Bearer wrong', `Bearer ${t.apiKey}`]) {
+      const anon = await t.request('GET', '/readyz', { authorization });
+      expectOk(anon, 200);
+      expect(anon.body).toEqual({ status: true, message: 'ready', data: null });
+      const metrics = await t.request('GET', '/metrics', { authorization });
+      expectError(metrics, 401);
+      expect(metrics.text).not.toContain('wharf_');
+    }
+    const metrics = await t.operator('GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toContain('wharf_');
+  });
+
+  it('every answer carries X-Content-Type-Options: nosniff', async () => {
+    const answers = await Promise.all([
+      t.request('GET', '/healthz'),
+      t.request('GET', '/readyz'),
+      t.request('GET', '/metrics'),
+      t.request('GET', '/no/such/route'),
+      t.api('GET', '/endpoints'),
+      t.request('GET', '/api/v1/projects/default/endpoints'),
+      t.request('POST', '/ingest/no-such-mask-id-0123456789', { body: {} }),
+      t.request('GET', '/portal/'),
+    ]);
+    for (const a of answers) expect(a.headers.get('x-content-type-options'), `${a.status} ${a.text.slice(0, 80)}`).toBe('nosniff');
   });
 
   it('an unknown route → 404 envelope', async () => {

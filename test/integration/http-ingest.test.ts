@@ -194,7 +194,7 @@ describe('HTTP ingest sources', () => {
     expect(reasons).toContain('X-Hub-Signature-256 header is missing');
     expect(reasons).toContain('signature does not match');
     expect(source.body.data.status.recent_failures.map((f: { reason: string }) => f.reason).join()).not.toContain(GITHUB_SECRET);
-    const metrics = (await t.request('GET', '/metrics')).text;
+    const metrics = (await t.operator('GET', '/metrics')).text;
     expect(metrics).toMatch(/wharf_ingest_requests_total\{project="inbox",source="github",outcome="unverified"\} 3/);
   });
 
@@ -269,7 +269,7 @@ describe('HTTP ingest sources', () => {
     const after = (await t.api('GET', '/sources/github', undefined, 'inbox')).body.data.status;
     expect(after.refused).toBe(before.refused + 1);
     expect(after.recent_failures[0].reason).toContain('max_body_bytes (4096)');
-    const metrics = (await t.request('GET', '/metrics')).text;
+    const metrics = (await t.operator('GET', '/metrics')).text;
     expect(metrics).toMatch(new RegExp(`wharf_ingest_requests_total\\{project="inbox",source="github",outcome="refused"\\} ${after.refused}\\b`));
   });
 });

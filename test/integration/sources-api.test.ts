@@ -147,12 +147,12 @@ describe('sources API', () => {
     queues.push(q);
     const id = (await t.api('POST', '/sources', { name: 'doomed', type: 'rabbitmq', rabbitmq: { url: AMQP, queue: q } })).body.data.uid;
     await eventually(() => state(id), (s) => s === 'running', 20_000, 'running');
-    const ready = await t.request('GET', '/readyz');
+    const ready = await t.operator('GET', '/readyz');
     expect(ready.body.data.sources.map((s: { id: string }) => s.id)).toContain(id);
 
     expect((await t.api('DELETE', `/sources/${id}`)).status).toBe(200);
     expect((await t.api('GET', `/sources/${id}`)).status).toBe(404);
-    expect((await t.request('GET', '/readyz')).body.data.sources.map((s: { id: string }) => s.id)).not.toContain(id);
+    expect((await t.operator('GET', '/readyz')).body.data.sources.map((s: { id: string }) => s.id)).not.toContain(id);
     await publish(q, event(4));
     await new Promise((r) => setTimeout(r, 1000));
     expect(await depth(q)).toBe(1);
@@ -185,7 +185,7 @@ describe('sources API', () => {
   });
 
   it('/metrics shows each source state and message counts', async () => {
-    const text = (await t.request('GET', '/metrics')).text;
+    const text = (await t.operator('GET', '/metrics')).text;
     expect(text).toMatch(/wharf_source_state\{project="default",source="from-yaml",type="rabbitmq",state="running"\} 1/);
     expect(text).toMatch(/wharf_source_messages_total\{project="default",source="from-yaml",type="rabbitmq",outcome="stored"\} 1/);
     expect(text).toContain('wharf_source_in_flight');

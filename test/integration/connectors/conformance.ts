@@ -77,7 +77,7 @@ export function describeConformance(fixture: BrokerFixture): void {
       const seqs = () => new Set(receiver.requests.map((r) => (JSON.parse(r.body.toString()) as { seq?: number }).seq).filter((s) => s !== undefined));
       await eventually(async () => seqs().size, (n) => n === 1000, 45_000, '1000 deliveries');
 
-      const metrics = (await t.request('GET', '/metrics')).text;
+      const metrics = (await t.operator('GET', '/metrics')).text;
       const line = metrics.split('\n').find((l) => l.startsWith('wharf_source_messages_total') && l.includes(`source="${id}"`) && l.includes('outcome="stored"'));
       expect(line?.split(' ').at(-1)).toBe('1000');
     });
