@@ -102,6 +102,18 @@ function limited(limit: number, over: () => void): Transform {
 const tooLarge = (limit: number): WharfError =>
   new WharfError('WHARF_ERR_TOO_LARGE', `request body is larger than this source's max_body_bytes (${limit})`, { status: 413 });
 
+/**
+ * Where a provider puts the id that stays the same across its retries, used when a source names
+ * no `idempotency_keys`: a replay (within a signature's tolerance, or a provider's retry) is then
+ * stored once.
+ */
+const PROVIDER_IDEMPOTENCY: Partial<Record<HttpSourceConfig['verifier']['type'], Location[]>> = {
+  standard_webhooks: [{ header: 'webhook-id' }],
+  github: [{ header: 'x-github-delivery' }],
+  shopify: [{ header: 'x-shopify-webhook-id' }],
+  stripe: [{ body: 'id' }],
+};
+
 export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
   const cache = new Map<string, { record: SourceRecord | null; at: number }>();
   const stats = new Map<string, HttpIngestStats>();
@@ -168,7 +180,8 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
       throw new WharfError('WHARF_ERR_INVALID', `event type: the request has no ${where}`, { status: 400 });
     }
     // A provider's retry carries the same delivery id: the same key, so no second event.
-    const parts = http.idempotency_keys.map((l) => read(l, parsed, headers, query));
+    const keys = http.idempotency_keys.length > 0 ? http.idempotency_keys : (PROVIDER_IDEMPOTENCY[http.verifier.type] ?? []);
+    const parts = keys.map((l) => read(l, parsed, headers, query));
     const idempotency = parts.some((p) => p !== undefined)
       ? `${def.id}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex')}`
       : null;

@@ -234,6 +234,11 @@ describe('HTTP ingest sources', () => {
     const headers = { 'content-type': 'application/json', 'webhook-id': msgId, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signature };
     expect((await t.request('POST', urls.stdhooks!, { raw: payload, headers })).status).toBe(200);
     expect((await t.request('POST', urls.stdhooks!, { raw: payload.replace('42', '43'), headers })).status).toBe(401);
+    // A replay within the tolerance (same webhook-id, still validly signed) is stored once: the
+    // source names no idempotency_keys, so webhook-id is the key.
+    const replay = await t.request('POST', urls.stdhooks!, { raw: payload, headers });
+    expect(replay.status).toBe(200);
+    expect(replay.body.data.duplicate).toBe(true);
     expect((await events('stdhooks')).map((e) => e.event_type)).toEqual(['invoice.paid']);
   });
 
