@@ -17,6 +17,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -493,7 +494,7 @@ interface HungLoad {
  * to it at --hung-rate: the dispatcher's slots held by one endpoint that hangs (issue 12).
  */
 async function startHungLoad(baseUrl: string, apiKey: string): Promise<HungLoad> {
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   let accepted = 0;
   let open = 0;
   const server = createServer((req, res) => {
@@ -507,7 +508,7 @@ async function startHungLoad(baseUrl: string, apiKey: string): Promise<HungLoad>
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as import('node:net').AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
   const res = await request(`${baseUrl}/api/v1/projects/default/endpoints`, {
     method: 'POST',

@@ -15,6 +15,7 @@ import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.
 import { createAlertQueue, workAlerts } from './dispatch/alerts.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
 import { createIngestBatcher } from './ingest/batcher.ts';
+import type { IngestLimits } from './ingest/limits.ts';
 import { loadSecretBox, type SecretBox } from './store/crypto.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
 import { migrate } from './store/migrate.ts';
@@ -132,9 +133,10 @@ export function createApp(options: AppOptions): App {
       });
     }
 
+    const limits: IngestLimits = { maxJsonDepth: config.ingest.max_json_depth };
     if (role === 'all' || role === 'ingest') {
       sources = createSourceManager(
-        { pool: db, boss, box, logger, onResults: metrics.sourceResults },
+        { pool: db, boss, box, logger, limits, onResults: metrics.sourceResults },
         { reloadIntervalMs: config.ingest.reload_interval * 1000, stopTimeoutMs: config.ingest.shutdown_timeout * 1000 },
       );
       metrics.watchSources(() => sources?.status() ?? []);
@@ -146,12 +148,13 @@ export function createApp(options: AppOptions): App {
     if (role !== 'dispatch') {
       // Two transactions: one commits while the next group forms. More would split the same
       // events into smaller groups and pay more round trips per event (bench/README.md).
-      const ingest = createIngestBatcher({ pool: db, boss }, { maxBatch: 200, maxInFlight: 2 });
+      const ingest = createIngestBatcher({ pool: db, boss, limits }, { maxBatch: 200, maxInFlight: 2 });
       server = await buildServer({
         pool: db,
         boss,
         box,
         ingest,
+        limits,
         logger,
         bodyLimit: config.server.body_limit,
         readiness: {
@@ -161,7 +164,7 @@ export function createApp(options: AppOptions): App {
         },
         sources,
         metrics: metrics.registry,
-        httpIngest: createHttpIngest({ pool: db, box, ingest, logger, onOutcome: metrics.ingestRequest }),
+        httpIngest: createHttpIngest({ pool: db, box, ingest, limits, logger, onOutcome: metrics.ingestRequest }),
         management: role !== 'ingest',
         operatorToken: config.server.operator_token,
         outbound,

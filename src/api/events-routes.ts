@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MAX_JSON_DEPTH_LIMIT, textDeeperThan } from '../ingest/limits.ts';
 import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { EventRecord, MessageType } from '../core/types.ts';
@@ -31,7 +32,9 @@ export function presentEvent(e: EventRow): Json {
     custom_headers: e.custom_headers,
     // What the request or broker message carried (credential headers are dropped at ingest).
     ...(e.headers === undefined ? {} : { headers: e.headers }),
-    data: JSON.parse(e.data) as unknown,
+    // An event stored before depth was bounded at ingest could be too deep to serialise again;
+    // it is shown as its JSON text rather than failing the whole page.
+    ...(textDeeperThan(e.data, MAX_JSON_DEPTH_LIMIT) ? { data: e.data, data_is_text: true } : { data: JSON.parse(e.data) as unknown }),
     created_at: e.created_at,
   };
 }
@@ -50,7 +53,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const { pool, ingest } = deps;
 
   const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => {
-    const input = readEnvelope(req.body, { project_id: req.project.id, source_id: null, message_type: type, strict: true });
+    const input = readEnvelope(req.body, { project_id: req.project.id, source_id: null, message_type: type, strict: true, limits: deps.limits });
     const outcome = await ingest.submit(input);
     switch (outcome!.status) {
       case 'rejected':

@@ -6,6 +6,7 @@ import { WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.
 import { safeEqual } from '../core/hmac.ts';
 import type { Project } from '../core/types.ts';
 import type { IngestBatcher } from '../ingest/batcher.ts';
+import type { IngestLimits } from '../ingest/limits.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { hashApiKey } from '../store/crypto.ts';
 import { getProject, projectForKeyHash } from '../store/projects.ts';
@@ -31,6 +32,8 @@ export interface ApiDeps {
   ingest: IngestBatcher;
   logger: Logger;
   bodyLimit: number;
+  /** What every event must satisfy before it is stored (config `ingest`). */
+  limits: IngestLimits;
   /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */
   readiness: Record<string, () => Promise<void>>;
   /** The broker sources this process runs; null where its role runs none (other replicas pick changes up). */

@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT } from '../ingest/limits.ts';
 import { ALERT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
@@ -44,7 +45,7 @@ export interface WharfConfig {
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
   dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
-  ingest: { reload_interval: number; shutdown_timeout: number };
+  ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
   portal: { public_url: string; session_minutes: number; frame_ancestors: string };
   projects: ProjectConfig[];
@@ -312,6 +313,13 @@ export const configSchema = {
   ingest: {
     reload_interval: { doc: 'Seconds between checks for sources added, changed or removed (by the API of another replica, or the YAML).', format: 'wharf-number', min: 0.1, max: 3600, default: 2 },
     shutdown_timeout: { doc: 'Seconds a stop waits for broker messages in flight to be stored and acked.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
+    max_json_depth: {
+      doc: "Deepest nesting of objects and arrays an event's data may have; deeper is refused at every ingress (400, or a dead letter).",
+      format: 'wharf-int',
+      min: 1,
+      max: MAX_JSON_DEPTH_LIMIT,
+      default: DEFAULT_MAX_JSON_DEPTH,
+    },
   },
   portal: {
     public_url: { doc: 'Base URL customers reach Wharf at, used in portal links (e.g. https://hooks.example.com); "" = the address the API listens on.', format: 'wharf-public-url', default: '', env: 'WHARF_PORTAL_URL' },

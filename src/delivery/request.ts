@@ -38,19 +38,36 @@ export function bodyFor(data: string, contentType: EndpointContentType = 'applic
   return contentType === 'application/x-www-form-urlencoded' ? formEncode(JSON.parse(data)) : data;
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * A value that can go out in a header whatever it holds: ingest refuses event types and custom
+ * headers that could not, but an event stored before those checks must not fail every attempt,
+ * so anything outside visible ASCII and space is percent-encoded (UTF-8), as RFC 8187 does.
+ */
+export function headerSafe(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) ? value : value.replace(/[^\x20-\x7e]/gu, (c) => {
+        try {
+          return encodeURIComponent(c);
+        } catch {
+          return '%EF%BF%BD'; // a lone surrogate: U+FFFD
+        }
+      });
+}
+
 /** Fixes the body once and signs exactly those bytes. */
 export function buildRequest(w: OutgoingWebhook): { headers: Record<string, string>; body: Buffer } {
   const form = w.contentType === 'application/x-www-form-urlencoded';
   const body = Buffer.from(bodyFor(w.data, w.contentType), 'utf8');
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(w.customHeaders)) {
-    if (!RESERVED_HEADERS.has(k.toLowerCase())) headers[k] = v;
+    if (!RESERVED_HEADERS.has(k.toLowerCase()) && HEADER_NAME.test(k)) headers[k] = headerSafe(v);
   }
   headers['content-type'] = form ? 'application/x-www-form-urlencoded' : 'application/json';
   headers['user-agent'] = USER_AGENT;
   headers['x-wharf-event-id'] = w.eventId;
   headers['x-wharf-delivery-id'] = w.deliveryId;
-  headers['x-wharf-event-type'] = w.eventType;
+  headers['x-wharf-event-type'] = headerSafe(w.eventType);
   // A custom header named like the signature header in another case must not ride along.
   const signed = withHeaders(
     headers,

@@ -5,6 +5,7 @@
  * acked and the broker redelivers; a failure caused by one message's content dead-letters that
  * message alone, so it cannot block the ones after it.
  */
+import { checkDepth, checkEventType, type IngestLimits } from './limits.ts';
 import type { AcceptResult, BrokerMessage, Sink } from '../core/connector.ts';
 import { WharfError } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
@@ -24,7 +25,7 @@ export interface BrokerSource {
 type Prepared = { ok: true; input: EventInput } | { ok: false; code: string; reason: string };
 
 /** Why a message cannot become an event, or the event it becomes. */
-export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage, 'id' | 'body' | 'headers'>): Prepared {
+export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage, 'id' | 'body' | 'headers'>, limits: IngestLimits): Prepared {
   const def = source.definition;
   if (message.body.length > def.max_body_bytes) {
     return {
@@ -50,13 +51,15 @@ export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage
       if (!eventType) {
         return { ok: false, code: 'WHARF_ERR_INVALID', reason: `event_type: the message has no ${def.event_type_header} header and the source sets no event_type` };
       }
+      checkEventType(eventType, def.event_type_header ? `${def.event_type_header} header` : 'event_type');
+      checkDepth(text, 'body', limits, true);
       return {
         ok: true,
         input: {
           project_id: source.project_id,
           source_id: def.id,
           message_type: 'broadcast',
-          event_type: eventType.slice(0, 200),
+          event_type: eventType,
           // The producer's bytes, unchanged: they are what endpoints receive and what is signed.
           data: text,
           custom_headers: forwarded,
@@ -71,6 +74,7 @@ export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage
       message_type: null,
       headers,
       strict: false,
+      limits,
     });
     return {
       ok: true,
@@ -165,7 +169,7 @@ export interface BrokerSinkOptions {
 export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options: BrokerSinkOptions = {}): Sink {
   const accept = async (messages: BrokerMessage[]): Promise<AcceptResult[]> => {
     if (messages.length === 0) return [];
-    const prepared = messages.map((m) => prepareMessage(source, m));
+    const prepared = messages.map((m) => prepareMessage(source, m, deps.limits));
     let results: AcceptResult[];
     try {
       results = await storeBatch(deps, source, messages, prepared);
@@ -227,7 +231,7 @@ export async function replayDeadLetter(
     if (letter.replayed_at) return { status: 'already_replayed', event_id: letter.event_id };
     const source = await sourceOf(db, projectId, letter.source_id);
     if (!source) return { status: 'source_gone' };
-    const prepared = prepareMessage(source, { id: letter.broker_id, body: letter.body, headers: letter.headers });
+    const prepared = prepareMessage(source, { id: letter.broker_id, body: letter.body, headers: letter.headers }, deps.limits);
     let result: ReplayResult;
     if (!prepared.ok) result = { status: 'rejected', code: prepared.code, reason: prepared.reason };
     else {

@@ -7,6 +7,7 @@ import { WharfError, invalid } from '../core/errors.ts';
 import type { EventInput, MessageType } from '../core/types.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { headers as readHeaders, object, onlyKeys, string } from '../api/validate.ts';
+import { checkDepth, checkEventType, checkPrintable, type IngestLimits } from './limits.ts';
 
 const COMMON = ['event_type', 'data', 'custom_headers', 'idempotency_key'] as const;
 const MESSAGE_TYPES: readonly MessageType[] = ['single', 'fanout', 'broadcast'];
@@ -22,6 +23,7 @@ export interface EnvelopeOptions {
   headers?: Record<string, string>;
   /** REST refuses fields it does not know; broker messages may carry more and keep going. */
   strict: boolean;
+  limits: IngestLimits;
 }
 
 /** Convoy's event envelope: `{endpoint_id?, owner_id?, event_type, data, custom_headers?, idempotency_key?}`. */
@@ -33,20 +35,28 @@ export function readEnvelope(raw: unknown, opts: EnvelopeOptions): EventInput {
     const target = type === 'single' ? ['endpoint_id'] : type === 'fanout' ? ['owner_id'] : [];
     onlyKeys(body, [...target, ...COMMON]);
   }
-  const eventType = string(body, 'event_type', { required: true, max: 200 })!;
+  const eventType = checkEventType(string(body, 'event_type', { required: true })!, 'event_type');
   if (!('data' in body) || body.data === undefined) throw invalid('data', 'is required');
+  // Before it is serialised: JSON.stringify recurses, and every reader after it would too.
+  checkDepth(body.data, 'data', opts.limits);
+  const printable = (key: string, max: number): string | null => {
+    const optional = key === 'idempotency_key';
+    const v = string(body, key, { required: !optional, max, empty: optional });
+    // Convoy's clients send "" for a key they do not set: empty means absent.
+    return v === undefined || v === '' ? null : checkPrintable(v, key);
+  };
   // The routing header chose the type; it is not sent on to endpoints.
   for (const name of Object.keys(custom)) if (name.toLowerCase() === MESSAGE_TYPE_HEADER) delete custom[name];
   return {
     project_id: opts.project_id,
     source_id: opts.source_id,
     message_type: type,
-    endpoint_id: type === 'single' ? string(body, 'endpoint_id', { required: true, max: 200 })! : null,
-    owner_id: type === 'fanout' ? string(body, 'owner_id', { required: true, max: 200 })! : null,
+    endpoint_id: type === 'single' ? printable('endpoint_id', 200) : null,
+    owner_id: type === 'fanout' ? printable('owner_id', 200) : null,
     event_type: eventType,
     data: JSON.stringify(body.data),
     custom_headers: custom,
-    idempotency_key: string(body, 'idempotency_key', { max: 500 }) ?? null,
+    idempotency_key: printable('idempotency_key', 500),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
 import { refKey } from '../store/endpoints.ts';
 import { routeBatch } from './route.ts';
+import type { IngestLimits } from './limits.ts';
 
 export type IngestOutcome =
   | { status: 'stored'; event_id: string; deliveries: number }
@@ -16,6 +17,8 @@ export type IngestOutcome =
 export interface IngestDeps {
   pool: pg.Pool;
   boss: PgBoss;
+  /** What every event must satisfy before it is stored (limits.ts). */
+  limits: IngestLimits;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { SecretBox } from '../store/crypto.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { sourceByMask, type SourceRecord } from '../store/sources.ts';
 import { MASK_ID, type HttpSourceConfig, type Location } from './http-settings.ts';
+import { checkDepth, checkEventType, type IngestLimits } from '../ingest/limits.ts';
 import { verify } from './verifiers/index.ts';
 
 /** The most any source may allow (its `max_body_bytes` is checked as the body arrives). */
@@ -45,6 +46,7 @@ export interface HttpIngestDeps {
   pool: Queryable;
   box: SecretBox;
   ingest: IngestBatcher;
+  limits: IngestLimits;
   logger: Logger;
   /** Told of each request's outcome (metrics). */
   onOutcome?: (source: { project_id: string; id: string }, outcome: string) => void;
@@ -179,6 +181,14 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
       fail(req, record, 'refused', `no event type at ${where}`);
       throw new WharfError('WHARF_ERR_INVALID', `event type: the request has no ${where}`, { status: 400 });
     }
+    // What the provider sent must be storable and deliverable, or it is refused here, named.
+    try {
+      checkEventType(eventType, http.event_type_location ? describe(http.event_type_location) : 'event_type');
+      checkDepth(text, 'body', deps.limits, true);
+    } catch (err) {
+      fail(req, record, 'refused', (err as Error).message);
+      throw err;
+    }
     // A provider's retry carries the same delivery id: the same key, so no second event.
     const keys = http.idempotency_keys.length > 0 ? http.idempotency_keys : (PROVIDER_IDEMPOTENCY[http.verifier.type] ?? []);
     const parts = keys.map((l) => read(l, parsed, headers, query));
@@ -195,7 +205,7 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
       project_id: record.project_id,
       source_id: def.id,
       message_type: 'broadcast',
-      event_type: eventType.slice(0, 200),
+      event_type: eventType,
       data: text,
       custom_headers: forwardedHeaders(stored, def.forward_headers),
       idempotency_key: idempotency,

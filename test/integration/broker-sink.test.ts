@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_JSON_DEPTH } from '../../src/ingest/limits.ts';
 import type { BrokerMessage } from '../../src/core/connector.ts';
 import { createBrokerSink, type BrokerSource } from '../../src/ingest/broker-sink.ts';
 import { createPool } from '../../src/store/pool.ts';
+
+const LIMITS = { maxJsonDepth: DEFAULT_MAX_JSON_DEPTH };
 import { startTestApp, type TestApp } from '../harness/app.ts';
 
 const source = (over: Partial<BrokerSource['definition']> = {}): BrokerSource => ({
@@ -41,7 +44,7 @@ describe('broker sink (real Postgres)', () => {
   });
   afterAll(async () => t?.stop());
 
-  const sink = (s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss }, s);
+  const sink = (s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS }, s);
 
   it('dead-letters only the message the database refuses, stores the rest, and a redelivery changes nothing', async () => {
     // Postgres text cannot hold NUL: the statement fails for this message's data alone.
@@ -84,7 +87,7 @@ describe('broker sink (real Postgres)', () => {
   it('rejects the whole batch, storing nothing, when the database cannot be reached', async () => {
     const away = createPool('postgres://wharf@127.0.0.1:1/test', { max: 1 });
     try {
-      const s = createBrokerSink({ pool: away, boss: t.app.boss }, source());
+      const s = createBrokerSink({ pool: away, boss: t.app.boss, limits: LIMITS }, source());
       await expect(s.accept([good(30), good(31)])).rejects.toThrow(/ECONNREFUSED|connect/);
     } finally {
       await away.end();

@@ -50,7 +50,7 @@ describe('source manager: credentials in broker texts', () => {
     });
     expect(issues).toEqual([]);
     await saveSource(pool, box, 'p', source!, false);
-    manager = createSourceManager({ pool, boss: {} as PgBoss, box, logger }, { reloadIntervalMs: 60_000, stopTimeoutMs: 1_000 });
+    manager = createSourceManager({ pool, boss: {} as PgBoss, box, logger, limits: { maxJsonDepth: 128 } }, { reloadIntervalMs: 60_000, stopTimeoutMs: 1_000 });
     await manager.start();
 
     const [status] = await until(() => manager!.status(), (s) => s[0]?.lastError != null, 'an error in status()', 15_000);

@@ -59,14 +59,14 @@ describe('loadConfig', () => {
   it('applies every default to an empty file', () => {
     const config = load('');
     expect(config).toEqual({
-      server: { host: '127.0.0.1', port: 5005, body_limit: 1_048_576 },
+      server: { host: '127.0.0.1', port: 5005, body_limit: 1_048_576, operator_token: '' },
       database: { url: '', pool_size: 10 },
       data_dir: join(dir, 'data'),
       encryption_key: '',
       log: { level: 'info' },
       egress: { allow: [], block: [] },
       dispatch: { batch_size: 100, concurrency: 2, max_in_flight: 500, endpoint_concurrency: 128, project_concurrency: 250, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
-      ingest: { reload_interval: 2, shutdown_timeout: 30 },
+      ingest: { reload_interval: 2, shutdown_timeout: 30, max_json_depth: 128 },
       portal: { public_url: '', session_minutes: 60, frame_ancestors: "'none'" },
       projects: [],
     });
@@ -267,6 +267,8 @@ projects:
     [endpoint('content_type: text/xml'), 'projects[0].endpoints[1].content_type: must be one of application/json, application/x-www-form-urlencoded (got "text/xml")'],
     [endpoint('rate_limit_duration: 0'), 'projects[0].endpoints[1].rate_limit_duration: must be an integer from 1 to 86400 (got 0)'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
+    ['ingest: { max_json_depth: 0 }', 'ingest.max_json_depth: must be an integer from 1 to 1000 (got 0)'],
+    ['server: { operator_token: short-token }', 'server.operator_token: must be "" or at least 32 characters without spaces (got 11 characters)'],
     [source('type: mqtt'), 'projects[0].sources[0].type: must be one of kafka, sqs, pubsub, rabbitmq, http (got "mqtt")'],
     [source('type: rabbitmq'), 'projects[0].sources[0].rabbitmq: is required: the rabbitmq settings of this source'],
     [source('type: rabbitmq, rabbitmq: { queue: q }'), 'projects[0].sources[0].rabbitmq.url: is required: an amqp:// or amqps:// URL'],
