@@ -6,9 +6,9 @@ import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type Delive
 import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { filterText, pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import type { Json } from './validate.ts';
+import { object, type Json } from './validate.ts';
 
 const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d });
 
@@ -31,7 +31,9 @@ export async function deliveryAttempts(db: Queryable, deliveryId: string): Promi
 
 /** `status` as a list (repeated or comma-separated), each of `allowed`, or 400 naming the field. */
 function statusList(value: unknown, allowed: readonly DeliveryStatus[]): DeliveryStatus[] {
-  const list = (Array.isArray(value) ? value : String(value).split(',')).map(String);
+  const given = Array.isArray(value) ? value : [value];
+  if (!given.every((v) => typeof v === 'string')) throw invalid('status', `must be a comma-separated list of ${allowed.join(', ')}`);
+  const list = (given as string[]).flatMap((v) => v.split(','));
   for (const s of list) {
     if (!allowed.includes(s as DeliveryStatus)) throw invalid('status', `must be one of ${allowed.join(', ')} (got ${JSON.stringify(s)})`);
   }
@@ -68,15 +70,18 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).
   app.post('/eventdeliveries/batchretry', async (req, res) => {
-    const q = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
+    const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
+    const q = { ...(req.query as Record<string, unknown>), ...body };
     const statuses: DeliveryStatus[] = q.status === undefined ? ['failure', 'discarded'] : statusList(q.status, RESENDABLE);
+    // Every filter is read strictly: one that cannot be read is a 400, never a wider retry.
     const time = (key: string): string | null => {
-      if (q[key] === undefined) return null;
-      const d = new Date(String(q[key]));
-      if (Number.isNaN(d.getTime())) throw invalid(key, `must be an ISO 8601 time (got ${JSON.stringify(q[key])})`);
+      const v = filterText(q, key);
+      if (v === null) return null;
+      const d = new Date(v);
+      if (Number.isNaN(d.getTime())) throw invalid(key, `must be an ISO 8601 time (got ${JSON.stringify(v)})`);
       return d.toISOString();
     };
-    const text = (key: string): string | null => (typeof q[key] === 'string' && q[key] !== '' ? (q[key] as string) : null);
+    const text = (key: string): string | null => filterText(q, key);
     const data = await withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ t: Date }>('SELECT clock_timestamp() AS t');
       const filter: BatchRetryFilter = {

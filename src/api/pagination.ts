@@ -76,7 +76,24 @@ export async function pageByIdDesc<T extends { id: string }>(
   return toPage(rows, query.page.perPage, (r) => r.id);
 }
 
-/** Filters for the string query parameters named in `keys` that are present. */
+/**
+ * A filter's text value: null when absent or "" (Convoy's clients send empty for unset), the
+ * string when it is one, and a 400 naming the key for anything else (a number, an object, a
+ * repeated parameter): a filter that cannot be read must never quietly widen to everything.
+ */
+export function filterText(q: Record<string, unknown>, key: string): string | null {
+  const v = q[key];
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string') {
+    throw invalid(key, `must be a string (got ${Array.isArray(v) ? 'a list: give it once' : v === null ? 'null' : typeof v})`);
+  }
+  return v;
+}
+
+/** Filters for the query parameters named in `keys` that are present; see `filterText`. */
 export function stringFilters(q: Record<string, unknown>, keys: readonly string[]): ColumnFilter[] {
-  return keys.filter((k) => typeof q[k] === 'string').map((k) => ({ column: k, value: q[k] }));
+  return keys.flatMap((k) => {
+    const value = filterText(q, k);
+    return value === null ? [] : [{ column: k, value }];
+  });
 }

@@ -1,0 +1,59 @@
+/**
+ * A filter that cannot be read is a 400 naming it, never a quietly wider operation (issue 12):
+ * `batchretry` with a number or an object where a string belongs used to retry every failed
+ * delivery of the project; list filters given twice used to be dropped.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+
+describe('strict filters', () => {
+  let t: TestApp;
+  let failed = '';
+  beforeAll(async () => {
+    t = await startTestApp({ projects: [{ id: 'default', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }], retry: { retry_count: 0 } }] });
+    const ev = await t.api('POST', '/events', { endpoint_id: 'ep', event_type: 'strict.test', data: {} });
+    expect(ev.status).toBe(201);
+    // The endpoint refuses connections and retry_count is 0: one attempt, then failure.
+    await vi.waitFor(
+      async () => {
+        const list = (await t.api('GET', '/eventdeliveries?status=failure')).body.data.content;
+        if (list.length !== 1) throw new Error('not failed yet');
+        failed = list[0].id;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+  });
+  afterAll(async () => t?.stop());
+
+  it.each([
+    [{ endpoint_id: 5 }, 'endpoint_id'],
+    [{ endpoint_id: { $ne: 'x' } }, 'endpoint_id'],
+    [{ event_type: ['a', 'b'] }, 'event_type'],
+    [{ status: { $ne: 1 } }, 'status'],
+    [{ status: [1] }, 'status'],
+    [{ start_date: 5 }, 'start_date'],
+  ])('batchretry refuses %j naming the field, and retries nothing', async (body, field) => {
+    const res = await t.api('POST', '/eventdeliveries/batchretry', body);
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.data.field).toBe(field);
+    expect((await t.api('GET', `/eventdeliveries/${failed}`)).body.data.status).toBe('failure');
+  });
+
+  it('batchretry refuses a body that is not an object', async () => {
+    const res = await t.request('POST', '/api/v1/projects/default/eventdeliveries/batchretry', {
+      raw: '[1]',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.apiKey}` },
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it('a list filter given twice is refused, not dropped', async () => {
+    const res = await t.api('GET', '/eventdeliveries?endpoint_id=ep&endpoint_id=other');
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.data.field).toBe('endpoint_id');
+    expect((await t.api('GET', '/events?event_type=a&event_type=b')).status).toBe(400);
+    // Given once, or empty (unset, as Convoy's clients send it), it works.
+    expect((await t.api('GET', '/eventdeliveries?endpoint_id=ep')).body.data.content).toHaveLength(1);
+    expect((await t.api('GET', '/eventdeliveries?endpoint_id=')).body.data.content).toHaveLength(1);
+  });
+});
