@@ -7,8 +7,10 @@
  * rebalances or Wharf stops is fetched again from the committed offset and deduplicated downstream.
  */
 import type * as KafkaJsModule from 'kafkajs';
-import type { Admin, EachBatchPayload, IHeaders, Kafka, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import type { Admin, EachBatchPayload, IHeaders, ISocketFactory, Kafka, KafkaMessage, LogEntry, SASLOptions } from 'kafkajs';
+import { Socket, connect as netConnect } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { backoffMs, sleep, within } from '../src/core/backoff.ts';
 import type {
   BrokerMessage,
@@ -19,6 +21,7 @@ import type {
   ConnectorModule,
   ConnectorState,
   Sink,
+  EgressGuard,
 } from '../src/core/connector.ts';
 import type { Reader } from '../src/core/settings.ts';
 import { absent, got } from '../src/core/settings.ts';
@@ -253,6 +256,26 @@ function kafkaOptions(config: KafkaConfig): { ssl?: ConnectionOptions | boolean;
 }
 
 /**
+ * kafkajs's own socket factory, with the egress guard: names are resolved through its `lookup`,
+ * and an IP literal (which net.connect dials without a lookup) is judged before any socket opens.
+ */
+function guardedSockets(egress: EgressGuard): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    const refused = egress.refusal(host);
+    if (refused) {
+      const socket = new Socket();
+      process.nextTick(() => socket.destroy(refused));
+      return socket;
+    }
+    const socket = ssl
+      ? tlsConnect({ host, port, servername: host, ...(typeof ssl === 'object' ? ssl : {}), lookup: egress.lookup }, onConnect)
+      : netConnect({ host, port, lookup: egress.lookup }, onConnect);
+    socket.setKeepAlive(true, 60_000);
+    return socket;
+  };
+}
+
+/**
  * kafkajs log lines go to Wharf's logger, warnings and errors only, with plain fields (no stacks).
  * Credentials in them are the logger's to scrub (the source manager's logger does).
  */
@@ -307,6 +330,8 @@ class KafkaConnector implements Connector {
       clientId: config.client_id,
       brokers: config.brokers,
       ...kafkaOptions(config),
+      // Every broker the cluster's metadata names is dialled through the egress policy too.
+      socketFactory: guardedSockets(deps.egress),
       connectionTimeout: 3_000,
       // kafkajs retries each request a few times itself; longer outages are the connector's loop.
       retry: { initialRetryTime: 300, maxRetryTime: 10_000, retries: 3 },
@@ -566,6 +591,10 @@ class KafkaConnector implements Connector {
 export const connector: ConnectorModule<KafkaConfig> = {
   type: 'kafka',
   secretKeys: ['sasl.password'],
+  addresses: (c) => {
+    const cluster = [...c.brokers].map((b) => b.toLowerCase()).sort().join(',');
+    return c.topics.map((t) => `kafka://${cluster}/${encodeURIComponent(t)}?group=${encodeURIComponent(c.consumer_group)}`);
+  },
   parse,
   async create(config, deps) {
     const mod = (await import('kafkajs')) as KafkaJs & { default?: KafkaJs };

@@ -26,8 +26,10 @@ export interface PubSubConfig {
   project_id: string;
   /** A subscription id of `project_id`, or a full `projects/<p>/subscriptions/<s>` name. */
   subscription: string;
-  /** Service-account key (the JSON file's fields); null: Application Default Credentials. */
+  /** Service-account key (the JSON file's fields); null with an emulator or `use_default_credentials`. */
   credentials: Record<string, unknown> | null;
+  /** Application Default Credentials: Wharf's own Google identity, which only the config file may lend. */
+  use_default_credentials: boolean;
   /** `host[:port]` of the Pub/Sub API instead of pubsub.googleapis.com, over TLS. */
   api_endpoint: string | null;
   /** `host:port` of an emulator (plaintext, no credentials); PUBSUB_EMULATOR_HOST does the same process-wide. */
@@ -48,6 +50,7 @@ const KEYS = [
   'project_id',
   'subscription',
   'credentials',
+  'use_default_credentials',
   'api_endpoint',
   'emulator_host',
   'max_messages',
@@ -92,6 +95,7 @@ function parse(r: Reader, value: unknown, at: string): PubSubConfig {
     project_id: '',
     subscription: '',
     credentials: null,
+    use_default_credentials: false,
     api_endpoint: null,
     emulator_host: null,
     ...DEFAULTS,
@@ -130,6 +134,14 @@ function parse(r: Reader, value: unknown, at: string): PubSubConfig {
   if (out.api_endpoint !== null && out.emulator_host !== null) {
     r.bad(`${at}.emulator_host`, 'cannot be combined with api_endpoint: an emulator is reached without TLS, an API endpoint with it');
   }
+  out.use_default_credentials = r.boolean(b.use_default_credentials, `${at}.use_default_credentials`, false);
+  if (out.credentials === null && out.emulator_host === null && !out.use_default_credentials && (absent(b.credentials) || b.credentials === '')) {
+    r.bad(
+      `${at}.credentials`,
+      "is required: the source's own service-account key (in the config file, use_default_credentials: true lends it Wharf's Application Default Credentials instead)",
+    );
+  }
+  if (out.credentials !== null && out.use_default_credentials) r.bad(`${at}.use_default_credentials`, 'cannot be given with credentials: give one of them');
 
   out.max_messages = r.integer(b.max_messages, `${at}.max_messages`, 1, 100_000, DEFAULTS.max_messages);
   out.workers = r.integer(b.workers, `${at}.workers`, 1, 32, DEFAULTS.workers);
@@ -158,7 +170,7 @@ function credentials(r: Reader, value: unknown, path: string): Record<string, un
   }
   const k = key as Record<string, unknown>;
   if (!absent(k.type) && k.type !== 'service_account') {
-    r.bad(`${path}.type`, `must be service_account (leave credentials out to use Application Default Credentials)${got(k.type)}`);
+    r.bad(`${path}.type`, `must be service_account${got(k.type)}`);
     return null;
   }
   const missing = ['client_email', 'private_key'].filter((f) => typeof k[f] !== 'string' || k[f] === '');
@@ -272,6 +284,14 @@ class PubSubConnector implements Connector {
     return options;
   }
 
+  /** The host the client talks to: the emulator, the API endpoint given, or Google's. */
+  get #host(): string {
+    const c = this.#config;
+    const hostPort = c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com';
+    const i = hostPort.lastIndexOf(':');
+    return i > 0 && !hostPort.endsWith(']') ? hostPort.slice(0, i) : hostPort;
+  }
+
   get #name(): string {
     const s = this.#config.subscription;
     return s.startsWith('projects/') ? s : `projects/${this.#config.project_id}/subscriptions/${s}`;
@@ -282,7 +302,12 @@ class PubSubConnector implements Connector {
     for (let n = attempt; !this.#stopping; n++) {
       if (n > 0) await sleep(backoffMs(n - 1), this.#abort.signal);
       if (this.#stopping) return;
-      const problem = await this.#probe();
+      // gRPC resolves names itself, out of reach of a lookup: the host is judged before each attempt.
+      const egress = await this.#deps.egress.check(this.#host).then(
+        () => null,
+        (err: unknown) => (err as Error).message,
+      );
+      const problem = egress ?? (await this.#probe());
       if (this.#stopping) return;
       let failed = problem;
       if (failed === null) {
@@ -575,6 +600,10 @@ function toBrokerMessage(m: Message): BrokerMessage {
 export const connector: ConnectorModule<PubSubConfig> = {
   type: 'pubsub',
   secretKeys: ['credentials'],
+  addresses: (c) => {
+    const full = c.subscription.startsWith('projects/') ? c.subscription : `projects/${c.project_id}/subscriptions/${c.subscription}`;
+    return [`pubsub://${(c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com').toLowerCase()}/${full}`];
+  },
   parse,
   create,
 };

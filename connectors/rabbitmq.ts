@@ -148,7 +148,10 @@ function create(config: RabbitMQConfig, deps: ConnectorDeps): Promise<Connector>
     const where = `${safeUrl(config.url)} queue ${JSON.stringify(config.queue)}`;
 
     const connect = async (): Promise<ChannelModel> => {
+      // The host is judged first (an IP literal never meets `lookup`), then every address dialled.
+      await deps.egress.check(new URL(config.url).hostname);
       const conn = await amqp.connect(config.url, {
+        lookup: deps.egress.lookup,
         ...(config.tls.ca ? { ca: [config.tls.ca] } : {}),
         rejectUnauthorized: config.tls.reject_unauthorized,
         heartbeat: config.heartbeat,
@@ -346,5 +349,12 @@ export const connector: ConnectorModule<RabbitMQConfig> = {
   type: 'rabbitmq',
   parse,
   secretKeys: ['url'],
+  addresses: (c) => {
+    const u = new URL(c.url);
+    const port = u.port || (u.protocol === 'amqps:' ? '5671' : '5672');
+    // amqp://host/ is the default vhost "/"; amqp://host/x is vhost "x".
+    const vhost = u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : '/';
+    return [`rabbitmq://${u.hostname.toLowerCase()}:${port}/${encodeURIComponent(vhost)}/${encodeURIComponent(c.queue)}`];
+  },
   create,
 };

@@ -24,8 +24,13 @@ export interface SqsConfig {
   queue_name: string | null;
   region: string;
   endpoint: string | null;
-  /** null: the SDK's default provider chain (environment, profile, web identity, instance role). */
+  /** The source's own access key; null only with `use_default_credentials`. */
   credentials: SqsCredentials | null;
+  /**
+   * The SDK's default provider chain (environment, profile, web identity, instance role): Wharf's
+   * own AWS identity, which only the operator's config file may lend to a source.
+   */
+  use_default_credentials: boolean;
   wait_time_seconds: number;
   max_messages: number;
   visibility_timeout: number;
@@ -39,6 +44,7 @@ const KEYS = [
   'region',
   'endpoint',
   'credentials',
+  'use_default_credentials',
   'wait_time_seconds',
   'max_messages',
   'visibility_timeout',
@@ -115,8 +121,8 @@ function parseCredentials(r: Reader, value: unknown, path: string): SqsCredentia
   if (absent(value)) return null;
   const c = r.fields(value, path, CREDENTIAL_KEYS);
   if (!c) return null;
-  if (absent(c.access_key_id)) r.bad(`${path}.access_key_id`, 'is required with credentials (leave credentials out to use the default AWS provider chain)');
-  if (absent(c.secret_access_key)) r.bad(`${path}.secret_access_key`, 'is required with credentials (leave credentials out to use the default AWS provider chain)');
+  if (absent(c.access_key_id)) r.bad(`${path}.access_key_id`, 'is required with credentials');
+  if (absent(c.secret_access_key)) r.bad(`${path}.secret_access_key`, 'is required with credentials');
   return {
     access_key_id: r.text(c.access_key_id, `${path}.access_key_id`, '', { max: 128 }),
     secret_access_key: r.text(c.secret_access_key, `${path}.secret_access_key`, '', { max: 256, secret: true }),
@@ -125,7 +131,8 @@ function parseCredentials(r: Reader, value: unknown, path: string): SqsCredentia
 }
 
 function parse(r: Reader, value: unknown, at: string): SqsConfig {
-  const b = r.fields(value, at, KEYS) ?? {};
+  const given = r.fields(value, at, KEYS);
+  const b = given ?? {};
   const queueUrl = parseQueueUrl(r, b.queue_url, `${at}.queue_url`);
   let queueName = r.optional(b.queue_name, `${at}.queue_name`, 80);
   if (queueName !== null && !QUEUE_NAME.test(queueName)) {
@@ -151,12 +158,22 @@ function parse(r: Reader, value: unknown, at: string): SqsConfig {
     r.bad(`${at}.region`, `must match the region of queue_url (${urlRegion})${got(region)}`);
   }
 
+  const credentials = parseCredentials(r, b.credentials, `${at}.credentials`);
+  const useDefault = r.boolean(b.use_default_credentials, `${at}.use_default_credentials`, false);
+  if (given !== null && credentials === null && !useDefault && absent(b.credentials)) {
+    r.bad(
+      `${at}.credentials`,
+      "is required: the source's own access_key_id and secret_access_key (in the config file, use_default_credentials: true lends it Wharf's own AWS identity instead)",
+    );
+  }
+  if (credentials !== null && useDefault) r.bad(`${at}.use_default_credentials`, 'cannot be given with credentials: give one of them');
   return {
     queue_url: queueUrl,
     queue_name: hasUrl ? null : queueName,
     region: region ?? '',
     endpoint: parseEndpoint(r, b.endpoint, `${at}.endpoint`),
-    credentials: parseCredentials(r, b.credentials, `${at}.credentials`),
+    credentials,
+    use_default_credentials: useDefault,
     wait_time_seconds: r.integer(b.wait_time_seconds, `${at}.wait_time_seconds`, 0, 20, 20),
     max_messages: r.integer(b.max_messages, `${at}.max_messages`, 1, 10, 10),
     visibility_timeout: r.integer(b.visibility_timeout, `${at}.visibility_timeout`, 1, 43_200, 30),
@@ -249,11 +266,22 @@ class SqsConnector implements Connector {
     this.fifo = (config.queue_url ?? config.queue_name ?? '').endsWith('.fifo');
     const c = config.credentials;
     // A socket per long poll, plus one per batch that may be deleting or extending at once.
-    const agent = { keepAlive: true, maxSockets: config.workers + Math.min(64, Math.ceil(config.max_in_flight / config.max_messages)) };
+    // Its `lookup` puts every connection the SDK opens through the egress policy.
+    const agent = {
+      keepAlive: true,
+      maxSockets: config.workers + Math.min(64, Math.ceil(config.max_in_flight / config.max_messages)),
+      lookup: deps.egress.lookup,
+    };
     this.client = new sdk.SQSClient({
       region: config.region,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-      ...(c ? { credentials: { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key, ...(c.session_token ? { sessionToken: c.session_token } : {}) } } : {}),
+      // Without credentials of its own, a source reaches for Wharf's identity only when the operator
+      // said so; otherwise every request fails, naming why, rather than falling back to the chain.
+      credentials: c
+        ? { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key, ...(c.session_token ? { sessionToken: c.session_token } : {}) }
+        : config.use_default_credentials
+          ? undefined
+          : () => Promise.reject(new Error('this source has no credentials of its own and may not use the default AWS provider chain')),
       requestHandler: {
         connectionTimeout: 5_000,
         // A long poll is silent for up to wait_time_seconds; anything well beyond that is a dead connection.
@@ -288,6 +316,17 @@ class SqsConnector implements Connector {
   }
 
   private async run(): Promise<void> {
+    // IP literals are dialled without a lookup: judged here, until the policy or the source changes.
+    const hosts = [this.config.endpoint, this.config.queue_url].flatMap((u) => (u ? [new URL(u).hostname] : []));
+    for (let n = 0; !this.abort.signal.aborted; n++) {
+      try {
+        for (const h of hosts) await this.deps.egress.check(h);
+        break;
+      } catch (err) {
+        this.brokerFailed(`${this.where}: ${describe(err)}`);
+        await sleep(backoffMs(n), this.abort.signal);
+      }
+    }
     const loops = Array.from({ length: this.config.workers }, () => this.receiveLoop());
     await Promise.all([...loops, this.lagLoop()]);
   }
@@ -581,6 +620,14 @@ class SqsConnector implements Connector {
 export const connector: ConnectorModule<SqsConfig> = {
   type: 'sqs',
   secretKeys: ['credentials.secret_access_key', 'credentials.session_token'],
+  addresses: (c) => {
+    if (c.queue_url !== null) {
+      const u = new URL(c.queue_url);
+      return [`sqs://${u.host.toLowerCase()}${u.pathname.replace(/\/+$/, '')}`];
+    }
+    const at = c.endpoint === null ? c.region : new URL(c.endpoint).host.toLowerCase();
+    return [`sqs://${at}/${c.queue_name}`];
+  },
   parse,
   async create(config, deps) {
     const sdk = await import('@aws-sdk/client-sqs');

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { egressGuard } from './delivery/egress.ts';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { PgBoss } from 'pg-boss';
@@ -136,7 +137,7 @@ export function createApp(options: AppOptions): App {
     const limits: IngestLimits = { maxJsonDepth: config.ingest.max_json_depth };
     if (role === 'all' || role === 'ingest') {
       sources = createSourceManager(
-        { pool: db, boss, box, logger, limits, onResults: metrics.sourceResults },
+        { pool: db, boss, box, logger, limits, egress: egressGuard(config.egress), onResults: metrics.sourceResults },
         { reloadIntervalMs: config.ingest.reload_interval * 1000, stopTimeoutMs: config.ingest.shutdown_timeout * 1000 },
       );
       metrics.watchSources(() => sources?.status() ?? []);
@@ -155,6 +156,7 @@ export function createApp(options: AppOptions): App {
         box,
         ingest,
         limits,
+        apiBrokerTypes: config.ingest.api_broker_types,
         logger,
         bodyLimit: config.server.body_limit,
         readiness: {

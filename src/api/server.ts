@@ -32,6 +32,8 @@ export interface ApiDeps {
   ingest: IngestBatcher;
   logger: Logger;
   bodyLimit: number;
+  /** Broker types a project's API key may create sources of (config `ingest.api_broker_types`). */
+  apiBrokerTypes: readonly string[];
   /** What every event must satisfy before it is stored (config `ingest`). */
   limits: IngestLimits;
   /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */

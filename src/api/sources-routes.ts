@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { conflict, notFound } from '../core/errors.ts';
+import { WharfError, conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { SOURCE_TYPES, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
+import { SOURCE_TYPES, brokerAddresses, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
 import type { SourceStatus } from '../sources/manager.ts';
-import { createSource, deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
+import { claimBrokerAddresses, createSource, deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
+import { withTransaction } from '../store/pool.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { object, settingsError, type Json } from './validate.ts';
 
@@ -41,10 +42,34 @@ function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest, live:
   };
 }
 
-/** The definition from a request body; 400 names the first key that is wrong. */
-function definitionFrom(body: Json): SourceDefinition {
+/**
+ * The definition from a request body; 400 names the first key that is wrong. A source made with a
+ * project's API key is the tenant's choice of broker: it may only be a type the operator opened to
+ * the API (`ingest.api_broker_types`), and it must bring credentials of its own, never borrowing
+ * Wharf's cloud identity or a broker's default login.
+ */
+function definitionFrom(body: Json, allowedBrokers: readonly string[]): SourceDefinition {
+  // The type is judged first: a tenant learns nothing of a broker type it may not use.
+  if (typeof body.type === 'string' && body.type !== 'http' && (SOURCE_TYPES as readonly string[]).includes(body.type) && !allowedBrokers.includes(body.type)) {
+    throw new WharfError(
+      'WHARF_ERR_FORBIDDEN',
+      `type: ${body.type} sources cannot be created through the API here; the operator declares broker sources in the config file, or opens a type to the API with ingest.api_broker_types`,
+      { status: 403, field: 'type' },
+    );
+  }
   const { source, issues } = parseSource(body);
   if (issues.length > 0 || source === null) throw settingsError(issues, 'source');
+  if (source.type === 'http') return source;
+  const broker = source.broker as { use_default_credentials?: unknown; url?: unknown };
+  if (broker.use_default_credentials === true) {
+    throw invalid(`${source.type}.use_default_credentials`, "only the operator's config file may lend a source Wharf's own cloud identity; give the source credentials of its own");
+  }
+  if (source.type === 'rabbitmq' && typeof broker.url === 'string') {
+    const url = new URL(broker.url);
+    if (url.username === '' || url.password === '') {
+      throw invalid('rabbitmq.url', "must carry the source's own user and password (amqp://user:password@host/vhost); the broker's default login is not lent to API sources");
+    }
+  }
   return source;
 }
 
@@ -66,9 +91,14 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.post('/sources', async (req, res) => {
     const body = { ...object(req.body, 'body') };
     body.id ??= uuidv7();
-    const def = definitionFrom(body);
-    // One statement: of two creations with the same id, the second gets the 409.
-    const record = await createSource(pool, box, req.project.id, def);
+    const def = definitionFrom(body, deps.apiBrokerTypes);
+    // One statement: of two creations with the same id, the second gets the 409. The broker
+    // address is bound to the project in the same transaction.
+    const record = await withTransaction(pool, async (db) => {
+      const created = await createSource(db, box, req.project.id, def);
+      if (created) await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));
+      return created;
+    });
     if (!record) throw conflict(`source ${JSON.stringify(def.id)} already exists`, 'id');
     await applied();
     return reply(res, 201, 'Source created', present(record, deps, req, liveStates(deps)));
@@ -96,7 +126,12 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
     // Credentials sent back as "********" keep what is stored.
     if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
-    const { record } = await saveSource(pool, box, req.project.id, definitionFrom(body), false, existing);
+    const def = definitionFrom(body, deps.apiBrokerTypes);
+    const { record } = await withTransaction(pool, async (db) => {
+      const saved = await saveSource(db, box, req.project.id, def, false, existing);
+      await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));
+      return saved;
+    });
     await applied();
     return reply(res, 200, 'Source updated', present(record, deps, req, liveStates(deps)));
   });

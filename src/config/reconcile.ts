@@ -14,7 +14,9 @@ import {
   updateEndpoint,
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
-import { deleteSource, listSources, saveSource, sourceExists } from '../store/sources.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { claimBrokerAddresses, deleteSource, getSource, listSources, saveSource, sourceExists } from '../store/sources.ts';
+import { brokerAddresses } from '../sources/settings.ts';
 import { deleteSubscription, listSubscriptions, saveSubscription } from '../store/subscriptions.ts';
 import { addApiKey, countApiKeys, setConfigApiKeys, upsertProject } from '../store/projects.ts';
 import type { WharfConfig } from './schema.ts';
@@ -40,6 +42,7 @@ export async function reconcileConfig(
   await withTransaction(pool, async (db) => {
     // Serialises replicas that start together.
     await db.query(`SELECT pg_advisory_xact_lock(hashtext('wharf.reconcile'))`);
+    await claimUnclaimed(db, box);
     for (const [pi, p] of config.projects.entries()) {
       const meta_events = p.meta_events && { url: p.meta_events.url, event_types: p.meta_events.event_types, secret_enc: box.encrypt(p.meta_events.secret) };
       await upsertProject(db, { id: p.id, name: p.name, type: p.type, signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events }, true);
@@ -79,7 +82,12 @@ export async function reconcileConfig(
       for (const s of await listSources(db, box, p.id)) {
         if (s.from_config && !declaredSources.has(s.id)) await deleteSource(db, p.id, s.id);
       }
-      for (const s of p.sources) await saveSource(db, box, p.id, s, true);
+      for (const [i, s] of p.sources.entries()) {
+        await saveSource(db, box, p.id, s, true);
+        await claimBrokerAddresses(db, p.id, s.id, brokerAddresses(s)).catch((err: unknown) => {
+          throw new ConfigError(`${file}: projects[${pi}].sources[${i}]: ${(err as Error).message}`, { file, key: `projects[${pi}].sources[${i}]` });
+        });
+      }
 
       // Subscriptions last: they refer to endpoints and sources, from this file or the API.
       const declaredSubs = new Set(p.subscriptions.map((s) => s.id));
@@ -99,4 +107,28 @@ export async function reconcileConfig(
     }
   });
   return { generatedKeys };
+}
+
+/**
+ * Broker sources saved before addresses were claimed (migration 009) claim theirs now; where two
+ * projects already read one address, the first keeps it and the other stays unclaimed, and the
+ * next save of that source answers 409.
+ */
+async function claimUnclaimed(db: Queryable, box: SecretBox): Promise<void> {
+  const { rows } = await db.query<{ project_id: string; id: string }>(
+    `SELECT project_id, id FROM sources s WHERE type <> 'http'
+       AND NOT EXISTS (SELECT 1 FROM broker_claims c WHERE c.project_id = s.project_id AND c.source_id = s.id)
+     ORDER BY created_at`,
+  );
+  for (const r of rows) {
+    const record = await getSource(db, box, r.project_id, r.id);
+    if (!record) continue;
+    await db.query('SAVEPOINT claim');
+    try {
+      await claimBrokerAddresses(db, r.project_id, r.id, brokerAddresses(record.definition));
+      await db.query('RELEASE SAVEPOINT claim');
+    } catch {
+      await db.query('ROLLBACK TO SAVEPOINT claim');
+    }
+  }
 }

@@ -45,7 +45,7 @@ export interface WharfConfig {
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
   dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
-  ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number };
+  ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[] };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
   portal: { public_url: string; session_minutes: number; frame_ancestors: string };
   projects: ProjectConfig[];
@@ -153,6 +153,17 @@ const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => vo
       if (typeof v !== 'string' || v.trim() === '') reject([{ path: '', message: `must be a non-empty string${got(v)}` }]);
     },
     coerce: (v: string) => v,
+  },
+  'wharf-broker-types': {
+    validate: (v: unknown) => {
+      const types = ['kafka', 'sqs', 'pubsub', 'rabbitmq'];
+      if (!Array.isArray(v)) reject([{ path: '', message: `must be a list of broker types${got(v)}` }]);
+      const issues = (v as unknown[]).flatMap((t, i): SettingIssue[] =>
+        types.includes(t as string) ? [] : [{ path: `[${i}]`, message: `must be one of ${types.join(', ')}${got(t)}` }],
+      );
+      if (issues.length > 0) reject(issues);
+    },
+    coerce: (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean),
   },
   'wharf-operator-token': {
     // Sensitive: only its length is ever said.
@@ -319,6 +330,11 @@ export const configSchema = {
       min: 1,
       max: MAX_JSON_DEPTH_LIMIT,
       default: DEFAULT_MAX_JSON_DEPTH,
+    },
+    api_broker_types: {
+      doc: "Broker types (kafka, sqs, pubsub, rabbitmq) a project's API key may create sources of; [] (the default) allows HTTP sources only, and broker sources come from this file.",
+      format: 'wharf-broker-types',
+      default: [],
     },
   },
   portal: {

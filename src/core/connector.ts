@@ -2,6 +2,7 @@
  * The contract between Wharf and a broker connector (DESIGN.md §3). A connector imports only this
  * folder and its own SDK; everything it knows of Wharf is the `Sink` it is started with.
  */
+import type { LookupFunction } from 'node:net';
 import type { Reader } from './settings.ts';
 
 /** One message as the broker gave it. */
@@ -66,10 +67,28 @@ export interface ConnectorLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * The egress policy, as webhooks obey it (config `egress`): a broker address is a tenant's choice
+ * when a source comes through the API, so a connector reaches only what the policy allows.
+ */
+export interface EgressGuard {
+  /** For `net.connect`/`tls.connect`'s `lookup`: resolves and drops refused addresses, at connect time. */
+  lookup: LookupFunction;
+  /**
+   * Resolves `host` (or reads an IP literal, which `lookup` never sees) and rejects with a
+   * WHARF_ERR_EGRESS_BLOCKED error saying why when no address of it may be reached.
+   */
+  check(host: string): Promise<void>;
+  /** For an SDK that dials synchronously: the error refusing an IP literal, else null (names go through `lookup`). */
+  refusal(host: string): Error | null;
+}
+
 export interface ConnectorDeps {
   logger: ConnectorLogger;
   /** `<project>/<source>`: names clients, consumer tags and log lines. */
   name: string;
+  /** Every connection the connector opens goes through it. */
+  egress: EgressGuard;
 }
 
 export interface Connector {
@@ -97,6 +116,11 @@ export interface ConnectorModule<C = unknown> {
   parse(r: Reader, value: unknown, at: string): C;
   /** Keys of the block (dotted paths) that hold credentials: encrypted at rest, never shown. */
   secretKeys: readonly string[];
+  /**
+   * What the source reads, as normalised addresses without credentials (a queue, a topic for a
+   * consumer group, a subscription): one address belongs to one project.
+   */
+  addresses(config: C): string[];
   /** Loads the SDK (lazily) and builds a stopped connector. */
   create(config: C, deps: ConnectorDeps): Promise<Connector>;
 }

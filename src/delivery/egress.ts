@@ -13,6 +13,7 @@ import { getCACertificates } from 'node:tls';
 import { buildConnector } from 'undici';
 import { ConfigError, WharfError } from '../core/errors.ts';
 import type { TlsOptions } from './tls.ts';
+import type { EgressGuard } from '../core/connector.ts';
 
 /** CIDR lists from config (`egress.allow`, `egress.block`); a bare address counts as /32 or /128. */
 export interface EgressPolicy {
@@ -118,6 +119,36 @@ export function guardedConnect(
       }
     }
     connect(target, callback);
+  };
+}
+
+/**
+ * The guard broker connectors use (core/connector.ts): the same judgement as for webhooks, as a
+ * `lookup` for the sockets an SDK opens, and a `check` to run before connecting (IP literals, and
+ * SDKs such as gRPC that resolve on their own).
+ */
+export function egressGuard(policy: EgressPolicy, options: { resolve?: Resolver } = {}): EgressGuard {
+  const compiled = compilePolicy(policy);
+  const resolve = options.resolve ?? systemResolver;
+  return {
+    lookup: guardedLookup(compiled, resolve),
+    refusal(host) {
+      const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+      if (isIP(bare) === 0) return null;
+      const problem = judge(compiled, bare);
+      return problem === null ? null : blocked(bare, problem);
+    },
+    async check(host) {
+      const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+      if (isIP(bare) !== 0) {
+        const problem = judge(compiled, bare);
+        if (problem !== null) throw blocked(bare, problem);
+        return;
+      }
+      const addresses = await resolve(bare, {});
+      const problems = addresses.map((a) => judge(compiled, a.address));
+      if (!problems.includes(null)) throw blocked(bare, problems.find((p) => p !== null) ?? 'DNS answered no address');
+    },
   };
 }
 

@@ -3,6 +3,7 @@
  * stored one: a source added, changed or removed (through the API, the YAML, or another replica)
  * is started, restarted or stopped within `reloadIntervalMs`, without a restart of Wharf.
  */
+import type { EgressGuard } from '../core/connector.ts';
 import type { Logger } from 'pino';
 import { connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
 import type { AcceptResult, Connector, ConnectorHealth } from '../core/connector.ts';
@@ -28,6 +29,8 @@ export interface SourceStatus extends ConnectorHealth {
 
 export interface SourceManagerDeps extends IngestDeps {
   box: SecretBox;
+  /** The egress policy every broker connection obeys (config `egress`). */
+  egress: EgressGuard;
   logger: Logger;
   /** Told of every committed batch (metrics). */
   onResults?: (source: { project_id: string; id: string; type: string }, results: AcceptResult[]) => void;
@@ -74,7 +77,7 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 }, scrub };
     const logger = scrubbingLogger(deps.logger.child({ source: name, type: def.type }), scrub);
     try {
-      entry.connector = await module.create(def.broker, { logger, name });
+      entry.connector = await module.create(def.broker, { logger, name, egress: deps.egress });
       const sink = createBrokerSink(deps, { project_id: record.project_id, definition: def }, {
         onResults: (results, messages) => {
           for (const [i, r] of results.entries()) {

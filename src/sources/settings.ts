@@ -140,3 +140,8 @@ export function redactSource(source: SourceDefinition): SourceDefinition {
 export function keepRedactedSecrets(type: SourceType, next: unknown, stored: Mapping): unknown {
   return restoreRedacted(next, stored, secretKeysOf(type, stored));
 }
+
+/** What a broker source reads, as addresses one project may hold (none for an HTTP source). */
+export function brokerAddresses(source: SourceDefinition): string[] {
+  return source.type === 'http' ? [] : connectorFor(source.type as BrokerType).addresses(source.broker);
+}

@@ -154,3 +154,26 @@ export async function getSources(db: Queryable, box: SecretBox, keys: readonly {
   );
   return rows.map((r) => decode(box, r));
 }
+
+/**
+ * Binds the broker addresses a source reads to its project, in the caller's transaction: 409 when
+ * another project's source holds one of them. Addresses are locked one by one in a fixed order,
+ * so two projects claiming the same address at once cannot both see it free.
+ */
+export async function claimBrokerAddresses(db: Queryable, projectId: string, sourceId: string, addresses: string[]): Promise<void> {
+  const sorted = [...new Set(addresses)].sort();
+  for (const a of sorted) await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [a]);
+  if (sorted.length > 0) {
+    const { rows } = await db.query<{ address: string; project_id: string }>(
+      'SELECT address, project_id FROM broker_claims WHERE address = ANY($1) AND project_id <> $2 LIMIT 1',
+      [sorted, projectId],
+    );
+    if (rows[0]) {
+      throw conflict(`another project's source already reads ${rows[0].address}; a broker address belongs to one project`, 'type');
+    }
+  }
+  await db.query('DELETE FROM broker_claims WHERE project_id = $1 AND source_id = $2', [projectId, sourceId]);
+  if (sorted.length > 0) {
+    await db.query('INSERT INTO broker_claims (project_id, source_id, address) SELECT $1, $2, unnest($3::text[])', [projectId, sourceId, sorted]);
+  }
+}

@@ -4,6 +4,7 @@
  * connector (kafkajs, its own log lines included) reaches no broker here, and the topic is spelled
  * like the SASL password, so every error names it.
  */
+import { LOOPBACK_EGRESS } from '../harness/egress.ts';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type pg from 'pg';
@@ -50,7 +51,7 @@ describe('source manager: credentials in broker texts', () => {
     });
     expect(issues).toEqual([]);
     await saveSource(pool, box, 'p', source!, false);
-    manager = createSourceManager({ pool, boss: {} as PgBoss, box, logger, limits: { maxJsonDepth: 128 } }, { reloadIntervalMs: 60_000, stopTimeoutMs: 1_000 });
+    manager = createSourceManager({ pool, boss: {} as PgBoss, box, logger, limits: { maxJsonDepth: 128 }, egress: LOOPBACK_EGRESS }, { reloadIntervalMs: 60_000, stopTimeoutMs: 1_000 });
     await manager.start();
 
     const [status] = await until(() => manager!.status(), (s) => s[0]?.lastError != null, 'an error in status()', 15_000);

@@ -40,6 +40,8 @@ describe('sources API', () => {
 
   beforeAll(async () => {
     t = await startTestApp({
+      // The operator opens RabbitMQ sources to the API (by default only HTTP sources are).
+      ingest: { api_broker_types: ['rabbitmq'] },
       projects: [
         {
           id: 'default',

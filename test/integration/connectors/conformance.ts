@@ -27,7 +27,10 @@ export function describeConformance(fixture: BrokerFixture): void {
 
     beforeAll(async () => {
       receiver = await startReceiver();
-      t = await startTestApp({ projects: [{ id: 'default', name: 'Default', endpoints: [{ id: 'ep', url: receiver.url }] }] });
+      t = await startTestApp({
+        ingest: { api_broker_types: [fixture.type] },
+        projects: [{ id: 'default', name: 'Default', endpoints: [{ id: 'ep', url: receiver.url }] }],
+      });
     });
     afterAll(async () => {
       await t?.stop();

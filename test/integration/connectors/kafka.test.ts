@@ -3,6 +3,7 @@
  * test/harness/brokers/kafka.ts): first the connector alone with an in-test sink, then the shared
  * conformance suite through a whole Wharf.
  */
+import { LOOPBACK_EGRESS } from '../../harness/egress.ts';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import { connector, type KafkaConfig } from '../../../connectors/kafka.ts';
@@ -79,7 +80,7 @@ describe.concurrent('kafka connector', () => {
     const r = new Reader();
     const config = connector.parse(r, block, 'kafka');
     if (r.issues.length > 0) throw new Error(`bad test block: ${JSON.stringify(r.issues)}`);
-    const c = await connector.create(config, { logger: quiet, name: 'test/kafka' });
+    const c = await connector.create(config, { logger: quiet, name: 'test/kafka', egress: LOOPBACK_EGRESS });
     ctx.onTestFinished(() => c.stop({ timeoutMs: 2_000 }));
     return { c, config };
   }

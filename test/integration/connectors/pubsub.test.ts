@@ -4,6 +4,7 @@
  * Wharf. What the connector acked and nacked is read from the fake itself (WHARF_TEST_PUBSUB_INSPECT),
  * since the Pub/Sub API never shows it.
  */
+import { LOOPBACK_EGRESS } from '../../harness/egress.ts';
 import { randomBytes } from 'node:crypto';
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -127,7 +128,7 @@ describe('pubsub connector (against pstest)', () => {
     return c;
   };
   const started = async (block: Record<string, unknown>, sink: Sink): Promise<Connector> => {
-    const c = await connector.create(config(block), { logger: quiet, name: 'test/pubsub' });
+    const c = await connector.create(config(block), { logger: quiet, name: 'test/pubsub', egress: LOOPBACK_EGRESS });
     running.push(c);
     await c.start(sink);
     return c;

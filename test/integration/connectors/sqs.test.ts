@@ -2,6 +2,7 @@
  * The SQS connector against a real SQS API (the fauxqs emulator the harness starts): first driven
  * directly with an in-test sink, then through a whole Wharf by the shared conformance suite.
  */
+import { LOOPBACK_EGRESS } from '../../harness/egress.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -90,7 +91,7 @@ describe('sqs connector (direct, against fauxqs)', () => {
       'sqs',
     );
     expect(r.issues).toEqual([]);
-    const c = await connector.create(config as SqsConfig, { logger: quiet, name: 'test/sqs' });
+    const c = await connector.create(config as SqsConfig, { logger: quiet, name: 'test/sqs', egress: LOOPBACK_EGRESS });
     running.push(c);
     await c.start(sink);
     return c;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LOOPBACK_EGRESS } from '../../harness/egress.ts';
 import { connector, type PubSubConfig } from '../../../connectors/pubsub.ts';
 import type { ConnectorLogger } from '../../../src/core/connector.ts';
 import type { SettingIssue } from '../../../src/core/settings.ts';
@@ -16,7 +17,17 @@ const KEY = {
   client_id: '1234567890',
 };
 
-const { parse, issue } = settingsOf(connector, AT);
+const settings = settingsOf(connector, AT);
+/**
+ * Most cases here are about other settings: a block that names no credentials opts in to the
+ * default chain (as an operator's config file may), unless the case is about that.
+ */
+const optIn = (value: unknown): unknown =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !('credentials' in value) && !('use_default_credentials' in value)
+    ? { ...value, use_default_credentials: true }
+    : value;
+const parse = (value: unknown) => settings.parse(optIn(value));
+const issue = (value: unknown) => settings.issue(optIn(value));
 
 const quiet: ConnectorLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -28,6 +39,7 @@ describe('pubsub parse', () => {
       project_id: 'acme-prod',
       subscription: 'wharf-orders',
       credentials: null,
+      use_default_credentials: true,
       api_endpoint: null,
       emulator_host: null,
       max_messages: 100,
@@ -56,6 +68,7 @@ describe('pubsub parse', () => {
       project_id: 'example.com:acme',
       subscription: 'projects/other-project/subscriptions/orders.v2~x',
       credentials: KEY,
+      use_default_credentials: false,
       api_endpoint: 'europe-west1-pubsub.googleapis.com:443',
       emulator_host: null,
       max_messages: 500,
@@ -77,7 +90,7 @@ describe('pubsub parse', () => {
   });
 
   it('reads empty values as unset', () => {
-    const { config, issues } = parse({ ...MINIMAL, credentials: '', api_endpoint: '', emulator_host: null, workers: null });
+    const { config, issues } = parse({ ...MINIMAL, use_default_credentials: true, credentials: '', api_endpoint: '', emulator_host: null, workers: null });
     expect(issues).toEqual([]);
     expect(config).toMatchObject({ credentials: null, api_endpoint: null, emulator_host: null, workers: 1 });
   });
@@ -109,6 +122,13 @@ describe('pubsub parse', () => {
     expect(issue({ ...MINIMAL, subscription: '' })).toEqual({ path: `${AT}.subscription`, message: 'must not be empty' });
   });
 
+  it("needs a key of the source's own unless it talks to an emulator or the config file lends Wharf's identity", () => {
+    expect(settings.issue(MINIMAL).path).toBe(`${AT}.credentials`);
+    expect(settings.issue(MINIMAL).message).toContain("the source's own service-account key");
+    expect(settings.parse({ ...MINIMAL, emulator_host: 'localhost:8085' }).issues).toEqual([]);
+    expect(settings.parse({ ...MINIMAL, use_default_credentials: true }).issues).toEqual([]);
+  });
+
   it('checks the service-account key without ever quoting it', () => {
     const cases: [unknown, SettingIssue][] = [
       [
@@ -130,7 +150,7 @@ describe('pubsub parse', () => {
         { ...KEY, type: 'authorized_user' },
         {
           path: `${AT}.credentials.type`,
-          message: 'must be service_account (leave credentials out to use Application Default Credentials) (got "authorized_user")',
+          message: 'must be service_account (got "authorized_user")',
         },
       ],
     ];
@@ -183,7 +203,7 @@ describe('pubsub parse', () => {
 describe('pubsub connector lifecycle (the real SDK; nothing is contacted before start)', () => {
   it('stop before start, and twice, is harmless, and a stopped connector does not start', async () => {
     const config: PubSubConfig = parse({ ...MINIMAL, emulator_host: '127.0.0.1:9' }).config;
-    const c = await connector.create(config, { logger: quiet, name: 'test/pubsub' });
+    const c = await connector.create(config, { logger: quiet, name: 'test/pubsub', egress: LOOPBACK_EGRESS });
     const a = c.stop({ timeoutMs: 10 });
     expect(c.stop({ timeoutMs: 10 })).toBe(a);
     await a;

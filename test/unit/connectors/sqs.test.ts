@@ -5,7 +5,17 @@ import { settingsOf } from './settings.ts';
 const AT = 'projects[0].sources[2].sqs';
 const URL_ = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
 
-const { parse, issue } = settingsOf(connector, AT);
+const settings = settingsOf(connector, AT);
+/**
+ * Most cases here are about other settings: a block that names no credentials opts in to the
+ * default chain (as an operator's config file may), unless the case is about that.
+ */
+const optIn = (value: unknown): unknown =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !('credentials' in value) && !('use_default_credentials' in value)
+    ? { ...value, use_default_credentials: true }
+    : value;
+const parse = (value: unknown) => settings.parse(optIn(value));
+const issue = (value: unknown) => settings.issue(optIn(value));
 
 describe('sqs parse', () => {
   it('fills the defaults and takes the region from an amazonaws queue URL', () => {
@@ -17,6 +27,7 @@ describe('sqs parse', () => {
       region: 'eu-west-1',
       endpoint: null,
       credentials: null,
+      use_default_credentials: true,
       wait_time_seconds: 20,
       max_messages: 10,
       visibility_timeout: 30,
@@ -31,6 +42,7 @@ describe('sqs parse', () => {
       region: 'us-west-2',
       endpoint: 'https://vpce-0abc.sqs.us-west-2.vpce.amazonaws.com',
       credentials: { access_key_id: 'AKIAEXAMPLE', secret_access_key: 'wJalrXUtnFEMI', session_token: 'FwoGZXIvYXdzEB' },
+      use_default_credentials: false,
       wait_time_seconds: '5',
       max_messages: 3,
       visibility_timeout: 120,
@@ -45,6 +57,7 @@ describe('sqs parse', () => {
       region: 'us-west-2',
       endpoint: 'https://vpce-0abc.sqs.us-west-2.vpce.amazonaws.com',
       credentials: { access_key_id: 'AKIAEXAMPLE', secret_access_key: 'wJalrXUtnFEMI', session_token: 'FwoGZXIvYXdzEB' },
+      use_default_credentials: false,
       wait_time_seconds: 5,
       max_messages: 3,
       visibility_timeout: 120,
@@ -112,10 +125,24 @@ describe('sqs parse', () => {
     expect(issue({ queue_url: URL_, endpoint: 'http://a:b@localhost:4566' })).toEqual({ path: `${AT}.endpoint`, message: 'must not carry credentials: give them under credentials' });
   });
 
+  it("needs the source's own credentials unless the config file lends Wharf's identity", () => {
+    // Issue 12: a source never signs with the operator's ambient AWS key unless told to.
+    expect(settings.issue({ queue_url: URL_ })).toEqual({
+      path: `${AT}.credentials`,
+      message:
+        "is required: the source's own access_key_id and secret_access_key (in the config file, use_default_credentials: true lends it Wharf's own AWS identity instead)",
+    });
+    expect(settings.parse({ queue_url: URL_, use_default_credentials: true }).config).toMatchObject({ credentials: null, use_default_credentials: true });
+    expect(settings.issue({ queue_url: URL_, use_default_credentials: true, credentials: { access_key_id: 'A', secret_access_key: 's' } })).toEqual({
+      path: `${AT}.use_default_credentials`,
+      message: 'cannot be given with credentials: give one of them',
+    });
+  });
+
   it('checks credentials without quoting the secrets', () => {
     expect(issue({ queue_url: URL_, credentials: { access_key_id: 'AKIA' } })).toEqual({
       path: `${AT}.credentials.secret_access_key`,
-      message: 'is required with credentials (leave credentials out to use the default AWS provider chain)',
+      message: 'is required with credentials',
     });
     expect(issue({ queue_url: URL_, credentials: { secret_access_key: 's' } }).path).toBe(`${AT}.credentials.access_key_id`);
     expect(issue({ queue_url: URL_, credentials: 'AKIA:secret' })).toEqual({ path: `${AT}.credentials`, message: 'must be a mapping (got "AKIA:secret")' });
