@@ -19,8 +19,10 @@ COPY connectors ./connectors
 COPY config ./config
 RUN mkdir -p /var/lib/wharf && chown node:node /var/lib/wharf
 USER node
-# The embedded config listens on loopback; a container must listen on all interfaces.
-ENV WHARF_HOST=0.0.0.0
+# config/container.yaml: all interfaces, and no loopback or private egress (the quick start's
+# wharf.yaml allows loopback for local use; inside a container network that is the operator's).
+ENV WHARF_CONFIG=/app/config/container.yaml \
+    WHARF_HOST=0.0.0.0
 EXPOSE 5005
 VOLUME ["/var/lib/wharf"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -1,4 +1,5 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { WharfError } from '../core/errors.ts';
@@ -59,11 +60,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 
   let server: WireServer;
+  let password: string;
   try {
+    password = await databasePassword(join(options.dataDir, 'pglite.password'));
     server = await serveWire(db, {
       host,
       port: options.port ?? 0,
       maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      password,
     });
   } catch (err) {
     await db.close().catch(() => {});
@@ -75,7 +79,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const port = server.port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  const url = `postgres://postgres@${urlHost}:${port}/postgres?sslmode=disable`;
+  const url = `postgres://postgres:${encodeURIComponent(password)}@${urlHost}:${port}/postgres?sslmode=disable`;
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -91,6 +95,26 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 
   return { url, stop };
+}
+
+/**
+ * The embedded database's password: made once, at random, into a file only this user can read,
+ * and read back on every start. Whoever can read the data directory can read the database's files
+ * anyway; whoever can only reach the port cannot get in.
+ */
+async function databasePassword(path: string): Promise<string> {
+  try {
+    const handle = await open(path, 'wx', 0o600);
+    const password = randomBytes(24).toString('base64url');
+    await handle.writeFile(`${password}\n`);
+    await handle.close();
+    return password;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const password = (await readFile(path, 'utf8')).trim();
+  if (password.length < 16) throw new WharfError('WHARF_ERR_EMBEDDED_START', `${path} must hold the embedded database's password (at least 16 characters)`);
+  return password;
 }
 
 /**

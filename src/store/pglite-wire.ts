@@ -1,3 +1,4 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
 
@@ -26,6 +27,8 @@ interface Conn {
   socket: Socket;
   buffer: Buffer;
   started: boolean;
+  /** Between the startup message and a correct password: the startup message and the salt asked with. */
+  pending: { startup: Buffer; user: string; salt: Buffer } | null;
   group: Buffer[];
   closed: boolean;
 }
@@ -35,7 +38,11 @@ interface Turn {
   messages: Buffer[];
 }
 
-export async function serveWire(db: PGlite, options: { host: string; port: number; maxConnections: number }): Promise<WireServer> {
+/**
+ * `password`: every connection must give it (MD5 challenge-response, so it never crosses the
+ * socket in the clear) before PGlite sees its startup message; a wrong one gets SQLSTATE 28P01.
+ */
+export async function serveWire(db: PGlite, options: { host: string; port: number; maxConnections: number; password: string }): Promise<WireServer> {
   const conns = new Set<Conn>();
   const turns: Turn[] = [];
   let owner: Conn | null = null;
@@ -108,7 +115,31 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
           return;
         }
         conn.started = true;
-        turns.push({ conn, messages: [Buffer.from(msg)] });
+        // PGlite trusts whoever reaches it: the password is asked here, before it sees anything.
+        const salt = randomBytes(4);
+        conn.pending = { startup: Buffer.from(msg), user: startupUser(msg), salt };
+        const ask = Buffer.alloc(13);
+        ask.write('R', 0);
+        ask.writeInt32BE(12, 1);
+        ask.writeInt32BE(5, 5); // AuthenticationMD5Password
+        salt.copy(ask, 9);
+        conn.socket.write(ask);
+        continue;
+      }
+      if (conn.pending) {
+        if (conn.buffer.length < 5) return;
+        const len = 1 + conn.buffer.readInt32BE(1);
+        if (conn.buffer.length < len) return;
+        const given = conn.buffer[0] === 0x70 ? conn.buffer.subarray(5, len - 1).toString('utf8') : '';
+        conn.buffer = conn.buffer.subarray(len);
+        const { startup, user, salt } = conn.pending;
+        conn.pending = null;
+        if (!passwordMatches(given, options.password, user, salt)) {
+          conn.socket.end(errorResponse('28P01', `password authentication failed for user "${user}"`));
+          void close(conn);
+          return;
+        }
+        turns.push({ conn, messages: [startup] });
         pump();
         continue;
       }
@@ -134,7 +165,7 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
   };
 
   const server: Server = createServer((socket) => {
-    const conn: Conn = { id: nextId++, socket, buffer: Buffer.alloc(0), started: false, group: [], closed: false };
+    const conn: Conn = { id: nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: null, group: [], closed: false };
     conns.add(conn);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => onData(conn, chunk));
@@ -161,4 +192,28 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
       await closing;
     },
   };
+}
+
+/** The `user` parameter of a startup message (int32 length, int32 version, then name/value pairs). */
+function startupUser(msg: Buffer): string {
+  const parts = msg.subarray(8).toString('utf8').split('\0');
+  for (let i = 0; i + 1 < parts.length; i += 2) if (parts[i] === 'user') return parts[i + 1]!;
+  return '';
+}
+
+/** Postgres's MD5 answer: "md5" + md5(md5(password + user) + salt), compared in constant time. */
+function passwordMatches(given: string, password: string, user: string, salt: Buffer): boolean {
+  const inner = createHash('md5').update(password + user).digest('hex');
+  const expected = Buffer.from(`md5${createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex')}`);
+  const got = Buffer.from(given);
+  return got.length === expected.length && timingSafeEqual(got, expected);
+}
+
+function errorResponse(code: string, message: string): Buffer {
+  const fields = Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0\0`, 'utf8');
+  const out = Buffer.alloc(5 + fields.length);
+  out.write('E', 0);
+  out.writeInt32BE(4 + fields.length, 1);
+  fields.copy(out, 5);
+  return out;
 }

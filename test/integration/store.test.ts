@@ -181,7 +181,7 @@ describe('embedded Postgres', () => {
   it('keeps committed data across stop and restart from the same data dir', async () => {
     const dataDir = await tempDir();
     const first = await startEmbeddedPostgres({ dataDir });
-    expect(first.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres\?sslmode=disable$/);
+    expect(first.url).toMatch(/^postgres:\/\/postgres:[A-Za-z0-9_-]{32}@127\.0\.0\.1:\d+\/postgres\?sslmode=disable$/);
     const p1 = createPool(first.url, { max: 2 });
     expect((await migrate(p1)).applied).toContain('001_init');
     await insertProject(p1, 'durable');
