@@ -3,7 +3,7 @@ import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT } from '../ingest/limits.t
 import { ALERT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
-import { validateSecret } from '../delivery/signatures.ts';
+import { newSecretProblem } from '../delivery/signatures.ts';
 import { cidrProblem as egressCidrProblem } from '../delivery/egress.ts';
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { ENDPOINT_DEFAULTS, readEndpointSettings } from '../delivery/endpoint-settings.ts';
@@ -116,6 +116,9 @@ function cidrProblem(cidr: unknown): string | null {
 }
 
 type Bounds = convict.SchemaObj & { min: number; max: number };
+
+/** The shortest project API key taken from the config file: a key opens a project's whole API. */
+export const MIN_API_KEY_LENGTH = 32;
 
 /** The shortest operator token taken: it guards metrics and readiness details of every project. */
 export const MIN_OPERATOR_TOKEN = 32;
@@ -388,6 +391,9 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       const path = `${at}.api_keys[${ki}]`;
       if (typeof key !== 'string') return r.bad(path, `must be a string${kind(key)}`);
       if (key === '') return;
+      if (key.length < MIN_API_KEY_LENGTH) {
+        return r.bad(path, `must be at least ${MIN_API_KEY_LENGTH} characters (got ${key.length}); leave it empty and Wharf generates one`);
+      }
       const other = apiKeys.get(key);
       // A key opens exactly one project, so it cannot be shared; the message never shows the key.
       if (other) return r.bad(path, `must be unique (the same key is at projects${other})`);
@@ -458,7 +464,7 @@ function readMetaEvents(r: Reader, value: unknown, at: string, signature: Signat
   const secret = r.text(m.secret, `${at}.secret`, '', { max: 1024, secret: true });
   if (secret === '') r.bad(`${at}.secret`, 'is required: alerts are always signed');
   else {
-    const why = validateSecret(signature.scheme, secret);
+    const why = newSecretProblem(signature.scheme, secret);
     if (why) r.bad(`${at}.secret`, `${why} for the ${signature.scheme} scheme`);
   }
   const types = absent(m.event_types) ? [...ALERT_TYPES] : r.list(m.event_types, `${at}.event_types`, 'alert types').flatMap((t, i) => {

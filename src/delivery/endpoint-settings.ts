@@ -5,7 +5,7 @@
 import { absent, got, type Reader } from '../core/settings.ts';
 import { CONTENT_TYPES, type EndpointFields, type SignatureScheme } from '../core/types.ts';
 import { CREDENTIAL_KEYS, readCredentials, type EndpointCredentials } from './credentials.ts';
-import { validateSecret } from './signatures.ts';
+import { newSecretProblem } from './signatures.ts';
 
 /** What an endpoint gets for each setting left out (`name` and `url` have none). */
 export const ENDPOINT_DEFAULTS: Omit<EndpointFields, 'name' | 'url'> = Object.freeze({
@@ -38,7 +38,7 @@ export function readEndpointSettings(r: Reader, e: Record<string, unknown>, at: 
   if (has('description')) out.description = r.text(e.description, path('description'), '', { max: 2000, empty: true });
   if (has('secret')) {
     const secret = r.optional(e.secret, path('secret'), 1024, true);
-    const why = secret === null ? null : validateSecret(scheme, secret);
+    const why = secret === null ? null : newSecretProblem(scheme, secret);
     if (why) r.bad(path('secret'), `${why} for the ${scheme} scheme`);
     if (secret !== null) out.secret = secret;
   }

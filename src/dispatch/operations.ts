@@ -6,7 +6,7 @@ import type { PgBoss } from 'pg-boss';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { Delivery, DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
-import { generateSecret, validateSecret } from '../delivery/signatures.ts';
+import { generateSecret, newSecretProblem } from '../delivery/signatures.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { addSecret, expireSecrets, getEndpoint, refKey } from '../store/endpoints.ts';
 import type { Queryable } from '../store/queryable.ts';
@@ -153,7 +153,7 @@ export async function rotateSecret(
 ): Promise<{ endpoint: Endpoint; secret: string; expiration: number }> {
   const expiration = options.expiration ?? DEFAULT_EXPIRATION;
   const secret = options.secret ?? generateSecret(project.signature.scheme);
-  const why = validateSecret(project.signature.scheme, secret);
+  const why = newSecretProblem(project.signature.scheme, secret);
   if (why) throw invalid('secret', why);
   const endpoint = await getEndpoint(db, project.id, endpointId, { forUpdate: true });
   if (!endpoint) throw notFound('endpoint', endpointId);

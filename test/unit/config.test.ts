@@ -76,7 +76,7 @@ describe('loadConfig', () => {
     const config = load(`
 projects:
   - id: shop
-    api_keys: ["", key-1]
+    api_keys: ["", key-1-of-the-shop-project-0123456789]
     signature: { hash: SHA512 }
     retry: { retry_count: 3 }
     endpoints:
@@ -89,7 +89,7 @@ projects:
         id: 'shop',
         name: 'shop',
         type: 'outgoing',
-        api_keys: ['key-1'],
+        api_keys: ['key-1-of-the-shop-project-0123456789'],
         signature: { ...DEFAULT_SIGNATURE, hash: 'SHA512' },
         retry: { ...DEFAULT_RETRY, retry_count: 3 },
         breaker: DEFAULT_BREAKER,
@@ -129,18 +129,18 @@ projects:
     endpoints:
       - id: e
         url: "https://\${HOSTNAME:-hooks.example}/x"
-        secret: "\${SECRET:-fallback}"
+        secret: "\${SECRET:-fallback-secret-value}"
         description: "costs $\${AMOUNT}"
         http_timeout: "\${TIMEOUT:-20}"
 `,
-      { HOST: '0.0.0.0', KEY: 'k', SECRET: '', HOSTNAME: 'h.example' },
+      { HOST: '0.0.0.0', KEY: 'k'.repeat(32), SECRET: '', HOSTNAME: 'h.example' },
     );
     expect(config.server).toMatchObject({ host: '0.0.0.0', port: 6006 });
     expect(config.data_dir).toBe('/srv/wharf');
-    expect(config.projects[0]?.api_keys).toEqual(['k']);
+    expect(config.projects[0]?.api_keys).toEqual(['k'.repeat(32)]);
     expect(config.projects[0]?.endpoints[0]).toMatchObject({
       url: 'https://h.example/x',
-      secret: 'fallback',
+      secret: 'fallback-secret-value',
       description: 'costs ${AMOUNT}',
       http_timeout: 20,
     });
@@ -260,8 +260,8 @@ projects:
     ['egress: { allow: { a: 1 } }', 'egress.allow: must be a list of CIDR ranges (got a mapping)'],
     ['projects: [{ id: p, breaker: { failure_rate: 101 } }]', 'projects[0].breaker.failure_rate: must be an integer from 0 to 100 (got 101)'],
     ['projects: [{ id: p, meta_events: { url: "https://ops.example/alerts" } }]', 'projects[0].meta_events.secret: is required: alerts are always signed'],
-    ['projects: [{ id: p, meta_events: { secret: s3cret-s3cret } }]', 'projects[0].meta_events.url: is required: the http or https URL alerts are sent to'],
-    ['projects: [{ id: p, meta_events: { url: "https://ops.example", secret: s3cret-s3cret, event_types: [endpoint.deleted] } }]', 'projects[0].meta_events.event_types[0]: must be one of endpoint.status_changed, endpoint.failing (got "endpoint.deleted")'],
+    ['projects: [{ id: p, meta_events: { secret: s3cret-s3cret-s3cret } }]', 'projects[0].meta_events.url: is required: the http or https URL alerts are sent to'],
+    ['projects: [{ id: p, meta_events: { url: "https://ops.example", secret: s3cret-s3cret-s3cret, event_types: [endpoint.deleted] } }]', 'projects[0].meta_events.event_types[0]: must be one of endpoint.status_changed, endpoint.failing (got "endpoint.deleted")'],
     ['projects: [{ id: p, breaker: { alert_after: -1 } }]', 'projects[0].breaker.alert_after: must be an integer from 0 to 1000000 (got -1)'],
     [endpoint('notification_url: "ftp://x.example"'), 'projects[0].endpoints[1].notification_url: must be an http or https URL (got "ftp:")'],
     [endpoint('content_type: text/xml'), 'projects[0].endpoints[1].content_type: must be one of application/json, application/x-www-form-urlencoded (got "text/xml")'],
@@ -344,7 +344,7 @@ projects:
     expect(secretMessage).toMatch(new RegExp(`^${file}: projects\\[0\\]\\.endpoints\\[0\\]\\.secret: must be "whsec_"`));
     expect(secretMessage).not.toContain('plain-s3cret');
 
-    const keyMessage = failure('projects: [{ id: p, api_keys: [k-1] }, { id: q, api_keys: [k-1] }]\n').message;
+    const keyMessage = failure(`projects: [{ id: p, api_keys: [${'k'.repeat(32)}] }, { id: q, api_keys: [${'k'.repeat(32)}] }]\n`).message;
     expect(keyMessage).toBe(`${file}: projects[1].api_keys[0]: must be unique (the same key is at projects[0].api_keys[0])`);
   });
 
@@ -386,24 +386,24 @@ describe('shipped config files', () => {
     expect(config.projects).toEqual([
       { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, meta_events: null, endpoints: [], sources: [], subscriptions: [] },
     ]);
-    expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen' }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
-      'chosen',
+    expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen'.repeat(6) }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
+      'chosen'.repeat(6),
     ]);
   });
 
   it('config/example.yaml loads once its variables are set', () => {
     const file = join(REPO, 'config/example.yaml');
     expect(() => loadConfig({ file, env: {} })).toThrow(/projects\[0\]\.api_keys\[0\]: environment variable SHOP_API_KEY is not set/);
-    const { config } = loadConfig({ file, env: { SHOP_API_KEY: 'shop-key', ACME_SECRET: 'acme-secret' } });
+    const { config } = loadConfig({ file, env: { SHOP_API_KEY: 'shop-key-0123456789-0123456789-01', ACME_SECRET: 'acme-secret-0123456789' } });
     const [shop, inbox] = config.projects;
     expect(shop?.endpoints.map((e) => [e.id, e.secret])).toEqual([
-      ['acme', 'acme-secret'],
+      ['acme', 'acme-secret-0123456789'],
       ['globex', null],
     ]);
-    expect(shop?.api_keys).toEqual(['shop-key']);
+    expect(shop?.api_keys).toEqual(['shop-key-0123456789-0123456789-01']);
     expect(inbox).toMatchObject({ type: 'incoming', signature: { scheme: 'standard-webhooks' } });
     // Without ACME_SECRET the example's own default applies.
-    expect(loadConfig({ file, env: { SHOP_API_KEY: 'k' } }).config.projects[0]?.endpoints[0]?.secret).toBe('change-me-acme');
+    expect(loadConfig({ file, env: { SHOP_API_KEY: 'k'.repeat(32) } }).config.projects[0]?.endpoints[0]?.secret).toBe('change-me-acme-secret');
   });
 });
 
@@ -415,9 +415,9 @@ database: { url: "postgres://wharf:pa55word@db.internal:5432/wharf?sslmode=requi
 encryption_key: ${KEY_HEX}
 projects:
   - id: p
-    api_keys: [key-one, key-two]
+    api_keys: [key-one-0123456789-0123456789-0123, key-two-0123456789-0123456789-0123]
     endpoints:
-      - { id: with, url: "https://a.example/", secret: s3cret-value }
+      - { id: with, url: "https://a.example/", secret: s3cret-value-0123456789 }
       - { id: without, url: "https://b.example/" }
 `,
     );
@@ -438,6 +438,6 @@ projects:
       ],
     });
     // A copy: the config itself still holds the real values.
-    expect(config.projects[0]?.endpoints[0]?.secret).toBe('s3cret-value');
+    expect(config.projects[0]?.endpoints[0]?.secret).toBe('s3cret-value-0123456789');
   });
 });

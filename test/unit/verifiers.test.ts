@@ -338,23 +338,23 @@ describe('basic_auth', () => {
 });
 
 describe('api_key', () => {
-  const config = configOf({ type: 'api_key', header_name: 'X-Api-Key', header_value: 'key_live_8f2b' });
+  const config = configOf({ type: 'api_key', header_name: 'X-Api-Key', header_value: 'key_live_8f2b0123456789' });
 
   it('accepts the configured value in the configured header', () => {
-    expect(verify(config, request(BODY, { 'x-api-key': 'key_live_8f2b' }), NOW)).toEqual({ ok: true });
-    expect(verify(config, request(TAMPERED, { 'X-API-KEY': 'key_live_8f2b' }), NOW)).toEqual({ ok: true });
+    expect(verify(config, request(BODY, { 'x-api-key': 'key_live_8f2b0123456789' }), NOW)).toEqual({ ok: true });
+    expect(verify(config, request(TAMPERED, { 'X-API-KEY': 'key_live_8f2b0123456789' }), NOW)).toEqual({ ok: true });
   });
 
   it('rejects a wrong value, a near miss and a missing header', () => {
     expect(verify(config, request(BODY, { 'x-api-key': 'key_live_0000' }), NOW)).toEqual(rejected('X-Api-Key header does not match'));
     expect(verify(config, request(BODY, { 'x-api-key': 'key_live_8f2b ' }), NOW)).toEqual(rejected('X-Api-Key header does not match'));
-    expect(verify(config, request(BODY, { authorization: 'key_live_8f2b' }), NOW)).toEqual(rejected('X-Api-Key header is missing'));
+    expect(verify(config, request(BODY, { authorization: 'key_live_8f2b0123456789' }), NOW)).toEqual(rejected('X-Api-Key header is missing'));
   });
 });
 
 describe('reasons never carry secrets or expected signatures', () => {
   it('holds across every failing request above and a few more', () => {
-    const secret = 'do-not-leak-me';
+    const secret = 'do-not-leak-me-ever';
     const standard = 'whsec_' + Buffer.from('do-not-leak-me-either!!!').toString('base64');
     // What each scheme would have accepted for the bytes actually checked (TAMPERED): a reason
     // that printed the expected signature would contain one of these.
@@ -398,21 +398,21 @@ describe('reasons never carry secrets or expected signatures', () => {
 
 describe('parseVerifier', () => {
   it('fills in the defaults', () => {
-    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's' })).toEqual({
+    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's-secret-long-enough' })).toEqual({
       type: 'hmac',
       header: 'X-Sig',
       hash: 'SHA256',
       encoding: 'hex',
-      secret: 's',
+      secret: 's-secret-long-enough',
       mode: 'simple',
       prefix: '',
     });
-    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's', mode: 'advanced', hash: 'SHA512', encoding: 'base64' })).toEqual({
+    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's-secret-long-enough', mode: 'advanced', hash: 'SHA512', encoding: 'base64' })).toEqual({
       type: 'hmac',
       header: 'X-Sig',
       hash: 'SHA512',
       encoding: 'base64',
-      secret: 's',
+      secret: 's-secret-long-enough',
       mode: 'advanced',
       tolerance: 300,
     });
@@ -420,8 +420,8 @@ describe('parseVerifier', () => {
   });
 
   it('reads YAML strings and env-substituted blanks like the rest of the settings', () => {
-    expect(configOf({ type: 'stripe', secret: 's', tolerance: '600' })).toEqual({ type: 'stripe', secret: 's', tolerance: 600 });
-    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's', mode: 'advanced', prefix: '' })).toMatchObject({ mode: 'advanced' });
+    expect(configOf({ type: 'stripe', secret: 's-secret-long-enough', tolerance: '600' })).toEqual({ type: 'stripe', secret: 's-secret-long-enough', tolerance: 600 });
+    expect(configOf({ type: 'hmac', header: 'X-Sig', secret: 's-secret-long-enough', mode: 'advanced', prefix: '' })).toMatchObject({ mode: 'advanced' });
   });
 
   it('requires the block, naming type none as the way to accept everything', () => {
@@ -453,7 +453,7 @@ describe('parseVerifier', () => {
         ],
       ],
       [
-        { type: 'hmac', header: 'X Sig', secret: 's', hash: 'MD5', encoding: 'base32', mode: 'fast' },
+        { type: 'hmac', header: 'X Sig', secret: 's-secret-long-enough', hash: 'MD5', encoding: 'base32', mode: 'fast' },
         [
           { path: `${AT}.header`, message: 'must be a header name (got "X Sig")' },
           { path: `${AT}.hash`, message: 'must be one of SHA256, SHA512 (got "MD5")' },
@@ -462,14 +462,14 @@ describe('parseVerifier', () => {
         ],
       ],
       [
-        { type: 'hmac', header: 'X-Sig', secret: 's', mode: 'advanced', prefix: 'sha256=', tolerance: 0 },
+        { type: 'hmac', header: 'X-Sig', secret: 's-secret-long-enough', mode: 'advanced', prefix: 'sha256=', tolerance: 0 },
         [
           { path: `${AT}.prefix`, message: 'applies to mode simple only (advanced headers are t=…,v1=…)' },
           { path: `${AT}.tolerance`, message: 'must be an integer from 1 to 3153600000 (got 0)' },
         ],
       ],
       [
-        { type: 'hmac', header: 'X-Sig', secret: 's', tolerance: 60 },
+        { type: 'hmac', header: 'X-Sig', secret: 's-secret-long-enough', tolerance: 60 },
         [{ path: `${AT}.tolerance`, message: 'applies to mode advanced only (simple signatures carry no timestamp)' }],
       ],
       [
@@ -479,7 +479,7 @@ describe('parseVerifier', () => {
           { path: `${AT}.password`, message: 'is required' },
         ],
       ],
-      [{ type: 'basic_auth', password: 'p' }, [{ path: `${AT}.username`, message: 'is required' }]],
+      [{ type: 'basic_auth', password: 'p-password-long-enough' }, [{ path: `${AT}.username`, message: 'is required' }]],
       [
         { type: 'api_key' },
         [
@@ -489,7 +489,7 @@ describe('parseVerifier', () => {
       ],
       [{ type: 'github' }, [{ path: `${AT}.secret`, message: 'is required' }]],
       [{ type: 'shopify', secret: '' }, [{ path: `${AT}.secret`, message: 'must not be empty' }]],
-      [{ type: 'stripe', secret: 's', tolerance: 'soon' }, [{ path: `${AT}.tolerance`, message: 'must be an integer from 1 to 3153600000 (got "soon")' }]],
+      [{ type: 'stripe', secret: 's-secret-long-enough', tolerance: 'soon' }, [{ path: `${AT}.tolerance`, message: 'must be an integer from 1 to 3153600000 (got "soon")' }]],
     ];
     for (const [value, issues] of cases) {
       expect(parse(value).issues, JSON.stringify(value)).toEqual(issues);
@@ -497,21 +497,36 @@ describe('parseVerifier', () => {
   });
 
   it('reports keys that do not belong to the type', () => {
-    expect(parse({ type: 'github', secret: 's', header: 'X-Hub-Signature', tolerance: 5 }).issues).toEqual([
+    expect(parse({ type: 'github', secret: 's-secret-long-enough', header: 'X-Hub-Signature', tolerance: 5 }).issues).toEqual([
       { path: `${AT}.header`, message: '', unknown: true },
       { path: `${AT}.tolerance`, message: '', unknown: true },
     ]);
-    expect(parse({ type: 'none', secret: 's' }).issues).toEqual([{ path: `${AT}.secret`, message: '', unknown: true }]);
+    expect(parse({ type: 'none', secret: 's-secret-long-enough' }).issues).toEqual([{ path: `${AT}.secret`, message: '', unknown: true }]);
+  });
+
+  it('refuses a secret, password or API key shorter than 16 characters, saying so', () => {
+    for (const block of [
+      { type: 'hmac', header: 'X-Sig', secret: 'short' },
+      { type: 'github', secret: 'short' },
+      { type: 'basic_auth', username: 'u', password: 'short' },
+      { type: 'api_key', header_name: 'X-Key', header_value: 'short' },
+    ]) {
+      const { issues } = parse(block);
+      expect(issues).toHaveLength(1);
+      expect(issues[0]!.message).toBe('must be at least 16 characters (got 5): a short secret can be guessed');
+    }
   });
 
   it('checks the standard_webhooks secret is whsec_ + padded base64', () => {
-    expect(configOf({ type: 'standard_webhooks', secret: 'whsec_YWJj' })).toMatchObject({ secret: 'whsec_YWJj' });
+    expect(configOf({ type: 'standard_webhooks', secret: 'whsec_YWJjZGVmZ2hpamtsbW5vcHE=' })).toMatchObject({ secret: 'whsec_YWJjZGVmZ2hpamtsbW5vcHE=' });
     const cases: [string, RegExp][] = [
       ['MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', /must start with "whsec_"/],
-      ['whsec_', /base64/],
+      ['whsec_', /at least 16 characters/],
       ['whsec_not base64!', /base64/],
-      ['whsec_YWI', /base64/],
-      ['whsec_YW-_', /base64/],
+      ['whsec_YWIYWIYWIYWIY', /base64/],
+      // Well formed, but 11 bytes of key: too short to be a secret (issue 12).
+      ['whsec_YWJjZGVmZ2hpams=', /at least 16 bytes of key material/],
+      ['whsec_YW-_YW-_YW-_YW-_', /base64/],
     ];
     for (const [secret, message] of cases) {
       const { issues } = parse({ type: 'standard_webhooks', secret });
@@ -560,17 +575,17 @@ describe('verifierSecretKeys', () => {
 
   it('covers every secret a parsed block holds', () => {
     const blocks = [
-      { type: 'hmac', header: 'X-Sig', secret: 'SECRET' },
-      { type: 'basic_auth', username: 'u', password: 'SECRET' },
-      { type: 'api_key', header_name: 'X-Key', header_value: 'SECRET' },
-      { type: 'github', secret: 'SECRET' },
-      { type: 'shopify', secret: 'SECRET' },
-      { type: 'stripe', secret: 'SECRET' },
+      { type: 'hmac', header: 'X-Sig', secret: 'SECRET-SECRET-SECRET' },
+      { type: 'basic_auth', username: 'u', password: 'SECRET-SECRET-SECRET' },
+      { type: 'api_key', header_name: 'X-Key', header_value: 'SECRET-SECRET-SECRET' },
+      { type: 'github', secret: 'SECRET-SECRET-SECRET' },
+      { type: 'shopify', secret: 'SECRET-SECRET-SECRET' },
+      { type: 'stripe', secret: 'SECRET-SECRET-SECRET' },
     ];
     for (const block of blocks) {
       const config = { ...configOf(block) } as Record<string, unknown>;
       for (const key of verifierSecretKeys(config.type as VerifierType)) delete config[key];
-      expect(JSON.stringify(config)).not.toContain('SECRET');
+      expect(JSON.stringify(config)).not.toContain('SECRET-SECRET-SECRET');
     }
   });
 });

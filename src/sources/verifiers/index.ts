@@ -5,7 +5,7 @@
  */
 import { TOKEN, absent, got } from '../../core/settings.ts';
 import type { Reader } from '../../core/settings.ts';
-import { MAX_SECRET_LENGTH, STANDARD_PREFIX, validateSecret } from '../../delivery/signatures.ts';
+import { MAX_SECRET_LENGTH, MIN_SECRET_LENGTH, STANDARD_PREFIX, newSecretProblem } from '../../delivery/signatures.ts';
 import { verifyApiKey, verifyBasicAuth } from './credentials.ts';
 import { verifyGithub, verifyHmac, verifyShopify } from './hmac.ts';
 import { verifyStandardWebhooks, verifyStripe } from './presets.ts';
@@ -138,8 +138,14 @@ function required(r: Reader, value: unknown, path: string, read: () => string, w
   return read();
 }
 
+/** A verifier's secret, password or API key: at least MIN_SECRET_LENGTH characters, never quoted. */
 function secret(r: Reader, value: unknown, path: string): string {
-  return required(r, value, path, () => r.text(value, path, '', { max: MAX_SECRET_LENGTH, secret: true }));
+  const text = required(r, value, path, () => r.text(value, path, '', { max: MAX_SECRET_LENGTH, secret: true }));
+  if (text !== '' && text.length < MIN_SECRET_LENGTH) {
+    r.bad(path, `must be at least ${MIN_SECRET_LENGTH} characters (got ${text.length}): a short secret can be guessed`);
+    return '';
+  }
+  return text;
 }
 
 function headerName(r: Reader, value: unknown, path: string, what: string): string {
@@ -161,7 +167,7 @@ function standardSecret(r: Reader, value: unknown, path: string): string {
     r.bad(path, `must start with "${STANDARD_PREFIX}" followed by the base64 key`);
     return '';
   }
-  const problem = validateSecret('standard-webhooks', text);
+  const problem = newSecretProblem('standard-webhooks', text);
   if (problem === null) return text;
   r.bad(path, problem);
   return '';
