@@ -317,7 +317,9 @@ class SqsConnector implements Connector {
 
   private async run(): Promise<void> {
     // IP literals are dialled without a lookup: judged here, until the policy or the source changes.
-    const hosts = [this.config.endpoint, this.config.queue_url].flatMap((u) => (u ? [new URL(u).hostname] : []));
+    // The SDK sends to `endpoint` when one is given, else to the queue URL's host.
+    const target = this.config.endpoint ?? this.config.queue_url;
+    const hosts = target ? [new URL(target).hostname] : [];
     for (let n = 0; !this.abort.signal.aborted; n++) {
       try {
         for (const h of hosts) await this.deps.egress.check(h);
