@@ -103,13 +103,13 @@ projects:
       expect(res.status).toBe(201);
       return res.body.data as { uid: string; secrets: { value: string }[] };
     };
-    const a = await mk('a', { owner_id: 'acme', secret: 'secret-of-a' });
+    const a = await mk('a', { owner_id: 'acme', secret: 'secret-of-endpoint-a' });
     const b = await mk('b', { owner_id: 'acme', advanced_signatures: false });
     const c = await mk('c', { owner_id: 'globex' });
-    expect(a.secrets[0]!.value).toBe('secret-of-a');
+    expect(a.secrets[0]!.value).toBe('secret-of-endpoint-a');
     // The secret is shown once: never again after creation.
     const fetched = await api('GET', `/api/v1/projects/default/endpoints/${a.uid}`);
-    expect(JSON.stringify(fetched.body)).not.toContain('secret-of-a');
+    expect(JSON.stringify(fetched.body)).not.toContain('secret-of-endpoint-a');
 
     const data = { order: 42, name: 'Zoë ☃', nested: { list: [1, 2, 3] } };
     const single = await api('POST', '/api/v1/projects/default/events', {
@@ -131,7 +131,7 @@ projects:
     expect(first.headers['x-trace-id']).toBe('trace-1');
     // Advanced signature on a, checked by the verifier that passes Convoy's vectors.
     const advanced = verifyConvoySignature(first.headers['x-convoy-signature'] as string, first.body, {
-      secrets: ['secret-of-a'], hash: 'SHA256', encoding: 'hex', advanced: true, toleranceSeconds: 300,
+      secrets: ['secret-of-endpoint-a'], hash: 'SHA256', encoding: 'hex', advanced: true, toleranceSeconds: 300,
     });
     expect(advanced).toEqual({ ok: true });
     expect(first.headers['x-convoy-signature']).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);

@@ -47,13 +47,16 @@ describe('broker sink (real Postgres)', () => {
   const sink = (s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS }, s);
 
   it('dead-letters only the message the database refuses, stores the rest, and a redelivery changes nothing', async () => {
-    // Postgres text cannot hold NUL: the statement fails for this message's data alone.
-    const batch = [good(1), good(2, { event_type: 'bad\u0000type' }), good(3)];
+    // Ingest refuses what it knows the database could not hold (NUL, control characters); for
+    // anything else the database refuses, a constraint of this test's database stands in: the
+    // statement fails for this message's data alone.
+    await t.app.pool.query(`ALTER TABLE events ADD CONSTRAINT refuses_one CHECK (event_type <> 'refused.by.database')`);
+    const batch = [good(1), good(2, { event_type: 'refused.by.database' }), good(3)];
     const results = await sink().accept(batch);
     expect(results.map((r) => r.status)).toEqual(['stored', 'rejected', 'stored']);
     const refused = results[1] as Extract<(typeof results)[number], { status: 'rejected' }>;
     expect(refused.code).toBe('WHARF_ERR_DATABASE_REFUSED');
-    expect(refused.reason).toMatch(/0x00/);
+    expect(refused.reason).toMatch(/refuses_one/);
 
     const again = await sink().accept(batch);
     expect(again.map((r) => r.status)).toEqual(['duplicate', 'rejected', 'duplicate']);
@@ -61,6 +64,7 @@ describe('broker sink (real Postgres)', () => {
     const { rows } = await t.app.pool.query('SELECT times_seen, body FROM dead_letters WHERE id = $1', [refused.dead_letter_id]);
     expect(rows[0].times_seen).toBe(2);
     expect(Buffer.compare(rows[0].body, batch[1]!.body)).toBe(0);
+    await t.app.pool.query('ALTER TABLE events DROP CONSTRAINT refuses_one');
   });
 
   it('deduplicates by idempotency_key when the message has one, by broker id when not', async () => {

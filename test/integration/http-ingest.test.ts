@@ -51,7 +51,7 @@ describe('HTTP ingest sources', () => {
               type: 'http',
               event_type: 'partner.event',
               http: {
-                verifier: { type: 'basic_auth', username: 'partner', password: 'pw-not-for-logs' },
+                verifier: { type: 'basic_auth', username: 'partner', password: 'pw-not-for-logs-ever' },
                 idempotency_keys: [{ body: 'id' }],
                 custom_response: { body: 'thanks', content_type: 'text/plain' },
               },
@@ -199,7 +199,7 @@ describe('HTTP ingest sources', () => {
   });
 
   it('basic auth: a custom answer, an idempotency key from the body, a header filter, and no credentials stored', async () => {
-    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs').toString('base64')}`;
+    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs-ever').toString('base64')}`;
     const post = (body: unknown, headers: Record<string, string> = {}) =>
       t.request('POST', urls.partner!, { raw: JSON.stringify(body), headers: { 'content-type': 'application/json', authorization: auth, ...headers } });
     const res = await post({ id: 'p-1', priority: 'urgent' }, { 'x-partner-region': 'eu' });
@@ -254,7 +254,7 @@ describe('HTTP ingest sources', () => {
     expect(twice.status, twice.text).toBe(401);
     expect((await rawPost(urls.stdhooks!, { ...base, 'webhook-signature': signature }, payload)).status).toBe(200); // once is fine
 
-    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs').toString('base64')}`;
+    const auth = `Basic ${Buffer.from('partner:pw-not-for-logs-ever').toString('base64')}`;
     const partner = (authorization: string | string[]) =>
       rawPost(urls.partner!, { 'content-type': 'application/json', authorization }, JSON.stringify({ id: 'p-twice' }));
     expect((await partner([auth, 'Basic bm9wZTpub3Bl'])).status).toBe(401);
@@ -338,23 +338,23 @@ describe('subscriptions API', () => {
       name: 'temp',
       type: 'http',
       event_type: 'temp.event',
-      http: { verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'first' } },
+      http: { verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'first-key-0123456789' } },
     });
     expect(created.status, created.text).toBe(201);
     const path = new URL(created.body.data.url).pathname;
     const post = (key: string) => t.request('POST', path, { raw: '{}', headers: { 'content-type': 'application/json', 'x-key': key } });
-    expect((await post('first')).status).toBe(200);
+    expect((await post('first-key-0123456789')).status).toBe(200);
     const { uid: _u, status: _s, url: _url, project_id: _p, from_config: _f, created_at: _c, updated_at: _up, ...definition } = created.body.data;
     const changed = await t.api('PUT', `/sources/${created.body.data.uid}`, {
       ...definition,
-      http: { ...definition.http, verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'second' } },
+      http: { ...definition.http, verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'second-key-0123456789' } },
     });
     expect(changed.status, changed.text).toBe(200);
     expect(new URL(changed.body.data.url).pathname).toBe(path); // the URL outlives edits
-    expect((await post('first')).status).toBe(401);
-    expect((await post('second')).status).toBe(200);
+    expect((await post('first-key-0123456789')).status).toBe(401);
+    expect((await post('second-key-0123456789')).status).toBe(200);
     expect((await t.api('DELETE', `/sources/${created.body.data.uid}`)).status).toBe(200);
-    expect((await post('second')).status).toBe(404);
+    expect((await post('second-key-0123456789')).status).toBe(404);
   });
 
   it('test_filter evaluates a filter against a sample payload', async () => {
