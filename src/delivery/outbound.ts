@@ -8,7 +8,7 @@ import { REDACTED } from '../core/redact.ts';
 import type { AuthHeaders } from './auth.ts';
 import { tlsOf, type EndpointCredentials } from './credentials.ts';
 import { withHeaders } from './request.ts';
-import type { SendResult, Sender } from './sender.ts';
+import { failedBeforeSending, type SendResult, type Sender } from './sender.ts';
 import type { TlsOptions } from './tls.ts';
 
 export interface OutboundDeps {
@@ -46,17 +46,7 @@ export async function sendWithCredentials(
       extra = await deps.auth.headers(auth, target.cacheKey);
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      const result: SendResult = {
-        ok: false,
-        statusCode: null,
-        latencyMs: 0,
-        responseHeaders: {},
-        responseBody: '',
-        error: e.message ?? String(err),
-        errorCode: e.code ?? 'WHARF_ERR_AUTH',
-        retryAfterSeconds: null,
-      };
-      return { result, recorded: headers };
+      return { result: failedBeforeSending(e.message ?? String(err), e.code ?? 'WHARF_ERR_AUTH'), recorded: headers };
     }
   }
   const dispatcher = deps.agents.forTls(tlsOf(credentials));

@@ -25,6 +25,11 @@ export interface SendResult {
   retryAfterSeconds: number | null;
 }
 
+/** The result of an attempt that failed before any request went out (no token, an internal error). */
+export function failedBeforeSending(error: string, errorCode: string): SendResult {
+  return { ok: false, statusCode: null, latencyMs: 0, responseHeaders: {}, responseBody: '', error, errorCode, retryAfterSeconds: null };
+}
+
 export interface SenderOptions {
   dispatcher: Dispatcher;
   maxResponseBytes: number;

@@ -15,7 +15,7 @@ import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts'
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
-import type { SendResult } from '../delivery/sender.ts';
+import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
 import { DELIVERY_QUEUE, enqueueDeliveries, executorOf, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
@@ -367,17 +367,7 @@ function outcomeOf({ row, attempt }: Pick<Live, 'row' | 'attempt'>, result: Send
 }
 
 function failedOutcome(l: Live, err: Error): Outcome {
-  const result: SendResult = {
-    ok: false,
-    statusCode: null,
-    latencyMs: 0,
-    responseHeaders: {},
-    responseBody: '',
-    error: `internal error before the request was sent: ${err.message}`,
-    errorCode: 'WHARF_ERR_INTERNAL',
-    retryAfterSeconds: null,
-  };
-  return outcomeOf(l, result, {});
+  return outcomeOf(l, failedBeforeSending(`internal error before the request was sent: ${err.message}`, 'WHARF_ERR_INTERNAL'), {});
 }
 
 /** Hands jobs back to pg-boss's retry policy; if the database is down too, their expiry does it. */

@@ -3,7 +3,7 @@ import { LOOPBACK_EGRESS } from '../../harness/egress.ts';
 import { connector, type PubSubConfig } from '../../../connectors/pubsub.ts';
 import type { ConnectorLogger } from '../../../src/core/connector.ts';
 import type { SettingIssue } from '../../../src/core/settings.ts';
-import { settingsOf } from './settings.ts';
+import { settingsWithDefaultCredentials } from './settings.ts';
 
 const AT = 'projects[0].sources[2].pubsub';
 const MINIMAL = { project_id: 'acme-prod', subscription: 'wharf-orders' };
@@ -17,17 +17,7 @@ const KEY = {
   client_id: '1234567890',
 };
 
-const settings = settingsOf(connector, AT);
-/**
- * Most cases here are about other settings: a block that names no credentials opts in to the
- * default chain (as an operator's config file may), unless the case is about that.
- */
-const optIn = (value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && !('credentials' in value) && !('use_default_credentials' in value)
-    ? { ...value, use_default_credentials: true }
-    : value;
-const parse = (value: unknown) => settings.parse(optIn(value));
-const issue = (value: unknown) => settings.issue(optIn(value));
+const { settings, parse, issue } = settingsWithDefaultCredentials(connector, AT);
 
 const quiet: ConnectorLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 

@@ -17,3 +17,17 @@ export function settingsOf<C>(module: ConnectorModule<C>, at: string) {
   };
   return { parse, issue };
 }
+
+/**
+ * For connectors that need credentials of the source's own (SQS, Pub/Sub), cases about other
+ * settings: a block that names no credentials opts in to the default chain, as an operator's
+ * config file may. `settings` is the plain pair, for the cases about credentials.
+ */
+export function settingsWithDefaultCredentials<C>(module: ConnectorModule<C>, at: string) {
+  const settings = settingsOf(module, at);
+  const optIn = (value: unknown): unknown =>
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !('credentials' in value) && !('use_default_credentials' in value)
+      ? { ...value, use_default_credentials: true }
+      : value;
+  return { settings, parse: (value: unknown) => settings.parse(optIn(value)), issue: (value: unknown) => settings.issue(optIn(value)) };
+}

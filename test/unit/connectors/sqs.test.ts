@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { connector, regionOfQueueUrl, toBrokerMessage } from '../../../connectors/sqs.ts';
-import { settingsOf } from './settings.ts';
+import { settingsWithDefaultCredentials } from './settings.ts';
 
 const AT = 'projects[0].sources[2].sqs';
 const URL_ = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
 
-const settings = settingsOf(connector, AT);
-/**
- * Most cases here are about other settings: a block that names no credentials opts in to the
- * default chain (as an operator's config file may), unless the case is about that.
- */
-const optIn = (value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && !('credentials' in value) && !('use_default_credentials' in value)
-    ? { ...value, use_default_credentials: true }
-    : value;
-const parse = (value: unknown) => settings.parse(optIn(value));
-const issue = (value: unknown) => settings.issue(optIn(value));
+const { settings, parse, issue } = settingsWithDefaultCredentials(connector, AT);
 
 describe('sqs parse', () => {
   it('fills the defaults and takes the region from an amazonaws queue URL', () => {
