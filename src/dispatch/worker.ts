@@ -513,16 +513,22 @@ async function withinRateLimits(deps: DispatcherDeps, live: Live[]): Promise<Liv
  * success makes one active, a failure inactive again. The circuit breaker judges the others.
  */
 function pendingTransitions(outcomes: Pick<Outcome, 'row' | 'result'>[]): EndpointChange[] {
-  const changes = new Map<string, EndpointChange>();
+  // Any success decides: the endpoint answers again. Only a pending endpoint all of whose
+  // attempts here failed goes back to inactive.
+  const seen = new Map<string, { row: WorkRow; ok: boolean; error: string | null }>();
   for (const o of outcomes) {
+    if (!o.result || o.row.endpoint_status !== 'pending') continue;
     const key = refKey(o.row);
-    if (!o.result || o.row.endpoint_status !== 'pending' || changes.has(key)) continue;
-    const base = { project_id: o.row.project_id, endpoint_id: o.row.endpoint_id, from: ['pending'] as EndpointStatus[] };
-    changes.set(key, o.result.ok
-      ? { ...base, to: 'active', reason: 'a delivery to the pending endpoint succeeded' }
-      : { ...base, to: 'inactive', reason: `a delivery to the pending endpoint failed: ${o.result.error ?? 'no answer'}` });
+    const prev = seen.get(key);
+    if (prev?.ok) continue;
+    seen.set(key, { row: o.row, ok: o.result.ok, error: o.result.error });
   }
-  return [...changes.values()];
+  return [...seen.values()].map(({ row, ok, error }) => {
+    const base = { project_id: row.project_id, endpoint_id: row.endpoint_id, from: ['pending'] as EndpointStatus[] };
+    return ok
+      ? { ...base, to: 'active' as const, reason: 'a delivery to the pending endpoint succeeded' }
+      : { ...base, to: 'inactive' as const, reason: `a delivery to the pending endpoint failed: ${error ?? 'no answer'}` };
+  });
 }
 
 const attemptKind = (r: SendResult): AttemptKind => (r.statusCode === 410 ? 'gone' : r.ok ? 'success' : 'failure');
@@ -530,8 +536,8 @@ const attemptKind = (r: SendResult): AttemptKind => (r.statusCode === 410 ? 'gon
 /**
  * Feeds the attempts to the circuit breaker and works out every endpoint state change, in the
  * batch's transaction (the breaker relies on it: the endpoint rows it locked are set inactive
- * before another batch can count them again). Breaker trips come first; a pending endpoint's own
- * answer decides the rest.
+ * before another batch can count them again). A pending endpoint's success comes first; breaker
+ * trips decide the rest.
  */
 async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ changes: EndpointChange[]; failing: AlertInput[] }> {
   const settings = new Map(sent.map((o) => [o.row.project_id, { ...DEFAULT_BREAKER, ...o.row.settings.breaker }]));
@@ -551,13 +557,14 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
       });
     },
   );
+  // A pending endpoint's own answer decides first: a success makes it active (and resets the
+  // breaker's counters), even when the failures it had before it was disabled are still in the
+  // failure-rate window and the breaker would trip it again on them.
   const changes = new Map<string, EndpointChange>();
+  for (const c of pendingTransitions(sent)) changes.set(refKey(c), c);
   for (const t of trips) {
+    if (changes.get(refKey(t))?.to === 'active') continue;
     changes.set(refKey(t), { project_id: t.project_id, endpoint_id: t.endpoint_id, from: ['active', 'pending'], to: 'inactive', reason: t.reason });
-  }
-  for (const c of pendingTransitions(sent)) {
-    const key = refKey(c);
-    if (!changes.has(key)) changes.set(key, c);
   }
   return { changes: [...changes.values()], failing };
 }

@@ -20,6 +20,8 @@ describe('endpoint operations', () => {
         { id: 'sw', signature: { scheme: 'standard-webhooks' }, retry: { strategy: 'linear', duration: 1, retry_count: 0 } },
         { id: 'brk', retry: { strategy: 'linear', duration: 1, retry_count: 0 }, breaker: { consecutive_failures: 3, failure_rate: 0 } },
         { id: 'sm', retry: { strategy: 'linear', duration: 1, retry_count: 1 }, breaker: { consecutive_failures: 3, failure_rate: 0 } },
+        // Only the failure-rate rule: trips at 50 % of at least 4 attempts in 60 s.
+        { id: 'rate', retry: { strategy: 'linear', duration: 1, retry_count: 0 }, breaker: { consecutive_failures: 0, failure_rate: 50, minimum_requests: 4, window_seconds: 60 } },
       ],
     });
   });
@@ -165,6 +167,36 @@ describe('endpoint operations', () => {
     );
     expect((await t.api('POST', '/eventdeliveries/batchretry', { status: 'scheduled' })).status).toBe(400);
     expect((await t.api('POST', '/eventdeliveries/batchretry', { start_date: 'yesterday' })).status).toBe(400);
+  });
+
+  it('a success on a pending endpoint makes it active, though the failure rate that tripped it is still in the window', async () => {
+    rx.answer((r) => (r.path === '/rated' ? { status: 500 } : { status: 200 }));
+    const { id } = await endpoint('rated', 'rate', { skip_ping_validation: true });
+    const status = async () => (await t.api('GET', `/endpoints/${id}`, undefined, 'rate')).body.data.status as string;
+    const fail4 = async (tag: string) => {
+      for (let i = 0; i < 4; i++) await t.api('POST', '/events', { endpoint_id: id, event_type: `rated.${tag}`, data: { i } }, 'rate');
+      await eventually(status, (s) => s === 'inactive', 15_000, 'the failure-rate rule to trip');
+    };
+    await fail4('one');
+    rx.answer(() => ({ status: 200 }));
+    // A resend: pending, then its success makes the endpoint active, where the failure-rate rule
+    // (4 failures of 5 attempts in the window) used to trip it again at once.
+    const failed = (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&status=failure`, undefined, 'rate')).body.data.content;
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect((await t.api('PUT', `/eventdeliveries/${failed[0].id}/resend`, undefined, 'rate')).status).toBeLessThan(300);
+    await eventually(status, (s) => s === 'active', 15_000, 'active after a successful resend');
+    // It stays active: the next event goes out and nothing trips it.
+    await send(id, 'rated', 'rate');
+    expect(await status()).toBe('active');
+
+    // The same through a batch retry.
+    rx.answer((r) => (r.path === '/rated' ? { status: 500 } : { status: 200 }));
+    await fail4('two');
+    rx.answer(() => ({ status: 200 }));
+    expect((await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: id }, 'rate')).status).toBeLessThan(300);
+    await eventually(status, (s) => s === 'active', 15_000, 'active after a successful batch retry');
+    await send(id, 'rated', 'rate');
+    expect(await status()).toBe('active');
   });
 
   it('410 Gone disables at once; resending a discarded delivery makes it pending, then active or inactive by the answer', async () => {
