@@ -97,12 +97,12 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       if (queued > 0) await queueBatchRetry(boss, client, filter);
       return { queued };
     });
-    return reply(res, 202, `${data.queued} event deliveries queued for retry`, data);
+    return reply(res, 200, `${data.queued} event deliveries queued for retry`, data);
   });
 
   app.put('/eventdeliveries/:deliveryID/resend', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
     const data = await withTransaction(pool, (client) => resendDelivery(deps, client, req.project.id, deliveryID, 'the API'));
-    return reply(res, 202, 'Event delivery scheduled for resend', present(data));
+    return reply(res, 200, 'Event delivery scheduled for resend', present(data));
   });
 }

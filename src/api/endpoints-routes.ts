@@ -299,12 +299,13 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const body = object(req.body ?? {}, 'body');
     onlyKeys(body, ['expiration', 'secret']);
     const expiration = integer(body, 'expiration', 0, MAX_EXPIRATION);
-    const given = string(body, 'secret', { max: 1024 });
+    // convoy-go sends "secret": "" to ask for a generated one, as Convoy does.
+    const given = string(body, 'secret', { max: 1024, empty: true }) || undefined;
     const data = await withTransaction(pool, async (client) => {
       const r = await rotateSecret(box, client, req.project, endpointID, { expiration, secret: given });
       return { expiration: r.expiration, endpoint: await presentEndpoint(client, box, r.endpoint, r.secret) };
     });
-    return reply(res, 202, `Secret rotated; the previous one stays valid for ${data.expiration} s`, data.endpoint);
+    return reply(res, 200, `Secret rotated; the previous one stays valid for ${data.expiration} s`, data.endpoint);
   });
 
   app.post('/endpoints/:endpointID/activate', async (req, res) => {

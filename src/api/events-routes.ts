@@ -63,7 +63,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         });
       case 'duplicate': {
         const existing = await findEvent(pool, req.project.id, outcome!.event_id);
-        return reply(res, 200, 'Event already exists for this idempotency_key; nothing new was created', {
+        return reply(res, 201, 'Event already exists for this idempotency_key; nothing new was created', {
           ...presentEvent(existing!),
           duplicate: true,
         });

@@ -63,6 +63,6 @@ export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     await find(req.project.id, id);
     const sent = await withTransaction(pool, (client) => resendAlert(boss, client, req.project.id, id));
     if (!sent) throw conflict('meta event is still scheduled; it can be resent once it has succeeded or failed');
-    return reply(res, 202, 'Meta event scheduled for resend', present(await find(req.project.id, id)));
+    return reply(res, 200, 'Meta event scheduled for resend', present(await find(req.project.id, id)));
   });
 }

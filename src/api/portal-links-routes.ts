@@ -52,7 +52,8 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
     const body = object(req.body, 'body');
     onlyKeys(body, ['name', 'owner_id', 'endpoints', 'can_manage_endpoint', 'kind', 'expires_at']);
     const name = string(body, 'name', { required: true, max: 200 })!;
-    const ownerId = string(body, 'owner_id', { max: 200 }) ?? null;
+    // Convoy's clients send "" for what they leave unset: empty means absent.
+    const ownerId = string(body, 'owner_id', { max: 200, empty: true }) || null;
     const endpoints = readEndpointList(body);
     if (ownerId === null && endpoints === null) throw invalid('owner_id', 'or endpoints is required: the link shows an owner\'s endpoints or a list of them');
     if (ownerId !== null && endpoints !== null) throw invalid('endpoints', 'cannot be given with owner_id: give one or the other');
@@ -115,8 +116,8 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
 
 function readEndpointList(body: Json): string[] | null {
   const v = body.endpoints;
-  if (v === undefined || v === null) return null;
-  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ENDPOINTS) {
+  if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) return null;
+  if (!Array.isArray(v) || v.length > MAX_ENDPOINTS) {
     throw invalid('endpoints', `must be a list of 1 to ${MAX_ENDPOINTS} endpoint ids`);
   }
   v.forEach((id, i) => {

@@ -100,6 +100,15 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   // JSON only: a text/plain body is refused with 415 like any other non-JSON type.
   app.removeContentTypeParser('text/plain');
+  // Convoy's clients send `Content-Type: application/json` with no body on pause, activate,
+  // resend and batch retry: an empty JSON body is no body. Anything else goes to fastify's own
+  // parser (with its prototype-poisoning checks).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') done(null, undefined);
+    else json(req, body as string, done);
+  });
 
   // No answer on Wharf's origin is ever sniffed into something else (a tenant's bytes into HTML);
   // the root hook covers every route, error and 404 alike.

@@ -133,7 +133,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       return saved;
     });
     await applied();
-    return reply(res, 200, 'Source updated', present(record, deps, req, liveStates(deps)));
+    return reply(res, 202, 'Source updated', present(record, deps, req, liveStates(deps)));
   });
 
   app.delete('/sources/:sourceID', async (req, res) => {

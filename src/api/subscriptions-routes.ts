@@ -98,7 +98,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
     };
     const def = await definitionFrom(pool, req.project.id, merged);
     const saved = await saveSubscription(pool, req.project.id, id, def, false);
-    return reply(res, 200, 'Subscription updated', present(saved));
+    return reply(res, 202, 'Subscription updated', present(saved));
   });
 
   app.delete('/subscriptions/:id', async (req, res) => {

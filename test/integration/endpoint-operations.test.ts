@@ -52,7 +52,7 @@ describe('endpoint operations', () => {
     expect(String(first.headers['x-convoy-signature']).match(/v1=/g)).toHaveLength(1);
 
     const rotated = await t.api('PUT', `/endpoints/${id}/expire_secret`, { expiration: 2 });
-    expect(rotated.status, rotated.text).toBe(202);
+    expect(rotated.status, rotated.text).toBe(200);
     const fresh = rotated.body.data.secrets[0].value as string;
     expect(fresh).toBeTruthy();
     expect(fresh).not.toBe(old);
@@ -78,7 +78,7 @@ describe('endpoint operations', () => {
     const { id, secret: old } = await endpoint('rotate-sw', 'sw');
     const chosen = `whsec_${Buffer.from('a-chosen-rotation-secret-32bytes').toString('base64')}`;
     const rotated = await t.api('PUT', `/endpoints/${id}/expire_secret`, { expiration: 60, secret: chosen }, 'sw');
-    expect(rotated.status, rotated.text).toBe(202);
+    expect(rotated.status, rotated.text).toBe(200);
     expect(rotated.body.data.secrets[0].value).toBe(chosen);
     const got = await send(id, 'rotate-sw', 'sw');
     const headers = Object.fromEntries(Object.entries(got.headers).map(([k, v]) => [k, String(v)]));
@@ -152,7 +152,7 @@ describe('endpoint operations', () => {
       rx.answer(() => ({ status: 200 }));
     }
     const only = await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, event_type: 'flaky.two' });
-    expect(only.status, only.text).toBe(202);
+    expect(only.status, only.text).toBe(200);
     expect(only.body.data.queued).toBe(1);
     const rows = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { status: string; event_type: string }[];
     await eventually(rows, (r) => r.find((d) => d.event_type === 'flaky.two')?.status === 'success', 20_000, 'the discarded one retried');
@@ -216,7 +216,7 @@ describe('endpoint operations', () => {
 
       // Still gone: the resend makes it pending, the failure makes it inactive again.
       const discarded = (await deliveries()).find((d) => d.status === 'discarded')!;
-      expect((await t.api('PUT', `/eventdeliveries/${discarded.uid}/resend`)).status).toBe(202);
+      expect((await t.api('PUT', `/eventdeliveries/${discarded.uid}/resend`)).status).toBe(200);
       await eventually(status, (s) => s === 'inactive', 10_000, 'inactive again');
       expect(rx.requests.filter((r) => r.path === '/gone').length).toBe(before + 1);
     } finally {
@@ -224,7 +224,7 @@ describe('endpoint operations', () => {
     }
     // Back: the resend succeeds and the endpoint is active.
     const failed = (await deliveries()).find((d) => d.status === 'failure')!;
-    expect((await t.api('PUT', `/eventdeliveries/${failed.uid}/resend`)).status).toBe(202);
+    expect((await t.api('PUT', `/eventdeliveries/${failed.uid}/resend`)).status).toBe(200);
     expect(['pending', 'active']).toContain(await status()); // pending until the worker has its answer
     await eventually(status, (s) => s === 'active', 10_000, 'active after a success');
   });

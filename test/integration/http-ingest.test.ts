@@ -302,7 +302,7 @@ describe('subscriptions API', () => {
     });
     expect((await t.api('GET', '/subscriptions')).body.data.content.map((s: { uid: string }) => s.uid)).toEqual([id]);
     const updated = await t.api('PUT', `/subscriptions/${id}`, { filter_config: { event_types: ['*'] } });
-    expect(updated.status, updated.text).toBe(200);
+    expect(updated.status, updated.text).toBe(202);
     expect(updated.body.data.filter_config).toEqual({ event_types: ['*'], filter: { body: { total: { $gte: 100 } } } });
     expect((await t.api('DELETE', `/subscriptions/${id}`)).status).toBe(200);
     expect((await t.api('GET', `/subscriptions/${id}`)).status).toBe(404);
@@ -349,7 +349,7 @@ describe('subscriptions API', () => {
       ...definition,
       http: { ...definition.http, verifier: { type: 'api_key', header_name: 'X-Key', header_value: 'second-key-0123456789' } },
     });
-    expect(changed.status, changed.text).toBe(200);
+    expect(changed.status, changed.text).toBe(202);
     expect(new URL(changed.body.data.url).pathname).toBe(path); // the URL outlives edits
     expect((await post('first-key-0123456789')).status).toBe(401);
     expect((await post('second-key-0123456789')).status).toBe(200);

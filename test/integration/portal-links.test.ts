@@ -66,7 +66,9 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
       [{ owner_id: 'acme', name: undefined }, 'name', 'name: is required'],
       [{}, 'owner_id', 'owner_id: or endpoints is required'],
       [{ owner_id: 'acme', endpoints: [ids.a1] }, 'endpoints', 'endpoints: cannot be given with owner_id'],
-      [{ endpoints: [] }, 'endpoints', 'endpoints: must be a list of 1 to 100'],
+      // Convoy's clients send an empty list (and "" for owner_id) for what they leave unset.
+      [{ endpoints: [], owner_id: '' }, 'owner_id', 'owner_id: or endpoints is required'],
+      [{ endpoints: 'a1' }, 'endpoints', 'endpoints: must be a list of 1 to 100'],
       [{ endpoints: [ids.a1, 'nope'] }, 'endpoints[1]', 'endpoints[1]: endpoint "nope" does not exist in this project'],
       [{ endpoints: [ids.o1] }, 'endpoints[0]', 'does not exist in this project'],
       [{ endpoints: [42] }, 'endpoints[0]', 'endpoints[0]: must be an endpoint id'],

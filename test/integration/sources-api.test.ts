@@ -133,7 +133,7 @@ describe('sources API', () => {
 
     const { uid: _uid, status: _s, project_id: _p, from_config: _f, created_at: _c, updated_at: _u, ...definition } = created.body.data;
     const updated = await t.api('PUT', `/sources/${id}`, { ...definition, rabbitmq: { ...definition.rabbitmq, queue: second } });
-    expect(updated.status, updated.text).toBe(200);
+    expect(updated.status, updated.text).toBe(202);
     expect(updated.body.data.rabbitmq.url).toBe('********');
 
     await publish(second, event(2));

@@ -1,0 +1,90 @@
+/**
+ * Convoy's clients unchanged (issue 13, first part): the zero values convoy-go always sends, an
+ * empty JSON body where a body is optional, and the success codes `docs/v3/openapi3.yaml` names
+ * for each operation, which generated SDKs check strictly.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+import { startReceiver, type Receiver } from '../harness/receiver.ts';
+
+describe('Convoy client compatibility', () => {
+  let t: TestApp;
+  let rx: Receiver;
+  let endpointId = '';
+  beforeAll(async () => {
+    rx = await startReceiver();
+    t = await startTestApp({ projects: [{ id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 0 } }] });
+    const ep = await t.api('POST', '/endpoints', { name: 'compat', url: `${rx.url}/compat`, owner_id: 'acme' });
+    expect(ep.status, ep.text).toBe(201);
+    endpointId = ep.body.data.uid;
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await rx?.close();
+  });
+
+  /** A request exactly as convoy-go's client sends one: JSON content type, the body as given (maybe empty). */
+  const raw = (method: string, path: string, body = '') =>
+    t.request(method, `/api/v1/projects/default${path}`, {
+      raw: body,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.apiKey}` },
+    });
+
+  it("takes convoy-go's zero values on an event: an empty idempotency_key and null custom_headers", async () => {
+    const body = JSON.stringify({ endpoint_id: endpointId, event_type: 'compat.created', data: { n: 1 }, custom_headers: null, idempotency_key: '' });
+    const first = await raw('POST', '/events', body);
+    expect(first.status, first.text).toBe(201);
+    // An empty key is no key: the same body again is a new event, not a duplicate.
+    const second = await raw('POST', '/events', body);
+    expect(second.status, second.text).toBe(201);
+    expect(second.body.data.duplicate).toBe(false);
+    expect(second.body.data.uid).not.toBe(first.body.data.uid);
+  });
+
+  it('answers a repeated idempotency_key with 201, as the spec says, marking it a duplicate', async () => {
+    const body = { endpoint_id: endpointId, event_type: 'compat.keyed', data: {}, idempotency_key: 'compat-1' };
+    const first = await t.api('POST', '/events', body);
+    const again = await t.api('POST', '/events', body);
+    expect([first.status, again.status]).toEqual([201, 201]);
+    expect(again.body.data).toMatchObject({ uid: first.body.data.uid, duplicate: true });
+  });
+
+  it('takes an empty JSON body where the body is optional, with the codes of openapi3.yaml', async () => {
+    const paused = await raw('PUT', `/endpoints/${endpointId}/pause`);
+    expect(paused.status, paused.text).toBe(202);
+    expect(paused.body.data.status).toBe('paused');
+    const activated = await raw('POST', `/endpoints/${endpointId}/activate`);
+    expect(activated.status, activated.text).toBe(202);
+    expect(activated.body.data.status).toBe('active');
+    const retried = await raw('POST', '/eventdeliveries/batchretry');
+    expect(retried.status, retried.text).toBe(200);
+    // The events above were delivered: resend one of them.
+    const succeeded = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${endpointId}&status=success`)).body.data.content;
+    await expect.poll(async () => (await succeeded()).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    const resent = await raw('PUT', `/eventdeliveries/${(await succeeded())[0].uid}/resend`);
+    expect(resent.status, resent.text).toBe(200);
+    // A body that is there must still be JSON.
+    expect((await raw('POST', '/events', '{not json')).status).toBe(400);
+  });
+
+  it('generates a secret for expire_secret with "secret": "", answering 200', async () => {
+    const rotated = await t.api('PUT', `/endpoints/${endpointId}/expire_secret`, { expiration: 60, secret: '' });
+    expect(rotated.status, rotated.text).toBe(200);
+    expect(rotated.body.data.secrets[0].value).toMatch(/^.{16,}$/);
+  });
+
+  it('takes an empty owner_id beside endpoints on a portal link', async () => {
+    const link = await t.api('POST', '/portal-links', { name: 'compat', owner_id: '', endpoints: [endpointId] });
+    expect(link.status, link.text).toBe(201);
+  });
+
+  it('answers PUT on subscriptions and sources with 202', async () => {
+    const sub = await t.api('POST', '/subscriptions', { name: 'compat', endpoint_id: endpointId, source_id: '' });
+    expect(sub.status, sub.text).toBe(201);
+    expect((await t.api('PUT', `/subscriptions/${sub.body.data.uid}`, { name: 'compat-2' })).status).toBe(202);
+    const source = await t.api('POST', '/sources', { name: 'compat', type: 'http', event_type: 'compat.in', http: { verifier: { type: 'none' } } });
+    expect(source.status, source.text).toBe(201);
+    const { uid, status: _s, url: _u, project_id: _p, from_config: _f, created_at: _c, updated_at: _up, ...definition } = source.body.data;
+    expect((await t.api('PUT', `/sources/${uid}`, { ...definition, name: 'compat-2' })).status).toBe(202);
+  });
+});
