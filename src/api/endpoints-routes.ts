@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { flattenAuth, nestAuth } from '../delivery/auth.ts';
 import type { FastifyInstance } from 'fastify';
 import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
@@ -14,7 +15,7 @@ import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, type EndpointCre
 import { redactKeys, restoreRedacted } from '../core/redact.ts';
 import { Reader } from '../core/settings.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { MAX_EXPIRATION, activateEndpoint, rotateSecret, togglePause } from '../dispatch/operations.ts';
+import { MAX_EXPIRATION, activateEndpoint, applyTransitions, rotateSecret, togglePause } from '../dispatch/operations.ts';
 import {
   deleteEndpoint,
   getEndpoint,
@@ -40,18 +41,21 @@ const BULK_PINGS = 8;
 
 /** How credentials appear in an answer. */
 function shownCredentials(c: EndpointCredentials): Json {
-  return redactKeys(c, credentialSecretKeys(c)) as unknown as Json;
+  const shown = redactKeys(c, credentialSecretKeys(c)) as unknown as Record<string, unknown>;
+  // Answered in Convoy's shape: the type's fields nested under its name.
+  return { ...shown, authentication: nestAuth(shown.authentication as Record<string, unknown> | null) } as Json;
 }
 
 /** A new endpoint's fields, credentials and secret from a request body (400 names the field). */
-function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string; credentials: EndpointCredentials } {
-  const { secret, credentials, ...f } = readFields(body, scheme);
+function newEndpoint(body: Json, scheme: SignatureScheme): { fields: EndpointFields; secret: string; credentials: EndpointCredentials; disabled: boolean } {
+  const { secret, credentials, is_disabled, ...f } = readFields(body, scheme);
   if (f.url === undefined) throw invalid('url', 'is required');
   if (f.name === undefined) throw invalid('name', 'is required');
   return {
     secret: secret ?? generateSecret(scheme),
     credentials: credentials ?? NO_CREDENTIALS,
     fields: { ...ENDPOINT_DEFAULTS, ...f, name: f.name, url: f.url },
+    disabled: is_disabled === true,
   };
 }
 
@@ -95,7 +99,9 @@ export async function editEndpoint(
   const current = await getEndpoint(pool, projectId, endpointID);
   if (!current) throw notFound('endpoint', endpointID);
   const stored = (await loadCredentials(pool, box, projectId, [endpointID])).get(endpointID) ?? NO_CREDENTIALS;
-  const { secret, credentials: given, ...changes } = readFields(restoreRedacted(body, stored, credentialSecretKeys(stored)) as Json, project.signature.scheme);
+  // An answer's credentials (Convoy's nested shape, secrets as ********) may be sent back as they are.
+  const flat = 'authentication' in body ? { ...body, authentication: flattenAuth(body.authentication) } : body;
+  const { secret, credentials: given, ...changes } = readFields(restoreRedacted(flat, stored, credentialSecretKeys(stored)) as Json, project.signature.scheme);
   if (secret !== undefined) {
     throw invalid('secret', 'cannot be changed here; rotate it with PUT /endpoints/{id}/expire_secret');
   }
@@ -172,11 +178,16 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.post('/endpoints', async (req, res) => {
     const { skip, body } = withoutSkip(object(req.body, 'body'));
-    const { fields, secret, credentials } = newEndpoint(body, req.project.signature.scheme);
+    const { fields, secret, credentials, disabled } = newEndpoint(body, req.project.signature.scheme);
     const id = uuidv7();
-    if (!skip) await pingerFor(deps.outbound, req.project.signature)({ ...fields, project_id: req.project.id, id }, [{ value: secret }], credentials);
+    // A disabled endpoint (Convoy's is_disabled) is not called, so it is not pinged either.
+    if (!skip && !disabled) await pingerFor(deps.outbound, req.project.signature)({ ...fields, project_id: req.project.id, id }, [{ value: secret }], credentials);
     const data = await withTransaction(pool, async (client) => {
-      const e = await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials });
+      let e = await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials });
+      if (disabled) {
+        const { rows } = await client.query<Endpoint>(`UPDATE endpoints SET status = 'inactive' WHERE project_id = $1 AND id = $2 RETURNING *`, [req.project.id, id]);
+        e = rows[0]!;
+      }
       return presentEndpoint(client, box, e, secret);
     });
     return reply(res, 201, 'Endpoint created', data);
@@ -277,8 +288,18 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const { endpointID } = req.params as { endpointID: string };
     const { skip, body } = withoutSkip(object(req.body, 'body'));
     const ping = skip ? undefined : pingerFor(deps.outbound, req.project.signature);
-    const data = await presentEndpoint(pool, box, await editEndpoint(box, pool, req.project, endpointID, body, ping));
-    return reply(res, 202, 'Endpoint updated', data);
+    let e = await editEndpoint(box, pool, req.project, endpointID, body, ping);
+    // Convoy's is_disabled: true turns the endpoint inactive (with its alert); false changes nothing
+    // (activate does that).
+    if (body.is_disabled === true && e.status !== 'inactive') {
+      e = await withTransaction(pool, async (client) => {
+        await applyTransitions(deps, client, [
+          { project_id: req.project.id, endpoint_id: endpointID, from: ['active', 'pending', 'paused'], to: 'inactive', reason: 'disabled through the API (is_disabled)' },
+        ]);
+        return (await getEndpoint(client, req.project.id, endpointID))!;
+      });
+    }
+    return reply(res, 202, 'Endpoint updated', await presentEndpoint(pool, box, e));
   });
 
   app.delete('/endpoints/:endpointID', async (req, res) => {

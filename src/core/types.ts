@@ -82,6 +82,11 @@ export const ENDPOINT_SETTINGS = [
   'authentication',
   'mtls_client_cert',
   'ca_certificate',
+  // Convoy's: is_disabled creates or turns an endpoint inactive; the chat webhook URLs are
+  // accepted and not used (README: Convoy fields Wharf ignores).
+  'is_disabled',
+  'slack_webhook_url',
+  'teams_webhook_url',
 ] as const;
 
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';

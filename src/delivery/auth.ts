@@ -55,12 +55,39 @@ const KEYS = {
 } as const;
 
 /**
- * Reads an endpoint's `authentication` block; problems go to `r` with paths under `at`. Null when
+ * Convoy nests each type's fields under its name (`{type: "api_key", api_key: {header_name,
+ * header_value}}`, `basic_auth: {…}`, `oauth2: {…}`) and sends the other types' keys as null;
+ * Wharf's own flat shape (`{type, header_name, header_value}`) is the same block unnested. This
+ * gives the flat one for either; anything else is returned as it is, for the parser to judge.
+ */
+export function flattenAuth(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const v = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if ((AUTH_TYPES as readonly string[]).includes(k) && k !== v.type && x === null) continue; // another type's null block
+    if (k === v.type && typeof x === 'object' && x !== null && !Array.isArray(x)) Object.assign(out, x);
+    else out[k] = x;
+  }
+  return out;
+}
+
+/** An authentication block in Convoy's nested shape, as answers show it. */
+export function nestAuth(flat: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (flat === null) return null;
+  const { type, ...fields } = flat;
+  return { type, [String(type)]: fields };
+}
+
+/**
+ * Reads an endpoint's `authentication` block (Convoy's nested shape or Wharf's flat one);
+ * problems go to `r` with paths under `at`. Null when
  * the block is absent, and also when its type cannot be read (then `r` says why: callers must look
  * at `r.issues` before using the result).
  */
-export function parseEndpointAuth(r: Reader, value: unknown, at: string): EndpointAuth | null {
-  if (absent(value)) return null;
+export function parseEndpointAuth(r: Reader, given: unknown, at: string): EndpointAuth | null {
+  if (absent(given)) return null;
+  const value = flattenAuth(given);
   if (typeof value !== 'object' || Array.isArray(value)) {
     r.fields(value, at, []);
     return null;

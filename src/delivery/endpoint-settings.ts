@@ -22,7 +22,7 @@ export const ENDPOINT_DEFAULTS: Omit<EndpointFields, 'name' | 'url'> = Object.fr
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-export type EndpointSettings = Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials };
+export type EndpointSettings = Partial<EndpointFields> & { secret?: string; credentials?: EndpointCredentials; is_disabled?: boolean };
 
 /**
  * The settings present in `e`, checked; absent ones are left out (a PUT keeps them). A nullable
@@ -54,6 +54,9 @@ export function readEndpointSettings(r: Reader, e: Record<string, unknown>, at: 
   if (has('rate_limit')) out.rate_limit = r.integer(e.rate_limit, path('rate_limit'), 0, 1_000_000, 0);
   if (has('rate_limit_duration')) out.rate_limit_duration = r.integer(e.rate_limit_duration, path('rate_limit_duration'), 1, 86_400, 60);
   if (CREDENTIAL_KEYS.some((k) => k in e)) out.credentials = readCredentials(r, e, at);
+  if (has('is_disabled')) out.is_disabled = r.boolean(e.is_disabled, path('is_disabled'), false);
+  // Checked, so a typo is named, then not kept: Wharf sends no chat notifications.
+  for (const k of ['slack_webhook_url', 'teams_webhook_url']) if (has(k) && e[k] !== '') r.url(e[k], path(k), null);
   return out;
 }
 

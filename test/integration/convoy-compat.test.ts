@@ -30,6 +30,41 @@ describe('Convoy client compatibility', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${t.apiKey}` },
     });
 
+  it("creates an endpoint from convoy-go's CreateEndpointRequest as it is sent", async () => {
+    // endpoint.go: advanced_signatures is a *bool sent as null, is_disabled always sent,
+    // authentication nested per type.
+    const body = {
+      name: 'from-go',
+      url: `${rx.url}/go`,
+      owner_id: 'acme',
+      slack_webhook_url: 'https://hooks.slack.example/services/x',
+      description: 'made by convoy-go',
+      advanced_signatures: null,
+      is_disabled: false,
+      authentication: { type: 'api_key', api_key: { header_value: 'go-key-value', header_name: 'X-Go-Key' } },
+      http_timeout: 15,
+      rate_limit: 100,
+      rate_limit_duration: 60,
+    };
+    const res = await raw('POST', '/endpoints', JSON.stringify(body));
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.data).toMatchObject({
+      name: 'from-go',
+      status: 'active',
+      advanced_signatures: true,
+      http_timeout: 15,
+      authentication: { type: 'api_key', api_key: { header_name: 'X-Go-Key', header_value: '********' } },
+    });
+    // is_disabled: true makes an inactive endpoint, at creation and by an update.
+    const off = await raw('POST', '/endpoints', JSON.stringify({ ...body, name: 'off', is_disabled: true }));
+    expect(off.status, off.text).toBe(201);
+    expect(off.body.data.status).toBe('inactive');
+    const turnedOff = await t.api('PUT', `/endpoints/${res.body.data.uid}`, { is_disabled: true });
+    expect(turnedOff.status, turnedOff.text).toBe(202);
+    expect(turnedOff.body.data.status).toBe('inactive');
+    expect((await t.api('POST', `/endpoints/${res.body.data.uid}/activate`)).body.data.status).toBe('active');
+  });
+
   it("takes convoy-go's zero values on an event: an empty idempotency_key and null custom_headers", async () => {
     const body = JSON.stringify({ endpoint_id: endpointId, event_type: 'compat.created', data: { n: 1 }, custom_headers: null, idempotency_key: '' });
     const first = await raw('POST', '/events', body);

@@ -82,11 +82,16 @@ describe('endpoint credentials', () => {
 
   it('api_key and basic_auth headers go with every delivery; the secrets never come back and are sealed at rest', async () => {
     const key = await create({ url: `${rx.url}/key`, authentication: { type: 'api_key', header_name: 'X-Api-Key', header_value: 'key-not-for-answers' } });
-    expect(key.authentication).toEqual({ type: 'api_key', header_name: 'X-Api-Key', header_value: '********' });
+    expect(key.authentication).toEqual({ type: 'api_key', api_key: { header_name: 'X-Api-Key', header_value: '********' } });
     expect((await deliver(key.uid)).status).toBe('success');
     expect(last('/key').headers['x-api-key']).toBe('key-not-for-answers');
 
-    const basic = await create({ url: `${rx.url}/basic`, authentication: { type: 'basic_auth', username: 'wharf', password: 'pw-not-for-answers' } });
+    // Convoy's nested shape, with the other types' blocks null as its API sends them.
+    const basic = await create({
+      url: `${rx.url}/basic`,
+      authentication: { type: 'basic_auth', basic_auth: { username: 'wharf', password: 'pw-not-for-answers' }, api_key: null, oauth2: null },
+    });
+    expect(basic.authentication).toEqual({ type: 'basic_auth', basic_auth: { username: 'wharf', password: '********' } });
     const basicDelivery = await deliver(basic.uid);
     expect(basicDelivery.status).toBe('success');
     // The attempt records that the header went, not what it held.
@@ -114,7 +119,7 @@ describe('endpoint credentials', () => {
       url: `${rx.url}/oauth`,
       authentication: { type: 'oauth2', url: tokenUrl, client_id: 'wharf', client_secret: 'cs-not-for-answers', scope: 'hooks' },
     });
-    expect(ep.authentication).toMatchObject({ type: 'oauth2', client_secret: '********' });
+    expect(ep.authentication).toMatchObject({ type: 'oauth2', oauth2: { client_secret: '********' } });
     for (let i = 0; i < 3; i++) expect((await deliver(ep.uid)).status).toBe('success');
     expect(last('/oauth').headers.authorization).toBe('Bearer tok-1');
     expect(tokenRequests).toHaveLength(1);

@@ -3,7 +3,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Reader } from '../../../src/core/settings.ts';
 import type { SettingIssue } from '../../../src/core/settings.ts';
-import { authSecretKeys, createAuthHeaders, parseEndpointAuth } from '../../../src/delivery/auth.ts';
+import { authSecretKeys, createAuthHeaders, nestAuth, parseEndpointAuth } from '../../../src/delivery/auth.ts';
 import type { EndpointAuth } from '../../../src/delivery/auth.ts';
 import type { OAuth2TokenSource } from '../../../src/delivery/oauth2.ts';
 
@@ -34,6 +34,18 @@ const issue = (path: string, message: string | RegExp): SettingIssue =>
   ({ path: `${AT}${path}`, message: typeof message === 'string' ? message : expect.stringMatching(message) }) as SettingIssue;
 
 describe('parseEndpointAuth', () => {
+  it("takes Convoy's nested shape as the flat one, and answers in it", () => {
+    const flat = parse({ type: 'api_key', header_name: 'X-Key', header_value: 'v' });
+    expect(parse({ type: 'api_key', api_key: { header_name: 'X-Key', header_value: 'v' } })).toEqual(flat);
+    expect(parse({ type: 'api_key', api_key: { header_name: 'X-Key', header_value: 'v' }, basic_auth: null, oauth2: null })).toEqual(flat);
+    expect(parse({ type: 'basic_auth', basic_auth: { username: 'u', password: 'p' } }).auth).toEqual({ type: 'basic_auth', username: 'u', password: 'p' });
+    // Another type's block that is not null is named, not dropped.
+    expect(issuesOf({ type: 'api_key', api_key: { header_name: 'X-Key', header_value: 'v' }, basic_auth: { username: 'u' } })).toEqual([
+      expect.objectContaining({ path: `${AT}.basic_auth` }),
+    ]);
+    expect(nestAuth({ type: 'api_key', header_name: 'X-Key', header_value: '********' })).toEqual({ type: 'api_key', api_key: { header_name: 'X-Key', header_value: '********' } });
+  });
+
   it('is null when the block is absent', () => {
     expect(parse(undefined)).toEqual({ auth: null, issues: [] });
     expect(parse(null)).toEqual({ auth: null, issues: [] });
