@@ -3,7 +3,7 @@ import { WharfError, conflict, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { replayDeadLetter } from '../ingest/broker-sink.ts';
 import { getSource } from '../store/sources.ts';
-import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { convoyQuery, pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
@@ -69,7 +69,7 @@ export async function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): Pro
   const { pool, box } = deps;
 
   app.get('/deadletters', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
     const filters = stringFilters(q, ['source_id', 'code']);
     if (q.replayed === 'true' || q.replayed === 'false') {
       filters.push({ column: `(replayed_at IS NOT NULL)`, value: q.replayed === 'true' });

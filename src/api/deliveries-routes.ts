@@ -6,7 +6,7 @@ import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type Delive
 import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { filterText, pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { convoyQuery, unsupported, filterList, filterText, filterTime, listFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { object, type Json } from './validate.ts';
 
@@ -29,29 +29,41 @@ export async function deliveryAttempts(db: Queryable, deliveryId: string): Promi
   return rows;
 }
 
-/** `status` as a list (repeated or comma-separated), each of `allowed`, or 400 naming the field. */
-function statusList(value: unknown, allowed: readonly DeliveryStatus[]): DeliveryStatus[] {
-  const given = Array.isArray(value) ? value : [value];
-  if (!given.every((v) => typeof v === 'string')) throw invalid('status', `must be a comma-separated list of ${allowed.join(', ')}`);
-  const list = (given as string[]).flatMap((v) => v.split(','));
-  for (const s of list) {
-    if (!allowed.includes(s as DeliveryStatus)) throw invalid('status', `must be one of ${allowed.join(', ')} (got ${JSON.stringify(s)})`);
-  }
-  return list as DeliveryStatus[];
+/**
+ * `status` as a list (repeated or comma-separated), each of `allowed` in Wharf's spelling or
+ * Convoy's (`Success`, `Failure`, …, any case), or null when absent; 400 names the field.
+ */
+function statusList(q: Record<string, unknown>, allowed: readonly DeliveryStatus[]): DeliveryStatus[] | null {
+  const list = filterList(q, 'status');
+  if (list === null) return null;
+  return list.map((s) => {
+    const status = s.toLowerCase() as DeliveryStatus;
+    if (!allowed.includes(status)) throw invalid('status', `must be one of ${allowed.join(', ')} (got ${JSON.stringify(s.slice(0, 40))})`);
+    return status;
+  });
 }
+
+/** An event id filter, checked; null when absent. */
+function eventIdOf(q: Record<string, unknown>): string | null {
+  const id = filterText(q, 'event_id');
+  if (id !== null && !UUID_RE.test(id)) throw invalid('event_id', 'must be an event id');
+  return id;
+}
+
+
 
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, boss } = deps;
 
   app.get('/eventdeliveries', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
+    unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
     const page = pageRequest(q);
-    const filters = stringFilters(q, ['endpoint_id', 'event_type']);
-    if (q.status !== undefined) filters.push({ column: 'status', value: statusList(q.status, DELIVERY_STATUSES), anyOf: true });
-    if (typeof q.event_id === 'string') {
-      if (!UUID_RE.test(q.event_id)) throw invalid('event_id', 'must be an event id');
-      filters.push({ column: 'event_id', value: q.event_id });
-    }
+    const filters = [...listFilters(q, ['endpoint_id', 'event_type']), ...timeRange(q)];
+    const statuses = statusList(q, DELIVERY_STATUSES);
+    if (statuses) filters.push({ column: 'status', value: statuses, anyOf: true });
+    const eventId = eventIdOf(q);
+    if (eventId) filters.push({ column: 'event_id', value: eventId });
     const result = await pageByIdDesc<DeliveryRow>(pool, { table: 'deliveries', columns: DELIVERY_COLUMNS, projectId: req.project.id, filters, page });
     return reply(res, 200, 'Event deliveries fetched', { content: result.content.map(present), pagination: result.pagination });
   });
@@ -71,23 +83,20 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).
   app.post('/eventdeliveries/batchretry', async (req, res) => {
     const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
-    const q = { ...(req.query as Record<string, unknown>), ...body };
-    const statuses: DeliveryStatus[] = q.status === undefined ? ['failure', 'discarded'] : statusList(q.status, RESENDABLE);
-    // Every filter is read strictly: one that cannot be read is a 400, never a wider retry.
-    const time = (key: string): string | null => {
-      const v = filterText(q, key);
-      if (v === null) return null;
-      const d = new Date(v);
-      if (Number.isNaN(d.getTime())) throw invalid(key, `must be an ISO 8601 time (got ${JSON.stringify(v)})`);
-      return d.toISOString();
-    };
+    // The deliveries list's parameters, in the query (Convoy) or the body; read strictly: one that
+    // cannot be read is a 400, never a wider retry.
+    const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
+    unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
+    const statuses: DeliveryStatus[] = statusList(q, RESENDABLE) ?? ['failure', 'discarded'];
+    const time = (key: string): string | null => filterTime(q, key);
     const text = (key: string): string | null => filterText(q, key);
     const data = await withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ t: Date }>('SELECT clock_timestamp() AS t');
       const filter: BatchRetryFilter = {
         project_id: req.project.id,
         statuses,
-        endpoint_id: text('endpoint_id'),
+        endpoint_ids: filterList(q, 'endpoint_id'),
+        event_id: eventIdOf(q),
         event_type: text('event_type'),
         created_from: time('start_date'),
         created_to: time('end_date'),

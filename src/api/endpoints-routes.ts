@@ -31,7 +31,7 @@ import {
 } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { pageRequest, toPage } from './pagination.ts';
+import { convoyQuery, filterText, pageRequest, toPage } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { boolean, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
 
@@ -264,11 +264,11 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   });
 
   app.get('/endpoints', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
     const page = pageRequest(q);
     const rows = await listEndpoints(pool, req.project.id, {
-      owner_id: typeof q.owner_id === 'string' ? q.owner_id : undefined,
-      q: typeof q.q === 'string' ? q.q : undefined,
+      owner_id: filterText(q, 'owner_id') ?? undefined,
+      q: filterText(q, 'q') ?? undefined,
       limit: page.perPage + 1,
       after: page.cursor ? decodeCursor(page.cursor) : undefined,
     });

@@ -4,7 +4,7 @@ import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { EventRecord, MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { convoyQuery, listFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 import { readEnvelope } from '../ingest/normalize.ts';
@@ -89,13 +89,14 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.post('/events/broadcast', create('broadcast'));
 
   app.get('/events', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
+    unsupported(q, ['q', 'body'], 'is not supported: events are found by their fields (event_type, endpointId, sourceId, idempotencyKey, owner_id, dates)');
     const page = pageRequest(q);
     const result = await pageByIdDesc<EventRow>(pool, {
       table: 'events',
       columns: EVENT_COLUMNS,
       projectId: req.project.id,
-      filters: stringFilters(q, ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key']),
+      filters: [...listFilters(q, ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key']), ...timeRange(q)],
       page,
     });
     return reply(res, 200, 'Events fetched', { content: result.content.map(presentEvent), pagination: result.pagination });

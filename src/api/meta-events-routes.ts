@@ -3,7 +3,7 @@ import { conflict, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { resendAlert } from '../dispatch/alerts.ts';
 import { withTransaction } from '../store/pool.ts';
-import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import type { Json } from './validate.ts';
 
@@ -43,8 +43,8 @@ export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Prom
   };
 
   app.get('/meta-events', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
-    const filters = stringFilters(q, ['endpoint_id', 'event_type', 'target']);
+    const q = convoyQuery(req.query);
+    const filters = [...stringFilters(q, ['endpoint_id', 'event_type', 'target']), ...timeRange(q)];
     if (q.status !== undefined) {
       if (typeof q.status !== 'string' || !STATUSES.includes(q.status)) throw invalid('status', `must be one of ${STATUSES.join(', ')}`);
       filters.push({ column: 'status', value: q.status });

@@ -13,6 +13,10 @@ export interface Page<T> {
 }
 
 export function pageRequest(query: Record<string, unknown>): PageRequest {
+  // Newest first, forwards only; Convoy's backward paging and other orders are refused, not ignored.
+  unsupported(query, ['prev_page_cursor'], 'is not supported: pages go forwards (newest first) with next_page_cursor');
+  if (query.direction !== undefined && query.direction !== 'next') throw invalid('direction', 'must be "next": pages go forwards, newest first');
+  if (query.sort !== undefined && !['DESC', 'desc'].includes(query.sort as string)) throw invalid('sort', 'must be DESC: lists are newest first');
   const raw = query.per_page ?? query.perPage;
   let perPage = 20;
   if (raw !== undefined) {
@@ -42,11 +46,92 @@ export function toPage<T>(rows: T[], perPage: number, cursorOf: (row: T) => stri
   };
 }
 
-/** A filter on a column: equal to `value`, or, with `anyOf`, to any element of the array. */
+/**
+ * A filter on a column: equal to `value`, or, with `anyOf`, to any element of the array; with
+ * `op`, compared (`>=`, `<=`: time ranges).
+ */
 export interface ColumnFilter {
   column: string;
   value: unknown;
   anyOf?: boolean;
+  op?: '>=' | '<=';
+}
+
+/**
+ * Convoy's list parameters, as openapi3.yaml names them and convoy-go sends them, to Wharf's
+ * snake_case names (both are taken). convoy-go sends every parameter of its struct: "" for an
+ * unset string, and Go's zero time (`0001-01-01T00:00:00`) for an unset date; both mean absent.
+ */
+const CONVOY_QUERY: Readonly<Record<string, string>> = {
+  ownerId: 'owner_id',
+  endpointId: 'endpoint_id',
+  eventId: 'event_id',
+  eventType: 'event_type',
+  idempotencyKey: 'idempotency_key',
+  sourceId: 'source_id',
+  subscriptionId: 'subscription_id',
+  perPage: 'per_page',
+  startDate: 'start_date',
+  endDate: 'end_date',
+  query: 'q',
+};
+const GO_ZERO_TIME = /^0001-01-01(T00:00:00(\.0+)?(Z|[+-]00:00)?)?$/;
+
+export function convoyQuery(query: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
+    const name = CONVOY_QUERY[key] ?? key;
+    const values = (Array.isArray(value) ? value : [value]).filter((v) => v !== '' && !(typeof v === 'string' && GO_ZERO_TIME.test(v)));
+    if (values.length === 0) continue;
+    const merged = [...(out[name] === undefined ? [] : Array.isArray(out[name]) ? (out[name] as unknown[]) : [out[name]]), ...values];
+    out[name] = merged.length === 1 ? merged[0] : merged;
+  }
+  return out;
+}
+
+/**
+ * `key` given once or repeated (Convoy's `endpointId=a&endpointId=b`, `status=Success&status=Failure`,
+ * or a comma list): the values, or null when absent. Anything that is not text is a 400.
+ */
+export function filterList(q: Record<string, unknown>, key: string): string[] | null {
+  const v = q[key];
+  if (v === undefined || v === null) return null;
+  const given = Array.isArray(v) ? v : [v];
+  if (!given.every((x) => typeof x === 'string')) throw invalid(key, 'must be a string, or the parameter repeated');
+  const list = (given as string[]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  return list.length === 0 ? null : list;
+}
+
+/** A time bound in Convoy's layout (`2006-01-02T15:04:05`, UTC) or ISO 8601; null when absent. */
+export function filterTime(q: Record<string, unknown>, key: string): string | null {
+  const v = filterText(q, key);
+  if (v === null) return null;
+  // Convoy's layout has no zone: it is UTC.
+  const text = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$/.test(v) ? `${v}Z` : v;
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) throw invalid(key, `must be a time such as 2006-01-02T15:04:05 (UTC) or ISO 8601 (got ${JSON.stringify(v.slice(0, 40))})`);
+  return d.toISOString();
+}
+
+/** Convoy parameters Wharf cannot honour: refused when given, never quietly ignored. */
+export function unsupported(q: Record<string, unknown>, keys: readonly string[], why: string): void {
+  for (const k of keys) if (q[k] !== undefined) throw invalid(k, why);
+}
+
+/** `created_at` between `start_date` and `end_date`, where given. */
+export function timeRange(q: Record<string, unknown>): ColumnFilter[] {
+  const from = filterTime(q, 'start_date');
+  const to = filterTime(q, 'end_date');
+  return [...(from ? [{ column: 'created_at', value: from, op: '>=' as const }] : []), ...(to ? [{ column: 'created_at', value: to, op: '<=' as const }] : [])];
+}
+
+/** Filters for columns that take one value or several (`anyOf`). */
+export function listFilters(q: Record<string, unknown>, keys: readonly string[]): ColumnFilter[] {
+  return keys.flatMap((k): ColumnFilter[] => {
+    const values = filterList(q, k);
+    if (values === null) return [];
+    return values.length === 1 ? [{ column: k, value: values[0] }] : [{ column: k, value: values, anyOf: true }];
+  });
 }
 
 /**
@@ -61,7 +146,7 @@ export async function pageByIdDesc<T extends { id: string }>(
   const where = ['project_id = $1'];
   for (const f of query.filters) {
     params.push(f.value);
-    where.push(f.anyOf ? `${f.column} = ANY($${params.length})` : `${f.column} = $${params.length}`);
+    where.push(f.anyOf ? `${f.column} = ANY($${params.length})` : `${f.column} ${f.op ?? '='} $${params.length}`);
   }
   if (query.page.cursor) {
     if (!UUID_RE.test(query.page.cursor)) throw invalid('next_page_cursor', 'must be a cursor from a previous page');

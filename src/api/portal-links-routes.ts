@@ -17,7 +17,7 @@ import {
 } from '../store/portal-links.ts';
 import { parseTime } from '../portal/filters.ts';
 import { portalBaseUrl } from '../portal/options.ts';
-import { pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
+import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, unsupported } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
 import { boolean, object, onlyKeys, string, type Json } from './validate.ts';
 
@@ -83,7 +83,8 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
   });
 
   app.get('/portal-links', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
+    unsupported(q, ['q'], 'is not supported: portal links are found by owner_id');
     const page = pageRequest(q);
     const result = await pageByIdDesc<PortalLink>(pool, {
       table: 'portal_links',

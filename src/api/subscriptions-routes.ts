@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { convoyQuery, pageRequest, filterList, filterText } from './pagination.ts';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { checkFilter, matchesFilter, type SubscriptionFilter } from '../ingest/filter.ts';
@@ -65,10 +66,12 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
   });
 
   app.get('/subscriptions', async (req, res) => {
-    const q = req.query as Record<string, unknown>;
+    const q = convoyQuery(req.query);
+    pageRequest(q);
     const list = await listSubscriptions(pool, req.project.id, {
-      endpoint_id: typeof q.endpoint_id === 'string' ? q.endpoint_id : undefined,
-      source_id: typeof q.source_id === 'string' ? q.source_id : undefined,
+      endpoint_id: filterList(q, 'endpoint_id') ?? undefined,
+      source_id: filterText(q, 'source_id') ?? undefined,
+      name: filterText(q, 'name') ?? undefined,
     });
     return reply(res, 200, 'Subscriptions fetched', { content: list.map(present) });
   });

@@ -20,7 +20,9 @@ const CHUNK = 500;
 export interface BatchRetryFilter {
   project_id: string;
   statuses: DeliveryStatus[];
-  endpoint_id: string | null;
+  /** Any of these endpoints; null: every endpoint. */
+  endpoint_ids: string[] | null;
+  event_id: string | null;
   event_type: string | null;
   /** ISO times bounding `created_at`. */
   created_from: string | null;
@@ -34,9 +36,13 @@ function where(f: BatchRetryFilter): { sql: string; params: unknown[] } {
   const clauses = ['project_id = $1', 'status = ANY($2)', 'updated_at <= $3'];
   const add = (column: string, op: string, value: unknown): void => {
     params.push(value);
-    clauses.push(`${column} ${op} $${params.length}`);
+    clauses.push(op.endsWith('(') ? `${column} ${op}$${params.length})` : `${column} ${op} $${params.length}`);
   };
-  if (f.endpoint_id !== null) add('endpoint_id', '=', f.endpoint_id);
+  if (f.endpoint_ids != null) add('endpoint_id', '= ANY(', f.endpoint_ids);
+  // A job queued before endpoint_ids (one endpoint) keeps its narrow filter.
+  const legacy = (f as { endpoint_id?: string | null }).endpoint_id;
+  if (legacy != null) add('endpoint_id', '=', legacy);
+  if (f.event_id != null) add('event_id', '=', f.event_id);
   if (f.event_type !== null) add('event_type', '=', f.event_type);
   if (f.created_from !== null) add('created_at', '>=', f.created_from);
   if (f.created_to !== null) add('created_at', '<=', f.created_to);

@@ -22,14 +22,14 @@ const COLUMNS = 'project_id, id, name, endpoint_id, source_id, event_types, filt
 export async function listSubscriptions(
   db: Queryable,
   projectId: string,
-  where: { endpoint_id?: string; source_id?: string } = {},
+  where: { endpoint_id?: string[]; source_id?: string; name?: string } = {},
 ): Promise<Subscription[]> {
   const params: unknown[] = [projectId];
   const clauses = ['project_id = $1'];
   for (const [column, value] of Object.entries(where)) {
     if (value === undefined) continue;
     params.push(value);
-    clauses.push(`${column} = $${params.length}`);
+    clauses.push(Array.isArray(value) ? `${column} = ANY($${params.length})` : `${column} = $${params.length}`);
   }
   const { rows } = await db.query<Subscription>(
     `SELECT ${COLUMNS} FROM subscriptions WHERE ${clauses.join(' AND ')} ORDER BY created_at, id`,

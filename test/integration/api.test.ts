@@ -377,7 +377,8 @@ describe('endpoints: listing', () => {
     expectWalk(pages, [1, 2, 3, 4, 5].map((i) => `declared-${i}`));
   });
 
-  it.each(['0', '101', 'abc', '2.5', '-1', ''])('per_page=%s → 400 naming per_page', async (v) => {
+  // An empty per_page is unset (convoy-go sends perPage= when it has none).
+  it.each(['0', '101', 'abc', '2.5', '-1'])('per_page=%s → 400 naming per_page', async (v) => {
     expectError(await t.api('GET', `/endpoints?per_page=${v}`), 400, 'per_page');
     expectError(await t.api('GET', `/events?per_page=${v}`), 400, 'per_page');
     expectError(await t.api('GET', `/eventdeliveries?per_page=${v}`), 400, 'per_page');
@@ -660,8 +661,20 @@ describe('event deliveries', () => {
     [okDelivery] = await deliveriesOf(okEvent.uid);
   });
 
-  it.each(['bogus', 'success,bogus', 'SUCCESS'])('status=%s → 400 naming status', async (s) => {
+  it.each(['bogus', 'success,bogus', 'Succeeded'])('status=%s → 400 naming status', async (s) => {
     expectError(await t.api('GET', `/eventdeliveries?status=${s}`), 400, 'status');
+  });
+
+  it("takes Convoy's spelling of statuses and its camelCase parameters", async () => {
+    const convoy = await t.api('GET', `/eventdeliveries?status=Success&status=Discarded&eventId=${okEvent.uid}&perPage=5&prev_page_cursor=&next_page_cursor=&startDate=0001-01-01T00:00:00&endDate=0001-01-01T00:00:00`);
+    expectOk(convoy, 200);
+    expect(convoy.body.data.content.map((d: { uid: string }) => d.uid)).toEqual([okDelivery.uid]);
+    const window = await t.api('GET', `/eventdeliveries?endpointId=${okDelivery.endpoint_id}&startDate=2000-01-01T00:00:00&endDate=2999-01-01T00:00:00`);
+    expect(window.body.data.content.map((d: { uid: string }) => d.uid)).toEqual([okDelivery.uid]);
+    const before = await t.api('GET', `/eventdeliveries?endpointId=${okDelivery.endpoint_id}&endDate=2000-01-01T00:00:00`);
+    expect(before.body.data.content).toEqual([]);
+    expectError(await t.api('GET', '/eventdeliveries?startDate=yesterday'), 400, 'start_date');
+    expectError(await t.api('GET', '/eventdeliveries?prev_page_cursor=abc'), 400, 'prev_page_cursor');
   });
 
   it('filters by a comma list of statuses, and by repeated status parameters', async () => {
