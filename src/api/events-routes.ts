@@ -59,7 +59,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       case 'rejected':
         throw new WharfError(outcome!.code, outcome!.reason, {
           status: 404,
-          field: type === 'single' ? 'endpoint_id' : 'owner_id',
+          field: input.message_type === 'single' ? 'endpoint_id' : 'owner_id',
         });
       case 'duplicate': {
         const existing = await findEvent(pool, req.project.id, outcome!.event_id);

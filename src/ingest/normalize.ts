@@ -30,9 +30,14 @@ export interface EnvelopeOptions {
 export function readEnvelope(raw: unknown, opts: EnvelopeOptions): EventInput {
   const body = object(raw, 'body');
   const custom = readHeaders(body, 'custom_headers');
-  const type = opts.message_type ?? messageTypeOf(body, custom, opts.headers ?? {});
+  let type = opts.message_type ?? messageTypeOf(body, custom, opts.headers ?? {});
+  // POST /events takes owner_id in place of endpoint_id (Convoy's event request has both): that
+  // event goes to every endpoint of the owner, as a fanout does.
+  if (type === 'single' && opts.message_type !== null && (body.endpoint_id === undefined || body.endpoint_id === null || body.endpoint_id === '')) {
+    if (body.owner_id !== undefined && body.owner_id !== null && body.owner_id !== '') type = 'fanout';
+  }
   if (opts.strict) {
-    const target = type === 'single' ? ['endpoint_id'] : type === 'fanout' ? ['owner_id'] : [];
+    const target = opts.message_type === 'single' ? ['endpoint_id', 'owner_id'] : type === 'fanout' ? ['owner_id'] : [];
     onlyKeys(body, [...target, ...COMMON]);
   }
   const eventType = checkEventType(string(body, 'event_type', { required: true })!, 'event_type');

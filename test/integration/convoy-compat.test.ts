@@ -76,6 +76,19 @@ describe('Convoy client compatibility', () => {
     expect(second.body.data.uid).not.toBe(first.body.data.uid);
   });
 
+  it('POST /events with owner_id instead of endpoint_id reaches every endpoint of the owner', async () => {
+    const other = await t.api('POST', '/endpoints', { name: 'acme-2', url: `${rx.url}/acme-2`, owner_id: 'acme' });
+    expect(other.status, other.text).toBe(201);
+    const res = await t.api('POST', '/events', { owner_id: 'acme', event_type: 'compat.owner', data: { o: 1 } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.data.deliveries).toBeGreaterThanOrEqual(2);
+    expect(res.body.data.owner_id).toBe('acme');
+    const nobody = await t.api('POST', '/events', { owner_id: 'nobody', event_type: 'compat.owner', data: {} });
+    expect(nobody.status).toBe(404);
+    expect(nobody.body.data.field).toBe('owner_id');
+    await t.api('DELETE', `/endpoints/${other.body.data.uid}`);
+  });
+
   it('answers a repeated idempotency_key with 201, as the spec says, marking it a duplicate', async () => {
     const body = { endpoint_id: endpointId, event_type: 'compat.keyed', data: {}, idempotency_key: 'compat-1' };
     const first = await t.api('POST', '/events', body);
