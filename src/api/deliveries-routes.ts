@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { invalid } from '../core/errors.ts';
+import { STATUS_CODES } from 'node:http';
+import { invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '../core/types.ts';
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
@@ -17,6 +18,25 @@ export type AttemptRow = Omit<DeliveryAttempt, 'response_headers' | 'created_at'
   response_headers: Record<string, string | string[]>;
   created_at: Date;
 };
+
+/**
+ * An attempt as the API shows it: Wharf's fields, and Convoy's names for them (`http_status` as
+ * "200 OK", `status` true for a 2xx answer, the headers and body under Convoy's keys).
+ */
+function presentAttempt(a: AttemptRow): Json {
+  const code = a.status_code;
+  return {
+    uid: a.id,
+    ...a,
+    msg_id: a.delivery_id,
+    method: 'POST',
+    http_status: code === null ? '' : `${code} ${STATUS_CODES[code] ?? ''}`.trim(),
+    status: code !== null && code >= 200 && code < 300,
+    request_http_header: a.request_headers,
+    response_http_header: a.response_headers,
+    response_data: a.response_body,
+  } as unknown as Json;
+}
 
 /** A delivery's attempts, oldest first. The caller has checked the delivery is the project's. */
 export async function deliveryAttempts(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
@@ -77,7 +97,15 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const { deliveryID } = req.params as { deliveryID: string };
     const d = await findDelivery(pool, req.project.id, deliveryID);
     const attempts = await deliveryAttempts(pool, d.id);
-    return reply(res, 200, 'Delivery attempts fetched', attempts.map((a) => ({ uid: a.id, ...a })));
+    return reply(res, 200, 'Delivery attempts fetched', attempts.map(presentAttempt));
+  });
+
+  app.get('/eventdeliveries/:deliveryID/deliveryattempts/:attemptID', async (req, res) => {
+    const { deliveryID, attemptID } = req.params as { deliveryID: string; attemptID: string };
+    const d = await findDelivery(pool, req.project.id, deliveryID);
+    const attempt = (await deliveryAttempts(pool, d.id)).find((a) => a.id === attemptID);
+    if (!attempt) throw notFound('delivery attempt', attemptID);
+    return reply(res, 200, 'Delivery attempt fetched', presentAttempt(attempt));
   });
 
   // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).

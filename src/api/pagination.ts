@@ -9,7 +9,7 @@ export interface PageRequest {
 
 export interface Page<T> {
   content: T[];
-  pagination: { per_page: number; has_next_page: boolean; next_page_cursor: string | null };
+  pagination: { per_page: number; has_next_page: boolean; next_page_cursor: string | null; has_prev_page: boolean; prev_page_cursor: string | null };
 }
 
 export function pageRequest(query: Record<string, unknown>): PageRequest {
@@ -32,6 +32,11 @@ export function pageRequest(query: Record<string, unknown>): PageRequest {
   return { perPage, cursor: cursor || undefined };
 }
 
+/** The pagination object of a list that comes whole (one page). */
+export function wholeList<T>(content: T[]): Page<T> {
+  return { content, pagination: { per_page: content.length, has_next_page: false, next_page_cursor: null, has_prev_page: false, prev_page_cursor: null } };
+}
+
 /** Rows were fetched with limit perPage + 1: the extra one only says whether more exist. */
 export function toPage<T>(rows: T[], perPage: number, cursorOf: (row: T) => string): Page<T> {
   const hasNext = rows.length > perPage;
@@ -42,6 +47,9 @@ export function toPage<T>(rows: T[], perPage: number, cursorOf: (row: T) => stri
       per_page: perPage,
       has_next_page: hasNext,
       next_page_cursor: hasNext ? cursorOf(content[content.length - 1]!) : null,
+      // Convoy's pagination object; pages go forwards only here.
+      has_prev_page: false,
+      prev_page_cursor: null,
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { wholeList } from './pagination.ts';
 import { WharfError, conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { SOURCE_TYPES, brokerAddresses, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
@@ -107,7 +108,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.get('/sources', async (req, res) => {
     const records = await listSources(pool, box, req.project.id);
     const live = liveStates(deps);
-    return reply(res, 200, 'Sources fetched', { content: records.map((r) => present(r, deps, req, live)) });
+    return reply(res, 200, 'Sources fetched', wholeList(records.map((r) => present(r, deps, req, live))));
   });
 
   app.get('/sources/:sourceID', async (req, res) => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { convoyQuery, pageRequest, filterList, filterText } from './pagination.ts';
+import { convoyQuery, filterList, filterText, pageRequest, wholeList } from './pagination.ts';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { checkFilter, matchesFilter, type SubscriptionFilter } from '../ingest/filter.ts';
@@ -73,7 +73,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
       source_id: filterText(q, 'source_id') ?? undefined,
       name: filterText(q, 'name') ?? undefined,
     });
-    return reply(res, 200, 'Subscriptions fetched', { content: list.map(present) });
+    return reply(res, 200, 'Subscriptions fetched', wholeList(list.map(present)));
   });
 
   app.get('/subscriptions/:id', async (req, res) => {
@@ -130,6 +130,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
     // As routing sees an event's headers: names lower-cased, a repeated header's values joined.
     const headers = cleanHeaders(given as Record<string, string | string[]>);
     const matches = matchesFilter(filter as SubscriptionFilter, { body: request.body ?? null, headers });
-    return reply(res, 200, matches ? 'The filter matches' : 'The filter does not match', { matches });
+    // Convoy's answer: data is the verdict itself.
+    return reply(res, 200, matches ? 'The filter matches' : 'The filter does not match', matches);
   });
 }

@@ -135,4 +135,27 @@ describe('Convoy client compatibility', () => {
     const { uid, status: _s, url: _u, project_id: _p, from_config: _f, created_at: _c, updated_at: _up, ...definition } = source.body.data;
     expect((await t.api('PUT', `/sources/${uid}`, { ...definition, name: 'compat-2' })).status).toBe(202);
   });
+
+  it("answers in Convoy's shapes: attempts with http_status and status, test_filter's verdict as data, paginated lists", async () => {
+    const ev = await t.api('POST', '/events', { endpoint_id: endpointId, event_type: 'compat.shape', data: {} });
+    expect(ev.status, ev.text).toBe(201);
+    const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
+    await expect.poll(async () => (await delivery())?.status, { timeout: 10_000 }).toBe('success');
+    const d = await delivery();
+    const attempts = await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts`);
+    expect(attempts.status).toBe(200);
+    expect(attempts.body.data[0]).toMatchObject({ http_status: '200 OK', status: true, msg_id: d.uid, method: 'POST' });
+    const one = await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts/${attempts.body.data[0].uid}`);
+    expect(one.status, one.text).toBe(200);
+    expect(one.body.data.uid).toBe(attempts.body.data[0].uid);
+    expect((await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts/${ev.body.data.uid}`)).status).toBe(404);
+
+    const verdict = await t.api('POST', '/subscriptions/test_filter', { request: { body: { a: 1 } }, schema: { body: { a: 1 } } });
+    expect(verdict.body).toMatchObject({ status: true, data: true });
+
+    for (const list of ['/sources', '/subscriptions', '/endpoints', '/events']) {
+      const res = await t.api('GET', list);
+      expect(res.body.data.pagination, list).toMatchObject({ has_next_page: false, has_prev_page: false, prev_page_cursor: null });
+    }
+  });
 });
