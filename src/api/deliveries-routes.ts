@@ -1,15 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import { invalid, notFound } from '../core/errors.ts';
+import { WharfError, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '../core/types.ts';
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
-import { countMatching, queueBatchRetry, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
+import { retryLater } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, unsupported, filterList, filterText, filterTime, listFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import { object, type Json } from './validate.ts';
+import { object, onlyKeys, type Json } from './validate.ts';
+
+/** Most delivery ids one force resend takes. */
+const MAX_FORCE_RESEND = 1000;
 
 const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d });
 
@@ -116,25 +119,39 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
     unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
     const statuses: DeliveryStatus[] = statusList(q, RESENDABLE) ?? ['failure', 'discarded'];
-    const time = (key: string): string | null => filterTime(q, key);
-    const text = (key: string): string | null => filterText(q, key);
-    const data = await withTransaction(pool, async (client) => {
-      const { rows } = await client.query<{ t: Date }>('SELECT clock_timestamp() AS t');
-      const filter: BatchRetryFilter = {
-        project_id: req.project.id,
-        statuses,
-        endpoint_ids: filterList(q, 'endpoint_id'),
-        event_id: eventIdOf(q),
-        event_type: text('event_type'),
-        created_from: time('start_date'),
-        created_to: time('end_date'),
-        cutoff: rows[0]!.t.toISOString(),
-      };
-      const queued = await countMatching(client, filter);
-      if (queued > 0) await queueBatchRetry(boss, client, filter);
-      return { queued };
+    const eventId = eventIdOf(q);
+    const queued = await retryLater(pool, boss, {
+      project_id: req.project.id,
+      statuses,
+      endpoint_ids: filterList(q, 'endpoint_id'),
+      event_ids: eventId === null ? null : [eventId],
+      event_type: filterText(q, 'event_type'),
+      created_from: filterTime(q, 'start_date'),
+      created_to: filterTime(q, 'end_date'),
     });
-    return reply(res, 200, `${data.queued} event deliveries queued for retry`, data);
+    return reply(res, 200, `${queued} event deliveries queued for retry`, { queued });
+  });
+
+  // Convoy's force resend: these deliveries once more, whatever their outcome was (each one that
+  // is still being sent is counted a failure).
+  app.post('/eventdeliveries/forceresend', async (req, res) => {
+    const body = object(req.body, 'body');
+    onlyKeys(body, ['ids']);
+    const ids = body.ids;
+    if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_FORCE_RESEND || !ids.every((id) => typeof id === 'string')) {
+      throw invalid('ids', `must be a list of 1 to ${MAX_FORCE_RESEND} event delivery ids`);
+    }
+    let successes = 0;
+    for (const id of new Set(ids as string[])) {
+      try {
+        await withTransaction(pool, (client) => resendDelivery(deps, client, req.project.id, id, 'the API (force resend)'));
+        successes += 1;
+      } catch (err) {
+        if (!(err instanceof WharfError) || err.status >= 500) throw err;
+      }
+    }
+    const failures = new Set(ids).size - successes;
+    return reply(res, 200, `${successes} event deliveries resent, ${failures} could not be`, { successes, failures });
   });
 
   app.put('/eventdeliveries/:deliveryID/resend', async (req, res) => {

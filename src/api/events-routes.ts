@@ -6,7 +6,17 @@ import type { EventRecord, MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, listFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
-import type { Json } from './validate.ts';
+import { object, onlyKeys, settingsError, type Json } from './validate.ts';
+import { Reader } from '../core/settings.ts';
+import { uuidv7 } from '../core/ids.ts';
+import { ENDPOINT_DEFAULTS, readEndpointSettings } from '../delivery/endpoint-settings.ts';
+import { generateSecret } from '../delivery/signatures.ts';
+import { eventTypeProblem } from '../ingest/limits.ts';
+import { insertEndpoint } from '../store/endpoints.ts';
+import { saveSubscription } from '../store/subscriptions.ts';
+import { withTransaction } from '../store/pool.ts';
+import { retryLater } from '../dispatch/batch-retry.ts';
+import { RESENDABLE } from '../dispatch/operations.ts';
 import { readEnvelope } from '../ingest/normalize.ts';
 
 /**
@@ -49,11 +59,20 @@ export async function findEvent(db: Queryable, projectId: string, id: string): P
   return rows[0] ?? null;
 }
 
+/** The columns an events list (and a batch replay) filters on. */
+const EVENT_FILTERS = ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key'];
+/** Most events one batch replay takes: the newest that match. */
+const MAX_REPLAY = 10_000;
+/** A replay's deliveries: every one at rest, of any endpoint, whenever made. */
+const EVERY_DELIVERY = { statuses: [...RESENDABLE], endpoint_ids: null, event_type: null, created_from: null, created_to: null };
+
 export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, ingest } = deps;
 
-  const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => {
-    const input = readEnvelope(req.body, { project_id: req.project.id, source_id: null, message_type: type, strict: true, limits: deps.limits });
+  const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => send(req, res, type, req.body);
+
+  const send = async (req: FastifyRequest, res: FastifyReply, type: MessageType, body: unknown) => {
+    const input = readEnvelope(body, { project_id: req.project.id, source_id: null, message_type: type, strict: true, limits: deps.limits });
     const outcome = await ingest.submit(input);
     switch (outcome!.status) {
       case 'rejected':
@@ -84,6 +103,39 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     }
   };
 
+  // Convoy's dynamic event: to a URL rather than an endpoint. The project's endpoint with that URL
+  // takes it; without one, an endpoint is made for it (named after the host, secret given or
+  // generated, not pinged: the event itself is the first request), subscribed to `event_types`
+  // when given. Then it is an event to that endpoint like any other.
+  app.post('/events/dynamic', async (req, res) => {
+    const body = object(req.body, 'body');
+    onlyKeys(body, ['url', 'secret', 'event_type', 'event_types', 'data', 'custom_headers', 'idempotency_key']);
+    const r = new Reader();
+    const settings = readEndpointSettings(r, { url: body.url, ...(body.secret ? { secret: body.secret } : {}) }, '', req.project.signature.scheme);
+    const types = body.event_types === undefined || body.event_types === null ? [] : body.event_types;
+    if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && eventTypeProblem(t === '*' ? 'all' : t.replace(/\.\*$/, '')) === null)) {
+      r.bad('event_types', 'must be a list of event types ("*" or a prefix such as "order.*" included)');
+    }
+    if (body.url === undefined) r.bad('url', 'is required: where the event is sent');
+    if (r.issues.length > 0) throw settingsError(r.issues, '');
+    const url = settings.url!;
+    const endpointId = await withTransaction(pool, async (db) => {
+      // Two dynamic events to one new URL at once make one endpoint.
+      await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${req.project.id} ${url}`]);
+      const { rows } = await db.query<{ id: string }>('SELECT id FROM endpoints WHERE project_id = $1 AND url = $2 ORDER BY created_at LIMIT 1', [req.project.id, url]);
+      if (rows[0]) return rows[0].id;
+      const id = uuidv7();
+      const fields = { ...ENDPOINT_DEFAULTS, name: new URL(url).host, url };
+      await insertEndpoint(db, deps.box, req.project.id, id, fields, settings.secret ?? generateSecret(req.project.signature.scheme));
+      if ((types as string[]).length > 0) {
+        await saveSubscription(db, req.project.id, uuidv7(), { name: `${fields.name} (dynamic)`, endpoint_id: id, source_id: null, event_types: types as string[], filter: null }, false);
+      }
+      return id;
+    });
+    const { url: _u, secret: _s, event_types: _t, ...event } = body;
+    return send(req, res, 'single', { ...event, endpoint_id: endpointId });
+  });
+
   app.post('/events', create('single'));
   app.post('/events/fanout', create('fanout'));
   app.post('/events/broadcast', create('broadcast'));
@@ -96,10 +148,37 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       table: 'events',
       columns: EVENT_COLUMNS,
       projectId: req.project.id,
-      filters: [...listFilters(q, ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key']), ...timeRange(q)],
+      filters: [...listFilters(q, EVENT_FILTERS), ...timeRange(q)],
       page,
     });
     return reply(res, 200, 'Events fetched', { content: result.content.map(presentEvent), pagination: result.pagination });
+  });
+
+  // Convoy's replay: the event's deliveries that have come to rest are sent again, in the
+  // background (the batch-retry worker); the answer is the event.
+  app.put('/events/:eventID/replay', async (req, res) => {
+    const { eventID } = req.params as { eventID: string };
+    const e = await findEvent(pool, req.project.id, eventID);
+    if (!e) throw notFound('event', eventID);
+    const queued = await retryLater(pool, deps.boss, { ...EVERY_DELIVERY, project_id: req.project.id, event_ids: [e.id] });
+    return reply(res, 200, `Event replayed: ${queued} deliveries queued`, presentEvent(e));
+  });
+
+  // The same for every event the list's filters match (at most MAX_REPLAY of the newest).
+  app.post('/events/batchreplay', async (req, res) => {
+    const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
+    const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
+    unsupported(q, ['q', 'body'], 'is not supported: events are found by their fields (event_type, endpointId, sourceId, idempotencyKey, owner_id, dates)');
+    const found = await pageByIdDesc<{ id: string }>(pool, {
+      table: 'events',
+      columns: 'id',
+      projectId: req.project.id,
+      filters: [...listFilters(q, EVENT_FILTERS), ...timeRange(q)],
+      page: { perPage: MAX_REPLAY, cursor: undefined },
+    });
+    const ids = found.content.map((e) => e.id);
+    const queued = ids.length === 0 ? 0 : await retryLater(pool, deps.boss, { ...EVERY_DELIVERY, project_id: req.project.id, event_ids: ids });
+    return reply(res, 200, `${ids.length} events replayed: ${queued} deliveries queued`, { events: ids.length, queued, more: found.pagination.has_next_page });
   });
 
   app.get('/events/:eventID', async (req, res) => {

@@ -12,9 +12,12 @@ import {
   linkState,
   newPortalToken,
   revokePortalLink,
+  updatePortalLink,
   type PortalLink,
+  type PortalLinkFields,
   type PortalLinkKind,
 } from '../store/portal-links.ts';
+import type { Queryable } from '../store/queryable.ts';
 import { parseTime } from '../portal/filters.ts';
 import { portalBaseUrl } from '../portal/options.ts';
 import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, unsupported } from './pagination.ts';
@@ -24,6 +27,8 @@ import { boolean, object, onlyKeys, string, type Json } from './validate.ts';
 const MAX_ENDPOINTS = 100;
 /** An unopened one-time link should not lie around forever: it expires after a day unless told. */
 const ONE_TIME_DEFAULT_HOURS = 24;
+/** Convoy's `auth_type` as Wharf's link kind. */
+const AUTH_TYPE_KINDS: Readonly<Record<string, PortalLinkKind>> = { static_token: 'long_lived', refresh_token: 'one_time' };
 
 const present = (l: PortalLink, url?: string): Json => ({
   uid: l.id,
@@ -48,38 +53,56 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
   const { pool } = deps;
   const options = deps.portal;
 
-  app.post('/portal-links', async (req, res) => {
-    const body = object(req.body, 'body');
-    onlyKeys(body, ['name', 'owner_id', 'endpoints', 'can_manage_endpoint', 'kind', 'expires_at']);
-    const name = string(body, 'name', { required: true, max: 200 })!;
-    // Convoy's clients send "" for what they leave unset: empty means absent.
+  /**
+   * A link's settings from a create or update body: `owner_id` or `endpoints` (checked to exist),
+   * `can_manage_endpoint`, `kind` (Convoy's `auth_type`: `static_token` is a reusable link,
+   * `refresh_token` a one-time one) and `expires_at`.
+   */
+  const readLink = async (db: Queryable, projectId: string, body: Json, current: PortalLink | null): Promise<PortalLinkFields> => {
+    onlyKeys(body, ['name', 'owner_id', 'endpoints', 'can_manage_endpoint', 'kind', 'auth_type', 'expires_at']);
+    const name = string(body, 'name', { required: current === null, max: 200 }) ?? current!.name;
+    // Convoy's clients send "" (and []) for what they leave unset: empty means absent.
     const ownerId = string(body, 'owner_id', { max: 200, empty: true }) || null;
     const endpoints = readEndpointList(body);
     if (ownerId === null && endpoints === null) throw invalid('owner_id', 'or endpoints is required: the link shows an owner\'s endpoints or a list of them');
     if (ownerId !== null && endpoints !== null) throw invalid('endpoints', 'cannot be given with owner_id: give one or the other');
-    const kindValue = string(body, 'kind') ?? 'one_time';
+    const authType = string(body, 'auth_type', { empty: true }) || null;
+    if (authType !== null && !(authType in AUTH_TYPE_KINDS)) throw invalid('auth_type', `must be one of ${Object.keys(AUTH_TYPE_KINDS).join(', ')} (got ${JSON.stringify(authType)})`);
+    const kindValue = string(body, 'kind') ?? (authType ? AUTH_TYPE_KINDS[authType] : (current?.kind ?? 'one_time'));
     if (!PORTAL_LINK_KINDS.includes(kindValue as PortalLinkKind)) {
       throw invalid('kind', `must be one of ${PORTAL_LINK_KINDS.join(', ')} (got ${JSON.stringify(kindValue)})`);
     }
     const kind = kindValue as PortalLinkKind;
-    const expiresAt = readExpiry(body) ?? (kind === 'one_time' ? new Date(Date.now() + ONE_TIME_DEFAULT_HOURS * 3_600_000) : null);
+    const expiresAt = readExpiry(body) ?? (current ? current.expires_at : kind === 'one_time' ? new Date(Date.now() + ONE_TIME_DEFAULT_HOURS * 3_600_000) : null);
+    if (endpoints !== null) {
+      const found = await existingEndpointIds(db, projectId, endpoints);
+      const missing = endpoints.findIndex((id) => !found.has(id));
+      if (missing >= 0) throw invalid(`endpoints[${missing}]`, `endpoint ${JSON.stringify(endpoints[missing])} does not exist in this project`);
+    }
+    const canManage = boolean(body, 'can_manage_endpoint') ?? current?.can_manage_endpoint ?? false;
+    return { name, owner_id: ownerId, endpoint_ids: endpoints ?? [], can_manage_endpoint: canManage, kind, expires_at: expiresAt };
+  };
+
+  app.post('/portal-links', async (req, res) => {
+    const body = object(req.body, 'body');
     const token = newPortalToken();
-    const link = await withTransaction(pool, async (client) => {
-      if (endpoints !== null) {
-        const found = await existingEndpointIds(client, req.project.id, endpoints);
-        const missing = endpoints.findIndex((id) => !found.has(id));
-        if (missing >= 0) throw invalid(`endpoints[${missing}]`, `endpoint ${JSON.stringify(endpoints[missing])} does not exist in this project`);
-      }
-      return insertPortalLink(
-        client,
-        req.project.id,
-        uuidv7(),
-        { name, owner_id: ownerId, endpoint_ids: endpoints ?? [], can_manage_endpoint: boolean(body, 'can_manage_endpoint') ?? false, kind, expires_at: expiresAt },
-        hashToken(token),
-      );
-    });
+    const link = await withTransaction(pool, async (client) =>
+      insertPortalLink(client, req.project.id, uuidv7(), await readLink(client, req.project.id, body, null), hashToken(token)),
+    );
     const url = `${portalBaseUrl(options, req)}/portal/l/${token}`;
     return reply(res, 201, 'Portal link created; its URL is shown only now', present(link, url));
+  });
+
+  // Convoy's update: the link's settings change, its URL (and open sessions) stay.
+  app.put('/portal-links/:linkID', async (req, res) => {
+    const { linkID } = req.params as { linkID: string };
+    const body = object(req.body, 'body');
+    const link = await withTransaction(pool, async (client) => {
+      const current = await getPortalLink(client, req.project.id, linkID);
+      if (!current) throw notFound('portal link', linkID);
+      return updatePortalLink(client, req.project.id, linkID, await readLink(client, req.project.id, body, current));
+    });
+    return reply(res, 202, 'Portal link updated', present(link!));
   });
 
   app.get('/portal-links', async (req, res) => {

@@ -22,7 +22,8 @@ export interface BatchRetryFilter {
   statuses: DeliveryStatus[];
   /** Any of these endpoints; null: every endpoint. */
   endpoint_ids: string[] | null;
-  event_id: string | null;
+  /** Deliveries of any of these events (a replay); null: of every event. */
+  event_ids: string[] | null;
   event_type: string | null;
   /** ISO times bounding `created_at`. */
   created_from: string | null;
@@ -42,7 +43,7 @@ function where(f: BatchRetryFilter): { sql: string; params: unknown[] } {
   // A job queued before endpoint_ids (one endpoint) keeps its narrow filter.
   const legacy = (f as { endpoint_id?: string | null }).endpoint_id;
   if (legacy != null) add('endpoint_id', '=', legacy);
-  if (f.event_id != null) add('event_id', '=', f.event_id);
+  if (f.event_ids != null) add('event_id', '= ANY(', f.event_ids);
   if (f.event_type !== null) add('event_type', '=', f.event_type);
   if (f.created_from !== null) add('created_at', '>=', f.created_from);
   if (f.created_to !== null) add('created_at', '<=', f.created_to);
@@ -89,6 +90,21 @@ export async function createBatchRetryQueue(boss: PgBoss): Promise<void> {
 
 export async function queueBatchRetry(boss: PgBoss, db: Queryable, f: BatchRetryFilter): Promise<void> {
   await boss.send(BATCH_RETRY_QUEUE, f, { db: executorOf(db) });
+}
+
+/**
+ * Counts what `f` matches now and, when anything does, queues its retry; the moment of the
+ * request is the cutoff, so what changes after it is not picked. Batch retry, event replay and
+ * batch replay all come here.
+ */
+export async function retryLater(pool: pg.Pool, boss: PgBoss, f: Omit<BatchRetryFilter, 'cutoff'>): Promise<number> {
+  return withTransaction(pool, async (db) => {
+    const { rows } = await db.query<{ t: Date }>('SELECT clock_timestamp() AS t');
+    const filter: BatchRetryFilter = { ...f, cutoff: rows[0]!.t.toISOString() };
+    const queued = await countMatching(db, filter);
+    if (queued > 0) await queueBatchRetry(boss, db, filter);
+    return queued;
+  });
 }
 
 /** The worker: one job at a time is plenty; each is a loop of chunked transactions. */

@@ -59,6 +59,16 @@ export async function insertPortalLink(db: Queryable, projectId: string, id: str
   return rows[0]!;
 }
 
+/** Replaces a link's settings (its token, uses and revocation stay); null when there is none. */
+export async function updatePortalLink(db: Queryable, projectId: string, id: string, f: PortalLinkFields): Promise<PortalLink | null> {
+  const { rows } = await db.query<PortalLink>(
+    `UPDATE portal_links SET name = $3, owner_id = $4, endpoint_ids = $5, can_manage_endpoint = $6, kind = $7, expires_at = $8, updated_at = now()
+     WHERE project_id = $1 AND id = $2 RETURNING ${PORTAL_LINK_COLUMNS}`,
+    [projectId, id, f.name, f.owner_id, f.endpoint_ids, f.can_manage_endpoint, f.kind, f.expires_at],
+  );
+  return rows[0] ?? null;
+}
+
 export async function getPortalLink(db: Queryable, projectId: string, id: string): Promise<PortalLink | null> {
   if (!UUID_RE.test(id)) return null;
   const { rows } = await db.query<PortalLink>(`SELECT ${PORTAL_LINK_COLUMNS} FROM portal_links WHERE project_id = $1 AND id = $2`, [projectId, id]);

@@ -158,4 +158,68 @@ describe('Convoy client compatibility', () => {
       expect(res.body.data.pagination, list).toMatchObject({ has_next_page: false, has_prev_page: false, prev_page_cursor: null });
     }
   });
+
+  describe("Convoy's operations Wharf lacked", () => {
+    const hits = (path: string) => rx.requests.filter((r) => r.path === path).length;
+
+    it('replays one event, and a batch of events by the list filters', async () => {
+      const ep = await t.api('POST', '/endpoints', { name: 'replay', url: `${rx.url}/replay`, skip_ping_validation: true });
+      const ev = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'compat.replay', data: { r: 1 } });
+      await expect.poll(() => hits('/replay'), { timeout: 10_000 }).toBe(1);
+      await expect
+        .poll(async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0].status, { timeout: 10_000 })
+        .toBe('success');
+      const replayed = await t.api('PUT', `/events/${ev.body.data.uid}/replay`);
+      expect(replayed.status, replayed.text).toBe(200);
+      expect(replayed.body.data.uid).toBe(ev.body.data.uid);
+      await expect.poll(() => hits('/replay'), { timeout: 10_000 }).toBe(2);
+      expect((await t.api('PUT', `/events/${endpointId}/replay`)).status).toBe(404);
+
+      await expect
+        .poll(async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0].status, { timeout: 10_000 })
+        .toBe('success');
+      const batch = await t.request('POST', `/api/v1/projects/default/events/batchreplay?endpointId=${ep.body.data.uid}&startDate=2000-01-01T00:00:00`, {
+        raw: '',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.apiKey}` },
+      });
+      expect(batch.status, batch.text).toBe(200);
+      expect(batch.body.data).toMatchObject({ events: 1, queued: 1 });
+      await expect.poll(() => hits('/replay'), { timeout: 10_000 }).toBe(3);
+    });
+
+    it('force-resends deliveries by id, counting what could not be', async () => {
+      const ep = await t.api('POST', '/endpoints', { name: 'force', url: `${rx.url}/force`, skip_ping_validation: true });
+      const ev = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'compat.force', data: {} });
+      const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
+      await expect.poll(async () => (await delivery()).status, { timeout: 10_000 }).toBe('success');
+      const res = await t.api('POST', '/eventdeliveries/forceresend', { ids: [(await delivery()).uid, ev.body.data.uid] });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.data).toEqual({ successes: 1, failures: 1 });
+      await expect.poll(() => hits('/force'), { timeout: 10_000 }).toBe(2);
+      expect((await t.api('POST', '/eventdeliveries/forceresend', { ids: [] })).status).toBe(400);
+    });
+
+    it('sends a dynamic event to a URL, making its endpoint once', async () => {
+      const body = { url: `${rx.url}/dynamic`, event_type: 'compat.dynamic', event_types: ['compat.*'], data: { d: 1 } };
+      const [a, b] = await Promise.all([t.api('POST', '/events/dynamic', body), t.api('POST', '/events/dynamic', body)]);
+      expect([a.status, b.status], a.text).toEqual([201, 201]);
+      expect(a.body.data.endpoint_id).toBe(b.body.data.endpoint_id);
+      await expect.poll(() => hits('/dynamic'), { timeout: 10_000 }).toBe(2);
+      const made = await t.api('GET', `/endpoints/${a.body.data.endpoint_id}`);
+      expect(made.body.data).toMatchObject({ url: `${rx.url}/dynamic`, status: 'active' });
+      const subs = await t.api('GET', `/subscriptions?endpointId=${a.body.data.endpoint_id}`);
+      expect(subs.body.data.content.map((x: { filter_config: { event_types: string[] } }) => x.filter_config.event_types)).toEqual([['compat.*']]);
+      expect((await t.api('POST', '/events/dynamic', { ...body, url: 'ftp://x.example/' })).status).toBe(400);
+    });
+
+    it('updates a portal link in place: the same URL shows the new scope', async () => {
+      const created = await t.api('POST', '/portal-links', { name: 'mine', owner_id: 'acme', auth_type: 'static_token' });
+      expect(created.status, created.text).toBe(201);
+      expect(created.body.data.kind).toBe('long_lived');
+      const updated = await t.api('PUT', `/portal-links/${created.body.data.uid}`, { name: 'renamed', owner_id: '', endpoints: [endpointId], can_manage_endpoint: true });
+      expect(updated.status, updated.text).toBe(202);
+      expect(updated.body.data).toMatchObject({ name: 'renamed', owner_id: null, endpoints: [endpointId], can_manage_endpoint: true, kind: 'long_lived' });
+      expect((await t.api('PUT', `/portal-links/${endpointId}`, { name: 'x', owner_id: 'acme' })).status).toBe(404);
+    });
+  });
 });
