@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { convoyVerifier, fromConvoySource } from '../sources/convoy-shape.ts';
 import { wholeList } from './pagination.ts';
 import { WharfError, conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
@@ -34,6 +35,8 @@ function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest, live:
     uid: record.id,
     ...common,
     [def.type]: broker,
+    // Convoy's names for an HTTP source's parts, beside Wharf's.
+    ...(def.type === 'http' ? { mask_id: broker.mask_id, verifier: convoyVerifier(broker.verifier as Json | undefined), provider: providerOf(broker.verifier as Json | undefined) } : {}),
     ...(ingestUrl ? { url: ingestUrl } : {}),
     project_id: record.project_id,
     from_config: record.from_config,
@@ -43,13 +46,19 @@ function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest, live:
   };
 }
 
+/** Convoy's `provider` of a source whose verifier is one of its presets. */
+function providerOf(verifier: Json | undefined): string | null {
+  return verifier && (verifier.type === 'github' || verifier.type === 'shopify') ? (verifier.type as string) : null;
+}
+
 /**
  * The definition from a request body; 400 names the first key that is wrong. A source made with a
  * project's API key is the tenant's choice of broker: it may only be a type the operator opened to
  * the API (`ingest.api_broker_types`), and it must bring credentials of its own, never borrowing
  * Wharf's cloud identity or a broker's default login.
  */
-function definitionFrom(body: Json, allowedBrokers: readonly string[]): SourceDefinition {
+function definitionFrom(given: Json, allowedBrokers: readonly string[]): SourceDefinition {
+  const body = fromConvoySource(given) as Json;
   // The type is judged first: a tenant learns nothing of a broker type it may not use.
   if (typeof body.type === 'string' && body.type !== 'http' && (SOURCE_TYPES as readonly string[]).includes(body.type) && !allowedBrokers.includes(body.type)) {
     throw new WharfError(
@@ -121,8 +130,10 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.put('/sources/:sourceID', async (req, res) => {
     const { sourceID } = req.params as { sourceID: string };
     const existing = await editable(req.project.id, sourceID);
-    const body = { ...object(req.body, 'body') };
-    if (body.id !== undefined && body.id !== sourceID) throw conflict('id: a source keeps its id; create a new source instead', 'id');
+    const given = { ...object(req.body, 'body') };
+    if (given.id !== undefined && given.id !== sourceID) throw conflict('id: a source keeps its id; create a new source instead', 'id');
+    // Convoy's shape first, so its secrets sent back as ******** are found where Wharf keeps them.
+    const body = { ...fromConvoySource({ ...given, id: sourceID }) } as Json;
     body.id = sourceID;
     const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
     // Credentials sent back as "********" keep what is stored.

@@ -3,6 +3,7 @@
  * empty JSON body where a body is optional, and the success codes `docs/v3/openapi3.yaml` names
  * for each operation, which generated SDKs check strictly.
  */
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.ts';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
@@ -210,6 +211,45 @@ describe('Convoy client compatibility', () => {
       const subs = await t.api('GET', `/subscriptions?endpointId=${a.body.data.endpoint_id}`);
       expect(subs.body.data.content.map((x: { filter_config: { event_types: string[] } }) => x.filter_config.event_types)).toEqual([['compat.*']]);
       expect((await t.api('POST', '/events/dynamic', { ...body, url: 'ftp://x.example/' })).status).toBe(400);
+    });
+
+    it("creates an HTTP source in Convoy's shape, verifies with it, and answers in it", async () => {
+      const secret = 'convoy-source-hmac-secret';
+      const body = {
+        name: 'convoy-shaped',
+        type: 'http',
+        provider: '',
+        is_disabled: false,
+        verifier: { type: 'hmac', hmac: { header: 'X-Convoy-Sig', hash: 'SHA256', secret, encoding: 'hex' }, basic_auth: null, api_key: null },
+        event_type_location: 'request.header.X-Event-Type',
+        idempotency_keys: ['request.header.X-Delivery'],
+      };
+      const created = await raw('POST', '/sources', JSON.stringify(body));
+      expect(created.status, created.text).toBe(201);
+      expect(created.body.data).toMatchObject({
+        type: 'http',
+        provider: null,
+        mask_id: expect.any(String),
+        verifier: { type: 'hmac', hmac: { header: 'X-Convoy-Sig', hash: 'SHA256', secret: '********', encoding: 'hex' } },
+      });
+      const payload = JSON.stringify({ hello: 'convoy' });
+      const sig = createHmac('sha256', secret).update(payload).digest('hex');
+      const post = () =>
+        t.request('POST', new URL(created.body.data.url).pathname, {
+          raw: payload,
+          headers: { 'content-type': 'application/json', 'x-convoy-sig': sig, 'x-event-type': 'invoice.paid', 'x-delivery': 'd-1' },
+        });
+      expect((await post()).status).toBe(200);
+      expect((await post()).body.data.duplicate).toBe(true);
+      const events = await t.api('GET', `/events?sourceId=${created.body.data.uid}`);
+      expect(events.body.data.content.map((e: { event_type: string }) => e.event_type)).toEqual(['invoice.paid']);
+      // The answer sent back keeps the secret; what Wharf cannot do is refused by name.
+      const { uid, ...shown } = created.body.data;
+      const update = { name: shown.name, type: 'http', verifier: shown.verifier, event_type_location: body.event_type_location, idempotency_keys: body.idempotency_keys };
+      expect((await t.api('PUT', `/sources/${uid}`, update)).status).toBe(202);
+      expect((await post()).body.data.duplicate).toBe(true);
+      expect((await t.api('POST', '/sources', { ...body, name: 'x', body_function: 'return x' })).body.data.field).toBe('body_function');
+      expect((await t.api('POST', '/sources', { ...body, name: 'y', provider: 'twitter' })).body.data.field).toBe('provider');
     });
 
     it('updates a portal link in place: the same URL shows the new scope', async () => {
