@@ -11,7 +11,7 @@ export interface SubscriptionDefinition extends SubscriptionFields {
   id: string;
 }
 
-const KEYS = ['id', 'name', 'endpoint_id', 'source_id', 'filter_config'];
+const KEYS = ['id', 'name', 'endpoint_id', 'source_id', 'filter_config', 'alert_config', 'retry_config'];
 /** An exact type, `*`, or a prefix such as `order.*`. */
 const EVENT_TYPE = /^(?:\*|[^\s*]{1,200}?(?:\.\*)?)$/;
 
@@ -42,6 +42,18 @@ export function readSubscription(r: Reader, value: unknown, at: string): Subscri
       for (const p of problems) r.bad(p.path, p.message);
       if (problems.length === 0) filter = emptyToNull(fc.filter as SubscriptionFilter);
     }
+  }
+  // Convoy's per-subscription alert and retry settings (convoy-go sends them, null when unset):
+  // checked, and not used. Wharf alerts per endpoint (breaker.alert_after) and retries per
+  // project (retry); the README lists them among the Convoy fields Wharf ignores.
+  if (!absent(s.alert_config)) {
+    const a = r.fields(s.alert_config, `${at}.alert_config`, ['count', 'threshold']);
+    if (a && !absent(a.count)) r.integer(a.count, `${at}.alert_config.count`, 0, 1_000_000, 0);
+  }
+  if (!absent(s.retry_config)) {
+    const rc = r.fields(s.retry_config, `${at}.retry_config`, ['type', 'duration', 'retry_count']);
+    if (rc && !absent(rc.type)) r.choice(rc.type, `${at}.retry_config.type`, ['linear', 'exponential'], 'linear');
+    if (rc && !absent(rc.retry_count)) r.integer(rc.retry_count, `${at}.retry_config.retry_count`, 0, 50, 0);
   }
   return { id, name, endpoint_id: endpointId, source_id: sourceId, event_types: eventTypes, filter };
 }

@@ -128,7 +128,23 @@ describe('Convoy client compatibility', () => {
   });
 
   it('answers PUT on subscriptions and sources with 202', async () => {
-    const sub = await t.api('POST', '/subscriptions', { name: 'compat', endpoint_id: endpointId, source_id: '' });
+    // subscription.go sends alert_config and retry_config as null when unset.
+    const sub = await t.api('POST', '/subscriptions', {
+      name: 'compat',
+      endpoint_id: endpointId,
+      source_id: '',
+      alert_config: null,
+      retry_config: null,
+      filter_config: { event_types: ['*'], filter: { body: null, headers: null } },
+    });
+    const withConfigs = await t.api('POST', '/subscriptions', {
+      name: 'compat-cfg',
+      endpoint_id: endpointId,
+      alert_config: { count: 10, threshold: '1h' },
+      retry_config: { type: 'linear', duration: '10s', retry_count: 3 },
+    });
+    expect(withConfigs.status, withConfigs.text).toBe(201);
+    expect((await t.api('POST', '/subscriptions', { name: 'bad', endpoint_id: endpointId, retry_config: { type: 'random' } })).body.data.field).toBe('retry_config.type');
     expect(sub.status, sub.text).toBe(201);
     expect((await t.api('PUT', `/subscriptions/${sub.body.data.uid}`, { name: 'compat-2' })).status).toBe(202);
     const source = await t.api('POST', '/sources', { name: 'compat', type: 'http', event_type: 'compat.in', http: { verifier: { type: 'none' } } });
