@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_JSON_DEPTH_LIMIT, textDeeperThan } from '../ingest/limits.ts';
 import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
-import type { EventRecord, MessageType } from '../core/types.ts';
+import { trafficProblem, type EventRecord, type MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, listFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
 import { reply, type ApiDeps } from './server.ts';
@@ -72,6 +72,8 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const create = (type: MessageType) => async (req: FastifyRequest, res: FastifyReply) => send(req, res, type, req.body);
 
   const send = async (req: FastifyRequest, res: FastifyReply, type: MessageType, body: unknown) => {
+    const refused = trafficProblem(req.project, 'outgoing');
+    if (refused) throw new WharfError('WHARF_ERR_FORBIDDEN', refused, { status: 403 });
     const input = readEnvelope(body, { project_id: req.project.id, source_id: null, message_type: type, strict: true, limits: deps.limits });
     const outcome = await ingest.submit(input);
     switch (outcome!.status) {

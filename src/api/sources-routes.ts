@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { trafficProblem, type Project } from '../core/types.ts';
 import { convoyVerifier, fromConvoySource } from '../sources/convoy-shape.ts';
 import { wholeList } from './pagination.ts';
 import { WharfError, conflict, invalid, notFound } from '../core/errors.ts';
@@ -57,8 +58,12 @@ function providerOf(verifier: Json | undefined): string | null {
  * the API (`ingest.api_broker_types`), and it must bring credentials of its own, never borrowing
  * Wharf's cloud identity or a broker's default login.
  */
-function definitionFrom(given: Json, allowedBrokers: readonly string[]): SourceDefinition {
+function definitionFrom(given: Json, allowedBrokers: readonly string[], project: Project): SourceDefinition {
   const body = fromConvoySource(given) as Json;
+  if (typeof body.type === 'string') {
+    const refused = trafficProblem(project, body.type === 'http' ? 'incoming' : 'outgoing');
+    if (refused) throw new WharfError('WHARF_ERR_FORBIDDEN', `type: ${refused}`, { status: 403, field: 'type' });
+  }
   // The type is judged first: a tenant learns nothing of a broker type it may not use.
   if (typeof body.type === 'string' && body.type !== 'http' && (SOURCE_TYPES as readonly string[]).includes(body.type) && !allowedBrokers.includes(body.type)) {
     throw new WharfError(
@@ -101,7 +106,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   app.post('/sources', async (req, res) => {
     const body = { ...object(req.body, 'body') };
     body.id ??= uuidv7();
-    const def = definitionFrom(body, deps.apiBrokerTypes);
+    const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
     // One statement: of two creations with the same id, the second gets the 409. The broker
     // address is bound to the project in the same transaction.
     const record = await withTransaction(pool, async (db) => {
@@ -138,7 +143,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
     // Credentials sent back as "********" keep what is stored.
     if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
-    const def = definitionFrom(body, deps.apiBrokerTypes);
+    const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
     const { record } = await withTransaction(pool, async (db) => {
       const saved = await saveSource(db, box, req.project.id, def, false, existing);
       await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));

@@ -45,7 +45,7 @@ export async function reconcileConfig(
     await claimUnclaimed(db, box);
     for (const [pi, p] of config.projects.entries()) {
       const meta_events = p.meta_events && { url: p.meta_events.url, event_types: p.meta_events.event_types, secret_enc: box.encrypt(p.meta_events.secret) };
-      await upsertProject(db, { id: p.id, name: p.name, type: p.type, signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events }, true);
+      await upsertProject(db, { id: p.id, name: p.name, type: p.type, type_enforced: p.type_enforced, signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events }, true);
       await setConfigApiKeys(db, p.id, p.api_keys.map(hashApiKey));
       if (p.api_keys.length > 0) {
         await db.query(`DELETE FROM api_keys WHERE project_id = $1 AND origin = 'generated'`, [p.id]);

@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT } from '../ingest/limits.ts';
-import { ALERT_TYPES, ENDPOINT_SETTINGS, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
+import { ALERT_TYPES, ENDPOINT_SETTINGS, trafficProblem, type AlertType, type BreakerSettings, type EndpointFields, type ProjectType, type RetrySettings, type SignatureSettings } from '../core/types.ts';
 import { parseBreaker } from '../dispatch/breaker.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
 import { newSecretProblem } from '../delivery/signatures.ts';
@@ -18,6 +18,8 @@ export interface ProjectConfig {
   id: string;
   name: string;
   type: ProjectType;
+  /** `type` was given: it decides which traffic the project takes. */
+  type_enforced: boolean;
   api_keys: string[];
   signature: SignatureSettings;
   retry: RetrySettings;
@@ -444,7 +446,15 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
 
     const breaker = parseBreaker(r, p.breaker, `${at}.breaker`);
     const meta_events = readMetaEvents(r, p.meta_events, `${at}.meta_events`, signature);
-    return [{ id, name, type, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions }];
+    const typeEnforced = !absent(p.type);
+    // A project that names its type takes only that kind of traffic (as Convoy's projects do).
+    if (typeEnforced) {
+      sources.forEach((s, i) => {
+        const problem = trafficProblem({ id, type, type_enforced: true }, s.type === 'http' ? 'incoming' : 'outgoing');
+        if (problem) r.bad(`${at}.sources[${i}].type`, problem);
+      });
+    }
+    return [{ id, name, type, type_enforced: typeEnforced, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions }];
   });
   return { projects, issues: r.issues };
 }

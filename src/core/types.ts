@@ -56,6 +56,12 @@ export interface Project {
   id: string;
   name: string;
   type: ProjectType;
+  /**
+   * The config file named the type, so it decides the project's traffic, as Convoy's does: an
+   * outgoing project takes events from the REST API and broker sources, an incoming one from HTTP
+   * sources. A project that names none takes both (so configs written before this keep working).
+   */
+  type_enforced: boolean;
   signature: SignatureSettings;
   retry: RetrySettings;
   breaker: BreakerSettings;
@@ -87,6 +93,8 @@ export const ENDPOINT_SETTINGS = [
   'is_disabled',
   'slack_webhook_url',
   'teams_webhook_url',
+  // Convoy's endpoint answer counts its events; a client that sends an answer back sends it too.
+  'events',
 ] as const;
 
 export type EndpointStatus = 'active' | 'inactive' | 'paused' | 'pending';
@@ -200,4 +208,15 @@ export interface DeliveryAttempt {
   error: string | null;
   error_code: string | null;
   created_at: string;
+}
+
+/**
+ * Why a project may not take traffic of `kind` (events through the REST API and broker sources are
+ * `outgoing`, HTTP ingest `incoming`), or null. Only a project whose type was named is held to it.
+ */
+export function trafficProblem(p: Pick<Project, 'id' | 'type' | 'type_enforced'>, kind: ProjectType): string | null {
+  if (!p.type_enforced || p.type === kind) return null;
+  return p.type === 'incoming'
+    ? `project ${JSON.stringify(p.id)} is an incoming project: its events come from its HTTP sources, not the REST API or brokers`
+    : `project ${JSON.stringify(p.id)} is an outgoing project: its events come from the REST API and broker sources, not HTTP ingest`;
 }

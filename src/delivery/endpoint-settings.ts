@@ -57,6 +57,7 @@ export function readEndpointSettings(r: Reader, e: Record<string, unknown>, at: 
   if (has('is_disabled')) out.is_disabled = r.boolean(e.is_disabled, path('is_disabled'), false);
   // Checked, so a typo is named, then not kept: Wharf sends no chat notifications.
   for (const k of ['slack_webhook_url', 'teams_webhook_url']) if (has(k) && e[k] !== '') r.url(e[k], path(k), null);
+  if (has('events')) r.integer(e.events, path('events'), 0, Number.MAX_SAFE_INTEGER, 0);
   return out;
 }
 

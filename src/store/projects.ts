@@ -8,7 +8,7 @@ interface ProjectRow {
   name: string;
   type: ProjectType;
   /** `breaker` is absent in rows written before it existed. */
-  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings; meta_events?: MetaEventSettings | null };
+  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings; meta_events?: MetaEventSettings | null; type_enforced?: boolean };
 }
 
 const toProject = (r: ProjectRow): Project => ({
@@ -20,6 +20,7 @@ const toProject = (r: ProjectRow): Project => ({
   // Rows written before a breaker key existed take its default.
   breaker: { ...DEFAULT_BREAKER, ...r.settings.breaker },
   meta_events: r.settings.meta_events ?? null,
+  type_enforced: r.settings.type_enforced ?? false,
 });
 
 export async function upsertProject(db: Queryable, p: Project, fromConfig: boolean): Promise<void> {
@@ -27,7 +28,7 @@ export async function upsertProject(db: Queryable, p: Project, fromConfig: boole
     `INSERT INTO projects (id, name, type, settings, from_config) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, type = EXCLUDED.type,
        settings = EXCLUDED.settings, from_config = EXCLUDED.from_config, updated_at = now()`,
-    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events: p.meta_events }), fromConfig],
+    [p.id, p.name, p.type, JSON.stringify({ signature: p.signature, retry: p.retry, breaker: p.breaker, meta_events: p.meta_events, type_enforced: p.type_enforced }), fromConfig],
   );
 }
 

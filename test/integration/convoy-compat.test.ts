@@ -279,3 +279,36 @@ describe('Convoy client compatibility', () => {
     });
   });
 });
+
+describe('project types', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({
+      projects: [
+        { id: 'out', type: 'outgoing', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }] },
+        { id: 'in', type: 'incoming', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }] },
+        { id: 'both', endpoints: [{ id: 'ep', url: 'http://127.0.0.1:9/' }] },
+      ],
+    });
+  });
+  afterAll(async () => t?.stop());
+
+  const event = { endpoint_id: 'ep', event_type: 'typed', data: {} };
+  const httpSource = { name: 'hooks', type: 'http', event_type: 'hook', http: { verifier: { type: 'none' } } };
+
+  it('an incoming project takes no REST events; an outgoing one no HTTP sources; one that names no type takes both', async () => {
+    const refused = await t.api('POST', '/events', event, 'in');
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.body.message).toContain('"in" is an incoming project');
+    expect((await t.api('POST', '/events/broadcast', event, 'in')).status).toBe(403);
+    expect((await t.api('POST', '/sources', httpSource, 'in')).status).toBe(201);
+
+    const noIngest = await t.api('POST', '/sources', httpSource, 'out');
+    expect(noIngest.status, noIngest.text).toBe(403);
+    expect(noIngest.body.data.field).toBe('type');
+    expect((await t.api('POST', '/events', event, 'out')).status).toBe(201);
+
+    expect((await t.api('POST', '/events', event, 'both')).status).toBe(201);
+    expect((await t.api('POST', '/sources', httpSource, 'both')).status).toBe(201);
+  });
+});

@@ -89,6 +89,7 @@ projects:
         id: 'shop',
         name: 'shop',
         type: 'outgoing',
+        type_enforced: false,
         api_keys: ['key-1-of-the-shop-project-0123456789'],
         signature: { ...DEFAULT_SIGNATURE, hash: 'SHA512' },
         retry: { ...DEFAULT_RETRY, retry_count: 3 },
@@ -282,6 +283,14 @@ projects:
       'projects: [{ id: p, endpoints: [{ id: e, url: "https://e.example/" }], subscriptions: [{ id: s, name: s, endpoint_id: e, filter_config: { filter: { body: { s: { $regex: "(?=a)b" } } } } }] }]',
       'projects[0].subscriptions[0].filter_config.filter.body.s.$regex: is not a pattern RE2 accepts (no backreferences or lookaround): invalid or unsupported Perl syntax: `(?=`',
     ],
+    [
+      'projects: [{ id: p, type: outgoing, sources: [{ id: h, name: h, type: http, event_type: x, http: { verifier: { type: none } } }] }]',
+      'projects[0].sources[0].type: project "p" is an outgoing project: its events come from the REST API and broker sources, not HTTP ingest',
+    ],
+    [
+      'projects: [{ id: p, type: incoming, sources: [{ name: q, type: rabbitmq, rabbitmq: { url: "amqp://u:p@h", queue: q } }] }]',
+      'projects[0].sources[0].type: project "p" is an incoming project: its events come from its HTTP sources, not the REST API or brokers',
+    ],
   ])('rejects %j', (yaml, expected) => {
     expect(failure(yaml).message).toBe(`${file}: ${expected}`);
   });
@@ -384,7 +393,7 @@ describe('shipped config files', () => {
     expect(config.data_dir).toBe(join(REPO, 'data'));
     expect(config.egress.allow).toEqual(['127.0.0.0/8', '::1/128']);
     expect(config.projects).toEqual([
-      { id: 'default', name: 'Default', type: 'outgoing', api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, meta_events: null, endpoints: [], sources: [], subscriptions: [] },
+      { id: 'default', name: 'Default', type: 'outgoing', type_enforced: false, api_keys: [], signature: DEFAULT_SIGNATURE, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER, meta_events: null, endpoints: [], sources: [], subscriptions: [] },
     ]);
     expect(loadConfig({ file: 'config/wharf.yaml', env: { WHARF_API_KEY: 'chosen'.repeat(6) }, cwd: REPO }).config.projects[0]?.api_keys).toEqual([
       'chosen'.repeat(6),
