@@ -4,8 +4,8 @@ import { UUID_RE } from '../core/ids.ts';
 import { replayDeadLetter } from '../ingest/broker-sink.ts';
 import { getSource } from '../store/sources.ts';
 import { convoyQuery, pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
-import { reply, type ApiDeps } from './server.ts';
-import type { Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import type { Json } from '../core/validate.ts';
 
 interface DeadLetterFields {
   id: string;

@@ -8,8 +8,8 @@ import { retryLater } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, unsupported, filterList, filterText, filterTime, listFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
-import { reply, type ApiDeps } from './server.ts';
-import { object, onlyKeys, type Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import { object, onlyKeys, type Json } from '../core/validate.ts';
 
 /** Most delivery ids one force resend takes. */
 const MAX_FORCE_RESEND = 1000;

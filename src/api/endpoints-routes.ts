@@ -32,8 +32,8 @@ import {
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, filterText, pageRequest, toPage } from './pagination.ts';
-import { reply, type ApiDeps } from './server.ts';
-import { boolean, integer, object, onlyKeys, settingsError, string, type Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import { boolean, integer, object, onlyKeys, settingsError, string, type Json } from '../core/validate.ts';
 
 const MAX_BULK = 1000;
 /** Bulk onboarding pings this many endpoints at once. */

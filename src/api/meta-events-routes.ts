@@ -4,8 +4,8 @@ import { UUID_RE } from '../core/ids.ts';
 import { resendAlert } from '../dispatch/alerts.ts';
 import { withTransaction } from '../store/pool.ts';
 import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, timeRange } from './pagination.ts';
-import { reply, type ApiDeps } from './server.ts';
-import type { Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import type { Json } from '../core/validate.ts';
 
 interface MetaEventRow {
   id: string;

@@ -21,8 +21,8 @@ import type { Queryable } from '../store/queryable.ts';
 import { parseTime } from '../portal/filters.ts';
 import { portalBaseUrl } from '../portal/options.ts';
 import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, unsupported } from './pagination.ts';
-import { reply, type ApiDeps } from './server.ts';
-import { boolean, object, onlyKeys, string, type Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import { boolean, object, onlyKeys, string, type Json } from '../core/validate.ts';
 
 const MAX_ENDPOINTS = 100;
 /** An unopened one-time link should not lie around forever: it expires after a day unless told. */

@@ -1,13 +1,8 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type pg from 'pg';
-import type { PgBoss } from 'pg-boss';
-import type { Logger } from 'pino';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
 import { safeEqual } from '../core/hmac.ts';
 import type { Project } from '../core/types.ts';
-import type { IngestBatcher } from '../ingest/batcher.ts';
-import type { IngestLimits } from '../ingest/limits.ts';
-import type { SecretBox } from '../store/crypto.ts';
 import { hashApiKey } from '../store/crypto.ts';
 import { getProject, projectForKeyHash } from '../store/projects.ts';
 import { endpointRoutes } from './endpoints-routes.ts';
@@ -19,63 +14,15 @@ import { subscriptionRoutes } from './subscriptions-routes.ts';
 import { metaEventRoutes } from './meta-events-routes.ts';
 import { portalLinkRoutes } from './portal-links-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
-import type { PortalOptions } from '../portal/options.ts';
-import type { Registry } from 'prom-client';
-import type { SourceManager } from '../sources/manager.ts';
-import type { HttpIngest } from '../sources/http-ingest.ts';
-import type { OutboundDeps } from '../delivery/outbound.ts';
-
-export interface ApiDeps {
-  pool: pg.Pool;
-  boss: PgBoss;
-  box: SecretBox;
-  ingest: IngestBatcher;
-  logger: Logger;
-  bodyLimit: number;
-  /** Broker types a project's API key may create sources of (config `ingest.api_broker_types`). */
-  apiBrokerTypes: readonly string[];
-  /** What every event must satisfy before it is stored (config `ingest`). */
-  limits: IngestLimits;
-  /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */
-  readiness: Record<string, () => Promise<void>>;
-  /** The broker sources this process runs; null where its role runs none (other replicas pick changes up). */
-  sources: Pick<SourceManager, 'sync' | 'status'> | null;
-  /** Served on GET /metrics; null turns the route off. */
-  metrics: Registry | null;
-  /** `POST /ingest/{mask_id}` for HTTP sources; null where this process takes no ingest requests. */
-  httpIngest: HttpIngest | null;
-  /** Serve the REST API, HTTP ingest and the portal (roles all and api); false: /healthz, /readyz and /metrics only. */
-  management: boolean;
-  /** Signed, authenticated requests to endpoints (the reachability ping), through the egress guard. */
-  outbound: OutboundDeps;
-  /** The customer portal's settings (config `portal`). */
-  portal: PortalOptions;
-  /**
-   * `server.operator_token`: a Bearer token that shows /readyz's details and opens /metrics
-   * ('' = neither: /readyz answers its status only and /metrics 401).
-   */
-  operatorToken: string;
-}
+import { reply, type ApiDeps, type ProjectLookup } from './context.ts';
 
 /** Seconds a client is told to wait when the database is unreachable. */
 const RETRY_AFTER_UNAVAILABLE = 5;
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    project: Project;
-  }
-}
-
-/** Convoy's envelope: `{ status, message, data }`. */
-export function reply<T>(res: FastifyReply, code: number, message: string, data: T): FastifyReply {
-  return res.code(code).send({ status: code < 400, message, data });
-}
-
+/** How long an API key's project is trusted before it is looked up again. */
 const KEY_CACHE_MS = 5_000;
 
-/** A project by id, re-read at most every KEY_CACHE_MS; null when there is none. */
-export type ProjectLookup = (id: string) => Promise<Project | null>;
-
+/** A project by id, re-read at most every KEY_CACHE_MS. */
 function cachedProjects(pool: pg.Pool): ProjectLookup {
   const cache = new Map<string, { project: Project; at: number }>();
   return async (id) => {

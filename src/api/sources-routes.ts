@@ -8,8 +8,8 @@ import { SOURCE_TYPES, brokerAddresses, keepRedactedSecrets, parseSource, redact
 import type { SourceStatus } from '../sources/manager.ts';
 import { claimBrokerAddresses, createSource, deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
 import { withTransaction } from '../store/pool.ts';
-import { reply, type ApiDeps } from './server.ts';
-import { object, settingsError, type Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import { object, settingsError, type Json } from '../core/validate.ts';
 
 /** The broker connectors' states here, by `project/id`: asked once per request (health may query the broker). */
 function liveStates(deps: ApiDeps): Map<string, SourceStatus> {

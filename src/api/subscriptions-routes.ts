@@ -16,8 +16,8 @@ import {
   saveSubscription,
   type Subscription,
 } from '../store/subscriptions.ts';
-import { reply, type ApiDeps } from './server.ts';
-import { object, settingsError, type Json } from './validate.ts';
+import { reply, type ApiDeps } from './context.ts';
+import { object, settingsError, type Json } from '../core/validate.ts';
 
 /** Convoy's shape: the event types and the filter under `filter_config`. */
 function present(s: Subscription): Json {

@@ -28,3 +28,8 @@ export function uuidv7(): string {
 }
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An ingest URL's unguessable part: 18 random bytes, base64url (24 characters). */
+export function generateMaskId(): string {
+  return randomBytes(18).toString('base64url');
+}

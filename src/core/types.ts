@@ -220,3 +220,12 @@ export function trafficProblem(p: Pick<Project, 'id' | 'type' | 'type_enforced'>
     ? `project ${JSON.stringify(p.id)} is an incoming project: its events come from its HTTP sources, not the REST API or brokers`
     : `project ${JSON.stringify(p.id)} is an outgoing project: its events come from the REST API and broker sources, not HTTP ingest`;
 }
+
+/** The circuit breaker's settings where neither the config nor the project sets them. */
+export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({
+  consecutive_failures: 10,
+  window_seconds: 60,
+  minimum_requests: 10,
+  failure_rate: 50,
+  alert_after: 5,
+});

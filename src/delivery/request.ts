@@ -2,21 +2,10 @@ import type { EndpointContentType, EndpointSecret, SignatureSettings } from '../
 import { formEncode } from './form.ts';
 import { USER_AGENT } from '../core/version.ts';
 import { signatureHeaders } from './signatures.ts';
+import { RESERVED_HEADERS } from '../core/headers.ts';
 
-/** Headers a sender sets itself; a custom header of the same name never replaces them. */
-export const RESERVED_HEADERS = new Set([
-  'host',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-  'upgrade',
-  'te',
-  'trailer',
-  'proxy-connection',
-  'user-agent',
-]);
+export { RESERVED_HEADERS };
+
 
 export interface OutgoingWebhook {
   eventId: string;

@@ -8,20 +8,14 @@
  * attempts were spread evenly). Counts are therefore estimates, exact whenever the previous bucket
  * is empty or the current one has just begun.
  */
-import type { BreakerSettings, EndpointStatus } from '../core/types.ts';
+import { DEFAULT_BREAKER, type BreakerSettings, type EndpointStatus } from '../core/types.ts';
 import type { Reader } from '../core/settings.ts';
 import { absent } from '../core/settings.ts';
 import type { Queryable } from '../store/queryable.ts';
 
 export type { BreakerSettings };
 
-export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({
-  consecutive_failures: 10,
-  window_seconds: 60,
-  minimum_requests: 10,
-  failure_rate: 50,
-  alert_after: 5,
-});
+export { DEFAULT_BREAKER };
 
 const KEYS = ['consecutive_failures', 'window_seconds', 'minimum_requests', 'failure_rate', 'alert_after'] as const;
 

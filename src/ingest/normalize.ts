@@ -6,7 +6,7 @@
 import { WharfError, invalid } from '../core/errors.ts';
 import type { EventInput, MessageType } from '../core/types.ts';
 import { RESERVED_HEADERS } from '../delivery/request.ts';
-import { headers as readHeaders, object, onlyKeys, string } from '../api/validate.ts';
+import { headers as readHeaders, object, onlyKeys, string } from '../core/validate.ts';
 import { checkDepth, checkEventType, checkPrintable, type IngestLimits } from './limits.ts';
 
 const COMMON = ['event_type', 'data', 'custom_headers', 'idempotency_key'] as const;

@@ -14,7 +14,7 @@ import { deliveryAttempts } from '../api/deliveries-routes.ts';
 import { editEndpoint, pingerFor } from '../api/endpoints-routes.ts';
 import { findEvent } from '../api/events-routes.ts';
 import { toPage } from '../api/pagination.ts';
-import type { ApiDeps, ProjectLookup } from '../api/server.ts';
+import type { ApiDeps, ProjectLookup } from '../api/context.ts';
 import { bodyFor } from '../delivery/request.ts';
 import { activateEndpoint, resendDelivery, rotateSecret, togglePause } from '../dispatch/operations.ts';
 import { withTransaction } from '../store/pool.ts';

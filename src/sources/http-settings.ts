@@ -2,7 +2,7 @@
  * The `http:` block of an HTTP ingest source: how requests to its URL are verified, where the event
  * type and the idempotency key come from, and what the sender is answered.
  */
-import { randomBytes } from 'node:crypto';
+import { generateMaskId } from '../core/ids.ts';
 import type { Reader} from '../core/settings.ts';
 import { TOKEN, absent, got } from '../core/settings.ts';
 import { parseVerifier, verifierSecretKeys, type VerifierConfig } from './verifiers/index.ts';
@@ -35,9 +35,7 @@ const KEYS = ['mask_id', 'verifier', 'event_type_location', 'idempotency_keys', 
 export const MASK_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const PATH = /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/;
 
-export function generateMaskId(): string {
-  return randomBytes(18).toString('base64url');
-}
+export { generateMaskId };
 
 export function readLocation(r: Reader, value: unknown, at: string): Location | null {
   const f = r.fields(value, at, ['header', 'body', 'query']);

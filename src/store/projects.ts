@@ -1,5 +1,5 @@
 import type { BreakerSettings, MetaEventSettings, Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
-import { DEFAULT_BREAKER } from '../dispatch/breaker.ts';
+import { DEFAULT_BREAKER } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { Queryable } from './queryable.ts';
 

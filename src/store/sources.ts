@@ -1,5 +1,5 @@
 import { conflict } from '../core/errors.ts';
-import { generateMaskId } from '../sources/http-settings.ts';
+import { generateMaskId } from '../core/ids.ts';
 import type { SourceDefinition } from '../sources/settings.ts';
 import type { SecretBox } from './crypto.ts';
 import type { Queryable } from './queryable.ts';

@@ -1,6 +1,6 @@
-import { WharfError, invalid } from '../core/errors.ts';
-import { TOKEN, type SettingIssue } from '../core/settings.ts';
-import { RESERVED_HEADERS } from '../delivery/request.ts';
+import { WharfError, invalid } from './errors.ts';
+import { RESERVED_HEADERS } from './headers.ts';
+import { TOKEN, type SettingIssue } from './settings.ts';
 
 /** Small validators for JSON bodies; every failure names the field (400). */
 export type Json = Record<string, unknown>;

@@ -1,0 +1,64 @@
+/**
+ * What the API's route plugins share: their dependencies, the project a request authenticated
+ * as, and the answer envelope. A module of its own, so route files and the server that registers
+ * them do not import each other.
+ */
+import type { FastifyReply } from 'fastify';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Project } from '../core/types.ts';
+import type { OutboundDeps } from '../delivery/outbound.ts';
+import type { IngestBatcher } from '../ingest/batcher.ts';
+import type { IngestLimits } from '../ingest/limits.ts';
+import type { PortalOptions } from '../portal/options.ts';
+import type { HttpIngest } from '../sources/http-ingest.ts';
+import type { SourceManager } from '../sources/manager.ts';
+import type { SecretBox } from '../store/crypto.ts';
+
+export interface ApiDeps {
+  pool: pg.Pool;
+  boss: PgBoss;
+  box: SecretBox;
+  ingest: IngestBatcher;
+  logger: Logger;
+  bodyLimit: number;
+  /** Broker types a project's API key may create sources of (config `ingest.api_broker_types`). */
+  apiBrokerTypes: readonly string[];
+  /** What every event must satisfy before it is stored (config `ingest`). */
+  limits: IngestLimits;
+  /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */
+  readiness: Record<string, () => Promise<void>>;
+  /** The broker sources this process runs; null where its role runs none (other replicas pick changes up). */
+  sources: Pick<SourceManager, 'sync' | 'status'> | null;
+  /** Served on GET /metrics; null turns the route off. */
+  metrics: Registry | null;
+  /** `POST /ingest/{mask_id}` for HTTP sources; null where this process takes no ingest requests. */
+  httpIngest: HttpIngest | null;
+  /** Serve the REST API, HTTP ingest and the portal (roles all and api); false: /healthz, /readyz and /metrics only. */
+  management: boolean;
+  /** Signed, authenticated requests to endpoints (the reachability ping), through the egress guard. */
+  outbound: OutboundDeps;
+  /** The customer portal's settings (config `portal`). */
+  portal: PortalOptions;
+  /**
+   * `server.operator_token`: a Bearer token that shows /readyz's details and opens /metrics
+   * ('' = neither: /readyz answers its status only and /metrics 401).
+   */
+  operatorToken: string;
+}
+
+/** A project by id (cached for a few seconds); null when there is none. */
+export type ProjectLookup = (id: string) => Promise<Project | null>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    project: Project;
+  }
+}
+
+/** Convoy's envelope: `{ status, message, data }`. */
+export function reply<T>(res: FastifyReply, code: number, message: string, data: T): FastifyReply {
+  return res.code(code).send({ status: code < 400, message, data });
+}
