@@ -212,15 +212,21 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         taken.set(l.row.project_id, (taken.get(l.row.project_id) ?? 0) + 1);
       }
     }
+    // The jobs still in this batch's hands: whatever fails hands exactly these back to pg-boss.
+    let inHand: Live[] = [...held, ...go];
     try {
       if (held.length > 0) await defer(deps, held.map((l) => ({ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
+      recorder.settled(held.length);
+      inHand = go;
       const sendable = await withinRateLimits(deps, go);
-      recorder.settled(held.length + go.length - sendable.length);
+      recorder.settled(go.length - sendable.length);
+      inHand = sendable;
+      // Throws only before any send starts (its one query); from then on each delivery settles itself.
       await sendAll(sendable);
     } catch (err) {
       emitter.emit('error', err as Error);
-      await failJobs(deps, go.map((l) => l.jobId));
-      recorder.settled(go.length);
+      await failJobs(deps, inHand.map((l) => l.jobId));
+      recorder.settled(inHand.length);
     }
   };
 
