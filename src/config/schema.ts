@@ -418,7 +418,11 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       if (e === null) return [];
       const endpointId = r.id(e.id, `${eat}.id`);
       uniqueInProject(r, endpointIds, endpointId, eat);
-      const { secret, credentials, ...settings } = readEndpointSettings(r, e, eat, signature.scheme);
+      // Convoy's answer-and-API fields mean nothing in a file that declares the endpoint's state.
+      for (const k of ['is_disabled', 'events'] as const) {
+        if (k in e) r.bad(`${eat}.${k}`, k === 'is_disabled' ? 'is for the API (Convoy\'s); in this file, leave the endpoint out, or pause it through the API' : 'is a count Wharf keeps, not a setting');
+      }
+      const { secret, credentials, is_disabled: _disabled, ...settings } = readEndpointSettings(r, e, eat, signature.scheme);
       if (!('url' in e)) r.url(undefined, `${eat}.url`);
       const fields = { ...ENDPOINT_DEFAULTS, name: endpointId, url: '', ...settings };
       return [{ ...fields, id: endpointId, secret: secret ?? null, credentials: credentials ?? NO_CREDENTIALS }];

@@ -266,6 +266,7 @@ projects:
     ['projects: [{ id: p, breaker: { alert_after: -1 } }]', 'projects[0].breaker.alert_after: must be an integer from 0 to 1000000 (got -1)'],
     [endpoint('notification_url: "ftp://x.example"'), 'projects[0].endpoints[1].notification_url: must be an http or https URL (got "ftp:")'],
     [endpoint('content_type: text/xml'), 'projects[0].endpoints[1].content_type: must be one of application/json, application/x-www-form-urlencoded (got "text/xml")'],
+    [endpoint('is_disabled: true'), "projects[0].endpoints[1].is_disabled: is for the API (Convoy's); in this file, leave the endpoint out, or pause it through the API"],
     [endpoint('rate_limit_duration: 0'), 'projects[0].endpoints[1].rate_limit_duration: must be an integer from 1 to 86400 (got 0)'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
     ['ingest: { max_json_depth: 0 }', 'ingest.max_json_depth: must be an integer from 1 to 1000 (got 0)'],
