@@ -11,7 +11,7 @@ import { createSender } from './delivery/sender.ts';
 import { createAgentPool, type AgentPool } from './delivery/agents.ts';
 import { createAuthHeaders } from './delivery/auth.ts';
 import { createOAuth2TokenSource } from './delivery/oauth2.ts';
-import { createDeliveryQueue } from './dispatch/queue.ts';
+import { SUPERVISE_SECONDS, createDeliveryQueue } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createAlertQueue, workAlerts } from './dispatch/alerts.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
@@ -94,6 +94,9 @@ export function createApp(options: AppOptions): App {
       // Through the PGlite socket a NOTIFY reaches the committing connection, not the listener;
       // pg-boss would then trust a silent channel. Embedded mode polls instead.
       useListenNotify: embedded === null,
+      // Stale heartbeats (a dispatcher that died holding deliveries) are found within this.
+      superviseIntervalSeconds: SUPERVISE_SECONDS,
+      monitorIntervalSeconds: SUPERVISE_SECONDS,
     });
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();

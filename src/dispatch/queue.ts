@@ -27,17 +27,31 @@ export interface DeliveryJobInsert {
   delaySeconds?: number;
 }
 
+/**
+ * A dispatcher touches the jobs it holds every half of this; pg-boss's supervisor (every
+ * `SUPERVISE_SECONDS`) fails a job whose heartbeat is older, and retries it after 2 s. So a
+ * delivery held by a process that died is attempted again within about 10 + 10 + 2 s.
+ */
+export const DELIVERY_HEARTBEAT_SECONDS = 10;
+/** How often pg-boss's supervisor looks for stale heartbeats and expired jobs (its `superviseIntervalSeconds`). */
+export const SUPERVISE_SECONDS = 10;
+
+const DELIVERY_QUEUE_OPTIONS = {
+  // These retries cover a worker that died or a database that failed mid-batch, never an
+  // endpoint's failure: those are scheduled by the dispatcher as new jobs.
+  retryLimit: 20,
+  retryDelay: 2,
+  retryBackoff: true,
+  retryDelayMax: 300,
+  expireInSeconds: 900,
+  heartbeatSeconds: DELIVERY_HEARTBEAT_SECONDS,
+  notify: true,
+};
+
 export async function createDeliveryQueue(boss: PgBoss): Promise<void> {
-  await boss.createQueue(DELIVERY_QUEUE, {
-    // These retries cover a worker that died or a database that failed mid-batch, never an
-    // endpoint's failure: those are scheduled by the dispatcher as new jobs.
-    retryLimit: 20,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 900,
-    notify: true,
-  });
+  await boss.createQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);
+  // A queue made by an older Wharf takes today's options (the heartbeat above all).
+  await boss.updateQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);
 }
 
 /** pg-boss's executor over the caller's connection, so its jobs join the caller's transaction. */

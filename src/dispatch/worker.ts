@@ -16,7 +16,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
 import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
-import { DELIVERY_QUEUE, enqueueDeliveries, executorOf, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
+import { DELIVERY_HEARTBEAT_SECONDS, DELIVERY_QUEUE, enqueueDeliveries, executorOf, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
@@ -129,7 +129,9 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   let running = false;
   let loop: Promise<void> | null = null;
   let listener: { close(): Promise<void> } | null = null;
-  let inFlight = 0;
+  // The jobs in hand (fetched, not yet settled): they count against max_in_flight, and their
+  // heartbeat is kept up so pg-boss hands them out again soon after this process dies.
+  const inHandJobs = new Set<string>();
   const perProject = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
@@ -142,8 +144,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     else woken = true;
   };
 
-  const recorder = createRecorder(deps, emitter, (n) => {
-    inFlight -= n;
+  const recorder = createRecorder(deps, emitter, (ids) => {
+    for (const id of ids) inHandJobs.delete(id);
     // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
     wake();
   });
@@ -155,7 +157,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
 
   const fetchLoop = async (): Promise<void> => {
     while (running) {
-      const free = options.maxInFlight - inFlight;
+      const free = options.maxInFlight - inHandJobs.size;
       woken = false;
       let full = false;
       if (free > 0) {
@@ -163,7 +165,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         try {
           const jobs = await deps.boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: wanted, groupConcurrency: options.endpointConcurrency });
           if (jobs.length > 0) {
-            inFlight += jobs.length;
+            for (const j of jobs) inHandJobs.add(j.id);
             track(startBatch(jobs));
           }
           full = jobs.length === wanted;
@@ -173,8 +175,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       }
       if (!running) break;
       // A full batch means more is waiting: fetch again at once unless every slot is taken.
-      if (full && inFlight < options.maxInFlight) continue;
-      if (woken && inFlight < options.maxInFlight) continue;
+      if (full && inHandJobs.size < options.maxInFlight) continue;
+      if (woken && inHandJobs.size < options.maxInFlight) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           sleeping = null;
@@ -196,7 +198,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     } catch (err) {
       emitter.emit('error', err as Error);
       await failJobs(deps, jobs.map((j) => j.id));
-      recorder.settled(jobs.length);
+      recorder.settled(jobs.map((j) => j.id));
       return;
     }
     // A project past its share waits a moment, as the same attempt, so one tenant's slow
@@ -216,17 +218,18 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     let inHand: Live[] = [...held, ...go];
     try {
       if (held.length > 0) await defer(deps, held.map((l) => ({ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
-      recorder.settled(held.length);
+      recorder.settled(held.map((l) => l.jobId));
       inHand = go;
       const sendable = await withinRateLimits(deps, go);
-      recorder.settled(go.length - sendable.length);
+      const sending = new Set(sendable.map((l) => l.jobId));
+      recorder.settled(go.filter((l) => !sending.has(l.jobId)).map((l) => l.jobId));
       inHand = sendable;
       // Throws only before any send starts (its one query); from then on each delivery settles itself.
       await sendAll(sendable);
     } catch (err) {
       emitter.emit('error', err as Error);
       await failJobs(deps, inHand.map((l) => l.jobId));
-      recorder.settled(inHand.length);
+      recorder.settled(inHand.map((l) => l.jobId));
     }
   };
 
@@ -267,9 +270,18 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     }
   };
 
+  let heartbeat: NodeJS.Timeout | null = null;
+  const beat = async (): Promise<void> => {
+    if (inHandJobs.size === 0) return;
+    await deps.boss.touch(DELIVERY_QUEUE, [...inHandJobs]).catch((err: unknown) => emitter.emit('error', err as Error));
+  };
+
   emitter.start = async () => {
     if (running) return;
     running = true;
+    // Half the queue's heartbeat: a live process's jobs never look stale, a dead one's soon do.
+    heartbeat = setInterval(() => void beat(), (DELIVERY_HEARTBEAT_SECONDS * 1000) / 2);
+    heartbeat.unref();
     if (options.listen) {
       const db = deps.boss.getDb();
       // A missed NOTIFY only costs a polling interval, so a listener that cannot start is not fatal.
@@ -286,13 +298,16 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     running = false;
     wake();
     await loop;
+    // Beats go on while the sends in hand finish; then there is nothing left to keep alive.
     await listener?.close().catch(() => undefined);
     listener = null;
     while (tasks.size > 0) await Promise.allSettled([...tasks]);
     await recorder.drain();
+    if (heartbeat) clearInterval(heartbeat);
+    heartbeat = null;
   };
 
-  Object.defineProperty(emitter, 'inFlight', { get: () => inFlight });
+  Object.defineProperty(emitter, 'inFlight', { get: () => inHandJobs.size });
   return emitter;
 }
 
@@ -388,7 +403,7 @@ interface Recorder {
   /** Queues the completion of a job that had nothing to do. */
   complete(jobId: string): Promise<void>;
   /** Jobs that left the dispatcher's hands without the recorder (held back, rate limited, failed back). */
-  settled(n: number): void;
+  settled(jobIds: string[]): void;
   /** Resolves when nothing is queued or being written. */
   drain(): Promise<void>;
 }
@@ -399,7 +414,7 @@ interface Recorder {
  * writes many per transaction. One transaction at a time: the breaker locks endpoint rows, and two
  * writers taking them in different orders could deadlock.
  */
-function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (n: number) => void): Recorder {
+function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (jobIds: string[]) => void): Recorder {
   let queue: { outcome: Outcome | null; jobId: string; done: () => void }[] = [];
   let writing: Promise<void> | null = null;
 
@@ -428,7 +443,7 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (n
         await failJobs(deps, jobIds);
       }
       for (const g of group) g.done();
-      onSettled(group.length);
+      onSettled(jobIds);
     }
     writing = null;
   };
@@ -442,8 +457,8 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (n
   return {
     record: (outcome, jobId) => push(outcome, jobId),
     complete: (jobId) => push(null, jobId),
-    settled: (n) => {
-      if (n > 0) onSettled(n);
+    settled: (jobIds) => {
+      if (jobIds.length > 0) onSettled(jobIds);
     },
     drain: async () => {
       while (writing) await writing;

@@ -2,39 +2,13 @@
  * How an endpoint takes its deliveries: a rate limit held across two Wharf processes sharing the
  * database, and form-encoded bodies signed as sent.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyConvoySignature } from '../../src/sources/verifiers/convoy.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
 import { eventually } from './connectors/conformance.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
-
-/** A second Wharf, delivery workers only, from the same config file (and so the same database). */
-async function startDispatchProcess(configFile: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['src/main.ts', 'start', '--config', configFile, '--role', 'dispatch'], {
-    cwd: ROOT,
-    env: { ...process.env, WHARF_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
-  await new Promise<void>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`dispatch process did not start:\n${logs.join('')}`)), 30_000);
-    proc.once('exit', (code) => fail(new Error(`dispatch process exited with ${code}:\n${logs.join('')}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      logs.push(line);
-      if (line.includes('"wharf started"')) {
-        clearTimeout(timer);
-        done();
-      }
-    });
-  });
-  return proc;
-}
+import { startDispatchProcess } from '../harness/processes.ts';
 
 describe('endpoint delivery settings', () => {
   let t: TestApp;
