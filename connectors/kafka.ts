@@ -591,10 +591,11 @@ class KafkaConnector implements Connector {
 export const connector: ConnectorModule<KafkaConfig> = {
   type: 'kafka',
   secretKeys: ['sasl.password'],
-  addresses: (c) => {
-    const cluster = [...c.brokers].map((b) => b.toLowerCase()).sort().join(',');
-    return c.topics.map((t) => `kafka://${cluster}/${encodeURIComponent(t)}?group=${encodeURIComponent(c.consumer_group)}`);
-  },
+  // One address per broker listed: two sources that name the same cluster through different (but
+  // overlapping) bootstrap lists still meet on the broker they share.
+  addresses: (c) =>
+    c.brokers.flatMap((b) => c.topics.map((t) => `kafka://${b.toLowerCase()}/${encodeURIComponent(t)}?group=${encodeURIComponent(c.consumer_group)}`)),
+  hosts: (c) => c.brokers.map((b, i) => ({ host: b.slice(0, b.lastIndexOf(':')), key: `brokers[${i}]` })),
   parse,
   async create(config, deps) {
     const mod = (await import('kafkajs')) as KafkaJs & { default?: KafkaJs };

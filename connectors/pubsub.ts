@@ -193,6 +193,12 @@ function hostPort(r: Reader, value: unknown, path: string, portRequired: boolean
   return text;
 }
 
+/** The host of `host[:port]`. */
+function hostOf(hostPort: string): string {
+  const i = hostPort.lastIndexOf(':');
+  return i > 0 && !hostPort.endsWith(']') ? hostPort.slice(0, i) : hostPort;
+}
+
 /** One message waiting for its batch, with when it joined the buffer. */
 interface Held {
   message: Message;
@@ -202,6 +208,13 @@ interface Held {
 type PubSubSdk = typeof PubSubModule;
 
 async function create(config: PubSubConfig, deps: ConnectorDeps): Promise<Connector> {
+  // Left without credentials, the SDK would sign with Wharf's Application Default Credentials
+  // (environment, gcloud, the metadata server): only the operator's opt-in may lead there.
+  if (config.credentials === null && config.emulator_host === null && config.use_default_credentials !== true) {
+    throw new Error(
+      'pubsub.credentials: this source has no service-account key of its own and may not use the default Google credentials (use_default_credentials is the config file\'s to give)',
+    );
+  }
   const sdk = await import('@google-cloud/pubsub');
   return new PubSubConnector(sdk, config, deps);
 }
@@ -287,9 +300,7 @@ class PubSubConnector implements Connector {
   /** The host the client talks to: the emulator, the API endpoint given, or Google's. */
   get #host(): string {
     const c = this.#config;
-    const hostPort = c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com';
-    const i = hostPort.lastIndexOf(':');
-    return i > 0 && !hostPort.endsWith(']') ? hostPort.slice(0, i) : hostPort;
+    return hostOf(c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com');
   }
 
   get #name(): string {
@@ -604,6 +615,7 @@ export const connector: ConnectorModule<PubSubConfig> = {
     const full = c.subscription.startsWith('projects/') ? c.subscription : `projects/${c.project_id}/subscriptions/${c.subscription}`;
     return [`pubsub://${(c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com').toLowerCase()}/${full}`];
   },
+  hosts: (c) => [{ host: hostOf(c.emulator_host ?? c.api_endpoint ?? 'pubsub.googleapis.com'), key: c.emulator_host !== null ? 'emulator_host' : 'api_endpoint' }],
   parse,
   create,
 };

@@ -356,5 +356,6 @@ export const connector: ConnectorModule<RabbitMQConfig> = {
     const vhost = u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : '/';
     return [`rabbitmq://${u.hostname.toLowerCase()}:${port}/${encodeURIComponent(vhost)}/${encodeURIComponent(c.queue)}`];
   },
+  hosts: (c) => [{ host: new URL(c.url).hostname, key: 'url' }],
   create,
 };

@@ -8,8 +8,11 @@
  */
 import type * as SqsSdk from '@aws-sdk/client-sqs';
 import type { ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, SQSClient } from '@aws-sdk/client-sqs';
+import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { backoffMs, sleep, within } from '../src/core/backoff.ts';
-import type { BrokerMessage, Connector, ConnectorDeps, ConnectorHealth, ConnectorModule, ConnectorState, Sink } from '../src/core/connector.ts';
+import type { BrokerMessage, Connector, ConnectorDeps, ConnectorHealth, ConnectorModule, ConnectorState, EgressGuard, Sink } from '../src/core/connector.ts';
 import { absent, got, type Reader } from '../src/core/settings.ts';
 
 export interface SqsCredentials {
@@ -224,6 +227,23 @@ function chunks<T>(items: T[], size: number): T[][] {
 
 type Sdk = typeof SqsSdk;
 
+/**
+ * A keep-alive agent whose sockets obey the egress guard: names through its `lookup`, and IP
+ * literals (which net.connect dials without a lookup) judged before a socket is opened.
+ */
+function guardedAgent<A extends typeof HttpAgent | typeof HttpsAgent>(Base: A, egress: EgressGuard, maxSockets: number): InstanceType<A> {
+  const Guarded = class extends (Base as typeof HttpAgent) {
+    override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, socket: Duplex) => void): Duplex | null | undefined {
+      const refused = egress.refusal(String(options.host ?? options.hostname ?? ''));
+      if (refused === null) return super.createConnection(options, callback);
+      // The agent takes a connection error through the callback, and nothing is dialled.
+      process.nextTick(() => callback?.(refused, undefined as unknown as Duplex));
+      return undefined;
+    }
+  };
+  return new Guarded({ keepAlive: true, maxSockets, lookup: egress.lookup }) as InstanceType<A>;
+}
+
 class SqsConnector implements Connector {
   private readonly config: SqsConfig;
   private readonly deps: ConnectorDeps;
@@ -266,12 +286,7 @@ class SqsConnector implements Connector {
     this.fifo = (config.queue_url ?? config.queue_name ?? '').endsWith('.fifo');
     const c = config.credentials;
     // A socket per long poll, plus one per batch that may be deleting or extending at once.
-    // Its `lookup` puts every connection the SDK opens through the egress policy.
-    const agent = {
-      keepAlive: true,
-      maxSockets: config.workers + Math.min(64, Math.ceil(config.max_in_flight / config.max_messages)),
-      lookup: deps.egress.lookup,
-    };
+    const maxSockets = config.workers + Math.min(64, Math.ceil(config.max_in_flight / config.max_messages));
     this.client = new sdk.SQSClient({
       region: config.region,
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -279,16 +294,18 @@ class SqsConnector implements Connector {
       // said so; otherwise every request fails, naming why, rather than falling back to the chain.
       credentials: c
         ? { accessKeyId: c.access_key_id, secretAccessKey: c.secret_access_key, ...(c.session_token ? { sessionToken: c.session_token } : {}) }
-        : config.use_default_credentials
+        : config.use_default_credentials === true
           ? undefined
-          : () => Promise.reject(new Error('this source has no credentials of its own and may not use the default AWS provider chain')),
+          : () => Promise.reject(new Error("sqs.credentials: this source has no access key of its own and may not use the default AWS provider chain (use_default_credentials is the config file's to give)")),
       requestHandler: {
         connectionTimeout: 5_000,
         // A long poll is silent for up to wait_time_seconds; anything well beyond that is a dead connection.
         requestTimeout: (config.wait_time_seconds + 15) * 1_000,
         throwOnRequestTimeout: true,
-        httpAgent: agent,
-        httpsAgent: agent,
+        // Every connection the SDK opens goes through the egress policy, whichever host it was
+        // sent to (the queue URL, `endpoint`, or a QueueUrl that GetQueueUrl answered).
+        httpAgent: guardedAgent(HttpAgent, deps.egress, maxSockets),
+        httpsAgent: guardedAgent(HttpsAgent, deps.egress, maxSockets),
       },
       logger: {
         debug: () => undefined,
@@ -625,10 +642,19 @@ export const connector: ConnectorModule<SqsConfig> = {
   addresses: (c) => {
     if (c.queue_url !== null) {
       const u = new URL(c.queue_url);
-      return [`sqs://${u.host.toLowerCase()}${u.pathname.replace(/\/+$/, '')}`];
+      // AWS answers one queue under several hosts (sqs.<region>.amazonaws.com, the legacy
+      // <region>.queue.amazonaws.com, VPC endpoints): the region and path name it.
+      const region = regionOfQueueUrl(c.queue_url);
+      const host = region !== null && u.hostname.endsWith('.amazonaws.com') ? `sqs.${region}.amazonaws.com` : u.host.toLowerCase();
+      return [`sqs://${host}${u.pathname.replace(/\/+$/, '')}`];
     }
     const at = c.endpoint === null ? c.region : new URL(c.endpoint).host.toLowerCase();
     return [`sqs://${at}/${c.queue_name}`];
+  },
+  hosts: (c) => {
+    if (c.endpoint !== null) return [{ host: new URL(c.endpoint).hostname, key: 'endpoint' }];
+    if (c.queue_url !== null) return [{ host: new URL(c.queue_url).hostname, key: 'queue_url' }];
+    return [{ host: `sqs.${c.region}.amazonaws.com`, key: 'region' }];
   },
   parse,
   async create(config, deps) {

@@ -138,10 +138,16 @@ export function createApp(options: AppOptions): App {
     }
 
     const limits: IngestLimits = { maxJsonDepth: config.ingest.max_json_depth };
+    // Broker connections obey the same egress policy as webhooks, whoever declared the source.
+    const brokerEgress = egressGuard(config.egress);
     if (role === 'all' || role === 'ingest') {
       sources = createSourceManager(
-        { pool: db, boss, box, logger, limits, egress: egressGuard(config.egress), onResults: metrics.sourceResults },
-        { reloadIntervalMs: config.ingest.reload_interval * 1000, stopTimeoutMs: config.ingest.shutdown_timeout * 1000 },
+        { pool: db, boss, box, logger, limits, egress: brokerEgress, onResults: metrics.sourceResults },
+        {
+          reloadIntervalMs: config.ingest.reload_interval * 1000,
+          stopTimeoutMs: config.ingest.shutdown_timeout * 1000,
+          apiBrokerTypes: config.ingest.api_broker_types,
+        },
       );
       metrics.watchSources(() => sources?.status() ?? []);
       await sources.start();
@@ -160,6 +166,7 @@ export function createApp(options: AppOptions): App {
         ingest,
         limits,
         apiBrokerTypes: config.ingest.api_broker_types,
+        brokerEgress,
         logger,
         bodyLimit: config.server.body_limit,
         readiness: {

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { EgressGuard } from '../core/connector.ts';
 import type { Project } from '../core/types.ts';
 import type { OutboundDeps } from '../delivery/outbound.ts';
 import type { IngestBatcher } from '../ingest/batcher.ts';
@@ -26,6 +27,8 @@ export interface ApiDeps {
   bodyLimit: number;
   /** Broker types a project's API key may create sources of (config `ingest.api_broker_types`). */
   apiBrokerTypes: readonly string[];
+  /** The egress policy (config `egress`), for judging a broker source's hosts when it is saved. */
+  brokerEgress: EgressGuard;
   /** What every event must satisfy before it is stored (config `ingest`). */
   limits: IngestLimits;
   /** Named checks for /readyz; each resolves when its part is ready and throws otherwise. */

@@ -4,7 +4,9 @@ import { convoyVerifier, fromConvoySource } from '../sources/convoy-shape.ts';
 import { wholeList } from './pagination.ts';
 import { WharfError, conflict, invalid, notFound } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { SOURCE_TYPES, brokerAddresses, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
+import type { EgressGuard } from '../core/connector.ts';
+import { EGRESS_BLOCKED } from '../delivery/egress.ts';
+import { SOURCE_TYPES, brokerAddresses, brokerHosts, keepRedactedSecrets, parseSource, redactSource, type SourceDefinition, type SourceType } from '../sources/settings.ts';
 import type { SourceStatus } from '../sources/manager.ts';
 import { claimBrokerAddresses, createSource, deleteSource, getSource, listSources, saveSource, type SourceRecord } from '../store/sources.ts';
 import { withTransaction } from '../store/pool.ts';
@@ -88,6 +90,29 @@ function definitionFrom(given: Json, allowedBrokers: readonly string[], project:
   return source;
 }
 
+/** How long a save waits for DNS to judge a broker's host; past it, the connector judges at connect. */
+const HOST_CHECK_MS = 2_000;
+
+/**
+ * A broker source's hosts, judged by the egress policy before it is saved: an address the policy
+ * refuses is a 400 naming the key. A name that does not resolve (yet), or a slow resolver, is left
+ * to the connector, which judges every address again each time it connects (DNS may change).
+ */
+async function refuseBlockedHosts(def: SourceDefinition, egress: EgressGuard): Promise<void> {
+  const refusals = await Promise.all(
+    brokerHosts(def).map(async ({ host, key }) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(resolve, HOST_CHECK_MS, null);
+      });
+      const verdict = await Promise.race([egress.check(host).then(() => null, (err: unknown) => err), late]).finally(() => clearTimeout(timer));
+      return verdict instanceof WharfError && verdict.code === EGRESS_BLOCKED ? invalid(key, verdict.message) : null;
+    }),
+  );
+  const first = refusals.find((r) => r !== null);
+  if (first) throw first;
+}
+
 export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, box } = deps;
   // Other replicas notice within the reload interval; this one at once.
@@ -107,6 +132,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     const body = { ...object(req.body, 'body') };
     body.id ??= uuidv7();
     const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
+    await refuseBlockedHosts(def, deps.brokerEgress);
     // One statement: of two creations with the same id, the second gets the 409. The broker
     // address is bound to the project in the same transaction.
     const record = await withTransaction(pool, async (db) => {
@@ -144,6 +170,7 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     // Credentials sent back as "********" keep what is stored.
     if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
     const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
+    await refuseBlockedHosts(def, deps.brokerEgress);
     const { record } = await withTransaction(pool, async (db) => {
       const saved = await saveSource(db, box, req.project.id, def, false, existing);
       await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));

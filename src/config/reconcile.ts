@@ -110,22 +110,28 @@ export async function reconcileConfig(
 }
 
 /**
- * Broker sources saved before addresses were claimed (migration 009) claim theirs now; where two
- * projects already read one address, the first keeps it and the other stays unclaimed, and the
+ * Broker sources whose claims are not what their definition names today (saved before addresses
+ * were claimed, migration 009, or before an address's spelling changed) claim theirs now; where two
+ * projects already read one address, the first keeps it and the other keeps what it had, and the
  * next save of that source answers 409.
  */
 async function claimUnclaimed(db: Queryable, box: SecretBox): Promise<void> {
-  const { rows } = await db.query<{ project_id: string; id: string }>(
-    `SELECT project_id, id FROM sources s WHERE type <> 'http'
-       AND NOT EXISTS (SELECT 1 FROM broker_claims c WHERE c.project_id = s.project_id AND c.source_id = s.id)
-     ORDER BY created_at`,
+  const { rows } = await db.query<{ project_id: string; id: string; claimed: string[] }>(
+    `SELECT s.project_id, s.id, coalesce(array_agg(c.address) FILTER (WHERE c.address IS NOT NULL), '{}') AS claimed
+       FROM sources s LEFT JOIN broker_claims c ON c.project_id = s.project_id AND c.source_id = s.id
+      WHERE s.type <> 'http'
+      GROUP BY s.project_id, s.id, s.created_at
+      ORDER BY s.created_at`,
   );
   for (const r of rows) {
     const record = await getSource(db, box, r.project_id, r.id);
     if (!record) continue;
+    const addresses = [...new Set(brokerAddresses(record.definition))].sort();
+    const claimed = [...r.claimed].sort();
+    if (addresses.length === claimed.length && addresses.every((a, i) => a === claimed[i])) continue;
     await db.query('SAVEPOINT claim');
     try {
-      await claimBrokerAddresses(db, r.project_id, r.id, brokerAddresses(record.definition));
+      await claimBrokerAddresses(db, r.project_id, r.id, addresses);
       await db.query('RELEASE SAVEPOINT claim');
     } catch {
       await db.query('ROLLBACK TO SAVEPOINT claim');

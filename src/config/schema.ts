@@ -313,8 +313,8 @@ export const configSchema = {
     level: { doc: 'Lowest log level written.', format: 'wharf-log-level', default: 'info', env: 'WHARF_LOG_LEVEL' },
   },
   egress: {
-    allow: { doc: 'CIDR ranges deliveries may reach even though they are private or loopback.', format: 'wharf-cidr-list', default: [] },
-    block: { doc: 'CIDR ranges deliveries may never reach.', format: 'wharf-cidr-list', default: [] },
+    allow: { doc: 'CIDR ranges deliveries and broker connections may reach even though they are private or loopback.', format: 'wharf-cidr-list', default: [] },
+    block: { doc: 'CIDR ranges deliveries and broker connections may never reach.', format: 'wharf-cidr-list', default: [] },
   },
   dispatch: {
     batch_size: { doc: 'Deliveries one worker fetches at a time.', format: 'wharf-int', min: 1, max: 10_000, default: 100 },

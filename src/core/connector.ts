@@ -121,6 +121,12 @@ export interface ConnectorModule<C = unknown> {
    * consumer group, a subscription): one address belongs to one project.
    */
   addresses(config: C): string[];
+  /**
+   * The hosts the source dials first (brokers, endpoints), each with the key of its block that names
+   * it (`brokers[0]`, `url`): judged by the egress policy when a source is saved through the API, so
+   * a refused address is a 400 then rather than only a connect error later.
+   */
+  hosts?(config: C): { host: string; key: string }[];
   /** Loads the SDK (lazily) and builds a stopped connector. */
   create(config: C, deps: ConnectorDeps): Promise<Connector>;
 }

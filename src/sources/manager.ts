@@ -40,6 +40,11 @@ export interface SourceManagerOptions {
   reloadIntervalMs: number;
   /** How long a stopping connector may take to finish its batches. */
   stopTimeoutMs: number;
+  /**
+   * Broker types the API may create (config `ingest.api_broker_types`): a source made through the
+   * API of another type (saved before the operator closed it) is not run. Left out, all are run.
+   */
+  apiBrokerTypes?: readonly string[];
 }
 
 export interface SourceManager {
@@ -76,8 +81,16 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     const scrub = secretScrubber(secretValues(def.broker, module.secretKeys));
     const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 }, scrub };
     const logger = scrubbingLogger(deps.logger.child({ source: name, type: def.type }), scrub);
+    // Wharf's own cloud identity is the config file's to lend: a source made through the API never
+    // has it, whatever its stored definition says (one saved by an older version included).
+    const broker = record.from_config || !('use_default_credentials' in def.broker) ? def.broker : { ...def.broker, use_default_credentials: false };
+    if (!record.from_config && options.apiBrokerTypes && !options.apiBrokerTypes.includes(def.type)) {
+      entry.failure = `not started: ${def.type} sources made through the API are not allowed here (ingest.api_broker_types)`;
+      logger.warn({}, 'source not started: its type is closed to the API');
+      return entry;
+    }
     try {
-      entry.connector = await module.create(def.broker, { logger, name, egress: deps.egress });
+      entry.connector = await module.create(broker, { logger, name, egress: deps.egress });
       const sink = createBrokerSink(deps, { project_id: record.project_id, definition: def }, {
         onResults: (results, messages) => {
           for (const [i, r] of results.entries()) {

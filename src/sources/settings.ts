@@ -141,6 +141,13 @@ export function keepRedactedSecrets(type: SourceType, next: unknown, stored: Map
   return restoreRedacted(next, stored, secretKeysOf(type, stored));
 }
 
+/** The hosts a broker source dials, each with the key that names it (`kafka.brokers[0]`); none for an HTTP source. */
+export function brokerHosts(source: SourceDefinition): { host: string; key: string }[] {
+  if (source.type === 'http') return [];
+  const module = connectorFor(source.type as BrokerType);
+  return (module.hosts?.(source.broker) ?? []).map((h) => ({ host: h.host, key: `${source.type}.${h.key}` }));
+}
+
 /** What a broker source reads, as addresses one project may hold (none for an HTTP source). */
 export function brokerAddresses(source: SourceDefinition): string[] {
   return source.type === 'http' ? [] : connectorFor(source.type as BrokerType).addresses(source.broker);
