@@ -11,7 +11,7 @@ import { Reader } from '../core/settings.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { ENDPOINT_DEFAULTS, readEndpointSettings } from '../delivery/endpoint-settings.ts';
 import { generateSecret } from '../delivery/signatures.ts';
-import { eventTypeProblem } from '../ingest/limits.ts';
+import { eventTypePatternProblem } from '../ingest/limits.ts';
 import { insertEndpoint } from '../store/endpoints.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
 import { withTransaction } from '../store/pool.ts';
@@ -42,11 +42,23 @@ export function presentEvent(e: EventRow): Json {
     custom_headers: e.custom_headers,
     // What the request or broker message carried (credential headers are dropped at ingest).
     ...(e.headers === undefined ? {} : { headers: e.headers }),
-    // An event stored before depth was bounded at ingest could be too deep to serialise again;
-    // it is shown as its JSON text rather than failing the whole page.
-    ...(textDeeperThan(e.data, MAX_JSON_DEPTH_LIMIT) ? { data: e.data, data_is_text: true } : { data: JSON.parse(e.data) as unknown }),
+    ...readableData(e.data),
     created_at: e.created_at,
   };
+}
+
+/**
+ * An event's data as JSON, or as its stored text (`data_is_text`) when it could not be answered as
+ * JSON: one stored before depth was bounded at ingest (too deep to serialise again: JSON.stringify
+ * recurses) or, from any older writer, text that is not JSON. One such row never fails a page.
+ */
+function readableData(text: string): { data: unknown; data_is_text?: true } {
+  if (textDeeperThan(text, MAX_JSON_DEPTH_LIMIT)) return { data: text, data_is_text: true };
+  try {
+    return { data: JSON.parse(text) as unknown };
+  } catch {
+    return { data: text, data_is_text: true };
+  }
 }
 
 /** One event of a project, with its headers, or null (also for an id that is not a UUID). */
@@ -58,6 +70,12 @@ export async function findEvent(db: Queryable, projectId: string, id: string): P
   ]);
   return rows[0] ?? null;
 }
+
+/**
+ * An event's data is stored as JSON text, where NUL is the escape `\u0000`: it is kept and
+ * delivered as sent (nul-guard.ts refuses NUL everywhere else).
+ */
+const DATA_HOLDS_NUL = { nulAllowedIn: ['data'] } as const;
 
 /** The columns an events list (and a batch replay) filters on. */
 const EVENT_FILTERS = ['event_type', 'source_id', 'owner_id', 'endpoint_id', 'idempotency_key'];
@@ -109,13 +127,13 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   // takes it; without one, an endpoint is made for it (named after the host, secret given or
   // generated, not pinged: the event itself is the first request), subscribed to `event_types`
   // when given. Then it is an event to that endpoint like any other.
-  app.post('/events/dynamic', async (req, res) => {
+  app.post('/events/dynamic', { config: DATA_HOLDS_NUL }, async (req, res) => {
     const body = object(req.body, 'body');
     onlyKeys(body, ['url', 'secret', 'event_type', 'event_types', 'data', 'custom_headers', 'idempotency_key']);
     const r = new Reader();
     const settings = readEndpointSettings(r, { url: body.url, ...(body.secret ? { secret: body.secret } : {}) }, '', req.project.signature.scheme);
     const types = body.event_types === undefined || body.event_types === null ? [] : body.event_types;
-    if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && eventTypeProblem(t === '*' ? 'all' : t.replace(/\.\*$/, '')) === null)) {
+    if (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && eventTypePatternProblem(t) === null)) {
       r.bad('event_types', 'must be a list of event types ("*" or a prefix such as "order.*" included)');
     }
     if (body.url === undefined) r.bad('url', 'is required: where the event is sent');
@@ -138,9 +156,9 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return send(req, res, 'single', { ...event, endpoint_id: endpointId });
   });
 
-  app.post('/events', create('single'));
-  app.post('/events/fanout', create('fanout'));
-  app.post('/events/broadcast', create('broadcast'));
+  app.post('/events', { config: DATA_HOLDS_NUL }, create('single'));
+  app.post('/events/fanout', { config: DATA_HOLDS_NUL }, create('fanout'));
+  app.post('/events/broadcast', { config: DATA_HOLDS_NUL }, create('broadcast'));
 
   app.get('/events', async (req, res) => {
     const q = convoyQuery(req.query);

@@ -15,6 +15,7 @@ import { metaEventRoutes } from './meta-events-routes.ts';
 import { portalLinkRoutes } from './portal-links-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
 import { reply, type ApiDeps, type ProjectLookup } from './context.ts';
+import { isNulRefusal, refuseNul } from './nul-guard.ts';
 
 /** Seconds a client is told to wait when the database is unreachable. */
 const RETRY_AFTER_UNAVAILABLE = 5;
@@ -63,12 +64,17 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     res.header('x-content-type-options', 'nosniff');
     return payload;
   });
+  // NUL anywhere but an event's data is refused by name before any handler (nul-guard.ts).
+  refuseNul(app);
 
   app.setErrorHandler((err: unknown, req, res) => {
     if (isDatabaseUnavailable(err)) {
       req.log.warn({ err }, 'database unavailable');
       res.header('retry-after', String(RETRY_AFTER_UNAVAILABLE));
       return reply(res, 503, 'the database is unavailable; try again shortly', { code: 'WHARF_ERR_UNAVAILABLE', field: null });
+    }
+    if (isNulRefusal(err)) {
+      return reply(res, 400, 'a value holds NUL (\\u0000), which cannot be stored', { code: 'WHARF_ERR_INVALID', field: null });
     }
     if (err instanceof WharfError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');

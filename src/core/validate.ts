@@ -1,5 +1,5 @@
 import { WharfError, invalid } from './errors.ts';
-import { RESERVED_HEADERS } from './headers.ts';
+import { MAX_CUSTOM_HEADERS_LENGTH, RESERVED_HEADERS, headerValueProblem } from './headers.ts';
 import { TOKEN, type SettingIssue } from './settings.ts';
 
 /** Small validators for JSON bodies; every failure names the field (400). */
@@ -44,12 +44,16 @@ export function boolean(body: Json, key: string): boolean | undefined {
   return v;
 }
 
-/** Custom headers to forward: names must be HTTP tokens and may not replace what Wharf sets. */
+/**
+ * Custom headers to forward: names must be HTTP tokens and may not replace what Wharf sets; values
+ * must be sendable as they are (headerValueProblem), and all of them together fit in a request.
+ */
 export function headers(body: Json, key: string): Record<string, string> {
   const v = body[key];
   if (v === undefined || v === null) return {};
   const obj = object(v, key);
   const out: Record<string, string> = {};
+  let length = 0;
   for (const [name, value] of Object.entries(obj)) {
     const field = `${key}.${name}`;
     if (!TOKEN.test(name)) throw invalid(field, 'is not a valid HTTP header name');
@@ -57,7 +61,10 @@ export function headers(body: Json, key: string): Record<string, string> {
       throw invalid(field, 'is set by Wharf and cannot be overridden');
     }
     if (typeof value !== 'string') throw invalid(field, `must be a string (got ${typeName(value)})`);
-    if (/[\r\n\0]/.test(value)) throw invalid(field, 'must not contain line breaks or NUL');
+    const problem = headerValueProblem(value);
+    if (problem) throw invalid(field, problem);
+    length += name.length + value.length;
+    if (length > MAX_CUSTOM_HEADERS_LENGTH) throw invalid(key, `must be at most ${MAX_CUSTOM_HEADERS_LENGTH} characters in all, names and values`);
     out[name] = value;
   }
   return out;

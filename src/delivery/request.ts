@@ -3,6 +3,7 @@ import { formEncode } from './form.ts';
 import { USER_AGENT } from '../core/version.ts';
 import { signatureHeaders } from './signatures.ts';
 import { RESERVED_HEADERS } from '../core/headers.ts';
+import { TOKEN } from '../core/settings.ts';
 
 export { RESERVED_HEADERS };
 
@@ -27,15 +28,14 @@ export function bodyFor(data: string, contentType: EndpointContentType = 'applic
   return contentType === 'application/x-www-form-urlencoded' ? formEncode(JSON.parse(data)) : data;
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 /**
  * A value that can go out in a header whatever it holds: ingest refuses event types and custom
- * headers that could not, but an event stored before those checks must not fail every attempt,
- * so anything outside visible ASCII and space is percent-encoded (UTF-8), as RFC 8187 does.
+ * headers that could not (limits.ts, core/headers.ts), but an event stored before those checks
+ * must not fail every attempt, so anything outside visible ASCII, space and tab is percent-encoded
+ * (UTF-8), as RFC 8187 does.
  */
 export function headerSafe(value: string): string {
-  return /^[\x20-\x7e]*$/.test(value) ? value : value.replace(/[^\x20-\x7e]/gu, (c) => {
+  return /^[\t\x20-\x7e]*$/.test(value) ? value : value.replace(/[^\t\x20-\x7e]/gu, (c) => {
         try {
           return encodeURIComponent(c);
         } catch {
@@ -50,7 +50,7 @@ export function buildRequest(w: OutgoingWebhook): { headers: Record<string, stri
   const body = Buffer.from(bodyFor(w.data, w.contentType), 'utf8');
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(w.customHeaders)) {
-    if (!RESERVED_HEADERS.has(k.toLowerCase()) && HEADER_NAME.test(k)) headers[k] = headerSafe(v);
+    if (!RESERVED_HEADERS.has(k.toLowerCase()) && TOKEN.test(k)) headers[k] = headerSafe(v);
   }
   headers['content-type'] = form ? 'application/x-www-form-urlencoded' : 'application/json';
   headers['user-agent'] = USER_AGENT;

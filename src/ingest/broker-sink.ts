@@ -15,7 +15,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { ingestInTransaction, type IngestDeps } from './persist.ts';
 import { forwardedHeaders, readEnvelope } from './normalize.ts';
-import { cleanHeaders } from './headers.ts';
+import { cleanHeaders, noNul } from './headers.ts';
 
 export interface BrokerSource {
   project_id: string;
@@ -43,7 +43,8 @@ export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage
   }
   const headers = cleanHeaders(message.headers);
   // A redelivered message without its own key keeps its broker identity, so it is stored once.
-  const brokerKey = `${def.id}:${message.id}`;
+  // (An AMQP message-id is the producer's and may hold NUL, which no text column can.)
+  const brokerKey = `${def.id}:${noNul(message.id)}`;
   try {
     const forwarded = forwardedHeaders(headers, def.forward_headers);
     if (def.format === 'raw') {
@@ -91,7 +92,6 @@ export function prepareMessage(source: BrokerSource, message: Pick<BrokerMessage
   }
 }
 
-/** jsonb cannot hold NUL; header values are kept for inspection, so NUL becomes U+FFFD. */
 /**
  * SQLSTATE classes that come from the data of one statement (22 data exception, 23 integrity
  * violation, 54 program limit exceeded): the same message would fail again, so it is dead-lettered
@@ -113,7 +113,9 @@ async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: De
   const ids = new Map<string, string>();
   if (letters.length === 0) return ids;
   // ON CONFLICT cannot touch one row twice in a statement: keep the last of each broker id.
-  const unique = [...new Map(letters.map((l) => [l.message.id, l])).values()];
+  // Every text kept is made storable (no NUL): a letter that cannot be written would fail its
+  // whole batch, and the broker would redeliver it forever. A parser's reason quotes the body.
+  const unique = [...new Map(letters.map((l) => [noNul(l.message.id), l])).values()];
   const { rows } = await db.query<{ id: string; broker_id: string }>(
     `INSERT INTO dead_letters (id, project_id, source_id, source_type, broker_id, message_key, body, headers, code, reason, received_at)
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
@@ -126,12 +128,12 @@ async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: De
       unique.map(() => source.project_id),
       unique.map(() => source.definition.id),
       unique.map(() => source.definition.type),
-      unique.map((l) => l.message.id),
-      unique.map((l) => (l.message.key ?? null)?.replaceAll('\0', '\uFFFD') ?? null),
+      unique.map((l) => noNul(l.message.id)),
+      unique.map((l) => (l.message.key === null || l.message.key === undefined ? null : noNul(l.message.key))),
       unique.map((l) => l.message.body),
       unique.map((l) => JSON.stringify(cleanHeaders(l.message.headers))),
       unique.map((l) => l.code),
-      unique.map((l) => l.reason.slice(0, 2000)),
+      unique.map((l) => noNul(l.reason.slice(0, 2000))),
       unique.map((l) => l.message.receivedAt),
     ],
   );
@@ -156,7 +158,7 @@ async function storeBatch(deps: IngestDeps, source: BrokerSource, messages: Brok
       else results[i] = o.status === 'stored' ? { status: 'stored', event_id: o.event_id } : { status: 'duplicate', event_id: o.event_id };
     });
     const ids = await storeDeadLetters(db, source, letters);
-    for (const l of letters) results[l.index] = { status: 'rejected', code: l.code, reason: l.reason, dead_letter_id: ids.get(l.message.id)! };
+    for (const l of letters) results[l.index] = { status: 'rejected', code: l.code, reason: l.reason, dead_letter_id: ids.get(noNul(l.message.id))! };
     return results;
   });
 }

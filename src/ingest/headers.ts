@@ -21,4 +21,5 @@ export function cleanHeaders(headers: HeaderInput): Record<string, string> {
   return out;
 }
 
-const noNul = (text: string): string => text.replaceAll('\0', '\uFFFD');
+/** `text` with NUL replaced by U+FFFD, for what is kept for inspection in text or jsonb columns. */
+export const noNul = (text: string): string => text.replaceAll('\0', '\uFFFD');

@@ -36,6 +36,17 @@ export function eventTypeProblem(value: string): string | null {
   return 'must be printable ASCII (letters, digits, punctuation such as "order.created"); other characters cannot be sent in the event type header';
 }
 
+/**
+ * Why `pattern` cannot pick event types (a subscription's `event_types`), or null: `*`, an event
+ * type, or an event type's prefix followed by `.*` (`order.*`); a star anywhere else is refused.
+ */
+export function eventTypePatternProblem(pattern: string): string | null {
+  if (pattern === '*') return null;
+  const exact = pattern.endsWith('.*') ? pattern.slice(0, -2) : pattern;
+  if (exact.includes('*')) return 'may hold "*" only alone or as a final ".*" (as in "order.*")';
+  return eventTypeProblem(exact);
+}
+
 /** Throws a 400 naming `field` when `value` is not a usable event type. */
 export function checkEventType(value: string, field: string): string {
   const problem = eventTypeProblem(value);

@@ -5,7 +5,8 @@
  */
 import { WharfError, invalid } from '../core/errors.ts';
 import type { EventInput, MessageType } from '../core/types.ts';
-import { RESERVED_HEADERS } from '../delivery/request.ts';
+import { RESERVED_HEADERS, headerValueProblem } from '../core/headers.ts';
+import { TOKEN } from '../core/settings.ts';
 import { headers as readHeaders, object, onlyKeys, string } from '../core/validate.ts';
 import { checkDepth, checkEventType, checkPrintable, type IngestLimits } from './limits.ts';
 
@@ -89,7 +90,8 @@ function messageTypeOf(body: Record<string, unknown>, custom: Record<string, str
 
 /**
  * Broker headers a source forwards to endpoints as custom headers: the ones it names (or all for
- * '*'), except Wharf's own, routing headers, and values that cannot be sent as a header.
+ * '*'), except Wharf's own, routing headers, and values that cannot be sent as a header as they
+ * are (control characters, non-ASCII): those stay in the event's `headers` for inspection only.
  */
 export function forwardedHeaders(headers: Record<string, string>, forward: readonly string[] | '*'): Record<string, string> {
   const out: Record<string, string> = {};
@@ -98,7 +100,7 @@ export function forwardedHeaders(headers: Record<string, string>, forward: reado
     const lower = name.toLowerCase();
     if (wanted && !wanted.has(lower)) continue;
     if (lower === MESSAGE_TYPE_HEADER || lower.startsWith('x-wharf-') || RESERVED_HEADERS.has(lower)) continue;
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) continue;
+    if (!TOKEN.test(name) || headerValueProblem(value) !== null) continue;
     out[name] = value;
   }
   return out;

@@ -5,6 +5,7 @@
 import { Reader, absent, got, type SettingIssue } from '../core/settings.ts';
 import type { SubscriptionFields } from '../store/subscriptions.ts';
 import { checkFilter, type SubscriptionFilter } from './filter.ts';
+import { eventTypePatternProblem } from './limits.ts';
 
 export interface SubscriptionDefinition extends SubscriptionFields {
   /** '' when none was given (the API then makes one). */
@@ -12,8 +13,6 @@ export interface SubscriptionDefinition extends SubscriptionFields {
 }
 
 const KEYS = ['id', 'name', 'endpoint_id', 'source_id', 'filter_config', 'alert_config', 'retry_config'];
-/** An exact type, `*`, or a prefix such as `order.*`. */
-const EVENT_TYPE = /^(?:\*|[^\s*]{1,200}?(?:\.\*)?)$/;
 
 export function readSubscription(r: Reader, value: unknown, at: string): SubscriptionDefinition | null {
   const s = r.fields(value, at, KEYS);
@@ -31,8 +30,10 @@ export function readSubscription(r: Reader, value: unknown, at: string): Subscri
     if (!absent(fc.event_types)) {
       const list = r.list(fc.event_types, `${at}.filter_config.event_types`, 'event types');
       eventTypes = list.flatMap((t, i) => {
-        if (typeof t === 'string' && EVENT_TYPE.test(t)) return [t];
-        r.bad(`${at}.filter_config.event_types[${i}]`, `must be an event type, "*" or a prefix like "order.*"${got(t)}`);
+        // The same rule as the event types ingest takes (an exact type, `*`, or `order.*`).
+        const problem = typeof t === 'string' ? eventTypePatternProblem(t) : 'must be an event type, "*" or a prefix like "order.*"';
+        if (problem === null) return [t as string];
+        r.bad(`${at}.filter_config.event_types[${i}]`, `${problem}${got(t)}`);
         return [];
       });
       if (list.length === 0) r.bad(`${at}.filter_config.event_types`, 'must name at least one event type (or "*")');

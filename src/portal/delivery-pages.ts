@@ -2,6 +2,7 @@
 import type { AttemptRow } from '../api/deliveries-routes.ts';
 import type { EventRow } from '../api/events-routes.ts';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../core/types.ts';
+import { textDeeperThan } from '../ingest/limits.ts';
 import { RESENDABLE, type DeliveryRow } from '../dispatch/operations.ts';
 import { html, href, time, type SafeHtml } from './html.ts';
 import { page, statusBadge, type Frame } from './pages.ts';
@@ -72,8 +73,15 @@ ${pager}`,
   );
 }
 
-/** JSON pretty-printed when it is JSON; otherwise as stored. */
+/**
+ * Indentation grows with depth, so a deeply nested payload pretty-printed would grow with the
+ * square of its depth (and JSON.stringify recurses): past this it is shown as stored.
+ */
+const PRETTY_MAX_DEPTH = 64;
+
+/** JSON pretty-printed when it is JSON nested no deeper than PRETTY_MAX_DEPTH; otherwise as stored. */
 function pretty(text: string): string {
+  if (textDeeperThan(text, PRETTY_MAX_DEPTH)) return text;
   try {
     return JSON.stringify(JSON.parse(text), null, 2);
   } catch {

@@ -166,6 +166,15 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     }
 
     const text = body.toString('utf8');
+    // Before anything reads into the body: reading the event type or an idempotency key at a
+    // location may serialise what is there (JSON.stringify recurses), and so would every reader
+    // of the stored event.
+    try {
+      checkDepth(text, 'body', deps.limits, true);
+    } catch (err) {
+      fail(req, record, 'refused', (err as Error).message);
+      throw err;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -184,7 +193,6 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
     // What the provider sent must be storable and deliverable, or it is refused here, named.
     try {
       checkEventType(eventType, http.event_type_location ? describe(http.event_type_location) : 'event_type');
-      checkDepth(text, 'body', deps.limits, true);
     } catch (err) {
       fail(req, record, 'refused', (err as Error).message);
       throw err;

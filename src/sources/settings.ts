@@ -6,6 +6,7 @@
 import { BROKER_TYPES, connectorFor, type BrokerType } from '../../connectors/index.ts';
 import { ID, Reader, TOKEN, absent, got, type SettingIssue } from '../core/settings.ts';
 import { httpSecretKeys, parseHttpSource } from './http-settings.ts';
+import { MAX_EVENT_TYPE_LENGTH, eventTypeProblem } from '../ingest/limits.ts';
 import { redactKeys, restoreRedacted } from '../core/redact.ts';
 
 export type SourceFormat = 'envelope' | 'raw';
@@ -57,7 +58,11 @@ export function readSource(r: Reader, value: unknown, at: string): SourceDefinit
   if (type === 'http' && !absent(s.format) && s.format !== 'raw') r.bad(`${at}.format`, `must be raw or left out for an http source${got(s.format)}`);
   if (type === 'http' && !absent(s.event_type_header)) r.bad(`${at}.event_type_header`, 'does not apply to an http source: use http.event_type_location');
   const format = r.choice(s.format, `${at}.format`, ['envelope', 'raw'] as const, type === 'http' ? 'raw' : 'envelope');
-  const eventType = r.optional(s.event_type, `${at}.event_type`, 200);
+  const eventType = r.optional(s.event_type, `${at}.event_type`, MAX_EVENT_TYPE_LENGTH);
+  // Every message or request without a type of its own gets this one: refused here, once, rather
+  // than on each of them.
+  const typeProblem = eventType === null ? null : eventTypeProblem(eventType);
+  if (typeProblem !== null) r.bad(`${at}.event_type`, typeProblem);
   const typeHeader = header(r, s.event_type_header, `${at}.event_type_header`);
   if (format === 'envelope') {
     if (eventType !== null) r.bad(`${at}.event_type`, 'applies to format raw only (an envelope carries its own event_type)');
