@@ -37,6 +37,8 @@ interface Problem {
 }
 
 type Mapping = Record<string, unknown>;
+/** Key path → the environment variables whose values went into it, to name them in a problem. */
+type Origins = Map<string, string>;
 
 const DEFAULT_FILE = 'config/wharf.yaml';
 const REDACTED = '[redacted]';
@@ -54,7 +56,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   const parsed = parseYaml(file, readText(file));
   const problems: Problem[] = [];
-  const expanded = expand(parsed, '', env, problems) as Mapping;
+  const origins: Origins = new Map();
+  const expanded = expand(parsed, '', env, problems, origins) as Mapping;
   const settings = knownSettings(expanded, configSchema, '', problems);
   if (problems.length > 0) fail(file, problems);
 
@@ -65,7 +68,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   for (const err of rejected) {
     const setting = err.fullName ?? '';
     const envVar = envVarOf(setting);
-    problems.push(...describe(setting, err.issues, envVar !== undefined && env[envVar] !== undefined ? envVar : undefined));
+    problems.push(...describe(setting, err.issues, envVar !== undefined && env[envVar] !== undefined ? envVar : undefined, origins));
   }
   if (error !== undefined) problems.push(...convictProblems(error, rejected.map((e) => e.fullName ?? '')));
   if (problems.length > 0) fail(file, problems);
@@ -136,13 +139,14 @@ function parseYaml(file: string, text: string): Mapping {
 }
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string value (keys stay as written). */
-function expand(value: unknown, key: string, env: NodeJS.ProcessEnv, problems: Problem[]): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => expand(v, `${key}[${i}]`, env, problems));
+function expand(value: unknown, key: string, env: NodeJS.ProcessEnv, problems: Problem[], origins: Origins): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => expand(v, `${key}[${i}]`, env, problems, origins));
   if (isMapping(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v, key ? `${key}.${k}` : k, env, problems)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expand(v, key ? `${key}.${k}` : k, env, problems, origins)]));
   }
   if (typeof value !== 'string') return value;
-  return value.replace(REFERENCE, (match: string, name: string | undefined, fallback: string | undefined) => {
+  const used: string[] = [];
+  const out = value.replace(REFERENCE, (match: string, name: string | undefined, fallback: string | undefined) => {
     if (match === '$${') return '${';
     if (name === undefined) {
       // The text after "${" is not quoted: the value may be a secret.
@@ -151,13 +155,16 @@ function expand(value: unknown, key: string, env: NodeJS.ProcessEnv, problems: P
     }
     const set = Object.hasOwn(env, name) ? env[name] : undefined;
     // As in the shell, `:-` also replaces a variable that is set but empty.
-    if (fallback !== undefined) return set === undefined || set === '' ? fallback : set;
+    if (fallback !== undefined && (set === undefined || set === '')) return fallback;
     if (set === undefined) {
       problems.push({ key, text: `${key}: environment variable ${name} is not set (write \${${name}:-default} to give a default)` });
       return match;
     }
+    used.push(name);
     return set;
   });
+  if (used.length > 0) origins.set(key, used.join(', '));
+  return out;
 }
 
 /**
@@ -182,12 +189,16 @@ function knownSettings(value: Mapping, schema: Mapping, prefix: string, problems
   return out;
 }
 
-/** Problems in a setting's terms; `envVar` names the variable its value came from, if it did. */
-function describe(setting: string, issues: SettingIssue[], envVar?: string): Problem[] {
+/**
+ * Problems in a setting's terms; `envVar` names the variable its value came from, if it did, and
+ * `origins` the variables a `${VAR}` put into a key (a short WHARF_API_KEY names itself).
+ */
+function describe(setting: string, issues: SettingIssue[], envVar?: string, origins?: Origins): Problem[] {
   return issues.map((issue) => {
     const key = setting + issue.path;
     if (issue.unknown) return unknownKey(key);
-    const from = envVar !== undefined && issue.path === '' ? ` (from ${envVar})` : '';
+    const variables = envVar !== undefined && issue.path === '' ? envVar : origins?.get(key);
+    const from = variables !== undefined ? ` (from ${variables})` : '';
     return { key, text: `${key}${from}: ${issue.message}` };
   });
 }

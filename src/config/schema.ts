@@ -10,6 +10,7 @@ import { ENDPOINT_DEFAULTS, readEndpointSettings } from '../delivery/endpoint-se
 import { readSource, type SourceDefinition } from '../sources/settings.ts';
 import { readSubscription, type SubscriptionDefinition } from '../ingest/subscription-settings.ts';
 import { Reader, TOKEN, absent, got, kind, type SettingIssue } from '../core/settings.ts';
+import { MIN_API_KEY_LENGTH, shortSecretProblem } from '../core/secrets.ts';
 
 /** An endpoint declared in the file: the writable fields, its id, and what is sealed apart. */
 export type EndpointConfig = EndpointFields & { id: string; secret: string | null; credentials: EndpointCredentials };
@@ -118,9 +119,6 @@ function cidrProblem(cidr: unknown): string | null {
 }
 
 type Bounds = convict.SchemaObj & { min: number; max: number };
-
-/** The shortest project API key taken from the config file: a key opens a project's whole API. */
-export const MIN_API_KEY_LENGTH = 32;
 
 /** The shortest operator token taken: it guards metrics and readiness details of every project. */
 export const MIN_OPERATOR_TOKEN = 32;
@@ -376,6 +374,8 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
   }
   const projectIds = new Map<string, string>();
   const apiKeys = new Map<string, string>();
+  // An ingest URL belongs to one source, whatever its project.
+  const maskIds = new Map<string, string>();
   const projects = value.flatMap((raw, pi): ProjectConfig[] => {
     const at = `[${pi}]`;
     const p = r.fields(raw, at, PROJECT_KEYS);
@@ -393,9 +393,8 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       const path = `${at}.api_keys[${ki}]`;
       if (typeof key !== 'string') return r.bad(path, `must be a string${kind(key)}`);
       if (key === '') return;
-      if (key.length < MIN_API_KEY_LENGTH) {
-        return r.bad(path, `must be at least ${MIN_API_KEY_LENGTH} characters (got ${key.length}); leave it empty and Wharf generates one`);
-      }
+      const short = shortSecretProblem(key, MIN_API_KEY_LENGTH);
+      if (short) return r.bad(path, `${short}; leave it empty and Wharf generates one`);
       const other = apiKeys.get(key);
       // A key opens exactly one project, so it cannot be shared; the message never shows the key.
       if (other) return r.bad(path, `must be unique (the same key is at projects${other})`);
@@ -434,6 +433,13 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
       const source = readSource(r, rawSource, sat);
       if (source === null) return [];
       uniqueInProject(r, sourceIds, source.id, sat);
+      const mask = source.type === 'http' ? source.broker.mask_id : '';
+      if (typeof mask === 'string' && mask !== '') {
+        const other = maskIds.get(mask);
+        // The message never shows the mask: it is what keeps the URL unguessable.
+        if (other) r.bad(`${sat}.http.mask_id`, `must be unique (the same mask_id is at projects${other}.http.mask_id)`);
+        else maskIds.set(mask, sat);
+      }
       return [source];
     });
 

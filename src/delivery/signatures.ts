@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hmac } from '../core/hmac.ts';
 import { invalid } from '../core/errors.ts';
+import { MIN_SECRET_LENGTH, shortKeyProblem, shortSecretProblem } from '../core/secrets.ts';
 import type { SignatureScheme, SignatureSettings } from '../core/types.ts';
 
 export interface SignInput {
@@ -63,9 +64,6 @@ export function generateSecret(scheme: SignatureScheme): string {
   return randomBytes(32).toString('base64url');
 }
 
-/** The shortest secret (or, for Standard Webhooks, key in bytes) a user may give: shorter can be guessed. */
-export const MIN_SECRET_LENGTH = 16;
-
 /**
  * Why a secret a user gives (an endpoint's, a rotation's, an alert target's) is refused, or null:
  * `validateSecret`, plus a minimum strength. Secrets stored before the minimum still sign.
@@ -73,11 +71,8 @@ export const MIN_SECRET_LENGTH = 16;
 export function newSecretProblem(scheme: SignatureScheme, secret: string): string | null {
   const why = validateSecret(scheme, secret);
   if (why !== null) return why;
-  if (scheme === 'standard-webhooks') {
-    const bytes = standardKey(secret).length;
-    return bytes < MIN_SECRET_LENGTH ? `must hold at least ${MIN_SECRET_LENGTH} bytes of key material (got ${bytes})` : null;
-  }
-  return secret.length < MIN_SECRET_LENGTH ? `must be at least ${MIN_SECRET_LENGTH} characters (got ${secret.length})` : null;
+  if (scheme === 'standard-webhooks') return shortKeyProblem(standardKey(secret), MIN_SECRET_LENGTH);
+  return shortSecretProblem(secret, MIN_SECRET_LENGTH);
 }
 
 /** `null` if `secret` can sign under `scheme`, otherwise why not (for a 400 naming the field). */

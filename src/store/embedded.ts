@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -44,7 +44,9 @@ const DEFAULT_MAX_CONNECTIONS = 32;
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = join(options.dataDir, 'pglite');
   const host = options.host ?? '127.0.0.1';
-  await mkdir(dir, { recursive: true });
+  // The database's files are for this user alone, as Postgres insists for its data directory.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
   const releaseLock = await lockDataDir(join(options.dataDir, 'pglite.lock'));
 
   let db: PGlite;
@@ -100,7 +102,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 /**
  * The embedded database's password: made once, at random, into a file only this user can read,
  * and read back on every start. Whoever can read the data directory can read the database's files
- * anyway; whoever can only reach the port cannot get in.
+ * anyway; whoever can only reach the port cannot get in. An operator may replace it with a
+ * password of their own (printable ASCII, as SCRAM takes it unchanged, at least 16 characters).
  */
 async function databasePassword(path: string): Promise<string> {
   try {
@@ -112,8 +115,12 @@ async function databasePassword(path: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
+  // A copy restored with looser permissions is made private again.
+  await chmod(path, 0o600);
   const password = (await readFile(path, 'utf8')).trim();
-  if (password.length < 16) throw new WharfError('WHARF_ERR_EMBEDDED_START', `${path} must hold the embedded database's password (at least 16 characters)`);
+  if (password.length < 16 || !/^[\x21-\x7e]+$/.test(password)) {
+    throw new WharfError('WHARF_ERR_EMBEDDED_START', `${path} must hold the embedded database's password: at least 16 printable ASCII characters without spaces`);
+  }
   return password;
 }
 

@@ -1,6 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
+import { SCRAM_MECHANISM, ScramExchange, scramVerifier } from './scram.ts';
 
 /**
  * Serves one PGlite database over the Postgres wire protocol to several client connections.
@@ -21,14 +21,20 @@ export interface WireServer {
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
+/** Postgres's own limit on a startup packet; authentication messages are smaller still. */
+const MAX_STARTUP_BYTES = 10_000;
+const MAX_AUTH_BYTES = 2_000;
+/** A client that has not authenticated by then is dropped, so idle sockets cannot hold every slot. */
+const AUTH_TIMEOUT_MS = 10_000;
 
 interface Conn {
   id: number;
   socket: Socket;
   buffer: Buffer;
   started: boolean;
-  /** Between the startup message and a correct password: the startup message and the salt asked with. */
-  pending: { startup: Buffer; user: string; salt: Buffer } | null;
+  /** Between the startup message and a correct proof: the startup message and the SASL exchange so far. */
+  pending: { startup: Buffer; user: string; scram: ScramExchange; stage: 'first' | 'final' } | null;
+  authTimer: NodeJS.Timeout | null;
   group: Buffer[];
   closed: boolean;
 }
@@ -39,10 +45,11 @@ interface Turn {
 }
 
 /**
- * `password`: every connection must give it (MD5 challenge-response, so it never crosses the
- * socket in the clear) before PGlite sees its startup message; a wrong one gets SQLSTATE 28P01.
+ * `password`: every connection must prove it knows it (SCRAM-SHA-256, so it never crosses the
+ * socket) before PGlite sees its startup message; a wrong or missing one gets SQLSTATE 28P01.
  */
 export async function serveWire(db: PGlite, options: { host: string; port: number; maxConnections: number; password: string }): Promise<WireServer> {
+  const verifier = await scramVerifier(options.password);
   const conns = new Set<Conn>();
   const turns: Turn[] = [];
   let owner: Conn | null = null;
@@ -84,6 +91,7 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
   const close = async (conn: Conn): Promise<void> => {
     if (conn.closed) return;
     conn.closed = true;
+    if (conn.authTimer) clearTimeout(conn.authTimer);
     conns.delete(conn);
     for (let i = turns.length - 1; i >= 0; i--) if (turns[i]!.conn === conn) turns.splice(i, 1);
     if (owner === conn) {
@@ -95,13 +103,20 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
     pump();
   };
 
+  const refuse = (conn: Conn, code: string, message: string): void => {
+    conn.socket.end(errorResponse(code, message));
+    void close(conn);
+  };
+
   const onData = (conn: Conn, chunk: Buffer): void => {
+    if (conn.closed) return;
     conn.buffer = conn.buffer.length ? Buffer.concat([conn.buffer, chunk]) : chunk;
     for (;;) {
       if (!conn.started) {
         // Startup-phase messages have no type byte: int32 length, int32 code.
         if (conn.buffer.length < 8) return;
         const len = conn.buffer.readInt32BE(0);
+        if (len < 8 || len > MAX_STARTUP_BYTES) return refuse(conn, '08P01', 'invalid length of startup packet');
         if (conn.buffer.length < len) return;
         const code = conn.buffer.readInt32BE(4);
         const msg = conn.buffer.subarray(0, len);
@@ -116,35 +131,42 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
         }
         conn.started = true;
         // PGlite trusts whoever reaches it: the password is asked here, before it sees anything.
-        const salt = randomBytes(4);
-        conn.pending = { startup: Buffer.from(msg), user: startupUser(msg), salt };
-        const ask = Buffer.alloc(13);
-        ask.write('R', 0);
-        ask.writeInt32BE(12, 1);
-        ask.writeInt32BE(5, 5); // AuthenticationMD5Password
-        salt.copy(ask, 9);
-        conn.socket.write(ask);
+        conn.pending = { startup: Buffer.from(msg), user: startupUser(msg), scram: new ScramExchange(verifier), stage: 'first' };
+        conn.socket.write(authMessage(10, Buffer.from(`${SCRAM_MECHANISM}\0\0`))); // AuthenticationSASL
         continue;
       }
       if (conn.pending) {
         if (conn.buffer.length < 5) return;
         const len = 1 + conn.buffer.readInt32BE(1);
+        const { startup, user, scram, stage } = conn.pending;
+        const failed = `password authentication failed for user "${user}"`;
+        // Anything but the expected SASL message (a query, a too long message) is a failed login.
+        if (conn.buffer[0] !== 0x70 || len < 5 || len > MAX_AUTH_BYTES) return refuse(conn, '28P01', failed);
         if (conn.buffer.length < len) return;
-        const given = conn.buffer[0] === 0x70 ? conn.buffer.subarray(5, len - 1).toString('utf8') : '';
+        const body = conn.buffer.subarray(5, len);
         conn.buffer = conn.buffer.subarray(len);
-        const { startup, user, salt } = conn.pending;
-        conn.pending = null;
-        if (!passwordMatches(given, options.password, user, salt)) {
-          conn.socket.end(errorResponse('28P01', `password authentication failed for user "${user}"`));
-          void close(conn);
-          return;
+        if (stage === 'first') {
+          const answer = scram.first(saslInitialResponse(body) ?? '');
+          if (answer === null) return refuse(conn, '28P01', failed);
+          conn.pending.stage = 'final';
+          conn.socket.write(authMessage(11, Buffer.from(answer))); // AuthenticationSASLContinue
+          continue;
         }
+        const answer = scram.final(body.toString('utf8'));
+        if (answer === null) return refuse(conn, '28P01', failed);
+        conn.pending = null;
+        if (conn.authTimer) clearTimeout(conn.authTimer);
+        conn.authTimer = null;
+        // AuthenticationSASLFinal; PGlite's answer to the startup message brings AuthenticationOk.
+        conn.socket.write(authMessage(12, Buffer.from(answer)));
         turns.push({ conn, messages: [startup] });
         pump();
         continue;
       }
       if (conn.buffer.length < 5) return;
       const len = 1 + conn.buffer.readInt32BE(1);
+      // Only Wharf gets here, but a length that does not move the buffer forward would spin forever.
+      if (len < 5) return refuse(conn, '08P01', 'invalid message length');
       if (conn.buffer.length < len) return;
       const type = String.fromCharCode(conn.buffer[0]!);
       const msg = Buffer.from(conn.buffer.subarray(0, len));
@@ -165,7 +187,9 @@ export async function serveWire(db: PGlite, options: { host: string; port: numbe
   };
 
   const server: Server = createServer((socket) => {
-    const conn: Conn = { id: nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: null, group: [], closed: false };
+    const conn: Conn = { id: nextId++, socket, buffer: Buffer.alloc(0), started: false, pending: null, authTimer: null, group: [], closed: false };
+    conn.authTimer = setTimeout(() => refuse(conn, '08006', 'authentication timed out'), AUTH_TIMEOUT_MS);
+    conn.authTimer.unref();
     conns.add(conn);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => onData(conn, chunk));
@@ -201,12 +225,23 @@ function startupUser(msg: Buffer): string {
   return '';
 }
 
-/** Postgres's MD5 answer: "md5" + md5(md5(password + user) + salt), compared in constant time. */
-function passwordMatches(given: string, password: string, user: string, salt: Buffer): boolean {
-  const inner = createHash('md5').update(password + user).digest('hex');
-  const expected = Buffer.from(`md5${createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex')}`);
-  const got = Buffer.from(given);
-  return got.length === expected.length && timingSafeEqual(got, expected);
+/** SASLInitialResponse's data, if it names SCRAM-SHA-256: mechanism\0, int32 length, data. */
+function saslInitialResponse(body: Buffer): string | null {
+  const end = body.indexOf(0);
+  if (end === -1 || body.subarray(0, end).toString('latin1') !== SCRAM_MECHANISM || body.length < end + 5) return null;
+  const len = body.readInt32BE(end + 1);
+  if (len < 0 || body.length !== end + 5 + len) return null;
+  return body.subarray(end + 5).toString('utf8');
+}
+
+/** An Authentication message ('R') of the given kind. */
+function authMessage(kind: number, data: Buffer): Buffer {
+  const out = Buffer.alloc(9 + data.length);
+  out.write('R', 0);
+  out.writeInt32BE(8 + data.length, 1);
+  out.writeInt32BE(kind, 5);
+  data.copy(out, 9);
+  return out;
 }
 
 function errorResponse(code: string, message: string): Buffer {

@@ -1,8 +1,8 @@
 /**
  * The embedded database's port takes only Wharf (issue 12, item 7): a password generated into the
- * data directory (mode 0600) is asked of every connection before PGlite sees it.
+ * data directory (mode 0600) is asked of every connection, by SCRAM-SHA-256, before PGlite sees it.
  */
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +22,8 @@ describe('embedded database authentication', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const query = async (url: string): Promise<unknown> => {
-    const client = new pg.Client({ connectionString: url });
+  const query = async (url: string | pg.ClientConfig): Promise<unknown> => {
+    const client = new pg.Client(typeof url === 'string' ? { connectionString: url } : url);
     try {
       await client.connect();
       return (await client.query('SELECT 1 AS one')).rows[0];
@@ -36,7 +36,15 @@ describe('embedded database authentication', () => {
     expect(await query(db.url)).toEqual({ one: 1 });
     const file = join(dir, 'pglite.password');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'pglite'))).mode & 0o777).toBe(0o700);
     expect(db.url).toContain(encodeURIComponent((await readFile(file, 'utf8')).trim()));
+  });
+
+  it('refuses a client without the password', async () => {
+    const { hostname, port } = new URL(db.url);
+    // pg itself gives up once asked for SCRAM with no password to prove: nothing is ever run.
+    await expect(query({ host: hostname, port: Number(port), user: 'postgres', database: 'postgres', password: '' })).rejects.toThrow(/password/);
+    await expect(query(`postgres://postgres@${hostname}:${port}/postgres?sslmode=disable`)).rejects.toThrow(/password/);
   });
 
   it('refuses a wrong password with 28P01', async () => {
@@ -69,16 +77,38 @@ describe('embedded database authentication', () => {
         socket.write(Buffer.concat([startup, q]));
       });
     });
-    // An MD5 password request, then the refusal; never a row.
+    // A SASL (SCRAM-SHA-256) request, then the refusal; never a row.
     expect(answer.subarray(0, 1).toString()).toBe('R');
+    expect(answer.readInt32BE(5)).toBe(10);
+    expect(answer.toString('latin1')).toContain('SCRAM-SHA-256');
     expect(answer.toString('latin1')).toContain('C28P01');
     expect(answer.toString('latin1')).not.toContain('42');
   });
 
-  it('keeps the same password across restarts', async () => {
+  it('refuses a startup packet longer than Postgres allows at once, without waiting for it', async () => {
+    const { port, hostname } = new URL(db.url);
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect({ host: hostname, port: Number(port) });
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.on('error', reject);
+      socket.on('connect', () => {
+        const header = Buffer.alloc(8);
+        header.writeInt32BE(100 * 1024 * 1024, 0);
+        header.writeInt32BE(196608, 4);
+        socket.write(header);
+      });
+    });
+    expect(answer.toString('latin1')).toContain('C08P01');
+  });
+
+  it('keeps the same password across restarts, and makes its file private again', async () => {
     const before = db.url;
     await db.stop();
+    await chmod(join(dir, 'pglite.password'), 0o644);
     db = await startEmbeddedPostgres({ dataDir: dir });
+    expect((await stat(join(dir, 'pglite.password'))).mode & 0o777).toBe(0o600);
     expect(new URL(db.url).password).toBe(new URL(before).password);
     expect(await query(db.url)).toEqual({ one: 1 });
   });

@@ -39,6 +39,16 @@ describe('container image config', () => {
     expect(egressProblem(config.egress, address)).not.toBeNull();
   });
 
+  it('lists no loopback or private range in egress.allow', () => {
+    const { config } = loadConfig({ file: join(REPO, 'config/container.yaml'), env: { ...env, WHARF_CONFIG: '' } });
+    const internal = ['127.0.0.1', '::1', '10.0.0.5', '172.17.0.1', '192.168.1.10', '169.254.169.254', '100.64.0.1', 'fd00::1', 'fe80::1'];
+    // Each entry alone must open none of them (a public range may be added; an internal one may not).
+    const opened = config.egress.allow.flatMap((cidr) =>
+      internal.filter((address) => egressProblem({ allow: [cidr], block: [] }, address) === null).map((address) => `${cidr} opens ${address}`),
+    );
+    expect(opened).toEqual([]);
+  });
+
   it('while the local quick start allows loopback only', () => {
     const { config } = loadConfig({ file: join(REPO, 'config/wharf.yaml'), env: {} });
     expect(egressProblem(config.egress, '127.0.0.1')).toBeNull();

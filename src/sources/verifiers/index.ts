@@ -5,7 +5,8 @@
  */
 import { TOKEN, absent, got } from '../../core/settings.ts';
 import type { Reader } from '../../core/settings.ts';
-import { MAX_SECRET_LENGTH, MIN_SECRET_LENGTH, STANDARD_PREFIX, newSecretProblem } from '../../delivery/signatures.ts';
+import { MIN_SECRET_LENGTH, shortSecretProblem } from '../../core/secrets.ts';
+import { MAX_SECRET_LENGTH, STANDARD_PREFIX, newSecretProblem } from '../../delivery/signatures.ts';
 import { verifyApiKey, verifyBasicAuth } from './credentials.ts';
 import { verifyGithub, verifyHmac, verifyShopify } from './hmac.ts';
 import { verifyStandardWebhooks, verifyStripe } from './presets.ts';
@@ -141,8 +142,9 @@ function required(r: Reader, value: unknown, path: string, read: () => string, w
 /** A verifier's secret, password or API key: at least MIN_SECRET_LENGTH characters, never quoted. */
 function secret(r: Reader, value: unknown, path: string): string {
   const text = required(r, value, path, () => r.text(value, path, '', { max: MAX_SECRET_LENGTH, secret: true }));
-  if (text !== '' && text.length < MIN_SECRET_LENGTH) {
-    r.bad(path, `must be at least ${MIN_SECRET_LENGTH} characters (got ${text.length}): a short secret can be guessed`);
+  const short = text === '' ? null : shortSecretProblem(text, MIN_SECRET_LENGTH);
+  if (short) {
+    r.bad(path, `${short}: a short secret can be guessed`);
     return '';
   }
   return text;
