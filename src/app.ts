@@ -130,7 +130,7 @@ export function createApp(options: AppOptions): App {
         logger.debug(a, 'delivery attempt');
       });
       await dispatcher.start();
-      await workBatchRetries(boss, db, (n, f) => logger.info({ project: f.project_id, retried: n }, 'batch retry done'));
+      await workBatchRetries({ boss, box }, db, (n, f) => logger.info({ project: f.project_id, retried: n }, 'batch retry done'));
       await workAlerts({ pool: db, boss, box, sender, dispatcher: guarded.shared }, (o) => {
         if (o.status === 'success') logger.debug(o, 'alert sent');
         else logger.warn(o, o.status === 'failure' ? 'alert could not be sent; giving up' : 'alert not sent; will retry');

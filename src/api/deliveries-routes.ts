@@ -7,14 +7,18 @@ import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type Delive
 import { retryLater } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { convoyQuery, unsupported, filterList, filterText, filterTime, listFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
+import { convoyQuery, convoyStatus, statusList, unsupported, filterList, filterText, filterTime, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import { object, onlyKeys, type Json } from '../core/validate.ts';
+
+/** What batch retry selects deliveries by (and the paging parameters of the list, ignored). */
+const BATCH_RETRY_FILTERS = ['status', 'endpoint_id', 'event_id', 'event_type', 'start_date', 'end_date'];
 
 /** Most delivery ids one force resend takes. */
 const MAX_FORCE_RESEND = 1000;
 
-const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d });
+/** A delivery as the API shows it: its status in Convoy's spelling (`Success`). */
+const present = (d: DeliveryRow): Json => ({ uid: d.id, ...d, status: convoyStatus(d.status) });
 
 /** A delivery attempt as read from the database (the time as a Date). */
 export type AttemptRow = Omit<DeliveryAttempt, 'response_headers' | 'created_at'> & {
@@ -50,20 +54,6 @@ export async function deliveryAttempts(db: Queryable, deliveryId: string): Promi
     [deliveryId],
   );
   return rows;
-}
-
-/**
- * `status` as a list (repeated or comma-separated), each of `allowed` in Wharf's spelling or
- * Convoy's (`Success`, `Failure`, …, any case), or null when absent; 400 names the field.
- */
-function statusList(q: Record<string, unknown>, allowed: readonly DeliveryStatus[]): DeliveryStatus[] | null {
-  const list = filterList(q, 'status');
-  if (list === null) return null;
-  return list.map((s) => {
-    const status = s.toLowerCase() as DeliveryStatus;
-    if (!allowed.includes(status)) throw invalid('status', `must be one of ${allowed.join(', ')} (got ${JSON.stringify(s.slice(0, 40))})`);
-    return status;
-  });
 }
 
 /** An event id filter, checked; null when absent. */
@@ -115,9 +105,10 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   app.post('/eventdeliveries/batchretry', async (req, res) => {
     const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
     // The deliveries list's parameters, in the query (Convoy) or the body; read strictly: one that
-    // cannot be read is a 400, never a wider retry.
+    // cannot be read, or that is not a filter of deliveries (a typo), is a 400, never a wider retry.
     const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
     unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
+    onlyFilters(q, BATCH_RETRY_FILTERS);
     const statuses: DeliveryStatus[] = statusList(q, RESENDABLE) ?? ['failure', 'discarded'];
     const eventId = eventIdOf(q);
     const queued = await retryLater(pool, boss, {

@@ -4,7 +4,7 @@ import { WharfError, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { trafficProblem, type EventRecord, type MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { convoyQuery, listFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
+import { convoyQuery, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import { object, onlyKeys, settingsError, type Json } from '../core/validate.ts';
 import { Reader } from '../core/settings.ts';
@@ -189,6 +189,8 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
     const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
     unsupported(q, ['q', 'body'], 'is not supported: events are found by their fields (event_type, endpointId, sourceId, idempotencyKey, owner_id, dates)');
+    // A key that is no filter (a typo) would replay every event: refused, as batch retry does.
+    onlyFilters(q, [...EVENT_FILTERS, 'start_date', 'end_date']);
     const found = await pageByIdDesc<{ id: string }>(pool, {
       table: 'events',
       columns: 'id',

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, invalid, notFound } from '../core/errors.ts';
+import { conflict, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { resendAlert } from '../dispatch/alerts.ts';
 import { withTransaction } from '../store/pool.ts';
-import { convoyQuery, pageByIdDesc, pageRequest, stringFilters, timeRange } from './pagination.ts';
+import { convoyQuery, convoyStatus, statusList, pageByIdDesc, pageRequest, stringFilters, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import type { Json } from '../core/validate.ts';
 
@@ -27,8 +27,8 @@ const COLUMNS = `id, project_id, endpoint_id, target, url, event_type, body, sta
   created_at, updated_at`;
 const STATUSES = ['scheduled', 'success', 'failure'];
 
-/** The payload as the receiver got it (parsed), beside how it went. */
-const present = ({ body, ...m }: MetaEventRow): Json => ({ uid: m.id, ...m, payload: JSON.parse(body) as Json }) as Json;
+/** The payload as the receiver got it (parsed), beside how it went (the status in Convoy's spelling). */
+const present = ({ body, ...m }: MetaEventRow): Json => ({ uid: m.id, ...m, status: convoyStatus(m.status), payload: JSON.parse(body) as Json }) as Json;
 
 /** Alerts Wharf sent about the project's endpoints (Convoy's meta events), with their outcome. */
 export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -45,10 +45,8 @@ export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Prom
   app.get('/meta-events', async (req, res) => {
     const q = convoyQuery(req.query);
     const filters = [...stringFilters(q, ['endpoint_id', 'event_type', 'target']), ...timeRange(q)];
-    if (q.status !== undefined) {
-      if (typeof q.status !== 'string' || !STATUSES.includes(q.status)) throw invalid('status', `must be one of ${STATUSES.join(', ')}`);
-      filters.push({ column: 'status', value: q.status });
-    }
+    const statuses = statusList(q, STATUSES);
+    if (statuses) filters.push({ column: 'status', value: statuses, anyOf: true });
     const result = await pageByIdDesc<MetaEventRow>(pool, { table: 'meta_events', columns: COLUMNS, projectId: req.project.id, filters, page: pageRequest(q) });
     return reply(res, 200, 'Meta events fetched', { content: result.content.map(present), pagination: result.pagination });
   });

@@ -1,6 +1,10 @@
 import { invalid } from '../core/errors.ts';
+import { filterList, filterText } from '../core/filter-params.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { Queryable } from '../store/queryable.ts';
+
+// The strict readers live in core/, where the portal's list reads them too.
+export { filterList, filterText, onlyFilters } from '../core/filter-params.ts';
 
 export interface PageRequest {
   perPage: number;
@@ -89,25 +93,17 @@ export function convoyQuery(query: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
     const name = CONVOY_QUERY[key] ?? key;
+    // An empty JSON list names nothing: kept, so that the filter's reader refuses it.
+    if (Array.isArray(value) && value.length === 0) {
+      out[name] = value;
+      continue;
+    }
     const values = (Array.isArray(value) ? value : [value]).filter((v) => v !== '' && !(typeof v === 'string' && GO_ZERO_TIME.test(v)));
     if (values.length === 0) continue;
     const merged = [...(out[name] === undefined ? [] : Array.isArray(out[name]) ? (out[name] as unknown[]) : [out[name]]), ...values];
     out[name] = merged.length === 1 ? merged[0] : merged;
   }
   return out;
-}
-
-/**
- * `key` given once or repeated (Convoy's `endpointId=a&endpointId=b`, `status=Success&status=Failure`,
- * or a comma list): the values, or null when absent. Anything that is not text is a 400.
- */
-export function filterList(q: Record<string, unknown>, key: string): string[] | null {
-  const v = q[key];
-  if (v === undefined || v === null) return null;
-  const given = Array.isArray(v) ? v : [v];
-  if (!given.every((x) => typeof x === 'string')) throw invalid(key, 'must be a string, or the parameter repeated');
-  const list = (given as string[]).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
-  return list.length === 0 ? null : list;
 }
 
 /** A time bound in Convoy's layout (`2006-01-02T15:04:05`, UTC) or ISO 8601; null when absent. */
@@ -169,24 +165,27 @@ export async function pageByIdDesc<T extends { id: string }>(
   return toPage(rows, query.page.perPage, (r) => r.id);
 }
 
-/**
- * A filter's text value: null when absent or "" (Convoy's clients send empty for unset), the
- * string when it is one, and a 400 naming the key for anything else (a number, an object, a
- * repeated parameter): a filter that cannot be read must never quietly widen to everything.
- */
-export function filterText(q: Record<string, unknown>, key: string): string | null {
-  const v = q[key];
-  if (v === undefined || v === null || v === '') return null;
-  if (typeof v !== 'string') {
-    throw invalid(key, `must be a string (got ${Array.isArray(v) ? 'a list: give it once' : v === null ? 'null' : typeof v})`);
-  }
-  return v;
-}
-
 /** Filters for the query parameters named in `keys` that are present; see `filterText`. */
 export function stringFilters(q: Record<string, unknown>, keys: readonly string[]): ColumnFilter[] {
   return keys.flatMap((k) => {
     const value = filterText(q, k);
     return value === null ? [] : [{ column: k, value }];
+  });
+}
+
+/** A delivery's or meta event's status as Convoy spells it in answers (`Success`); stored lower-case. */
+export const convoyStatus = (status: string): string => status.charAt(0).toUpperCase() + status.slice(1);
+
+/**
+ * `status` as a list (repeated or comma-separated), each of `allowed` in Convoy's spelling or
+ * Wharf's stored one (`Success`, `success`, any case), or null when absent; 400 names the field.
+ */
+export function statusList<S extends string>(q: Record<string, unknown>, allowed: readonly S[]): S[] | null {
+  const list = filterList(q, 'status');
+  if (list === null) return null;
+  return list.map((s) => {
+    const status = s.toLowerCase() as S;
+    if (!allowed.includes(status)) throw invalid('status', `must be one of ${allowed.map(convoyStatus).join(', ')} (got ${JSON.stringify(s.slice(0, 40))})`);
+    return status;
   });
 }

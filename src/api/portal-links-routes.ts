@@ -29,24 +29,36 @@ const MAX_ENDPOINTS = 100;
 const ONE_TIME_DEFAULT_HOURS = 24;
 /** Convoy's `auth_type` as Wharf's link kind. */
 const AUTH_TYPE_KINDS: Readonly<Record<string, PortalLinkKind>> = { static_token: 'long_lived', refresh_token: 'one_time' };
+const KIND_AUTH_TYPES: Readonly<Record<PortalLinkKind, string>> = { long_lived: 'static_token', one_time: 'refresh_token' };
+/**
+ * A link made without `kind` or `auth_type` is reusable, as Convoy's default `static_token` link
+ * is: convoy-go never sends `auth_type`, and its users hand the same URL out again and again.
+ */
+const DEFAULT_KIND: PortalLinkKind = 'long_lived';
 
-const present = (l: PortalLink, url?: string): Json => ({
+/**
+ * A link as the API shows it, with Convoy's names beside Wharf's (`auth_type`, `endpoint_count`).
+ * The URL and its token are a credential: shown in the answer to the create call only, where
+ * Convoy shows them on every read (README: where Wharf differs from Convoy).
+ */
+const present = (l: PortalLink, opened?: { url: string; token: string }): Json => ({
   uid: l.id,
   id: l.id,
   project_id: l.project_id,
   name: l.name,
   owner_id: l.owner_id,
   endpoints: l.endpoint_ids,
+  endpoint_count: l.endpoint_ids.length,
   can_manage_endpoint: l.can_manage_endpoint,
   kind: l.kind,
+  auth_type: KIND_AUTH_TYPES[l.kind],
   status: linkState(l),
   expires_at: l.expires_at,
   used_at: l.used_at,
   revoked_at: l.revoked_at,
   created_at: l.created_at,
   updated_at: l.updated_at,
-  // The link's URL holds its token: shown in the answer to the create call only.
-  ...(url === undefined ? {} : { url }),
+  ...(opened ?? {}),
 });
 
 export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -68,7 +80,7 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
     if (ownerId !== null && endpoints !== null) throw invalid('endpoints', 'cannot be given with owner_id: give one or the other');
     const authType = string(body, 'auth_type', { empty: true }) || null;
     if (authType !== null && !(authType in AUTH_TYPE_KINDS)) throw invalid('auth_type', `must be one of ${Object.keys(AUTH_TYPE_KINDS).join(', ')} (got ${JSON.stringify(authType)})`);
-    const kindValue = string(body, 'kind') ?? (authType ? AUTH_TYPE_KINDS[authType] : (current?.kind ?? 'one_time'));
+    const kindValue = string(body, 'kind') ?? (authType ? AUTH_TYPE_KINDS[authType] : (current?.kind ?? DEFAULT_KIND));
     if (!PORTAL_LINK_KINDS.includes(kindValue as PortalLinkKind)) {
       throw invalid('kind', `must be one of ${PORTAL_LINK_KINDS.join(', ')} (got ${JSON.stringify(kindValue)})`);
     }
@@ -90,7 +102,7 @@ export async function portalLinkRoutes(app: FastifyInstance, deps: ApiDeps): Pro
       insertPortalLink(client, req.project.id, uuidv7(), await readLink(client, req.project.id, body, null), hashToken(token)),
     );
     const url = `${portalBaseUrl(options, req)}/portal/l/${token}`;
-    return reply(res, 201, 'Portal link created; its URL is shown only now', present(link, url));
+    return reply(res, 201, 'Portal link created; its URL is shown only now', present(link, { url, token }));
   });
 
   // Convoy's update: the link's settings change, its URL (and open sessions) stay.

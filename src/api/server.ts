@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
-import { safeEqual } from '../core/hmac.ts';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS, WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
 import { hashApiKey } from '../store/crypto.ts';
 import { getProject, projectForKeyHash } from '../store/projects.ts';
@@ -16,9 +16,6 @@ import { portalLinkRoutes } from './portal-links-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
 import { reply, type ApiDeps, type ProjectLookup } from './context.ts';
 import { isNulRefusal, refuseNul } from './nul-guard.ts';
-
-/** Seconds a client is told to wait when the database is unreachable. */
-const RETRY_AFTER_UNAVAILABLE = 5;
 
 /** How long an API key's project is trusted before it is looked up again. */
 const KEY_CACHE_MS = 5_000;
@@ -65,12 +62,15 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     return payload;
   });
   // NUL anywhere but an event's data is refused by name before any handler (nul-guard.ts).
+  // fastify answers requests that arrive while it closes (return503OnClosing) before any hook:
+  // the raw header, set first on every request, covers those too.
+  app.server.prependListener('request', (_req, res) => res.setHeader('x-content-type-options', 'nosniff'));
   refuseNul(app);
 
   app.setErrorHandler((err: unknown, req, res) => {
     if (isDatabaseUnavailable(err)) {
       req.log.warn({ err }, 'database unavailable');
-      res.header('retry-after', String(RETRY_AFTER_UNAVAILABLE));
+      res.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
       return reply(res, 503, 'the database is unavailable; try again shortly', { code: 'WHARF_ERR_UNAVAILABLE', field: null });
     }
     if (isNulRefusal(err)) {
@@ -100,10 +100,13 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   // The operator's token opens the details of /readyz and /metrics: broker hosts and error texts
   // are not for whoever can reach the port.
+  // Compared as SHA-256 digests, so neither the token's bytes nor its length show in the timing.
+  const digest = (v: string): Buffer => createHash('sha256').update(v).digest();
+  const operatorDigest = deps.operatorToken === '' ? null : digest(deps.operatorToken);
   const isOperator = (req: FastifyRequest): boolean => {
-    if (deps.operatorToken === '') return false;
+    if (operatorDigest === null) return false;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    return match !== null && safeEqual(match[1]!, deps.operatorToken);
+    return match !== null && timingSafeEqual(digest(match[1]!), operatorDigest);
   };
 
   app.get('/healthz', async () => ({ status: true, message: 'alive', data: null }));

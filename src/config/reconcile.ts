@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, WharfError } from '../core/errors.ts';
 import { generateSecret } from '../delivery/signatures.ts';
 import { generateApiKey, hashApiKey, type SecretBox } from '../store/crypto.ts';
 import {
@@ -83,7 +83,12 @@ export async function reconcileConfig(
         if (s.from_config && !declaredSources.has(s.id)) await deleteSource(db, p.id, s.id);
       }
       for (const [i, s] of p.sources.entries()) {
-        await saveSource(db, box, p.id, s, true);
+        // A mask_id another source holds (one made through the API) is named like any config error.
+        await saveSource(db, box, p.id, s, true).catch((err: unknown) => {
+          if (!(err instanceof WharfError && err.code === 'WHARF_ERR_CONFLICT' && err.field === 'http.mask_id')) throw err;
+          const key = `projects[${pi}].sources[${i}].http.mask_id`;
+          throw new ConfigError(`${file}: ${key}: another source already uses this mask_id; choose another or leave it out`, { file, key });
+        });
         await claimBrokerAddresses(db, p.id, s.id, brokerAddresses(s)).catch((err: unknown) => {
           throw new ConfigError(`${file}: projects[${pi}].sources[${i}]: ${(err as Error).message}`, { file, key: `projects[${pi}].sources[${i}]` });
         });

@@ -49,6 +49,9 @@ export const conflict = (message: string, field?: string): WharfError =>
 export const unauthorized = (message = 'missing or invalid API key'): WharfError =>
   new WharfError('WHARF_ERR_UNAUTHORIZED', message, { status: 401 });
 
+/** Seconds a client is told (`Retry-After`) to wait when the database cannot be reached. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
 /**
  * Whether an error means the database cannot be reached right now (not that the request was
  * wrong): a refused or dropped connection, a server shutting down or starting (SQLSTATE class 08,

@@ -88,8 +88,8 @@ export const ENDPOINT_SETTINGS = [
   'authentication',
   'mtls_client_cert',
   'ca_certificate',
-  // Convoy's: is_disabled creates or turns an endpoint inactive; the chat webhook URLs are
-  // accepted and not used (README: Convoy fields Wharf ignores).
+  // Convoy's: is_disabled creates or turns an endpoint inactive; state changes are posted to the
+  // chat webhook URLs (kept sealed with the credentials, dispatch/alerts.ts).
   'is_disabled',
   'slack_webhook_url',
   'teams_webhook_url',

@@ -1,7 +1,10 @@
 /**
  * An endpoint's credentials: how Wharf authenticates to it (`authentication`), the client
- * certificate it presents (`mtls_client_cert`) and the extra CA it trusts (`ca_certificate`).
- * Checked when the endpoint is saved, stored encrypted, shown with secrets hidden.
+ * certificate it presents (`mtls_client_cert`), the extra CA it trusts (`ca_certificate`), and the
+ * Slack and Teams incoming-webhook URLs its state changes are posted to (Convoy's
+ * `slack_webhook_url`, `teams_webhook_url`: whoever holds one can post to the channel, so they are
+ * kept like the others). Checked when the endpoint is saved, stored encrypted, shown with secrets
+ * hidden.
  */
 import { absent, type Reader } from '../core/settings.ts';
 import { authSecretKeys, parseEndpointAuth, type EndpointAuth } from './auth.ts';
@@ -11,10 +14,14 @@ export interface EndpointCredentials {
   authentication: EndpointAuth | null;
   mtls_client_cert: { client_cert: string; client_key: string } | null;
   ca_certificate: string | null;
+  slack_webhook_url?: string | null;
+  teams_webhook_url?: string | null;
 }
 
 export const NO_CREDENTIALS: EndpointCredentials = Object.freeze({ authentication: null, mtls_client_cert: null, ca_certificate: null });
-export const CREDENTIAL_KEYS = ['authentication', 'mtls_client_cert', 'ca_certificate'] as const;
+export const CHAT_KEYS = ['slack_webhook_url', 'teams_webhook_url'] as const;
+export type ChatKey = (typeof CHAT_KEYS)[number];
+export const CREDENTIAL_KEYS = ['authentication', 'mtls_client_cert', 'ca_certificate', ...CHAT_KEYS] as const;
 const PEM_MAX = 100_000;
 
 /** Reads the three credential fields of an endpoint block (absent ones are null). */
@@ -42,12 +49,20 @@ export function readCredentials(r: Reader, block: Record<string, unknown>, at: s
     const why = ca ? checkCaBundle(ca) : null;
     if (why) r.bad(`${prefix}ca_certificate`, why);
   }
-  return { authentication, mtls_client_cert: mtls, ca_certificate: ca };
+  const chat: Partial<Record<ChatKey, string | null>> = {};
+  // "" and null mean none, as Convoy's clients send them.
+  for (const k of CHAT_KEYS) if (k in block) chat[k] = absent(block[k]) || block[k] === '' ? null : r.url(block[k], `${prefix}${k}`, null) || null;
+  return { authentication, mtls_client_cert: mtls, ca_certificate: ca, ...chat };
 }
+
 
 /** Dotted keys (from the endpoint) that hold secrets. */
 export function credentialSecretKeys(c: EndpointCredentials): string[] {
-  return [...authSecretKeys(c.authentication).map((k) => `authentication.${k}`), ...(c.mtls_client_cert ? ['mtls_client_cert.client_key'] : [])];
+  return [
+    ...authSecretKeys(c.authentication).map((k) => `authentication.${k}`),
+    ...(c.mtls_client_cert ? ['mtls_client_cert.client_key'] : []),
+    ...CHAT_KEYS.filter((k) => c[k]),
+  ];
 }
 
 /** The TLS settings deliveries to the endpoint need, or null for the shared defaults. */

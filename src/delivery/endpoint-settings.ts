@@ -55,8 +55,6 @@ export function readEndpointSettings(r: Reader, e: Record<string, unknown>, at: 
   if (has('rate_limit_duration')) out.rate_limit_duration = r.integer(e.rate_limit_duration, path('rate_limit_duration'), 1, 86_400, 60);
   if (CREDENTIAL_KEYS.some((k) => k in e)) out.credentials = readCredentials(r, e, at);
   if (has('is_disabled')) out.is_disabled = r.boolean(e.is_disabled, path('is_disabled'), false);
-  // Checked, so a typo is named, then not kept: Wharf sends no chat notifications.
-  for (const k of ['slack_webhook_url', 'teams_webhook_url']) if (has(k) && e[k] !== '') r.url(e[k], path(k), null);
   if (has('events')) r.integer(e.events, path('events'), 0, Number.MAX_SAFE_INTEGER, 0);
   return out;
 }

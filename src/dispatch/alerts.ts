@@ -2,7 +2,10 @@
  * Alerts (Convoy's meta events): Wharf tells people when an endpoint changes state and when its
  * deliveries keep failing. An alert goes to the endpoint's `notification_url` (signed with the
  * endpoint's own secrets, exactly like its webhooks) and to the project's meta-event URL (signed
- * with the project's meta-event secret), in the project's signature scheme either way.
+ * with the project's meta-event secret), in the project's signature scheme either way. A state
+ * change is also posted, as a line of text, to the endpoint's Slack and Teams incoming webhooks
+ * (Convoy's `slack_webhook_url`, `teams_webhook_url`), which take no signature: their URL is the
+ * credential, so it stays sealed with the endpoint's credentials and the row names only its origin.
  *
  * Alerts are rows in `meta_events`, written with a pg-boss job in the same transaction as the
  * change they report, so an alert exists exactly when its change happened. They are sent through
@@ -16,7 +19,7 @@ import type { AlertType, EndpointSecret, EndpointStatus, MetaEventSettings, Retr
 import { buildRequest } from '../delivery/request.ts';
 import type { SendResult, Sender } from '../delivery/sender.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecrets, refKey } from '../store/endpoints.ts';
+import { liveSecrets, openCredentials, refKey } from '../store/endpoints.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import type { AppliedChange } from './operations.ts';
@@ -50,6 +53,18 @@ export async function createAlertQueue(boss: PgBoss): Promise<void> {
   await boss.createQueue(ALERT_QUEUE, { retryLimit: 5, retryDelay: 5, retryBackoff: true, expireInSeconds: 300 });
 }
 
+/** Where an alert goes: a signed webhook (the endpoint's, the project's) or a chat channel. */
+type AlertDestination = 'endpoint' | 'project' | 'slack' | 'teams';
+const CHAT_URL_KEYS = { slack: 'slack_webhook_url', teams: 'teams_webhook_url' } as const;
+type ChatTarget = keyof typeof CHAT_URL_KEYS;
+const isChat = (t: AlertDestination): t is ChatTarget => t === 'slack' || t === 'teams';
+
+/** What recording alerts needs: the queue, and the box that opens an endpoint's chat URLs. */
+export interface AlertDeps {
+  boss: PgBoss;
+  box: SecretBox;
+}
+
 interface AlertTarget {
   project_id: string;
   id: string;
@@ -60,6 +75,13 @@ interface AlertTarget {
   notification_url: string | null;
   status: EndpointStatus;
   meta_events: MetaEventSettings | null;
+  credentials_enc: string | null;
+}
+
+/** A state change as one line for a chat channel (the channel renders it; nothing else is sent). */
+function chatText(ep: AlertTarget, details: Record<string, unknown>): string {
+  const reason = typeof details.reason === 'string' && details.reason ? `: ${details.reason}` : '';
+  return `Wharf: endpoint "${ep.name}" (${ep.url}) is now ${String(details.status)}, was ${String(details.previous_status)}${reason}`;
 }
 
 /**
@@ -67,25 +89,36 @@ interface AlertTarget {
  * notification_url; the project's meta-event URL when it takes this type). An endpoint with
  * neither gets none. Returns how many were queued.
  */
-export async function recordAlerts(boss: PgBoss, db: Queryable, inputs: AlertInput[]): Promise<number> {
+export async function recordAlerts(deps: AlertDeps, db: Queryable, inputs: AlertInput[]): Promise<number> {
   if (inputs.length === 0) return 0;
   const { rows } = await db.query<AlertTarget>(
     `SELECT ep.project_id, ep.id, ep.name, ep.url, ep.owner_id, ep.support_email, ep.notification_url, ep.status,
-            p.settings->'meta_events' AS meta_events
+            p.settings->'meta_events' AS meta_events, ep.credentials_enc
      FROM endpoints ep JOIN projects p ON p.id = ep.project_id
      WHERE (ep.project_id, ep.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [inputs.map((i) => i.project_id), inputs.map((i) => i.endpoint_id)],
   );
   const targets = new Map(rows.map((r) => [refKey({ project_id: r.project_id, endpoint_id: r.id }), r]));
-  const alerts: { id: string; project_id: string; endpoint_id: string; target: 'endpoint' | 'project'; url: string; event_type: AlertType; body: string }[] = [];
+  const alerts: { id: string; project_id: string; endpoint_id: string; target: AlertDestination; url: string; event_type: AlertType; body: string }[] = [];
   for (const input of inputs) {
     const ep = targets.get(refKey(input));
     if (!ep) continue;
-    const destinations: ['endpoint' | 'project', string][] = [];
+    const destinations: [AlertDestination, string][] = [];
     if (ep.notification_url) destinations.push(['endpoint', ep.notification_url]);
     if (ep.meta_events?.event_types.includes(input.event_type)) destinations.push(['project', ep.meta_events.url]);
+    if (input.event_type === 'endpoint.status_changed' && ep.credentials_enc !== null) {
+      const credentials = openCredentials(deps.box, ep.credentials_enc);
+      for (const target of ['slack', 'teams'] as const) {
+        const url = credentials[CHAT_URL_KEYS[target]];
+        if (url) destinations.push([target, new URL(url).origin]);
+      }
+    }
     for (const [target, url] of destinations) {
       const id = uuidv7();
+      if (isChat(target)) {
+        alerts.push({ id, project_id: ep.project_id, endpoint_id: ep.id, target, url, event_type: input.event_type, body: JSON.stringify({ text: chatText(ep, input.details) }) });
+        continue;
+      }
       const body = JSON.stringify({
         id,
         event_type: input.event_type,
@@ -113,7 +146,7 @@ export async function recordAlerts(boss: PgBoss, db: Queryable, inputs: AlertInp
       alerts.map((a) => a.body),
     ],
   );
-  await enqueue(boss, db, alerts.map((a) => ({ id: a.id, a: 1 })));
+  await enqueue(deps.boss, db, alerts.map((a) => ({ id: a.id, a: 1 })));
   return alerts.length;
 }
 
@@ -151,7 +184,7 @@ interface AlertRow {
   id: string;
   project_id: string;
   endpoint_id: string | null;
-  target: 'endpoint' | 'project';
+  target: AlertDestination;
   url: string;
   event_type: AlertType;
   body: string;
@@ -159,13 +192,14 @@ interface AlertRow {
   attempts: number;
   settings: { signature: SignatureSettings; meta_events?: MetaEventSettings | null };
   advanced_signatures: boolean | null;
+  credentials_enc: string | null;
 }
 
 export interface AlertOutcome {
   id: string;
   project_id: string;
   event_type: AlertType;
-  target: 'endpoint' | 'project';
+  target: AlertDestination;
   attempt: number;
   status: 'success' | 'failure' | 'retry';
   error: string | null;
@@ -192,10 +226,33 @@ async function signingSecrets(deps: AlertSenderDeps, row: AlertRow): Promise<End
   return [{ id: 'meta', value: deps.box.decrypt(meta.secret_enc), created_at: new Date(0), expires_at: null }];
 }
 
+/** The request an alert is sent as, or why it cannot be sent (then it is not tried again). */
+async function alertRequest(deps: AlertSenderDeps, row: AlertRow): Promise<{ url: string; headers: Record<string, string>; body: Buffer } | string> {
+  if (isChat(row.target)) {
+    // The URL is read when the alert is sent, so one changed or removed since is honoured.
+    const url = row.credentials_enc === null ? null : openCredentials(deps.box, row.credentials_enc)[CHAT_URL_KEYS[row.target]];
+    if (!url) return `the endpoint no longer has a ${CHAT_URL_KEYS[row.target]}`;
+    return { url, headers: { 'content-type': 'application/json' }, body: Buffer.from(row.body) };
+  }
+  const secrets = await signingSecrets(deps, row);
+  if (typeof secrets === 'string') return secrets;
+  const { headers, body } = buildRequest({
+    eventId: row.id,
+    deliveryId: row.id,
+    eventType: row.event_type,
+    data: row.body,
+    customHeaders: {},
+    signature: row.settings.signature,
+    advanced: row.advanced_signatures ?? true,
+    secrets,
+  });
+  return { url: row.url, headers, body };
+}
+
 async function sendAlert(deps: AlertSenderDeps, job: AlertJob): Promise<AlertOutcome | null> {
   const { rows } = await deps.pool.query<AlertRow>(
     `SELECT m.id, m.project_id, m.endpoint_id, m.target, m.url, m.event_type, m.body, m.status, m.attempts, p.settings,
-            ep.advanced_signatures
+            ep.advanced_signatures, ep.credentials_enc
      FROM meta_events m
      JOIN projects p ON p.id = m.project_id
      LEFT JOIN endpoints ep ON ep.project_id = m.project_id AND ep.id = m.endpoint_id
@@ -205,24 +262,11 @@ async function sendAlert(deps: AlertSenderDeps, job: AlertJob): Promise<AlertOut
   const row = rows[0];
   if (!row || row.status !== 'scheduled' || row.attempts !== job.a - 1) return null;
 
-  const secrets = await signingSecrets(deps, row);
-  let result: Pick<SendResult, 'ok' | 'statusCode' | 'error'>;
-  if (typeof secrets === 'string') {
-    result = { ok: false, statusCode: null, error: `not sent: ${secrets}` };
-  } else {
-    const { headers, body } = buildRequest({
-      eventId: row.id,
-      deliveryId: row.id,
-      eventType: row.event_type,
-      data: row.body,
-      customHeaders: {},
-      signature: row.settings.signature,
-      advanced: row.advanced_signatures ?? true,
-      secrets,
-    });
-    result = await deps.sender.send({ url: row.url, headers, body, timeoutMs: ALERT_TIMEOUT_MS, dispatcher: deps.dispatcher });
-  }
-  const final = result.ok || typeof secrets === 'string' || !hasRetriesLeft(ALERT_RETRY, job.a);
+  const request = await alertRequest(deps, row);
+  const result: Pick<SendResult, 'ok' | 'statusCode' | 'error'> = typeof request === 'string'
+    ? { ok: false, statusCode: null, error: `not sent: ${request}` }
+    : await deps.sender.send({ ...request, timeoutMs: ALERT_TIMEOUT_MS, dispatcher: deps.dispatcher });
+  const final = result.ok || typeof request === 'string' || !hasRetriesLeft(ALERT_RETRY, job.a);
   const status = result.ok ? 'success' : final ? 'failure' : 'retry';
   await withTransaction(deps.pool, async (client) => {
     const { rowCount } = await client.query(

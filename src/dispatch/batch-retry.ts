@@ -12,6 +12,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, executorOf } from './queue.ts';
 import { applyTransitions } from './operations.ts';
+import type { AlertDeps } from './alerts.ts';
 import { refKey } from '../store/endpoints.ts';
 
 export const BATCH_RETRY_QUEUE = 'wharf-batch-retry';
@@ -57,7 +58,7 @@ export async function countMatching(db: Queryable, f: BatchRetryFilter): Promise
 }
 
 /** Reschedules one chunk; returns how many. Locked rows (a worker sending them now) are skipped. */
-async function retryChunk(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Promise<number> {
+async function retryChunk(pool: pg.Pool, deps: AlertDeps, f: BatchRetryFilter): Promise<number> {
   return withTransaction(pool, async (db) => {
     const { sql, params } = where(f);
     const { rows } = await db.query<{ id: string; attempts: number; endpoint_id: string }>(
@@ -68,17 +69,17 @@ async function retryChunk(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Pro
     );
     // As with a single resend, a disabled endpoint is tried again: pending until its first answer.
     const endpoints = [...new Set(rows.map((r) => r.endpoint_id))].sort();
-    await applyTransitions({ boss }, db, endpoints.map((endpoint_id) => (
+    await applyTransitions(deps, db, endpoints.map((endpoint_id) => (
       { project_id: f.project_id, endpoint_id, from: ['inactive'], to: 'pending', reason: 'its deliveries were retried in a batch' })));
-    await enqueueDeliveries(boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1, endpoint: refKey({ project_id: f.project_id, endpoint_id: r.endpoint_id }) })));
+    await enqueueDeliveries(deps.boss, db, rows.map((r) => ({ delivery_id: r.id, attempt: r.attempts + 1, endpoint: refKey({ project_id: f.project_id, endpoint_id: r.endpoint_id }) })));
     return rows.length;
   });
 }
 
-export async function retryMatching(pool: pg.Pool, boss: PgBoss, f: BatchRetryFilter): Promise<number> {
+export async function retryMatching(pool: pg.Pool, deps: AlertDeps, f: BatchRetryFilter): Promise<number> {
   let total = 0;
   for (;;) {
-    const n = await retryChunk(pool, boss, f);
+    const n = await retryChunk(pool, deps, f);
     total += n;
     if (n < CHUNK) return total;
   }
@@ -108,9 +109,9 @@ export async function retryLater(pool: pg.Pool, boss: PgBoss, f: Omit<BatchRetry
 }
 
 /** The worker: one job at a time is plenty; each is a loop of chunked transactions. */
-export async function workBatchRetries(boss: PgBoss, pool: pg.Pool, onDone?: (n: number, f: BatchRetryFilter) => void): Promise<void> {
-  await boss.work<BatchRetryFilter>(BATCH_RETRY_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
-    const n = await retryMatching(pool, boss, job!.data);
+export async function workBatchRetries(deps: AlertDeps, pool: pg.Pool, onDone?: (n: number, f: BatchRetryFilter) => void): Promise<void> {
+  await deps.boss.work<BatchRetryFilter>(BATCH_RETRY_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
+    const n = await retryMatching(pool, deps, job!.data);
     onDone?.(n, job!.data);
   });
 }

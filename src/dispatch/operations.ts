@@ -2,7 +2,6 @@
  * What operators (REST API) and customers (portal) do to endpoints and deliveries, in one place:
  * every endpoint state change, a resend, a secret rotation. Each runs in the caller's transaction.
  */
-import type { PgBoss } from 'pg-boss';
 import { conflict, invalid, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import type { Delivery, DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
@@ -12,7 +11,7 @@ import { addSecret, expireSecrets, getEndpoint, refKey } from '../store/endpoint
 import type { Queryable } from '../store/queryable.ts';
 import { resetBreaker, resetBreakers } from './breaker.ts';
 import { enqueueDeliveries } from './queue.ts';
-import { recordAlerts, statusAlerts } from './alerts.ts';
+import { recordAlerts, statusAlerts, type AlertDeps } from './alerts.ts';
 
 /** An endpoint's state change: applied only while the endpoint is in one of the `from` states. */
 export interface EndpointChange {
@@ -23,9 +22,7 @@ export interface EndpointChange {
   reason: string;
 }
 
-export interface OperationDeps {
-  boss: PgBoss;
-}
+export type OperationDeps = AlertDeps;
 
 /** A change that happened, with the state it left. */
 export type AppliedChange = EndpointChange & { previous: EndpointStatus };
@@ -65,7 +62,7 @@ export async function transition(db: Queryable, changes: EndpointChange[]): Prom
 /** Applies endpoint state changes (see transition) and queues their alerts; returns those that happened. */
 export async function applyTransitions(deps: OperationDeps, db: Queryable, changes: EndpointChange[]): Promise<AppliedChange[]> {
   const applied = await transition(db, changes);
-  await recordAlerts(deps.boss, db, statusAlerts(applied));
+  await recordAlerts(deps, db, statusAlerts(applied));
   return applied;
 }
 

@@ -653,7 +653,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], jobIds:
     const { changes, failing } = await endpointChanges(client, sent.filter((o) => applied.has(o.row.id)));
     // One round of alerts for the batch: its state changes and its failing streaks.
     const happened = await transition(client, changes);
-    await recordAlerts(deps.boss, client, [...statusAlerts(happened), ...failing]);
+    await recordAlerts(deps, client, [...statusAlerts(happened), ...failing]);
     return happened;
   });
 }

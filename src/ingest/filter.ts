@@ -22,10 +22,13 @@
  * - `$regex` searches (unanchored) and is case-sensitive, in RE2's syntax and semantics, as Go's
  *   regexp that Convoy uses: it runs on `re2js`, a linear-time engine, never on JavaScript's
  *   backtracking RegExp, so no pattern can stall the process (`(a|a)*b`, `.*.*.*=` included).
- *   What RE2 cannot express (backreferences, lookaround) is refused when the filter is saved.
- *   Patterns are capped at 512 characters, and one evaluation of a filter lets its patterns read
- *   at most 256 KiB of text in all (each string is searched in its first 64 KiB); past that budget
- *   the remaining `$regex` tests fail, so the time one event can cost is bounded whatever it holds.
+ *   What RE2 cannot express (backreferences, lookaround) is refused when the filter is saved, as
+ *   is a pattern over 512 characters or one RE2 compiles to more than 1,000 instructions (10,000
+ *   for all of a filter's patterns); each string is searched in its first 64 KiB.
+ * - One evaluation has a work budget (filter-cost.ts): patterns are charged their size times the
+ *   text they read, path steps and comparisons a few units each. An evaluation over budget does
+ *   not match, so no filter and event, however large, hold the process for more than ~25 ms.
+ *   Filters themselves are bounded when saved: 16 levels deep, 1,000 keys and elements in all.
  * - Headers are flat: a key is a whole header name (dots included), matched lower-cased; a value
  *   is a string (events keep a repeated header's values joined with ", ", see headers.ts); an
  *   array handed to matchesFilter is compared like any array.
@@ -34,7 +37,7 @@
  * object as immutable once it has been matched.
  */
 
-import { RE2JS } from 're2js';
+import { PatternCompiler, STEP_UNITS, charge, search, startEvaluation } from './filter-cost.ts';
 
 /** A subscription's filter as stored: both parts optional. */
 export interface SubscriptionFilter {
@@ -51,11 +54,6 @@ type FilterEvent = { body: unknown; headers: Record<string, string | string[]> }
 
 const MAX_DEPTH = 16;
 const MAX_ENTRIES = 1000;
-const MAX_REGEX = 512;
-/** Of a string, the part a `$regex` searches. */
-const REGEX_SUBJECT_CHARS = 65_536;
-/** Text all the `$regex` tests of one filter evaluation may read together. */
-const REGEX_BUDGET_CHARS = 262_144;
 
 const COMPARISONS = ['$eq', '$neq', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exist', '$regex'] as const;
 type Comparison = (typeof COMPARISONS)[number];
@@ -91,6 +89,7 @@ function pushOwn(o: Doc, key: string, out: unknown[]): void {
 
 function step(v: unknown, seg: string, out: unknown[]): void {
   if (Array.isArray(v)) {
+    charge(STEP_UNITS * (v.length + 1));
     if (seg === '$') {
       for (const e of v) if (e !== undefined) out.push(e);
     } else if (INDEX.test(seg)) {
@@ -117,15 +116,20 @@ function resolve(doc: unknown, path: readonly string[]): unknown[] {
 
 /** Whether a value reached, or an element of an array reached, passes `test`. */
 function some(found: unknown[], test: (v: unknown) => boolean): boolean {
+  charge(STEP_UNITS * found.length);
   for (const v of found) {
     if (test(v)) return true;
-    if (Array.isArray(v)) for (const e of v) if (test(e)) return true;
+    if (Array.isArray(v)) {
+      charge(STEP_UNITS * v.length);
+      for (const e of v) if (test(e)) return true;
+    }
   }
   return false;
 }
 
 /** Deep equality, walked along `want` (from the filter) so its cost is bounded by the filter. */
 function deepEqual(got: unknown, want: unknown): boolean {
+  charge(1);
   if (got === want) return true;
   if (Array.isArray(want)) {
     return Array.isArray(got) && got.length === want.length && want.every((w, i) => deepEqual(got[i], w));
@@ -133,7 +137,9 @@ function deepEqual(got: unknown, want: unknown): boolean {
   if (isObject(want)) {
     if (!isObject(got)) return false;
     const keys = Object.keys(want);
-    return Object.keys(got).length === keys.length && keys.every((k) => Object.hasOwn(got, k) && deepEqual(got[k], want[k]));
+    const gotKeys = Object.keys(got);
+    charge(gotKeys.length);
+    return gotKeys.length === keys.length && keys.every((k) => Object.hasOwn(got, k) && deepEqual(got[k], want[k]));
   }
   return false;
 }
@@ -168,9 +174,9 @@ function compileComparison(op: Comparison, x: unknown): ValuesTest | null {
     case '$exist':
       return typeof x === 'boolean' ? (found) => found.length > 0 === x : null;
     case '$regex': {
-      const re = typeof x === 'string' ? compileRegex(x) : null;
+      const re = typeof x === 'string' ? patterns.compile(x) : null;
       if (re === null || typeof re === 'string') return null;
-      return (found) => some(found, (v) => typeof v === 'string' && searchWithin(re, v));
+      return (found) => some(found, (v) => typeof v === 'string' && search(re, v));
     }
     default: {
       if (typeof x !== 'number' && typeof x !== 'string') return null;
@@ -220,8 +226,12 @@ function compileExpr(expr: unknown, scope: Scope, prefix: readonly string[]): Do
   return (doc) => tests.every((t) => t(doc));
 }
 
+/** The compiler of the filter being compiled (compiling is synchronous, so one at a time). */
+let patterns = new PatternCompiler();
+
 function compileFilter(filter: object): (event: FilterEvent) => boolean {
   if (!isObject(filter)) return never;
+  patterns = new PatternCompiler();
   // An unknown part (a `query` scope we do not have) fails closed rather than being ignored.
   if (Object.keys(filter).some((k) => k !== 'body' && k !== 'headers')) return never;
   const part = (expr: unknown, scope: Scope): DocTest =>
@@ -267,40 +277,13 @@ export function matchesFilter(
 ): boolean {
   if (filter === null || filter === undefined) return true;
   if (typeof filter !== 'object') return false;
-  // Routing must survive any document (getters, proxies, a missing `headers`): a throw is no match.
+  // Routing must survive any document (getters, proxies, a missing `headers`): a throw is no
+  // match, and so is an evaluation over its work budget (OVER_BUDGET).
   try {
-    regexBudget = REGEX_BUDGET_CHARS;
+    startEvaluation();
     return compiledFilter(filter)(event);
   } catch {
     return false;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Regular expressions
-
-/** What is left of the current evaluation's regex budget (evaluations never overlap: they are synchronous). */
-let regexBudget = REGEX_BUDGET_CHARS;
-
-function searchWithin(re: RE2JS, v: string): boolean {
-  const subject = v.length > REGEX_SUBJECT_CHARS ? v.slice(0, REGEX_SUBJECT_CHARS) : v;
-  if (subject.length > regexBudget) {
-    regexBudget = 0;
-    return false;
-  }
-  regexBudget -= subject.length;
-  return re.test(subject);
-}
-
-/** The pattern compiled by RE2, or why it cannot be. */
-function compileRegex(pattern: string): RE2JS | string {
-  if (pattern.length > MAX_REGEX) return `must be at most ${MAX_REGEX} characters`;
-  try {
-    return RE2JS.compile(pattern);
-  } catch (err) {
-    // re2js says what RE2 refused, e.g. "invalid or unsupported Perl syntax: `(?=`".
-    const reason = (err as Error).message.replace(/^error parsing regexp: /, '');
-    return `is not a pattern RE2 accepts (no backreferences or lookaround): ${reason}`;
   }
 }
 
@@ -318,6 +301,7 @@ interface Check {
   scope: Scope;
   root: string;
   entries: number;
+  patterns: PatternCompiler;
 }
 
 /** Counts a container's entries and bounds its depth; false when it must not be walked. */
@@ -370,7 +354,7 @@ function checkComparison(op: Comparison, x: unknown, at: string, depth: number, 
       return;
     case '$regex': {
       if (typeof x !== 'string') return fail('must be a string');
-      const re = compileRegex(x);
+      const re = ctx.patterns.compile(x);
       if (typeof re === 'string') fail(re);
       return;
     }
@@ -442,7 +426,7 @@ export function checkFilter(filter: unknown, path = 'filter'): FilterIssue[] {
   if (!isObject(filter)) return [{ path, message: 'must be an object with optional "body" and "headers"' }];
   const errors: FilterIssue[] = [];
   // One context for both parts, so the entry budget covers the whole filter.
-  const ctx: Check = { errors, scope: 'body', root: path, entries: 0 };
+  const ctx: Check = { errors, scope: 'body', root: path, entries: 0, patterns: new PatternCompiler() };
   for (const [key, expr] of Object.entries(filter)) {
     const at = `${path}.${key}`;
     if (key !== 'body' && key !== 'headers') errors.push({ path: at, message: 'unknown key; expected "body" or "headers"' });

@@ -3,6 +3,44 @@ import type { Queryable } from '../store/queryable.ts';
 import { matchesFilter, type SubscriptionFilter } from './filter.ts';
 import { cleanHeaders } from './headers.ts';
 
+/**
+ * Routing gives the event loop back this often. One filter evaluation is bounded (filter-cost.ts),
+ * but a batch of a thousand broker messages, each over many subscriptions, is not.
+ */
+const SLICE_MS = 10;
+
+/**
+ * The slice is the process's, not a batch's: batches routed at once (one per project and source)
+ * take turns, one slice per turn of the event loop, first come first served. Were each batch to
+ * yield on its own clock, every batch waiting in the same loop phase would run its slice back to
+ * back, and the loop would stall for all of them together.
+ */
+let sliceStart = performance.now();
+const waiting: (() => void)[] = [];
+let ticking = false;
+
+function tick(): void {
+  const next = waiting.shift();
+  if (next) {
+    sliceStart = performance.now();
+    next();
+  }
+  if (waiting.length > 0) setImmediate(tick);
+  else ticking = false;
+}
+
+/** Returns at once within the current slice; past it, waits for a turn of the loop of its own. */
+async function pace(): Promise<void> {
+  if (performance.now() - sliceStart <= SLICE_MS) return;
+  await new Promise<void>((resolve) => {
+    waiting.push(resolve);
+    if (!ticking) {
+      ticking = true;
+      setImmediate(tick);
+    }
+  });
+}
+
 export interface RouteTarget {
   endpoint_id: string;
   status: EndpointStatus;
@@ -84,37 +122,45 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
     }
     return v;
   };
-  const subscribed = (endpointId: string, input: EventInput): boolean => {
+  const subscribed = async (endpointId: string, input: EventInput): Promise<boolean> => {
     const list = subs.get(endpointId);
     if (!list || list.length === 0) return true;
-    return list.some(
-      (s) =>
-        (s.source_id === null || s.source_id === input.source_id) &&
-        eventTypeMatches(s.event_types, input.event_type) &&
-        (s.filter === null || matchesFilter(s.filter, view(input))),
-    );
+    for (const s of list) {
+      if (s.source_id !== null && s.source_id !== input.source_id) continue;
+      if (!eventTypeMatches(s.event_types, input.event_type)) continue;
+      if (s.filter === null) return true;
+      await pace();
+      if (matchesFilter(s.filter, view(input))) return true;
+    }
+    return false;
   };
-  const targetsOf = (list: typeof endpoints, input: EventInput): RouteTarget[] =>
-    list.filter((e) => subscribed(e.id, input)).map((e) => ({ endpoint_id: e.id, status: e.status }));
+  const targetsOf = async (list: typeof endpoints, input: EventInput): Promise<RouteTarget[]> => {
+    const targets: RouteTarget[] = [];
+    for (const e of list) if (await subscribed(e.id, input)) targets.push({ endpoint_id: e.id, status: e.status });
+    return targets;
+  };
 
-  return inputs.map((input): RouteResult => {
+  const routeOne = async (input: EventInput): Promise<RouteResult> => {
     switch (input.message_type) {
       case 'single': {
         const e = input.endpoint_id ? byId.get(input.endpoint_id) : undefined;
         if (!e) {
           return { ok: false, code: 'WHARF_ERR_UNKNOWN_ENDPOINT', reason: `endpoint_id: endpoint ${JSON.stringify(input.endpoint_id)} not found` };
         }
-        return { ok: true, targets: targetsOf([e], input) };
+        return { ok: true, targets: await targetsOf([e], input) };
       }
       case 'fanout': {
         const list = input.owner_id ? byOwner.get(input.owner_id) : undefined;
         if (!list || list.length === 0) {
           return { ok: false, code: 'WHARF_ERR_UNKNOWN_OWNER', reason: `owner_id: no endpoint has owner_id ${JSON.stringify(input.owner_id)}` };
         }
-        return { ok: true, targets: targetsOf(list, input) };
+        return { ok: true, targets: await targetsOf(list, input) };
       }
       case 'broadcast':
-        return { ok: true, targets: targetsOf(endpoints, input) };
+        return { ok: true, targets: await targetsOf(endpoints, input) };
     }
-  });
+  };
+  const results: RouteResult[] = [];
+  for (const input of inputs) results.push(await routeOne(input));
+  return results;
 }

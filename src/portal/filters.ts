@@ -1,14 +1,11 @@
 /** Reading the delivery list's filters, and hiding what a page must not show of the headers sent. */
+import { WharfError } from '../core/errors.ts';
+import { filterText } from '../core/filter-params.ts';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../core/types.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { REDACTED } from '../core/redact.ts';
 import type { FilterValues } from './delivery-pages.ts';
 import type { DeliveryFilter } from './scope.ts';
-
-const first = (v: unknown): string => {
-  const x = Array.isArray(v) ? v[0] : v;
-  return typeof x === 'string' ? x.trim() : '';
-};
 
 /** `2026-01-31T09:00` (a datetime-local field, taken as UTC), with seconds, or ISO 8601 with a zone. */
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$/;
@@ -44,16 +41,29 @@ export interface ParsedFilters {
  * an endpoint outside the link's scope is refused like an unknown one.
  */
 export function parseDeliveryFilters(q: Record<string, unknown>, inScope: (endpointId: string) => boolean): ParsedFilters {
-  const values: FilterValues = {
-    status: first(q.status),
-    endpoint_id: first(q.endpoint_id),
-    event_type: first(q.event_type),
-    from: first(q.from),
-    to: first(q.to),
-    per_page: first(q.per_page),
+  // Read as the API reads its filters: a parameter given twice is refused, never half-used.
+  let unreadable: string | null = null;
+  const text = (key: string): string => {
+    try {
+      return filterText(q, key)?.trim() ?? '';
+    } catch (err) {
+      if (!(err instanceof WharfError)) throw err;
+      unreadable ??= err.message;
+      return '';
+    }
   };
+  const values: FilterValues = {
+    status: text('status'),
+    endpoint_id: text('endpoint_id'),
+    event_type: text('event_type'),
+    from: text('from'),
+    to: text('to'),
+    per_page: text('per_page'),
+  };
+  const before = text('before');
   const filter: DeliveryFilter = { statuses: [], endpointId: null, eventType: null, from: null, to: null, before: null, perPage: DEFAULT_PER_PAGE };
   const fail = (error: string): ParsedFilters => ({ values, filter, error });
+  if (unreadable !== null) return fail(unreadable);
 
   if (values.status !== '') {
     const list = values.status.split(',').map((s) => s.trim());
@@ -81,7 +91,6 @@ export function parseDeliveryFilters(q: Record<string, unknown>, inScope: (endpo
     if (!/^\d{1,3}$/.test(values.per_page) || n < 1 || n > MAX_PER_PAGE) return fail(`per_page: must be a whole number from 1 to ${MAX_PER_PAGE}`);
     filter.perPage = n;
   }
-  const before = first(q.before);
   if (before !== '') {
     if (!UUID_RE.test(before)) return fail('before: is not a page of this list; start again from the first page');
     filter.before = before;

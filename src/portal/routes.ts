@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
-import { WharfError } from '../core/errors.ts';
+import { UNAVAILABLE_RETRY_AFTER_SECONDS, WharfError, isDatabaseUnavailable } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
 import { deliveryAttempts } from '../api/deliveries-routes.ts';
 import { editEndpoint, pingerFor } from '../api/endpoints-routes.ts';
@@ -117,6 +117,11 @@ export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Prom
     const e = err as { statusCode?: number };
     if (e.statusCode !== undefined && e.statusCode < 500) {
       return sendPage(res, e.statusCode, errorPage('Request refused', e.statusCode === 413 ? 'The form is too large.' : 'The request could not be read.'));
+    }
+    if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err }, 'database unavailable');
+      res.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+      return sendPage(res, 503, errorPage('Unavailable for a moment', 'The page cannot be shown right now. Try again in a few seconds.'));
     }
     req.log.error({ err }, 'portal request failed');
     return sendPage(res, 500, errorPage('Something went wrong', 'The page could not be shown. Try again in a moment.'));

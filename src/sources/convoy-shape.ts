@@ -7,6 +7,7 @@
  * refused naming the field, never dropped.
  */
 import { invalid } from '../core/errors.ts';
+import { customResponseTypeProblem } from './http-settings.ts';
 
 type Json = Record<string, unknown>;
 
@@ -35,7 +36,13 @@ export function fromConvoySource(given: Json): Json {
     throw invalid(unset(body_function) ? 'header_function' : 'body_function', 'is not supported: Wharf runs no tenant code; subscriptions filter, endpoints receive the body as sent');
   }
   const http: Json = { verifier: verifierOf(verifier, provider) };
-  if (!unset(custom_response)) http.custom_response = custom_response;
+  if (!unset(custom_response)) {
+    // Named as the caller sent it (Wharf's own reading would name http.custom_response).
+    const type = isObject(custom_response) ? custom_response.content_type : undefined;
+    const problem = typeof type === 'string' && type !== '' ? customResponseTypeProblem(type) : null;
+    if (problem) throw invalid('custom_response.content_type', problem);
+    http.custom_response = custom_response;
+  }
   if (!unset(event_type_location)) http.event_type_location = locationOf(event_type_location, 'event_type_location');
   if (Array.isArray(idempotency_keys) && idempotency_keys.length > 0) {
     http.idempotency_keys = idempotency_keys.map((k, i) => locationOf(k, `idempotency_keys[${i}]`));

@@ -19,6 +19,7 @@ import { sourceByMask, type SourceRecord } from '../store/sources.ts';
 import { MASK_ID, type HttpSourceConfig, type Location } from './http-settings.ts';
 import { checkDepth, checkEventType, type IngestLimits } from '../ingest/limits.ts';
 import { verify } from './verifiers/index.ts';
+import { standardWebhooksHeaders } from './verifiers/presets.ts';
 
 /** The most any source may allow (its `max_body_bytes` is checked as the body arrives). */
 const MAX_BODY = 64 * 1_048_576;
@@ -110,11 +111,16 @@ const tooLarge = (limit: number): WharfError =>
  * stored once.
  */
 const PROVIDER_IDEMPOTENCY: Partial<Record<HttpSourceConfig['verifier']['type'], Location[]>> = {
-  standard_webhooks: [{ header: 'webhook-id' }],
   github: [{ header: 'x-github-delivery' }],
   shopify: [{ header: 'x-shopify-webhook-id' }],
   stripe: [{ body: 'id' }],
 };
+
+/** The provider's delivery id for a verified request: Standard Webhooks' is the signed `webhook-id` (or Svix's `svix-id`). */
+function providerKeys(type: HttpSourceConfig['verifier']['type'], headers: Record<string, string>): Location[] {
+  if (type === 'standard_webhooks') return [{ header: standardWebhooksHeaders((name) => Boolean(headers[name])).id }];
+  return PROVIDER_IDEMPOTENCY[type] ?? [];
+}
 
 export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
   const cache = new Map<string, { record: SourceRecord | null; at: number }>();
@@ -198,7 +204,7 @@ export function createHttpIngest(deps: HttpIngestDeps): HttpIngest {
       throw err;
     }
     // A provider's retry carries the same delivery id: the same key, so no second event.
-    const keys = http.idempotency_keys.length > 0 ? http.idempotency_keys : (PROVIDER_IDEMPOTENCY[http.verifier.type] ?? []);
+    const keys = http.idempotency_keys.length > 0 ? http.idempotency_keys : providerKeys(http.verifier.type, headers);
     const parts = keys.map((l) => read(l, parsed, headers, query));
     const idempotency = parts.some((p) => p !== undefined)
       ? `${def.id}:${createHash('sha256').update(JSON.stringify(parts)).digest('hex')}`

@@ -30,6 +30,12 @@ export const CUSTOM_RESPONSE_TYPES = ['text/plain', 'application/json'] as const
 /** `type/subtype` optionally followed by `; charset=…`: nothing a browser could read as another type. */
 const CUSTOM_RESPONSE_TYPE = /^(text\/plain|application\/json)\s*(?:;\s*charset\s*=\s*"?[A-Za-z0-9._-]{1,40}"?\s*)?$/i;
 
+/** Why a `custom_response` may not declare `type`, or null when it may. */
+export function customResponseTypeProblem(type: string): string | null {
+  if (CUSTOM_RESPONSE_TYPE.test(type)) return null;
+  return `must be ${CUSTOM_RESPONSE_TYPES.join(' or ')}, optionally with "; charset=…" (answers are served from Wharf's origin, so nothing a browser would run)${got(type)}`;
+}
+
 const KEYS = ['mask_id', 'verifier', 'event_type_location', 'idempotency_keys', 'custom_response'];
 /** An ingest URL's unguessable part: what `mask_id` must look like, and all a lookup by mask accepts. */
 export const MASK_ID = /^[A-Za-z0-9_-]{16,64}$/;
@@ -74,12 +80,8 @@ export function parseHttpSource(r: Reader, value: unknown, at: string): HttpSour
       body: r.text(c.body, `${at}.custom_response.body`, '', { max: 10_000, empty: true }),
       content_type: r.text(c.content_type, `${at}.custom_response.content_type`, 'text/plain; charset=utf-8', { max: 200 }),
     };
-    if (!CUSTOM_RESPONSE_TYPE.test(response.content_type)) {
-      r.bad(
-        `${at}.custom_response.content_type`,
-        `must be ${CUSTOM_RESPONSE_TYPES.join(' or ')}, optionally with "; charset=…" (answers are served from Wharf's origin, so nothing a browser would run)${got(response.content_type)}`,
-      );
-    }
+    const problem = customResponseTypeProblem(response.content_type);
+    if (problem) r.bad(`${at}.custom_response.content_type`, problem);
   }
   return { mask_id: mask, verifier, event_type_location: location, idempotency_keys: keys, custom_response: response };
 }

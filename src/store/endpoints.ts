@@ -202,7 +202,7 @@ export async function liveSecrets(db: Queryable, box: SecretBox, projectId: stri
 
 /** Credentials as stored: sealed, or NULL when there are none. */
 function sealCredentials(box: SecretBox, c: EndpointCredentials | undefined): string | null {
-  const empty = !c || (c.authentication === null && c.mtls_client_cert === null && c.ca_certificate === null);
+  const empty = !c || (c.authentication === null && c.mtls_client_cert === null && c.ca_certificate === null && !c.slack_webhook_url && !c.teams_webhook_url);
   return empty ? null : box.encrypt(JSON.stringify(c));
 }
 

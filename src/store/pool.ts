@@ -8,7 +8,15 @@ export interface PoolOptions {
    * already discarded the connection; the next checkout opens a new one.
    */
   onError?: (err: Error) => void;
+  /**
+   * How long a checkout may wait for a connection (a new one to open, or a busy pool to free
+   * one) before it fails: a database that stops answering then costs callers a bounded wait and a
+   * 503, not a request that hangs. Default 15 s.
+   */
+  connectTimeoutMs?: number;
 }
+
+const CONNECT_TIMEOUT_MS = 15_000;
 
 /**
  * A pg pool whose idle-connection failures are reported rather than fatal: pg-pool emits 'error'
@@ -19,6 +27,7 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
     connectionString: url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'wharf',
+    connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
   });
   const onError = options.onError;
   pool.on('error', (err) => onError?.(err));

@@ -151,7 +151,7 @@ projects:
     expect(deliveries.body.data.content).toHaveLength(1);
     await expect
       .poll(async () => (await api('GET', `/api/v1/projects/default/eventdeliveries/${deliveries.body.data.content[0].uid}`)).body.data.status)
-      .toBe('success');
+      .toBe('Success');
   });
 
   it('signs standard-webhooks projects so the standardwebhooks library verifies them', async () => {

@@ -127,7 +127,7 @@ describe('portal in a browser', () => {
     expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
     await page.screenshot({ path: artifactPath('portal-delivery-retried.png'), fullPage: true });
     const api = (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data;
-    expect(api).toMatchObject({ status: 'success', attempts: 2 });
+    expect(api).toMatchObject({ status: 'Success', attempts: 2 });
     expect(pageErrors).toEqual([]);
   });
 

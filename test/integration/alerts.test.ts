@@ -130,7 +130,7 @@ describe('alerts', () => {
       'endpoint.failing',
     ]);
     const one = listed.body.data.content[3];
-    expect(one).toMatchObject({ status: 'success', attempts: 1, last_status_code: 200, url: `${opsRx.url}/ops` });
+    expect(one).toMatchObject({ status: 'Success', attempts: 1, last_status_code: 200, url: `${opsRx.url}/ops` });
     expect(one.payload.id).toBe(one.uid);
     expect(listed.text).not.toContain(META_SECRET);
   });
@@ -149,17 +149,17 @@ describe('alerts', () => {
     const endpointAlert = async () =>
       (await t.api('GET', `/meta-events?endpoint_id=${id}&target=endpoint`)).body.data.content[0] as { uid: string; status: string; attempts: number; last_status_code: number };
     const m = await eventually(endpointAlert, (a) => a?.attempts === 1, 10_000, 'a refused alert');
-    expect(m).toMatchObject({ status: 'scheduled', last_status_code: 503 });
+    expect(m).toMatchObject({ status: 'Scheduled', last_status_code: 503 });
     expect((await t.api('PUT', `/meta-events/${m.uid}/resend`)).status).toBe(409); // still being tried
     // The first retry comes 5-10 s after the first attempt.
-    await eventually(endpointAlert, (a) => a.status === 'success', 20_000, 'the alert delivered on its retry');
+    await eventually(endpointAlert, (a) => a.status === 'Success', 20_000, 'the alert delivered on its retry');
     expect(await endpointAlert()).toMatchObject({ attempts: 2, last_status_code: 200 });
     expect(notifyRx.requests.filter((r) => r.path === '/refusing')).toHaveLength(2);
     const resent = await t.api('PUT', `/meta-events/${m.uid}/resend`);
     expect(resent.status, resent.text).toBe(200);
     const before = notifyRx.requests.filter((r) => r.path === '/refusing').length;
     await eventually(async () => notifyRx.requests.filter((r) => r.path === '/refusing').length, (n) => n === before + 1, 15_000, 'the resent alert');
-    expect((await t.api('GET', `/meta-events/${m.uid}`)).body.data).toMatchObject({ status: 'success' });
+    expect((await t.api('GET', `/meta-events/${m.uid}`)).body.data).toMatchObject({ status: 'Success' });
     expect((await t.api('GET', '/meta-events/not-a-uuid')).status).toBe(404);
   }, 40_000);
 
@@ -180,5 +180,69 @@ describe('alerts', () => {
       'webhook-signature': String(r.headers['webhook-signature']),
     }) as { event_type: string };
     expect(verified.event_type).toBe('endpoint.status_changed');
+  });
+
+  it("posts state changes to the endpoint's Slack and Teams webhooks as text, keeping their URLs sealed", async () => {
+    const chatRx = await startReceiver();
+    try {
+      const slack = `${chatRx.url}/services/T0001/B0001/slack-token-part`;
+      const teams = `${chatRx.url}/webhookb2/teams-token-part`;
+      const created = await t.api('POST', '/endpoints', {
+        name: 'chatty <b>',
+        url: `${endpointRx.url}/chatty`,
+        slack_webhook_url: slack,
+        teams_webhook_url: teams,
+        skip_ping_validation: true,
+      });
+      expect(created.status, created.text).toBe(201);
+      const id = created.body.data.uid as string;
+      // Shown hidden, like any credential; sealed at rest.
+      expect(created.body.data).toMatchObject({ slack_webhook_url: '********', teams_webhook_url: '********' });
+      expect(created.text).not.toContain('token-part');
+      const { rows } = await t.app.pool.query('SELECT credentials_enc FROM endpoints WHERE id = $1', [id]);
+      expect(rows[0].credentials_enc).not.toContain('token-part');
+
+      expect((await t.api('PUT', `/endpoints/${id}/pause`)).status).toBe(202);
+      await eventually(async () => chatRx.requests.length, (n) => n >= 2, 15_000, 'chat alerts');
+      const bySlack = chatRx.requests.find((r) => r.path === '/services/T0001/B0001/slack-token-part')!;
+      const byTeams = chatRx.requests.find((r) => r.path === '/webhookb2/teams-token-part')!;
+      for (const r of [bySlack, byTeams]) {
+        expect(r.headers['content-type']).toBe('application/json');
+        expect(r.headers['x-convoy-signature']).toBeUndefined();
+        const { text } = JSON.parse(r.body.toString('utf8')) as { text: string };
+        expect(text).toContain('endpoint "chatty <b>"');
+        expect(text).toContain('is now paused, was active');
+      }
+      // The rows name the webhook's origin only, and end as successes.
+      type Listed = { target: string; url: string }[];
+      const chats = (l: Listed) => l.filter((m) => m.target === 'slack' || m.target === 'teams');
+      await eventually(
+        async () => (await t.api('GET', `/meta-events?endpoint_id=${id}&status=Success`)).body.data.content as Listed,
+        (l) => chats(l).length === 2,
+        15_000,
+        'chat alerts recorded',
+      );
+      const listed = await t.api('GET', `/meta-events?endpoint_id=${id}`);
+      expect(listed.text).not.toContain('token-part');
+      expect(chats(listed.body.data.content as Listed).map((m) => [m.target, m.url]).sort()).toEqual([['slack', chatRx.url], ['teams', chatRx.url]]);
+
+      // Sent back hidden, a URL is kept; "" removes it: the next change goes to Slack only.
+      const kept = await t.api('PUT', `/endpoints/${id}`, { slack_webhook_url: '********', teams_webhook_url: '' });
+      expect(kept.status, kept.text).toBe(202);
+      expect(kept.body.data.slack_webhook_url).toBe('********');
+      expect(kept.body.data.teams_webhook_url ?? null).toBeNull();
+      expect((await t.api('PUT', `/endpoints/${id}/pause`)).status).toBe(202);
+      await eventually(async () => chatRx.requests.length, (n) => n >= 3, 15_000, 'the next chat alert');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(chatRx.requests.slice(2).map((r) => r.path)).toEqual(['/services/T0001/B0001/slack-token-part']);
+      expect(JSON.parse(chatRx.requests[2]!.body.toString('utf8')).text).toContain('is now active, was paused');
+
+      // A URL that is not one is refused by name.
+      const bad = await t.api('PUT', `/endpoints/${id}`, { slack_webhook_url: 'not a url' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.message).toContain('slack_webhook_url');
+    } finally {
+      await chatRx.close();
+    }
   });
 });

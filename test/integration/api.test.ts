@@ -429,15 +429,15 @@ describe('endpoints: pause and activate', () => {
     expect(toActive.deliveries).toBe(1);
 
     const [pausedDelivery] = await deliveriesOf(toPaused.uid);
-    expect(pausedDelivery).toMatchObject({ endpoint_id: paused.uid, status: 'discarded', attempts: 0 });
+    expect(pausedDelivery).toMatchObject({ endpoint_id: paused.uid, status: 'Discarded', attempts: 0 });
 
     // Positive control: the dispatcher is running and delivers the active endpoint's event...
     await expect.poll(() => hits('/active-target').length, { timeout: 10_000 }).toBe(1);
-    await expect.poll(async () => (await deliveriesOf(toActive.uid))[0]?.status, { timeout: 10_000 }).toBe('success');
+    await expect.poll(async () => (await deliveriesOf(toActive.uid))[0]?.status, { timeout: 10_000 }).toBe('Success');
     // ...which was sent after the paused one's, so the paused endpoint would have had its by now.
     expect(hits('/paused-target')).toHaveLength(0);
     const [after] = await deliveriesOf(toPaused.uid);
-    expect(after).toMatchObject({ status: 'discarded', attempts: 0 });
+    expect(after).toMatchObject({ status: 'Discarded', attempts: 0 });
     const attempts = await t.api('GET', `/eventdeliveries/${pausedDelivery.uid}/deliveryattempts`);
     expectOk(attempts, 200);
     expect(attempts.body.data).toEqual([]);
@@ -656,8 +656,8 @@ describe('event deliveries', () => {
     okEvent = await sendEvent({ endpoint_id: okEp.uid, event_type: 'd.filter', data: {} });
     const pausedEvent = await sendEvent({ endpoint_id: pausedEp.uid, event_type: 'd.filter', data: {} });
     [pausedDelivery] = await deliveriesOf(pausedEvent.uid);
-    expect(pausedDelivery.status).toBe('discarded');
-    await expect.poll(async () => (await deliveriesOf(okEvent.uid))[0]?.status, { timeout: 10_000 }).toBe('success');
+    expect(pausedDelivery.status).toBe('Discarded');
+    await expect.poll(async () => (await deliveriesOf(okEvent.uid))[0]?.status, { timeout: 10_000 }).toBe('Success');
     [okDelivery] = await deliveriesOf(okEvent.uid);
   });
 
@@ -682,7 +682,7 @@ describe('event deliveries', () => {
       const res = await t.api('GET', `/eventdeliveries?${q}&per_page=100`);
       expectOk(res, 200);
       const content = res.body.data.content as any[];
-      expect(content.every((d) => d.status === 'success' || d.status === 'discarded')).toBe(true);
+      expect(content.every((d) => d.status === 'Success' || d.status === 'Discarded')).toBe(true);
       const ids = content.map((d) => d.uid);
       expect(ids).toContain(okDelivery.uid);
       expect(ids).toContain(pausedDelivery.uid);
@@ -709,7 +709,7 @@ describe('event deliveries', () => {
     const res = await t.api('GET', `/eventdeliveries?event_id=${okEvent.uid}`);
     expectOk(res, 200);
     expect(res.body.data.content.map((d: any) => d.uid)).toEqual([okDelivery.uid]);
-    expect(res.body.data.content[0]).toMatchObject({ event_id: okEvent.uid, endpoint_id: okEp.uid, status: 'success', attempts: 1 });
+    expect(res.body.data.content[0]).toMatchObject({ event_id: okEvent.uid, endpoint_id: okEp.uid, status: 'Success', attempts: 1 });
     expectError(await t.api('GET', '/eventdeliveries?event_id=not-a-uuid'), 400, 'event_id');
     const none = await t.api('GET', `/eventdeliveries?event_id=${randomUUID()}`);
     expectOk(none, 200);
@@ -719,7 +719,7 @@ describe('event deliveries', () => {
   it('GET one delivery; unknown or non-UUID → 404', async () => {
     const got = await t.api('GET', `/eventdeliveries/${okDelivery.uid}`);
     expectOk(got, 200);
-    expect(got.body.data).toMatchObject({ uid: okDelivery.uid, status: 'success' });
+    expect(got.body.data).toMatchObject({ uid: okDelivery.uid, status: 'Success' });
     expectError(await t.api('GET', `/eventdeliveries/${randomUUID()}`), 404);
     expectError(await t.api('GET', '/eventdeliveries/nope'), 404);
     expectError(await t.api('GET', `/eventdeliveries/${okDelivery.uid}`, undefined, 'stdwh'), 404);
@@ -738,12 +738,12 @@ describe('event deliveries', () => {
     const ep = await createEndpoint('default', { name: 'd-fail', url: `${rx.url}/fail-d`, skip_ping_validation: true });
     const ev = await sendEvent({ endpoint_id: ep.uid, event_type: 'd.fail', data: {} });
     const [d] = await deliveriesOf(ev.uid);
-    await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${d.uid}`)).body.data.status, { timeout: 10_000 }).toBe('retry');
+    await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${d.uid}`)).body.data.status, { timeout: 10_000 }).toBe('Retry');
     const res = await t.api('PUT', `/eventdeliveries/${d.uid}/resend`);
     expectError(res, 409);
     expect(res.body.data.code).toBe('WHARF_ERR_CONFLICT');
     const after = await t.api('GET', `/eventdeliveries/${d.uid}`);
-    expect(after.body.data).toMatchObject({ status: 'retry', attempts: 1, last_status_code: 500 });
+    expect(after.body.data).toMatchObject({ status: 'Retry', attempts: 1, last_status_code: 500 });
     expect(hits('/fail-d')).toHaveLength(1);
   });
 
@@ -753,7 +753,7 @@ describe('event deliveries', () => {
     const [d] = await deliveriesOf(ev.uid);
     await expect.poll(() => hits('/slow-d').length, { timeout: 10_000 }).toBe(1);
     const now = await t.api('GET', `/eventdeliveries/${d.uid}`);
-    expect(now.body.data.status).toBe('scheduled');
+    expect(now.body.data.status).toBe('Scheduled');
     expectError(await t.api('PUT', `/eventdeliveries/${d.uid}/resend`), 409);
   });
 
@@ -761,7 +761,7 @@ describe('event deliveries', () => {
     expectError(await t.api('PUT', `/eventdeliveries/${randomUUID()}/resend`), 404);
     const res = await t.api('PUT', `/eventdeliveries/${okDelivery.uid}/resend`);
     expectOk(res, 200);
-    expect(res.body.data).toMatchObject({ uid: okDelivery.uid, status: 'scheduled' });
+    expect(res.body.data).toMatchObject({ uid: okDelivery.uid, status: 'Scheduled' });
     await expect.poll(() => hits('/d-ok').length, { timeout: 10_000 }).toBe(2);
   });
 });

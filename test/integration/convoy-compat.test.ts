@@ -157,7 +157,7 @@ describe('Convoy client compatibility', () => {
     const ev = await t.api('POST', '/events', { endpoint_id: endpointId, event_type: 'compat.shape', data: {} });
     expect(ev.status, ev.text).toBe(201);
     const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
-    await expect.poll(async () => (await delivery())?.status, { timeout: 10_000 }).toBe('success');
+    await expect.poll(async () => (await delivery())?.status, { timeout: 10_000 }).toBe('Success');
     const d = await delivery();
     const attempts = await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts`);
     expect(attempts.status).toBe(200);
@@ -185,7 +185,7 @@ describe('Convoy client compatibility', () => {
       await expect.poll(() => hits('/replay'), { timeout: 10_000 }).toBe(1);
       await expect
         .poll(async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0].status, { timeout: 10_000 })
-        .toBe('success');
+        .toBe('Success');
       const replayed = await t.api('PUT', `/events/${ev.body.data.uid}/replay`);
       expect(replayed.status, replayed.text).toBe(200);
       expect(replayed.body.data.uid).toBe(ev.body.data.uid);
@@ -194,7 +194,7 @@ describe('Convoy client compatibility', () => {
 
       await expect
         .poll(async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0].status, { timeout: 10_000 })
-        .toBe('success');
+        .toBe('Success');
       const batch = await t.request('POST', `/api/v1/projects/default/events/batchreplay?endpointId=${ep.body.data.uid}&startDate=2000-01-01T00:00:00`, {
         raw: '',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${t.apiKey}` },
@@ -208,7 +208,7 @@ describe('Convoy client compatibility', () => {
       const ep = await t.api('POST', '/endpoints', { name: 'force', url: `${rx.url}/force`, skip_ping_validation: true });
       const ev = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'compat.force', data: {} });
       const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
-      await expect.poll(async () => (await delivery()).status, { timeout: 10_000 }).toBe('success');
+      await expect.poll(async () => (await delivery()).status, { timeout: 10_000 }).toBe('Success');
       const res = await t.api('POST', '/eventdeliveries/forceresend', { ids: [(await delivery()).uid, ev.body.data.uid] });
       expect(res.status, res.text).toBe(200);
       expect(res.body.data).toEqual({ successes: 1, failures: 1 });

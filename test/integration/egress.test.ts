@@ -31,7 +31,7 @@ describe('egress guard', () => {
       expect(ev.status).toBe(201);
       const delivery = await eventually(
         async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep.body.data.uid}`)).body.data.content[0],
-        (d) => d?.status === 'failure',
+        (d) => d?.status === 'Failure',
         15_000,
         `the ${host} delivery to fail`,
       );

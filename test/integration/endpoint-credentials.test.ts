@@ -68,7 +68,7 @@ describe('endpoint credentials', () => {
     await t.api('POST', '/events', { endpoint_id: endpointId, event_type: 'cred.test', data: { at: Date.now() } });
     const d = await eventually(
       async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${endpointId}`)).body.data.content[0],
-      (x) => x?.status === 'success' || x?.status === 'failure',
+      (x) => x?.status === 'Success' || x?.status === 'Failure',
       15_000,
       'the delivery to end',
     );
@@ -83,7 +83,7 @@ describe('endpoint credentials', () => {
   it('api_key and basic_auth headers go with every delivery; the secrets never come back and are sealed at rest', async () => {
     const key = await create({ url: `${rx.url}/key`, authentication: { type: 'api_key', header_name: 'X-Api-Key', header_value: 'key-not-for-answers' } });
     expect(key.authentication).toEqual({ type: 'api_key', api_key: { header_name: 'X-Api-Key', header_value: '********' } });
-    expect((await deliver(key.uid)).status).toBe('success');
+    expect((await deliver(key.uid)).status).toBe('Success');
     expect(last('/key').headers['x-api-key']).toBe('key-not-for-answers');
 
     // Convoy's nested shape, with the other types' blocks null as its API sends them.
@@ -93,7 +93,7 @@ describe('endpoint credentials', () => {
     });
     expect(basic.authentication).toEqual({ type: 'basic_auth', basic_auth: { username: 'wharf', password: '********' } });
     const basicDelivery = await deliver(basic.uid);
-    expect(basicDelivery.status).toBe('success');
+    expect(basicDelivery.status).toBe('Success');
     // The attempt records that the header went, not what it held.
     expect(basicDelivery.attempt.request_headers.authorization).toBe('********');
     expect(last('/basic').headers.authorization).toBe(`Basic ${Buffer.from('wharf:pw-not-for-answers').toString('base64')}`);
@@ -107,7 +107,7 @@ describe('endpoint credentials', () => {
     // Sent back as shown, the stored value stays; a new value replaces it.
     const kept = await t.api('PUT', `/endpoints/${key.uid}`, { authentication: key.authentication });
     expect(kept.status, kept.text).toBe(202);
-    expect((await deliver(key.uid)).status).toBe('success');
+    expect((await deliver(key.uid)).status).toBe('Success');
     expect(last('/key').headers['x-api-key']).toBe('key-not-for-answers');
     await t.api('PUT', `/endpoints/${key.uid}`, { authentication: { type: 'api_key', header_name: 'X-Api-Key', header_value: 'rotated' } });
     await deliver(key.uid);
@@ -120,7 +120,7 @@ describe('endpoint credentials', () => {
       authentication: { type: 'oauth2', url: tokenUrl, client_id: 'wharf', client_secret: 'cs-not-for-answers', scope: 'hooks' },
     });
     expect(ep.authentication).toMatchObject({ type: 'oauth2', oauth2: { client_secret: '********' } });
-    for (let i = 0; i < 3; i++) expect((await deliver(ep.uid)).status).toBe('success');
+    for (let i = 0; i < 3; i++) expect((await deliver(ep.uid)).status).toBe('Success');
     expect(last('/oauth').headers.authorization).toBe('Bearer tok-1');
     expect(tokenRequests).toHaveLength(1);
     expect(Object.fromEntries(tokenRequests[0]!)).toMatchObject({ grant_type: 'client_credentials', client_id: 'wharf', scope: 'hooks' });
@@ -131,8 +131,8 @@ describe('endpoint credentials', () => {
     tokenAnswer = { status: 200, body: { access_token: 'tok-2', token_type: 'Bearer', expires_in: 3600 } };
     rx.answer((r) => (r.path === '/oauth' && r.headers.authorization === 'Bearer tok-1' ? { status: 401 } : { status: 200 }));
     try {
-      expect((await deliver(ep.uid)).status).toBe('failure');
-      expect((await deliver(ep.uid)).status).toBe('success');
+      expect((await deliver(ep.uid)).status).toBe('Failure');
+      expect((await deliver(ep.uid)).status).toBe('Success');
       expect(last('/oauth').headers.authorization).toBe('Bearer tok-2');
       expect(tokenRequests).toHaveLength(2);
     } finally {
@@ -149,7 +149,7 @@ describe('endpoint credentials', () => {
     expect(refused.text).not.toContain('nope-secret');
     const failing = await create({ url: `${rx.url}/oauth-bad`, authentication: badAuth, skip_ping_validation: true });
     const { status, attempt } = await deliver(failing.uid);
-    expect(status).toBe('failure');
+    expect(status).toBe('Failure');
     expect(attempt.error_code).toBe('WHARF_ERR_OAUTH2');
     expect(attempt.error).toContain('401');
     expect(attempt.error).not.toContain('nope-secret');
@@ -159,7 +159,7 @@ describe('endpoint credentials', () => {
   it('mTLS: the client certificate is presented to an endpoint that requires one, trusting its CA; an unusable one is refused at save', async () => {
     const ep = await create({ url: mtlsUrl, mtls_client_cert: { client_cert: certs.clientCert, client_key: certs.clientKey }, ca_certificate: certs.ca });
     expect(ep.mtls_client_cert).toEqual({ client_cert: certs.clientCert, client_key: '********' });
-    expect((await deliver(ep.uid)).status).toBe('success');
+    expect((await deliver(ep.uid)).status).toBe('Success');
     // The reachability ping at save, then the delivery: both present the certificate.
     expect(mtlsPeers).toEqual([certs.clientName, certs.clientName]);
 
@@ -167,7 +167,7 @@ describe('endpoint credentials', () => {
     expect(unpinged.status).toBe(400);
     expect(unpinged.body.data.field).toBe('url');
     const without = await create({ url: mtlsUrl, ca_certificate: certs.ca, skip_ping_validation: true });
-    expect((await deliver(without.uid)).status).toBe('failure');
+    expect((await deliver(without.uid)).status).toBe('Failure');
     expect(mtlsPeers).toHaveLength(2);
 
     const bad = await t.api('POST', '/endpoints', { name: 'bad', url: mtlsUrl, mtls_client_cert: { client_cert: certs.clientCert, client_key: certs.otherKey } });

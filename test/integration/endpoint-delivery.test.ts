@@ -47,7 +47,7 @@ describe('endpoint delivery settings', () => {
     expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(5_500); // 20 at 5 per 2 s takes three more windows
     // Each outcome is recorded just after its answer arrives: wait for the last to be written.
     const deliveries = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { attempts: number; status: string }[];
-    await eventually(deliveries, (list) => list.every((d) => d.status === 'success'), 10_000, 'every outcome recorded');
+    await eventually(deliveries, (list) => list.every((d) => d.status === 'Success'), 10_000, 'every outcome recorded');
     expect((await deliveries()).map((d) => d.attempts)).toEqual(Array(20).fill(1));
   });
 

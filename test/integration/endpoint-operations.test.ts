@@ -142,12 +142,12 @@ describe('endpoint operations', () => {
       for (let i = 0; i < 3; i++) await t.api('POST', '/events', { endpoint_id: id, event_type: 'flaky.one', data: { i } });
       const statuses = async () =>
         (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content.map((d: { status: string }) => d.status).sort();
-      await eventually(statuses, (s) => s.length === 3 && s.every((x: string) => x === 'failure'), 20_000, 'three failures');
+      await eventually(statuses, (s) => s.length === 3 && s.every((x: string) => x === 'Failure'), 20_000, 'three failures');
       // A paused endpoint's event is discarded; it is retried too once the endpoint is back.
       await t.api('PUT', `/endpoints/${id}/pause`);
       await t.api('POST', '/events', { endpoint_id: id, event_type: 'flaky.two', data: { i: 3 } });
       await t.api('PUT', `/endpoints/${id}/pause`);
-      expect(await statuses()).toEqual(['discarded', 'failure', 'failure', 'failure']);
+      expect(await statuses()).toEqual(['Discarded', 'Failure', 'Failure', 'Failure']);
     } finally {
       rx.answer(() => ({ status: 200 }));
     }
@@ -155,13 +155,13 @@ describe('endpoint operations', () => {
     expect(only.status, only.text).toBe(200);
     expect(only.body.data.queued).toBe(1);
     const rows = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { status: string; event_type: string }[];
-    await eventually(rows, (r) => r.find((d) => d.event_type === 'flaky.two')?.status === 'success', 20_000, 'the discarded one retried');
-    expect((await rows()).filter((d) => d.status === 'failure')).toHaveLength(3); // the filter held
+    await eventually(rows, (r) => r.find((d) => d.event_type === 'flaky.two')?.status === 'Success', 20_000, 'the discarded one retried');
+    expect((await rows()).filter((d) => d.status === 'Failure')).toHaveLength(3); // the filter held
     const all = await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, status: 'failure,discarded' });
     expect(all.body.data.queued).toBe(3);
     await eventually(
       async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content.map((d: { status: string }) => d.status),
-      (s) => s.length === 4 && s.every((x: string) => x === 'success'),
+      (s) => s.length === 4 && s.every((x: string) => x === 'Success'),
       30_000,
       'every delivery retried to success',
     );
@@ -211,11 +211,11 @@ describe('endpoint operations', () => {
       // While inactive, new events are kept as discarded deliveries and nothing is sent.
       const before = rx.requests.filter((r) => r.path === '/gone').length;
       await t.api('POST', '/events', { endpoint_id: id, event_type: 'op.test', data: { late: true } });
-      await eventually(deliveries, (d) => d.some((x) => x.status === 'discarded'), 10_000, 'a discarded delivery');
+      await eventually(deliveries, (d) => d.some((x) => x.status === 'Discarded'), 10_000, 'a discarded delivery');
       expect(rx.requests.filter((r) => r.path === '/gone').length).toBe(before);
 
       // Still gone: the resend makes it pending, the failure makes it inactive again.
-      const discarded = (await deliveries()).find((d) => d.status === 'discarded')!;
+      const discarded = (await deliveries()).find((d) => d.status === 'Discarded')!;
       expect((await t.api('PUT', `/eventdeliveries/${discarded.uid}/resend`)).status).toBe(200);
       await eventually(status, (s) => s === 'inactive', 10_000, 'inactive again');
       expect(rx.requests.filter((r) => r.path === '/gone').length).toBe(before + 1);
@@ -223,7 +223,7 @@ describe('endpoint operations', () => {
       rx.answer(() => ({ status: 200 }));
     }
     // Back: the resend succeeds and the endpoint is active.
-    const failed = (await deliveries()).find((d) => d.status === 'failure')!;
+    const failed = (await deliveries()).find((d) => d.status === 'Failure')!;
     expect((await t.api('PUT', `/eventdeliveries/${failed.uid}/resend`)).status).toBe(200);
     expect(['pending', 'active']).toContain(await status()); // pending until the worker has its answer
     await eventually(status, (s) => s === 'active', 10_000, 'active after a success');
@@ -275,7 +275,7 @@ describe('endpoint operations', () => {
     try {
       // 429 with Retry-After: 2 — the retry waits 2 s (the schedule alone says 1 s) and succeeds.
       const first = await event();
-      await settled(first, 'success');
+      await settled(first, 'Success');
       const [busy, ok] = hits().slice(-2);
       expect(ok!.at - busy!.at).toBeGreaterThanOrEqual(1_900);
       expect(await status()).toBe('active');
@@ -283,35 +283,35 @@ describe('endpoint operations', () => {
       // An endpoint that hangs past http_timeout fails; the third failure in a row disables it.
       mode = 'hang';
       const hung = await event();
-      await settled(hung, 'failure'); // two timed-out attempts
+      await settled(hung, 'Failure'); // two timed-out attempts
       const attempts = (await api('GET', `/eventdeliveries/${(await deliveryOf(hung)).uid}/deliveryattempts`)).body.data;
       expect(attempts.map((a: { error_code: string }) => a.error_code)).toEqual(['WHARF_ERR_TIMEOUT', 'WHARF_ERR_TIMEOUT']);
       expect(await status()).toBe('active');
       const third = await event();
       await eventually(status, (s) => s === 'inactive', 15_000, 'inactive after the third failure');
-      await settled(third, 'discarded'); // its retry finds the endpoint disabled
+      await settled(third, 'Discarded'); // its retry finds the endpoint disabled
 
       // While inactive, new deliveries are discarded without a request.
       mode = 'ok';
       const sent = hits().length;
       const whileInactive = await event();
-      await settled(whileInactive, 'discarded');
+      await settled(whileInactive, 'Discarded');
       expect(hits().length).toBe(sent);
 
       // Batch retry: the endpoint is tried again (pending) and every discarded delivery goes out.
       const retried = await api('POST', '/eventdeliveries/batchretry', { endpoint_id: id, status: 'discarded' });
       expect(retried.body.data.queued).toBe(2);
       await eventually(status, (s) => s === 'active', 15_000, 'active after the retried deliveries succeed');
-      await settled(third, 'success');
-      await settled(whileInactive, 'success');
+      await settled(third, 'Success');
+      await settled(whileInactive, 'Success');
 
       // Paused discards too, until it is unpaused.
       expect((await api('PUT', `/endpoints/${id}/pause`)).body.data.status).toBe('paused');
       const whilePaused = await event();
-      await settled(whilePaused, 'discarded');
+      await settled(whilePaused, 'Discarded');
       expect((await api('PUT', `/endpoints/${id}/pause`)).body.data.status).toBe('active');
       const after = await event();
-      await settled(after, 'success');
+      await settled(after, 'Success');
     } finally {
       rx.answer(() => ({ status: 200 }));
     }

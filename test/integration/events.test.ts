@@ -120,7 +120,7 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
 
     await expect
       .poll(async () => (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.status, { timeout: 20_000, interval: 200 })
-      .toBe('failure');
+      .toBe('Failure');
     const d = (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data;
     expect(d.attempts).toBe(3); // the first attempt and retry_count 2
     expect(d.last_status_code).toBe(500);
@@ -137,7 +137,7 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     expect(resent.status).toBe(200);
     await expect
       .poll(async () => (await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.status, { timeout: 10_000, interval: 200 })
-      .toBe('success');
+      .toBe('Success');
     expect((await t.api('GET', `/eventdeliveries/${deliveryId}`)).body.data.attempts).toBe(4);
     // A successful delivery may be sent again too (409 for one still in flight is in api.test.ts).
     const again = await t.api('PUT', `/eventdeliveries/${deliveryId}/resend`);
@@ -161,7 +161,7 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     // The project's linear schedule alone would retry after 1 s.
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(2_900);
     const list = (await t.api('GET', `/eventdeliveries?event_id=${res.body.data.uid}`)).body.data.content;
-    await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${list[0].uid}`)).body.data.status).toBe('success');
+    await expect.poll(async () => (await t.api('GET', `/eventdeliveries/${list[0].uid}`)).body.data.status).toBe('Success');
   });
 
   it('treats a timeout and a refused connection as failed attempts with their codes', async () => {

@@ -265,6 +265,28 @@ describe('HTTP ingest sources', () => {
     expect((await events('partner')).some((e) => JSON.parse(e.data).id === 'p-twice')).toBe(false);
   });
 
+  it('Standard Webhooks under Svix\'s header names: verified, and a replay is stored once', async () => {
+    const payload = JSON.stringify({ type: 'invoice.svix', amount: 7 });
+    const msgId = 'msg_svix_2bYkZ3';
+    const now = new Date();
+    const signature = new Webhook(SW_SECRET).sign(msgId, now, payload);
+    const svix = { 'content-type': 'application/json', 'svix-id': msgId, 'svix-timestamp': String(Math.floor(now.getTime() / 1000)), 'svix-signature': signature };
+    const first = await t.request('POST', urls.stdhooks!, { raw: payload, headers: svix });
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.data.duplicate).toBe(false);
+    const replay = await t.request('POST', urls.stdhooks!, { raw: payload, headers: svix });
+    expect(replay.status, replay.text).toBe(200);
+    expect(replay.body.data.duplicate).toBe(true);
+    // An unsigned id added beside the signed one changes nothing: the signed names are read.
+    const withOther = await t.request('POST', urls.stdhooks!, { raw: payload, headers: { ...svix, 'webhook-id': 'msg_other' } });
+    expect(withOther.status, withOther.text).toBe(401);
+    const unbranded = { 'content-type': 'application/json', 'webhook-id': msgId, 'webhook-timestamp': svix['svix-timestamp'], 'webhook-signature': signature };
+    const again = await t.request('POST', urls.stdhooks!, { raw: payload, headers: { ...unbranded, 'svix-id': 'msg_other' } });
+    expect(again.status, again.text).toBe(200);
+    expect(again.body.data.duplicate).toBe(true);
+    expect((await events('stdhooks')).filter((e) => e.event_type === 'invoice.svix')).toHaveLength(1);
+  });
+
   it('counts a body cut off while streaming like one whose declared size is too large', async () => {
     const before = (await t.api('GET', '/sources/github', undefined, 'inbox')).body.data.status;
     const body = JSON.stringify({ pad: 'x'.repeat(5000) });

@@ -144,7 +144,7 @@ describe('portal isolation', () => {
     const delivery = await acme.get(`/portal/deliveries/${dl['same@other']}`);
     expect(delivery.status).toBe(404);
     expect((await acme.post(`/portal/deliveries/${dl['same@other']}/retry`)).status).toBe(404);
-    expect(await deliveryState('same@other')).toBe('failure');
+    expect(await deliveryState('same@other')).toBe('Failure');
     const own = await acme.get('/portal/endpoints/same');
     expect(own.status).toBe(200);
     expect(own.text).toContain('Same here');
@@ -188,7 +188,7 @@ describe('portal isolation', () => {
     expect(retried.location).toBe(`/portal/deliveries/${dl.a2}?done=retried`);
     await vi.waitFor(async () => {
       const d = (await t.api('GET', `/eventdeliveries/${dl.a2}`)).body.data;
-      expect([d.status, d.attempts]).toEqual(['failure', 2]);
+      expect([d.status, d.attempts]).toEqual(['Failure', 2]);
     }, { timeout: 20_000, interval: 200 });
     // Failed again (the receiver still answers 500), it offers the button again.
     const detail = await viewer.get(`/portal/deliveries/${dl.a2}`);
@@ -241,7 +241,7 @@ describe('portal isolation', () => {
     rx.answer(() => ({ status: 200, body: 'ok' }));
     try {
       expect((await acme.post(`/portal/deliveries/${dl.a1}/retry`)).status).toBe(303);
-      await vi.waitFor(async () => expect(await deliveryState('a1')).toBe('success'), { timeout: 20_000, interval: 200 });
+      await vi.waitFor(async () => expect(await deliveryState('a1')).toBe('Success'), { timeout: 20_000, interval: 200 });
     } finally {
       rx.answer(() => ({ status: 500, body: 'down' }));
     }

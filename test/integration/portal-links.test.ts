@@ -46,15 +46,20 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
     const got = await t.api('GET', `/portal-links/${link.uid}`);
     expect(got.status).toBe(200);
     expect(got.body.data.url).toBeUndefined();
+    expect(got.body.data.token).toBeUndefined();
     expect(got.text).not.toContain(token);
     const list = await t.api('GET', '/portal-links');
     expect(list.text).not.toContain(token);
     expect(list.body.data.content.map((l: { uid: string }) => l.uid)).toContain(link.uid);
   });
 
-  it('defaults: one_time, cannot manage, and an unopened one-time link expires after a day', async () => {
-    const link = await create({ endpoints: [ids.a1, ids.a1] });
-    expect(link).toMatchObject({ kind: 'one_time', can_manage_endpoint: false, owner_id: null, endpoints: [ids.a1] });
+  it("defaults as Convoy's: a reusable (static_token) link that cannot manage; an unopened one-time link expires after a day", async () => {
+    // convoy-go's body: never an auth_type, "" and false for what it leaves unset.
+    const reusable = await create({ endpoints: [ids.a1, ids.a1], owner_id: '', can_manage_endpoint: false });
+    expect(reusable).toMatchObject({ kind: 'long_lived', auth_type: 'static_token', can_manage_endpoint: false, owner_id: null, endpoints: [ids.a1], endpoint_count: 1, expires_at: null });
+    expect(reusable.url).toBe(`${t.url}/portal/l/${reusable.token as string}`);
+    const link = await create({ endpoints: [ids.a1], auth_type: 'refresh_token' });
+    expect(link).toMatchObject({ kind: 'one_time', auth_type: 'refresh_token' });
     const hours = (new Date(link.expires_at as string).getTime() - Date.now()) / 3_600_000;
     expect(hours).toBeGreaterThan(23.9);
     expect(hours).toBeLessThanOrEqual(24);
@@ -105,7 +110,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
   });
 
   it('one_time: the first opening starts a session, every later one gets 410', async () => {
-    const link = await create({ owner_id: 'acme' });
+    const link = await create({ owner_id: 'acme', kind: 'one_time' });
     const browser = portal();
     const opened = await browser.open(link.url);
     expect(opened.status).toBe(303);
@@ -134,7 +139,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
   });
 
   it('one_time: of two simultaneous openings only one starts a session', async () => {
-    const link = await create({ owner_id: 'acme' });
+    const link = await create({ owner_id: 'acme', kind: 'one_time' });
     const results = await Promise.all(Array.from({ length: 6 }, () => portal().open(link.url)));
     expect(results.map((r) => r.status).sort()).toEqual([303, 410, 410, 410, 410, 410]);
   });
@@ -194,7 +199,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
 
   it('a session lasts portal.session_minutes: then 401 (open the link again) or, one-time, 410', async () => {
     const long = await create({ owner_id: 'acme', kind: 'long_lived' });
-    const once = await create({ owner_id: 'acme' });
+    const once = await create({ owner_id: 'acme', kind: 'one_time' });
     const [a, b] = [portal(), portal()];
     await a.open(long.url);
     await b.open(once.url);

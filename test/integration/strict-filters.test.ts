@@ -32,11 +32,49 @@ describe('strict filters', () => {
     [{ status: { $ne: 1 } }, 'status'],
     [{ status: [1] }, 'status'],
     [{ start_date: 5 }, 'start_date'],
+    // Each of these named nothing, so it meant "every endpoint" (or every status, or no filter).
+    [{ endpoint_id: null }, 'endpoint_id'],
+    [{ endpoint_id: [] }, 'endpoint_id'],
+    [{ endpoint_id: ',' }, 'endpoint_id'],
+    [{ event_type: null }, 'event_type'],
+    [{ status: [] }, 'status'],
+    [{ endpoint_id: ['ep', 7] }, 'endpoint_id'],
+    // A key that is no filter of deliveries (a typo, another list's filter) was ignored.
+    [{ endpointid: 'ep' }, 'endpointid'],
+    [{ idempotency_key: 'k' }, 'idempotency_key'],
   ])('batchretry refuses %j naming the field, and retries nothing', async (body, field) => {
     const res = await t.api('POST', '/eventdeliveries/batchretry', body);
     expect(res.status, res.text).toBe(400);
     expect(res.body.data.field).toBe(field);
-    expect((await t.api('GET', `/eventdeliveries/${failed}`)).body.data.status).toBe('failure');
+    expect((await t.api('GET', `/eventdeliveries/${failed}`)).body.data.status).toBe('Failure');
+  });
+
+  it('batchretry reads the same mistakes from the query string', async () => {
+    for (const [query, field] of [['endpointId=,', 'endpoint_id'], ['status=,', 'status'], ['endpoint=ep', 'endpoint']]) {
+      const res = await t.api('POST', `/eventdeliveries/batchretry?${query}`, {});
+      expect(res.status, query).toBe(400);
+      expect(res.body.data.field).toBe(field);
+    }
+    expect((await t.api('GET', `/eventdeliveries/${failed}`)).body.data.status).toBe('Failure');
+  });
+
+  it('batchreplay refuses a key that is no filter of events, and replays nothing', async () => {
+    const res = await t.api('POST', '/events/batchreplay', { eventtype: 'strict.test' });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.data.field).toBe('eventtype');
+    const empty = await t.api('POST', '/events/batchreplay', { source_id: [] });
+    expect(empty.status, empty.text).toBe(400);
+    expect(empty.body.data.field).toBe('source_id');
+    expect((await t.api('GET', `/eventdeliveries/${failed}`)).body.data.status).toBe('Failure');
+  });
+
+  it('batchretry still takes good filters, and paging parameters are ignored', async () => {
+    const none = await t.api('POST', '/eventdeliveries/batchretry?perPage=20&direction=next', { endpoint_id: ['other'], status: 'failure' });
+    expect(none.status, none.text).toBe(200);
+    expect(none.body.data.queued).toBe(0);
+    const one = await t.api('POST', '/eventdeliveries/batchretry', { endpoint_id: 'ep', event_type: '' });
+    expect(one.status, one.text).toBe(200);
+    expect(one.body.data.queued).toBe(1);
   });
 
   it('batchretry refuses a body that is not an object', async () => {

@@ -285,6 +285,10 @@ projects:
       'projects[0].subscriptions[0].filter_config.filter.body.s.$regex: is not a pattern RE2 accepts (no backreferences or lookaround): invalid or unsupported Perl syntax: `(?=`',
     ],
     [
+      'projects: [{ id: p, endpoints: [{ id: e, url: "https://e.example/" }], subscriptions: [{ id: s, name: s, endpoint_id: e, filter_config: { filter: { body: { s: { $regex: "[a-z]{1000}" } } } } }] }]',
+      'projects[0].subscriptions[0].filter_config.filter.body.s.$regex: is too large: RE2 compiles it to 1002 instructions, at most 1000 (use smaller counted repetitions such as {100})',
+    ],
+    [
       'projects: [{ id: p, type: outgoing, sources: [{ id: h, name: h, type: http, event_type: x, http: { verifier: { type: none } } }] }]',
       'projects[0].sources[0].type: project "p" is an outgoing project: its events come from the REST API and broker sources, not HTTP ingest',
     ],

@@ -64,10 +64,15 @@ describe('portal delivery filters', () => {
       [{ before: "1' OR 1=1" }, 'before: is not a page of this list'],
       [{ per_page: '0' }, 'per_page: must be a whole number from 1 to 100'],
       [{ per_page: '1e2' }, 'per_page: must be a whole number from 1 to 100'],
+      // Given twice: refused, never half-used (the first was taken, the other dropped).
+      [{ status: ['failure', 'success'] }, 'status: must be a string (got a list: give it once)'],
+      [{ endpoint_id: ['mine', 'theirs'] }, 'endpoint_id: must be a string (got a list: give it once)'],
+      [{ before: ['01a208db-4f48-7392-b923-91ee4bad781d', 'x'] }, 'before: must be a string (got a list: give it once)'],
     ];
     for (const [q, message] of cases) expect(parse(q).error, JSON.stringify(q)).toContain(message);
+    expect(parse({ status: ['failure', 'success'] }).filter.statuses).toEqual([]);
     // What was typed is kept, to be shown back in the form.
-    expect(parse({ status: ['lost', 'x'] }).values.status).toBe('lost');
+    expect(parse({ status: 'lost' }).values.status).toBe('lost');
   });
 
   it('reads times: a local time as UTC, or with a zone; with `zoned`, only with a zone; never a day that does not exist', () => {

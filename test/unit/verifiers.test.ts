@@ -210,6 +210,16 @@ describe('standard_webhooks', () => {
     }
   });
 
+  it('accepts Svix\'s names for the same headers, and binds its id too', () => {
+    const svix = (id: string) => Object.fromEntries(Object.entries(headers(id, NOW, PAYLOAD)).map(([k, v]) => [k.replace('webhook-', 'svix-'), v]));
+    expect(verify(config, request(BODY, svix('msg_svix')), NOW)).toEqual({ ok: true });
+    expect(verify(config, request(BODY, { ...svix('msg_svix'), 'svix-id': 'msg_other' }), NOW)).toEqual(rejected('no v1 signature matches'));
+    const { 'svix-signature': _dropped, ...unsigned } = svix('msg_svix');
+    expect(verify(config, request(BODY, unsigned), NOW)).toEqual(rejected('svix-signature header is missing'));
+    // The unbranded names win when both are there: a webhook-id added to a Svix request is what gets checked.
+    expect(verify(config, request(BODY, { ...svix('msg_svix'), 'webhook-id': 'msg_svix' }), NOW)).toEqual(rejected('webhook-timestamp header is missing'));
+  });
+
   it('binds the message id and the timestamp into the signature', () => {
     const signed = headers('msg_1', NOW, PAYLOAD);
     expect(verify(config, request(BODY, { ...signed, 'webhook-id': 'msg_2' }), NOW)).toEqual(rejected('no v1 signature matches'));

@@ -26,26 +26,44 @@ export function verifyStripe(config: StripeVerifier, req: IncomingRequest, now: 
   return anyEqual(parsed.signatures, expected) ? OK : fail('no v1 signature matches');
 }
 
+/** The three headers of a Standard Webhooks request. */
+export interface StandardWebhooksHeaders {
+  id: string;
+  timestamp: string;
+  signature: string;
+}
+
+/**
+ * Which names a Standard Webhooks request uses: Svix sends the same scheme as `svix-id`,
+ * `svix-timestamp` and `svix-signature`. The unbranded names win when both are there, so the id
+ * that is signed is the one read as the idempotency key (an unsigned second id cannot change it).
+ */
+export function standardWebhooksHeaders(present: (name: string) => boolean): StandardWebhooksHeaders {
+  const prefix = present('webhook-id') || !present('svix-id') ? 'webhook' : 'svix';
+  return { id: `${prefix}-id`, timestamp: `${prefix}-timestamp`, signature: `${prefix}-signature` };
+}
+
 /**
  * Standard Webhooks: `webhook-signature` holds space-separated `v1,<base64>` entries, each an
  * HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64-decoded secret.
  * Other versions (`v1a`, asymmetric) are skipped, as the specification asks.
  */
 export function verifyStandardWebhooks(config: StandardWebhooksVerifier, req: IncomingRequest, now: number): VerifyResult {
-  const id = headerValue(req, 'webhook-id');
+  const names = standardWebhooksHeaders((name) => (req.headers[name]?.length ?? 0) > 0);
+  const id = headerValue(req, names.id);
   if ('reason' in id) return fail(id.reason);
-  const rawTimestamp = headerValue(req, 'webhook-timestamp');
+  const rawTimestamp = headerValue(req, names.timestamp);
   if ('reason' in rawTimestamp) return fail(rawTimestamp.reason);
-  const header = headerValue(req, 'webhook-signature');
+  const header = headerValue(req, names.signature);
   if ('reason' in header) return fail(header.reason);
 
-  const timestamp = unixSeconds(rawTimestamp.value, 'webhook-timestamp');
+  const timestamp = unixSeconds(rawTimestamp.value, names.timestamp);
   if ('reason' in timestamp) return fail(timestamp.reason);
   const signatures = header.value
     .split(' ')
     .filter((entry) => entry.startsWith('v1,'))
     .map((entry) => entry.slice(3));
-  if (signatures.length === 0) return fail('webhook-signature header has no v1 signature');
+  if (signatures.length === 0) return fail(`${names.signature} header has no v1 signature`);
   const stale = toleranceProblem(timestamp.seconds, now, config.tolerance);
   if (stale !== null) return fail(stale);
 

@@ -58,7 +58,7 @@ describe('dispatcher crash', () => {
     // The same delivery, so a receiver can tell the repeat by its id.
     expect(again.headers['x-wharf-delivery-id']).toBe(rx.requests[0]!.headers['x-wharf-delivery-id']);
     const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
-    await expect.poll(async () => (await delivery()).status, { timeout: 10_000 }).toBe('success');
+    await expect.poll(async () => (await delivery()).status, { timeout: 10_000 }).toBe('Success');
     // The first attempt was never recorded: the one that counts is the repeat.
     expect((await delivery()).attempts).toBe(1);
   });

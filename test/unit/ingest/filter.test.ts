@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { RE2JS } from 're2js';
 import { checkFilter, compiledFilter, matchesFilter, type SubscriptionFilter } from '../../../src/ingest/filter.ts';
+import { MAX_FILTER_PROGRAM, REGEX_SUBJECT_CHARS, WORK_BUDGET } from '../../../src/ingest/filter-cost.ts';
+import { MAX_LOOP_BLOCK_MS } from '../../harness/event-loop.ts';
 
 const order = {
   event_type: 'order.created',
@@ -253,17 +256,53 @@ describe('matchesFilter is total', () => {
     expect(performance.now() - started).toBeLessThan(1_000);
   });
 
-  it('lets the patterns of one evaluation read a bounded amount of text', () => {
-    // 64 KiB of each string is searched; a match past that is not seen.
+  it('searches the first 64 KiB of each string', () => {
     const late = { body: { s: { $regex: 'needle' } } };
-    expect(matchesFilter(late, { body: { s: `${'x'.repeat(70_000)}needle` }, headers: {} })).toBe(false);
+    expect(matchesFilter(late, { body: { s: `${'x'.repeat(REGEX_SUBJECT_CHARS)}needle` }, headers: {} })).toBe(false);
     expect(matchesFilter(late, { body: { s: `${'x'.repeat(60_000)}needle` }, headers: {} })).toBe(true);
-    // Five 60 KiB strings are more than the 256 KiB budget: the fifth is not read.
-    const strings = Array.from({ length: 5 }, (_, i) => `${'x'.repeat(60_000)}${i === 4 ? 'needle' : ''}`);
-    expect(matchesFilter({ body: { 'a.$': { $regex: 'needle' } } }, { body: { a: strings }, headers: {} })).toBe(false);
-    expect(matchesFilter({ body: { 'a.$': { $regex: 'needle' } } }, { body: { a: strings.slice(1) }, headers: {} })).toBe(true);
+  });
+
+  it('charges patterns their RE2 program size times the text they read, and an evaluation over its budget does not match', () => {
+    const size = RE2JS.compile('needle').programSize();
+    const length = 50_000;
+    // Just enough strings to spend the budget: the last one holds the needle and is never read.
+    const fit = Math.floor(WORK_BUDGET / (size * (length + 1)));
+    const strings = Array.from({ length: fit + 1 }, (_, i) => `${'x'.repeat(length)}${i === fit ? 'needle' : ''}`.slice(0, length));
+    strings[fit] = `${'x'.repeat(length - 6)}needle`;
+    const filter = { body: { 'a.$': { $regex: 'needle' } } };
+    expect(matchesFilter(filter, { body: { a: strings }, headers: {} })).toBe(false);
+    expect(matchesFilter(filter, { body: { a: strings.slice(1) }, headers: {} })).toBe(true);
     // The budget is per evaluation: the next event starts afresh.
-    expect(matchesFilter(late, { body: { s: 'needle' }, headers: {} })).toBe(true);
+    expect(matchesFilter(filter, { body: { a: ['needle'] }, headers: {} })).toBe(true);
+  });
+
+  // A linear engine is still slow in the product of pattern and text: these took seconds each
+  // (a DFA that thrashes, 3,000 instructions over 64 KiB; 400 paths through 100,000 items).
+  const abc = Array.from({ length: 65_535 }, (_, i) => ((i * 7919) % 13 < 6 ? 'a' : 'b')).join('') + 'c';
+  const items = Array.from({ length: 100_000 }, (_, i) => ({ x: i }));
+  it.each<[string, SubscriptionFilter, unknown]>([
+    ['a pattern whose DFA thrashes', { body: { s: { $regex: 'a[ab]{900}c' } } }, { s: abc }],
+    ['three large alternatives', { body: { s: { $regex: '\\pL{300}!|\\pN{300}!|\\w{300}!' } } }, { s: `${'a'.repeat(65_535)}!` }],
+    ['many patterns, each under the limit', { body: { $or: Array.from({ length: 40 }, (_, i) => ({ s: { $regex: `a[ab]{${200 + i}}c` } })) } }, { s: abc }],
+    ['400 paths through a large array', { body: { $or: Array.from({ length: 400 }, (_, i) => ({ 'items.x': `n${i}` })) } }, { items }],
+    ['$in of objects over a large array', { body: { $or: Array.from({ length: 100 }, (_, i) => ({ items: { $in: [{ x: -i - 1 }, { x: -i - 2 }] } })) } }, { items }],
+  ])('bounds the time of %s, which then does not match', (_name, filter, doc) => {
+    expect(checkFilter(filter)).toEqual([]);
+    const started = performance.now();
+    expect(matchesFilter(filter, { body: doc, headers: {} })).toBe(false);
+    expect(performance.now() - started).toBeLessThan(MAX_LOOP_BLOCK_MS);
+  });
+
+  it('still matches what fits its budget in a large document', () => {
+    expect(matchesFilter({ body: { 'items.x': 49_999 } }, { body: { items: items.slice(0, 50_000) }, headers: {} })).toBe(true);
+    expect(matchesFilter({ body: { s: { $regex: 'a[ab]{20}c$' } } }, { body: { s: abc.slice(-5000) }, headers: {} })).toBe(true);
+  });
+
+  it("keeps Go's syntax, as Convoy's filters use it", () => {
+    const doc = { body: { s: 'Order-42 PAID' }, headers: {} };
+    expect(matchesFilter({ body: { s: { $regex: '(?i)order-(?P<n>\\d+) paid' } } }, doc)).toBe(true);
+    expect(matchesFilter({ body: { s: { $regex: 'order' } } }, doc)).toBe(false);
+    expect(matchesFilter({ body: { s: { $regex: '\\pL+-\\d{2}\\b' } } }, doc)).toBe(true);
   });
 
   it('compiles a filter once and reuses it for an equal filter read again from the database', () => {
@@ -377,6 +416,16 @@ describe('checkFilter', () => {
     ],
     ['$regex with a repeat count RE2 refuses', { body: { a: { $regex: 'a{1001}' } } }, ['filter.body.a.$regex: is not a pattern RE2 accepts (no backreferences or lookaround): invalid repeat count: `{1001}`']],
     ['$regex with a backreference', { body: { a: { $regex: '(a)\\1' } } }, ['filter.body.a.$regex: is not a pattern RE2 accepts (no backreferences or lookaround): invalid escape sequence: `\\1`']],
+    [
+      '$regex that compiles to too many instructions',
+      { body: { a: { $regex: '[a-z]{1000}' } } },
+      ['filter.body.a.$regex: is too large: RE2 compiles it to 1002 instructions, at most 1000 (use smaller counted repetitions such as {100})'],
+    ],
+    [
+      'patterns that compile to too many instructions together',
+      { body: { $or: Array.from({ length: 12 }, (_, i) => ({ [`a${i}`]: { $regex: '[a-z]{900}' } })) } },
+      [`filter.body.$or[11].a11.$regex: is one pattern too many: a filter's patterns may compile to at most ${MAX_FILTER_PROGRAM} RE2 instructions in all`],
+    ],
     [
       'operators mixed with a field',
       { body: { a: { $gt: 1, b: 2 } } },
