@@ -28,6 +28,7 @@ import type { SinkMessage } from './lib/sink.ts';
 import { cpuByComm, cpuDelta, machineCpuMs } from './lib/procfs.ts';
 import { fmt, mib, middleRate, percentiles, round, type Percentiles } from './lib/stats.ts';
 import { startWharf, type RunningWharf, type WharfSettings } from './lib/wharf.ts';
+import { fillOldHistory, startPurge } from './lib/purge.ts';
 
 const USAGE = `usage: node bench/e2e.ts [options]
 
@@ -60,6 +61,10 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --wharf-node-flags=F     extra Node flags for the Wharf child, e.g. --wharf-node-flags=--perf-basic-prof
   --vacuum-every S          experiment: VACUUM pgboss.job_common and deliveries every S seconds
                             from the benchmark during the measurement (not something Wharf does)
+  --purge N                 write N events from 60 days ago (each with a delivery and an attempt)
+                            before measuring, and purge them with Wharf's retention code
+                            (events: 30d, batches of 1000, 50 ms apart) during the measurement;
+                            prints the POST→webhook p99 of events posted while it ran
   --timeline                print a per-second timeline
   -h, --help`;
 
@@ -88,6 +93,7 @@ const { values: opt } = parseArgs({
     'cpu-prof': { type: 'string' },
     'pg-timing': { type: 'string' },
     'vacuum-every': { type: 'string' },
+    purge: { type: 'string' },
     'wharf-node-flags': { type: 'string' },
     timeline: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -142,6 +148,7 @@ const poolSize = num('pool-size', opt['pool-size'], 1, 1000);
 const hung = opt['hung-endpoint'] === true;
 const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
 const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
+const purgeOld = opt.purge === undefined ? 0 : num('purge', opt.purge, 1, 5_000_000);
 if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
   console.error('--cpu-prof and --pg-timing instrument the Wharf child; use them with --wharf child');
   process.exit(2);
@@ -164,6 +171,7 @@ const settings = {
   hung_endpoint: hung ? { rate: hungRate } : null,
   pool_size: poolSize,
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
+  purge_old_events: purgeOld || null,
   cpus: cpus().length,
   node: process.version,
 };
@@ -671,6 +679,10 @@ async function main(): Promise<number> {
       await new Promise((r) => setTimeout(r, 500));
     }
 
+    if (purgeOld > 0) {
+      const filled = await fillOldHistory(db.url, endpointIds[0]!, purgeOld);
+      console.log(`purge: ${filled.rows} old rows (${purgeOld} events, deliveries, attempts) written in ${fmt(filled.ms / 1000, 2)} s`);
+    }
     let activeWharf: RunningWharf | null = wharf;
     sampler = startSampler(() => activeWharf);
     dbc = await dbClient(db.url);
@@ -678,6 +690,7 @@ async function main(): Promise<number> {
     const cpu0 = cpuSnapshot(wharf);
     const t0 = now();
     const vacuum = vacuumEveryMs === null ? null : startVacuumLoop(db.url, vacuumEveryMs);
+    const purge = purgeOld > 0 ? startPurge(db.url, { batchSize: 1000, pauseMs: 50 }) : null;
     let posted: number;
     let drainStart = NaN;
     let peakApi = 0;
@@ -711,6 +724,7 @@ async function main(): Promise<number> {
     // The hung receiver keeps its requests open until every measured delivery has arrived.
     const hungFigures = (await hungLoad?.figures()) ?? null;
     const vacuums = (await vacuum?.stop()) ?? null;
+    const purgeReport = purge ? await purge.stop() : null;
     const cpu1 = cpuSnapshot(wharf);
     sampler.stop();
     // A short grace to catch duplicate deliveries.
@@ -746,6 +760,10 @@ async function main(): Promise<number> {
     const firstDelivery = arrivalsSorted.length ? arrivalsSorted[0]! : NaN;
     const deliveryWindowMs = (mode === 'drain' ? lastDelivery - drainStart : lastDelivery - firstSent) || NaN;
     const latency: Percentiles = percentiles(lat);
+    // Deliveries of the events posted while the purge ran (to the end of the run if it was cut short).
+    const duringPurge = purge
+      ? percentiles(ok.filter((i) => sentAt[i]! >= purge.startedAt && sentAt[i]! <= purge.endedAt).flatMap((i) => Array.from({ length: perEvent }, (_, s) => deliveredAt[i * perEvent + s]! - sentAt[i]!)).filter((x) => !Number.isNaN(x)))
+      : null;
     const postP: Percentiles = percentiles(postLat);
     const lagP = percentiles(lag.filter((x) => x !== undefined));
     const missing = expectedDeliveries - delivered;
@@ -805,6 +823,9 @@ async function main(): Promise<number> {
         other: Number.isNaN(wharfMs) ? null : round((cpu1.machine.busy - cpu0.machine.busy - wharfMs - benchMs - pgMs) / 1000, 2),
       },
       vacuum: vacuums,
+      purge: purge
+        ? { rows: purge.rows(), finished: purgeReport !== null, seconds: round((purge.endedAt - purge.startedAt) / 1000, 2), batches: purgeReport?.batches ?? null, p99_during_ms: round(duringPurge!.p99), events_during: duringPurge!.count }
+        : null,
       cpu_calibration_ms: { before: calibrationBefore, after: calibrationAfter },
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
       hung: hungFigures,
@@ -855,6 +876,12 @@ async function main(): Promise<number> {
     );
     console.log(`calibration   ${fmt(calibrationBefore)} ms before, ${fmt(calibrationAfter)} ms after (fixed CPU workload, best of 3; lower = faster machine)`);
     if (vacuums) console.log(`vacuum        ${vacuums.runs} runs, ${fmt(vacuums.total_ms / 1000, 2)} s in VACUUM (bench experiment)`);
+    if (s.purge) {
+      console.log(
+        `purge         ${s.purge.rows} rows in ${fmt(s.purge.seconds, 2)} s (${fmt(s.purge.rows / Math.max(0.001, s.purge.seconds))} rows/s; ${s.purge.finished ? 'finished' : 'cut short when the run ended'}); ` +
+          `POST→webhook p99 of the ${s.purge.events_during} deliveries posted meanwhile: ${fmt(s.purge.p99_during_ms)} ms`,
+      );
+    }
     console.log(
       `CPU per hook  wharf ${Number.isNaN(wharfMs) ? 'n/a' : perEventCpu(wharfMs)}, postgres ${perEventCpu(pgMs)}, bench+sink ${perEventCpu(benchMs)}, machine ${perEventCpu(cpu1.machine.busy - cpu0.machine.busy)}`,
     );

@@ -24,6 +24,7 @@ import { createMetrics } from './metrics.ts';
 import { createSourceManager, type SourceManager } from './sources/manager.ts';
 import { createHttpIngest } from './sources/http-ingest.ts';
 import { createPool } from './store/pool.ts';
+import { createRetentionTask, policiesOf, type RetentionTask } from './store/retention.ts';
 
 export type Role = 'all' | 'api' | 'ingest' | 'dispatch';
 
@@ -59,6 +60,9 @@ export function createApp(options: AppOptions): App {
   let boss: PgBoss | null = null;
   let agents: AgentPool | null = null;
   let dispatcher: Dispatcher | null = null;
+  let retention: RetentionTask | null = null;
+  // The projects and defaults retention follows; a reload replaces them from the next pass.
+  let retentionConfig: Pick<WharfConfig, 'retention' | 'projects'> = config;
   let sources: SourceManager | null = null;
   let box: SecretBox | null = null;
   let server: FastifyInstance | null = null;
@@ -135,6 +139,21 @@ export function createApp(options: AppOptions): App {
         if (o.status === 'success') logger.debug(o, 'alert sent');
         else logger.warn(o, o.status === 'failure' ? 'alert could not be sent; giving up' : 'alert not sent; will retry');
       });
+      // Dispatch replicas purge old history; an advisory lock lets one of them at a time.
+      retention = createRetentionTask(db, {
+        policies: () => policiesOf(retentionConfig),
+        intervalMs: config.retention.interval * 1000,
+        batchSize: config.retention.batch_size,
+        pauseMs: config.retention.batch_pause * 1000,
+        firstDelayMs: Math.min(5000, config.retention.interval * 1000),
+        onPurged: metrics.retentionPurged,
+      });
+      retention.on('purged', (r) => {
+        metrics.retentionRun(r);
+        logger[r.batches > 0 ? 'info' : 'debug']({ rows: r.rows, batches: r.batches, ms: Math.round(r.ms) }, 'retention purge done');
+      });
+      retention.on('error', (err) => logger.error({ err }, 'retention purge failed; the next pass tries again'));
+      retention.start();
     }
 
     const limits: IngestLimits = { maxJsonDepth: config.ingest.max_json_depth };
@@ -204,6 +223,7 @@ export function createApp(options: AppOptions): App {
     await server?.close();
     // Sources stop before the dispatcher and the pool: their last batches still need the database.
     await sources?.stop();
+    await retention?.stop();
     await dispatcher?.stop();
     await boss?.stop({ graceful: true, timeout: config.dispatch.shutdown_timeout * 1000, close: true });
     await agents?.close();
@@ -215,6 +235,7 @@ export function createApp(options: AppOptions): App {
   const reload = async (next: WharfConfig): Promise<ReconcileResult> => {
     if (!pool || !box) throw new Error('app not started');
     const result = await reconcileConfig(pool, box, next, options.configFile);
+    retentionConfig = next;
     await sources?.sync();
     return result;
   };

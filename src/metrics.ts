@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AcceptResult } from './core/connector.ts';
 import type { DeliveryStatus } from './core/types.ts';
 import type { SourceStatus } from './sources/manager.ts';
+import { PURGED_KINDS, type PurgeReport, type PurgedKind } from './store/retention.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -15,6 +16,9 @@ export interface Metrics {
   ingestRequest(source: { project_id: string; id: string }, outcome: string): void;
   /** Where the source gauges come from. */
   watchSources(status: () => SourceStatus[]): void;
+  /** Rows a retention batch deleted (counted as each batch commits, so a long pass shows progress). */
+  retentionPurged(kind: PurgedKind, rows: number): void;
+  retentionRun(report: PurgeReport): void;
 }
 
 const STATES = ['connecting', 'running', 'stopping', 'stopped'] as const;
@@ -82,8 +86,34 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const purged = new Counter({
+    name: 'wharf_retention_purged_rows_total',
+    help: 'Rows deleted by retention, by kind: events, deliveries, attempts, dead_letters, meta_events.',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  // Every kind shows from the first scrape, at 0 until something is purged.
+  for (const kind of PURGED_KINDS) purged.inc({ kind }, 0);
+  const purgeSeconds = new Gauge({
+    name: 'wharf_retention_last_run_seconds',
+    help: 'How long the last retention pass of this process took, sleeps between batches included.',
+    registers: [registry],
+  });
+  const purgeFinished = new Gauge({
+    name: 'wharf_retention_last_run_timestamp_seconds',
+    help: 'When the last retention pass of this process ended (Unix time).',
+    registers: [registry],
+  });
+
   return {
     registry,
+    retentionPurged(kind, rows) {
+      purged.inc({ kind }, rows);
+    },
+    retentionRun(report) {
+      purgeSeconds.set(report.ms / 1000);
+      purgeFinished.set(Date.now() / 1000);
+    },
     sourceResults(source, results) {
       const base = { project: source.project_id, source: source.id, type: source.type };
       const counts = { stored: 0, duplicate: 0, rejected: 0 };

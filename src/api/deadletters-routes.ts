@@ -3,6 +3,7 @@ import { WharfError, conflict, notFound } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { replayDeadLetter } from '../ingest/broker-sink.ts';
 import { getSource } from '../store/sources.ts';
+import { missing } from '../store/retention.ts';
 import { convoyQuery, pageByIdDesc, pageRequest, stringFilters } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import type { Json } from '../core/validate.ts';
@@ -85,7 +86,7 @@ export async function deadLetterRoutes(app: FastifyInstance, deps: ApiDeps): Pro
     const { rows } = UUID_RE.test(id)
       ? await pool.query<DeadLetterRow>(`SELECT ${COLUMNS} FROM dead_letters WHERE project_id = $1 AND id = $2`, [req.project.id, id])
       : { rows: [] };
-    if (!rows[0]) throw notFound('dead letter', id);
+    if (!rows[0]) throw await missing(pool, req.project.id, 'dead_letters', 'dead letter', id);
     return reply(res, 200, 'Dead letter fetched', present(rows[0]));
   });
 

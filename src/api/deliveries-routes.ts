@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import { WharfError, invalid, notFound } from '../core/errors.ts';
+import { WharfError, invalid } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '../core/types.ts';
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
@@ -10,6 +10,7 @@ import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, convoyStatus, statusList, unsupported, filterList, filterText, filterTime, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import { object, onlyKeys, type Json } from '../core/validate.ts';
+import { explainMissing, missing } from '../store/retention.ts';
 
 /** What batch retry selects deliveries by (and the paging parameters of the list, ignored). */
 const BATCH_RETRY_FILTERS = ['status', 'endpoint_id', 'event_id', 'event_type', 'start_date', 'end_date'];
@@ -83,21 +84,22 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.get('/eventdeliveries/:deliveryID', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    return reply(res, 200, 'Event delivery fetched', present(await findDelivery(pool, req.project.id, deliveryID)));
+    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
+    return reply(res, 200, 'Event delivery fetched', present(d));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    const d = await findDelivery(pool, req.project.id, deliveryID);
+    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
     const attempts = await deliveryAttempts(pool, d.id);
     return reply(res, 200, 'Delivery attempts fetched', attempts.map(presentAttempt));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts/:attemptID', async (req, res) => {
     const { deliveryID, attemptID } = req.params as { deliveryID: string; attemptID: string };
-    const d = await findDelivery(pool, req.project.id, deliveryID);
+    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
     const attempt = (await deliveryAttempts(pool, d.id)).find((a) => a.id === attemptID);
-    if (!attempt) throw notFound('delivery attempt', attemptID);
+    if (!attempt) throw await missing(pool, req.project.id, 'attempts', 'delivery attempt', attemptID);
     return reply(res, 200, 'Delivery attempt fetched', presentAttempt(attempt));
   });
 

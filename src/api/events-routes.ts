@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MAX_JSON_DEPTH_LIMIT, textDeeperThan } from '../ingest/limits.ts';
-import { WharfError, notFound } from '../core/errors.ts';
+import { WharfError } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { trafficProblem, type EventRecord, type MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
@@ -18,6 +18,7 @@ import { withTransaction } from '../store/pool.ts';
 import { retryLater } from '../dispatch/batch-retry.ts';
 import { RESENDABLE } from '../dispatch/operations.ts';
 import { readEnvelope } from '../ingest/normalize.ts';
+import { missing } from '../store/retention.ts';
 
 /**
  * An event as read from the database: `data` as the JSON text stored, the time as a Date, and (read
@@ -179,7 +180,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.put('/events/:eventID/replay', async (req, res) => {
     const { eventID } = req.params as { eventID: string };
     const e = await findEvent(pool, req.project.id, eventID);
-    if (!e) throw notFound('event', eventID);
+    if (!e) throw await missing(pool, req.project.id, 'events', 'event', eventID);
     const queued = await retryLater(pool, deps.boss, { ...EVERY_DELIVERY, project_id: req.project.id, event_ids: [e.id] });
     return reply(res, 200, `Event replayed: ${queued} deliveries queued`, presentEvent(e));
   });
@@ -206,7 +207,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   app.get('/events/:eventID', async (req, res) => {
     const { eventID } = req.params as { eventID: string };
     const e = await findEvent(pool, req.project.id, eventID);
-    if (!e) throw notFound('event', eventID);
+    if (!e) throw await missing(pool, req.project.id, 'events', 'event', eventID);
     return reply(res, 200, 'Event fetched', presentEvent(e));
   });
 }

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict, notFound } from '../core/errors.ts';
+import { conflict } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { resendAlert } from '../dispatch/alerts.ts';
 import { withTransaction } from '../store/pool.ts';
+import { missing } from '../store/retention.ts';
 import { convoyQuery, convoyStatus, statusList, pageByIdDesc, pageRequest, stringFilters, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
 import type { Json } from '../core/validate.ts';
@@ -38,7 +39,7 @@ export async function metaEventRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     const { rows } = UUID_RE.test(id)
       ? await pool.query<MetaEventRow>(`SELECT ${COLUMNS} FROM meta_events WHERE project_id = $1 AND id = $2`, [projectId, id])
       : { rows: [] };
-    if (!rows[0]) throw notFound('meta event', id);
+    if (!rows[0]) throw await missing(pool, projectId, 'meta_events', 'meta event', id);
     return rows[0];
   };
 

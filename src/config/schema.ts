@@ -30,7 +30,15 @@ export interface ProjectConfig {
   endpoints: EndpointConfig[];
   sources: SourceDefinition[];
   subscriptions: SubscriptionDefinition[];
+  /** The project's own retention ages (`30d`, `off`), by kind; absent: `retention.defaults` applies. */
+  retention?: RetentionAges;
 }
+
+/** What retention purges, each on its own clock (src/store/retention.ts says how they relate). */
+export const RETENTION_KINDS = ['events', 'attempts', 'dead_letters', 'meta_events'] as const;
+export type RetentionKind = (typeof RETENTION_KINDS)[number];
+/** Ages as written (`30d`, `12h`, `1h30m`) or `off` (kept forever). */
+export type RetentionAges = Partial<Record<RetentionKind, string>>;
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -51,6 +59,8 @@ export interface WharfConfig {
   ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[] };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
   portal: { public_url: string; session_minutes: number; frame_ancestors: string };
+  /** `interval` and `batch_pause` are in seconds; `defaults` holds every kind (`off` unless set). */
+  retention: { defaults: Required<RetentionAges>; interval: number; batch_size: number; batch_pause: number };
   projects: ProjectConfig[];
 }
 
@@ -224,6 +234,13 @@ const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => vo
     },
     coerce: (v: string) => v,
   },
+  'wharf-retention-age': {
+    validate: (v: unknown) => {
+      const problem = retentionAgeProblem(v);
+      if (problem) reject([{ path: '', message: problem }]);
+    },
+    coerce: (v: string) => v,
+  },
   'wharf-projects': {
     validate: (v: unknown) => {
       const { issues } = normalizeProjects(v);
@@ -345,6 +362,15 @@ export const configSchema = {
     session_minutes: { doc: 'Minutes a portal session lasts after a link is opened.', format: 'wharf-int', min: 1, max: 10_080, default: 60 },
     frame_ancestors: { doc: "CSP frame-ancestors of portal pages: 'none', or the origins allowed to embed them (e.g. https://dashboard.example.com).", format: 'wharf-csp-sources', default: "'none'" },
   },
+  retention: {
+    // `defaults`, not `default`: convict reads a `default` key as the value of a setting.
+    defaults: Object.fromEntries(
+      RETENTION_KINDS.map((k) => [k, { doc: `How long ${k.replace('_', ' ')} are kept in projects that set no retention.${k} of their own: an age such as 30d, 12h or 90m, or off (forever).`, format: 'wharf-retention-age', default: 'off' }]),
+    ) as Record<RetentionKind, { doc: string; format: string; default: string }>,
+    interval: { doc: 'Seconds between retention purges (one replica purges at a time).', format: 'wharf-number', min: 1, max: 86_400, default: 600 },
+    batch_size: { doc: 'Rows one purge statement deletes at most (events: events, with their deliveries and attempts).', format: 'wharf-int', min: 1, max: 100_000, default: 1000 },
+    batch_pause: { doc: 'Seconds a purge sleeps between batches, so it never crowds out dispatch.', format: 'wharf-number', min: 0, max: 60, default: 0.05 },
+  },
   projects: {
     doc: 'Projects and their endpoints, reconciled into the database at start.',
     format: 'wharf-projects',
@@ -356,7 +382,7 @@ export const configSchema = {
 
 // ---- projects: convict cannot describe a list of objects, so they are checked and normalised here.
 
-const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'meta_events', 'endpoints', 'sources', 'subscriptions'];
+const PROJECT_KEYS = ['id', 'name', 'type', 'api_keys', 'signature', 'retry', 'breaker', 'meta_events', 'endpoints', 'sources', 'subscriptions', 'retention'];
 const META_EVENT_KEYS = ['url', 'secret', 'event_types'];
 const SIGNATURE_KEYS = ['scheme', 'header', 'hash', 'encoding'];
 const RETRY_KEYS = ['strategy', 'duration', 'retry_count'];
@@ -456,6 +482,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
 
     const breaker = parseBreaker(r, p.breaker, `${at}.breaker`);
     const meta_events = readMetaEvents(r, p.meta_events, `${at}.meta_events`, signature);
+    const retention = readRetention(r, p.retention, `${at}.retention`);
     const typeEnforced = !absent(p.type);
     // A project that names its type takes only that kind of traffic (as Convoy's projects do).
     if (typeEnforced) {
@@ -464,7 +491,7 @@ export function normalizeProjects(value: unknown): { projects: ProjectConfig[]; 
         if (problem) r.bad(`${at}.sources[${i}].type`, problem);
       });
     }
-    return [{ id, name, type, type_enforced: typeEnforced, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions }];
+    return [{ id, name, type, type_enforced: typeEnforced, api_keys: keys, signature, retry, breaker, meta_events, endpoints, sources, subscriptions, ...(retention ? { retention } : {}) }];
   });
   return { projects, issues: r.issues };
 }
@@ -474,6 +501,44 @@ function uniqueInProject(r: Reader, seen: Map<string, string>, id: string, at: s
   const first = seen.get(id);
   if (id && first) r.bad(`${at}.id`, `must be unique within the project (got ${JSON.stringify(id)}, already used by projects${first})`);
   else seen.set(id, at);
+}
+
+// Go's duration units (Convoy writes its retention policy as "720h") plus days; largest first.
+const AGE = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+const MIN_AGE_SECONDS = 60;
+const MAX_AGE_SECONDS = 36_500 * 86_400;
+
+/** Seconds in a retention age (`30d`, `720h`, `1h30m`), null for `off`; undefined when unreadable. */
+export function retentionAgeSeconds(value: string): number | null | undefined {
+  if (value === 'off') return null;
+  const m = AGE.exec(value);
+  if (!m || value === '') return undefined;
+  const [d, h, min, s] = m.slice(1).map((x) => Number(x ?? 0)) as [number, number, number, number];
+  return ((d * 24 + h) * 60 + min) * 60 + s;
+}
+
+/** Why `value` is no retention age, or null. */
+export function retentionAgeProblem(value: unknown): string | null {
+  const expected = 'must be an age such as 30d, 12h, 90m or 720h (at least 1m, at most 36500d), or off to keep forever';
+  if (typeof value !== 'string') return expected + got(value);
+  const seconds = retentionAgeSeconds(value);
+  if (seconds === undefined || (seconds !== null && (seconds < MIN_AGE_SECONDS || seconds > MAX_AGE_SECONDS))) return expected + got(value);
+  return null;
+}
+
+/** A project's `retention` block: only the kinds it sets (the rest follow `retention.defaults`). */
+function readRetention(r: Reader, value: unknown, at: string): RetentionAges | null {
+  if (absent(value)) return null;
+  const block = r.fields(value, at, RETENTION_KINDS);
+  if (block === null) return null;
+  const ages: RetentionAges = {};
+  for (const k of RETENTION_KINDS) {
+    if (absent(block[k])) continue;
+    const problem = retentionAgeProblem(block[k]);
+    if (problem) r.bad(`${at}.${k}`, problem);
+    else ages[k] = block[k] as string;
+  }
+  return ages;
 }
 
 function readMetaEvents(r: Reader, value: unknown, at: string, signature: SignatureSettings): ProjectConfig['meta_events'] {

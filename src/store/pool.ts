@@ -34,51 +34,72 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
+/** A connection checked out of the pool; `done` hands it back, destroyed if it broke or `fail` was called. */
+export interface CheckedOut {
+  client: pg.PoolClient;
+  /** Marks the connection as not to be reused (it may hold a transaction or a lock). */
+  fail(err: unknown): void;
+  done(): void;
+}
+
+/**
+ * Checks a connection out with an 'error' listener: pg-pool stops listening for a client's
+ * 'error' while it is checked out, and a connection lost meanwhile (a database restart) would then
+ * crash the process. The statement in flight rejects on its own; this only keeps the event from
+ * being unhandled, and the connection from being reused.
+ */
+export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error): void => {
+    broken ??= err;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    fail: (err) => {
+      broken ??= asError(err);
+    },
+    done: () => {
+      // Removed only after release(), which re-attaches pg-pool's idle listener, so the client is
+      // never without one.
+      client.release(broken);
+      client.removeListener('error', onError);
+    },
+  };
+}
+
 /**
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when
  * it throws, and the original error is what the caller sees.
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  // pg-pool stops listening for a client's 'error' while it is checked out; a connection lost
-  // mid-transaction (a database restart) would then crash the process. The statement in flight
-  // rejects on its own; this only keeps the event from being unhandled.
-  const onError = (err: Error): void => {
-    broken ??= err;
-  };
-  client.on('error', onError);
+  const c = await checkOut(pool);
   try {
-    await client.query('BEGIN');
+    await c.client.query('BEGIN');
   } catch (err) {
-    release(client, onError, asError(err));
+    c.fail(err);
+    c.done();
     throw err;
   }
   try {
-    const result = await fn(client);
-    await client.query('COMMIT');
+    const result = await fn(c.client);
+    await c.client.query('COMMIT');
     return result;
   } catch (err) {
     // Also after a failed COMMIT: Postgres has then ended the transaction and ROLLBACK is a
     // harmless no-op, unless the connection itself is gone, which the ROLLBACK reveals.
     try {
-      await client.query('ROLLBACK');
+      await c.client.query('ROLLBACK');
     } catch (rollbackErr) {
       // A connection that cannot roll back may still hold the transaction open; handing it to
       // the next caller would run their statements inside it, so the pool destroys it instead.
-      broken ??= asError(rollbackErr);
+      c.fail(rollbackErr);
     }
     throw err;
   } finally {
-    release(client, onError, broken);
+    c.done();
   }
-}
-
-function release(client: pg.PoolClient, onError: (err: Error) => void, err: Error | undefined): void {
-  // Removed only after release(), which re-attaches pg-pool's idle listener, so the client is
-  // never without one.
-  client.release(err);
-  client.removeListener('error', onError);
 }
 
 /** The executor pg-boss accepts as `{ db }` (its `Db`, kept structural here). */

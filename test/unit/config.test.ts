@@ -68,6 +68,7 @@ describe('loadConfig', () => {
       dispatch: { batch_size: 100, concurrency: 2, max_in_flight: 500, endpoint_concurrency: 128, project_concurrency: 250, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
       ingest: { reload_interval: 2, shutdown_timeout: 30, max_json_depth: 128, api_broker_types: [] },
       portal: { public_url: '', session_minutes: 60, frame_ancestors: "'none'" },
+      retention: { defaults: { events: 'off', attempts: 'off', dead_letters: 'off', meta_events: 'off' }, interval: 600, batch_size: 1000, batch_pause: 0.05 },
       projects: [],
     });
   });

@@ -1,0 +1,85 @@
+/**
+ * bench/e2e.ts --purge N: N events from 60 days ago (each with a delivered delivery and its
+ * attempt) are written straight into the bench database, then purged by Wharf's own retention
+ * code (src/store/retention.ts, default batch size and pause) while the measurement runs, so the
+ * latency printed is dispatch's while a purge is going on.
+ */
+import pg from 'pg';
+import { policiesOf, purgeRetention, type PurgeReport } from '../../src/store/retention.ts';
+
+/** A UUIDv7 in SQL: `ts`'s milliseconds, then bits from `salt` (the rows are not secret). */
+const uuidAt = (ts: string, salt: string): string =>
+  `(lpad(to_hex((extract(epoch FROM ${ts}) * 1000)::bigint), 12, '0') || '7' || substr(md5(${salt}), 1, 3) || '8' || substr(md5(${salt}), 4, 15))::uuid`;
+
+/** Writes `n` old events with their deliveries and attempts (3n rows) and vacuums them, as old rows would be. */
+export async function fillOldHistory(url: string, endpointId: string, n: number): Promise<{ rows: number; ms: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'wharf-bench-fill' });
+  await client.connect();
+  const t = performance.now();
+  try {
+    await client.query(
+      `INSERT INTO events (id, project_id, event_type, message_type, endpoint_id, data, created_at)
+       SELECT ${uuidAt('ts', "g::text || 'e'")}, 'default', 'bench.old', 'single', $1,
+              '{"old":true,"pad":"' || repeat('x', 200) || '"}', ts
+       FROM (SELECT g, now() - interval '60 days' + g * interval '1 ms' AS ts FROM generate_series(1, $2) g) s`,
+      [endpointId, n],
+    );
+    await client.query(
+      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, attempts, last_status_code, created_at, updated_at)
+       SELECT ${uuidAt('e.created_at', "e.id::text || 'd'")}, 'default', e.id, $1, 'bench.old', 'success', 1, 200, e.created_at, e.created_at
+       FROM events e WHERE e.project_id = 'default' AND e.event_type = 'bench.old'`,
+      [endpointId],
+    );
+    await client.query(
+      `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, status_code, latency_ms, response_body, created_at)
+       SELECT ${uuidAt('d.created_at', "d.id::text || 'a'")}, d.id, 'default', $1, 1, 'http://127.0.0.1/old', 200, 3, 'ok', d.created_at
+       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = 'bench.old'`,
+      [endpointId],
+    );
+    await client.query('VACUUM ANALYZE events, deliveries, delivery_attempts');
+    return { rows: 3 * n, ms: performance.now() - t };
+  } finally {
+    await client.end();
+  }
+}
+
+export interface PurgeRun {
+  startedAt: number;
+  /** When it finished, or NaN while it runs. */
+  endedAt: number;
+  /** Resolves with the report (null: aborted by stop() before the end). */
+  done: Promise<PurgeReport | null>;
+  /** Aborts a purge still running (between batches) and waits for it. */
+  stop(): Promise<PurgeReport | null>;
+  /** Rows deleted so far. */
+  rows(): number;
+}
+
+/** Purges events older than 30 days in every project, as Wharf's retention task would. */
+export function startPurge(url: string, options: { batchSize: number; pauseMs: number }): PurgeRun {
+  const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'wharf-bench-purge' });
+  const abort = new AbortController();
+  const defaults = { events: '30d', attempts: 'off', dead_letters: 'off', meta_events: 'off' };
+  const policy = policiesOf({ retention: { defaults, interval: 600, batch_size: options.batchSize, batch_pause: options.pauseMs / 1000 }, projects: [] });
+  let rows = 0;
+  const run: PurgeRun = {
+    startedAt: performance.timeOrigin + performance.now(),
+    endedAt: NaN,
+    done: Promise.resolve(null),
+    async stop() {
+      abort.abort();
+      return run.done;
+    },
+    rows: () => rows,
+  };
+  run.done = purgeRetention(pool, policy, { ...options, signal: abort.signal, onPurged: (_kind, n) => (rows += n) })
+    .catch((err: unknown) => {
+      if (abort.signal.aborted) return null;
+      throw err;
+    })
+    .finally(async () => {
+      run.endedAt = performance.timeOrigin + performance.now();
+      await pool.end();
+    });
+  return run;
+}
