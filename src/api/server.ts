@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS, WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
 import { hashApiKey } from '../store/crypto.ts';
@@ -14,6 +13,9 @@ import { subscriptionRoutes } from './subscriptions-routes.ts';
 import { metaEventRoutes } from './meta-events-routes.ts';
 import { portalLinkRoutes } from './portal-links-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
+import { dashboardRoutes } from '../dashboard/routes.ts';
+import { createInternalCredential } from '../web/internal-credential.ts';
+import { secretMatcher } from '../web/session.ts';
 import { reply, type ApiDeps, type ProjectLookup } from './context.ts';
 import { isNulRefusal, refuseNul } from './nul-guard.ts';
 
@@ -61,10 +63,10 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     res.header('x-content-type-options', 'nosniff');
     return payload;
   });
-  // NUL anywhere but an event's data is refused by name before any handler (nul-guard.ts).
   // fastify answers requests that arrive while it closes (return503OnClosing) before any hook:
   // the raw header, set first on every request, covers those too.
   app.server.prependListener('request', (_req, res) => res.setHeader('x-content-type-options', 'nosniff'));
+  // NUL anywhere but an event's data is refused by name before any handler (nul-guard.ts).
   refuseNul(app);
 
   app.setErrorHandler((err: unknown, req, res) => {
@@ -100,13 +102,12 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   // The operator's token opens the details of /readyz and /metrics: broker hosts and error texts
   // are not for whoever can reach the port.
-  // Compared as SHA-256 digests, so neither the token's bytes nor its length show in the timing.
-  const digest = (v: string): Buffer => createHash('sha256').update(v).digest();
-  const operatorDigest = deps.operatorToken === '' ? null : digest(deps.operatorToken);
+  // Compared as digests, so neither the token's bytes nor its length show in the timing; the
+  // dashboard's sign-in uses the same check (src/web/session.ts).
+  const isOperatorToken = secretMatcher(deps.operatorToken);
   const isOperator = (req: FastifyRequest): boolean => {
-    if (operatorDigest === null) return false;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    return match !== null && timingSafeEqual(digest(match[1]!), operatorDigest);
+    return match !== null && isOperatorToken(match[1]!);
   };
 
   app.get('/healthz', async () => ({ status: true, message: 'alive', data: null }));
@@ -156,8 +157,16 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   const keyCache = new Map<string, { projectId: string | null; at: number }>();
   // Shared by the API and the portal, whose pages (a delivery's refreshes every 2 s) need it too.
   const projects = cachedProjects(deps.pool);
+  // The dashboard's operator sessions call the API in-process with this (never from the network).
+  const internal = createInternalCredential();
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     const projectId = (req.params as { projectID: string }).projectID;
+    if (internal.accepts(req)) {
+      const project = await projects(projectId);
+      if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
+      req.project = project;
+      return;
+    }
     const header = req.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) throw unauthorized('missing Authorization: Bearer <API key>');
@@ -200,6 +209,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   // Customer-facing HTML pages, with their own sessions, errors and security headers.
   await app.register(portalRoutes, { prefix: '/portal', ...deps, projects });
+  // The operator dashboard: HTML pages whose actions are REST calls made in-process.
+  await app.register(dashboardRoutes, { prefix: '/dashboard', ...deps, projects, api: app, internal, isOperatorToken });
+  app.get('/', async (_req, res) => res.redirect('/dashboard', 302));
 
   return app;
 }

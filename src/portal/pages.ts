@@ -1,5 +1,6 @@
 /** The portal's page frame and its endpoint pages. Every value goes through `html` (html.ts). */
 import { html, href, time, type SafeHtml } from './html.ts';
+import { layout } from '../web/pages.ts';
 import type { PortalEndpoint } from './scope.ts';
 
 export interface Frame {
@@ -16,20 +17,7 @@ export interface Frame {
 export function page(f: Frame, body: SafeHtml): string {
   const s = f.session;
   const current = (n: Frame['nav']) => (f.nav === n ? 'page' : 'false');
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${f.title} · Webhooks</title>
-<link rel="stylesheet" href="/portal/assets/portal.css">
-<script src="/portal/assets/portal.js" defer></script>
-</head>
-<body>
-<header class="top">
-  <div class="brand">${s ? s.name : 'Webhooks'}</div>
-  ${s
+  const nav = s
     ? html`<nav>
     <a href="/portal/" aria-current="${current('endpoints')}">Endpoints</a>
     <a href="/portal/deliveries" aria-current="${current('deliveries')}">Deliveries</a>
@@ -38,16 +26,12 @@ export function page(f: Frame, body: SafeHtml): string {
       <button type="submit" class="link">Sign out</button>
     </form>
   </nav>`
-    : null}
-</header>
-<main>
-${f.notice ? html`<p class="notice" role="status">${f.notice}</p>` : null}
-${f.error ? html`<p class="error" role="alert">${f.error}</p>` : null}
-${body}
-</main>
-</body>
-</html>
-`.value;
+    : null;
+  // The portal's asset URLs predate the shared files' names (src/web/assets), and stay.
+  return layout(
+    { title: f.title, site: 'Webhooks', assets: '/portal/assets', css: 'portal.css', js: 'portal.js', brand: s ? s.name : 'Webhooks', nav, notice: f.notice, error: f.error },
+    body,
+  );
 }
 
 export function errorPage(title: string, message: string): string {

@@ -4,8 +4,6 @@
  * session and its link; every form is checked against cross-site requests; every query is scoped
  * (scope.ts); every response carries a strict CSP and no-store.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS, WharfError, isDatabaseUnavailable } from '../core/errors.ts';
@@ -18,6 +16,7 @@ import type { ApiDeps, ProjectLookup } from '../api/context.ts';
 import { bodyFor } from '../delivery/request.ts';
 import { activateEndpoint, resendDelivery, rotateSecret, togglePause } from '../dispatch/operations.ts';
 import { withTransaction } from '../store/pool.ts';
+import { purgedReason } from '../store/retention.ts';
 import {
   createPortalSession,
   deletePortalSession,
@@ -34,6 +33,7 @@ import { endpointPage, endpointsPage, errorPage, page, secretPage, type Endpoint
 import { scopeOf, scopedDeliveries, scopedDelivery, scopedEndpoint, scopedEndpoints, type Scope } from './scope.ts';
 import { PortalRefusal, checkForm, clearCookieHeader, forbidden, linkRefusal, sessionCookie, sessionRefusal, setCookieHeader } from './session.ts';
 import { html } from './html.ts';
+import { loadAssets, securePages, type Asset } from '../web/pages.ts';
 
 /** The API's dependencies, and its cached project lookup (only some pages need the project). */
 export type PortalDeps = ApiDeps & { projects: ProjectLookup };
@@ -52,7 +52,6 @@ declare module 'fastify' {
 }
 
 const ACTOR = 'the portal';
-const ASSETS = join(import.meta.dirname, 'assets');
 
 /** Confirmations after a form, by key: the page never echoes request text as a message. */
 const NOTICES: Record<string, string> = {
@@ -68,38 +67,13 @@ const notFoundPage = (): PortalRefusal => new PortalRefusal(404, 'WHARF_ERR_NOT_
 
 export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Promise<void> {
   const { pool, box, portal: options } = deps;
-  const csp = [
-    "default-src 'none'",
-    "style-src 'self'",
-    "script-src 'self'",
-    "img-src 'self' data:",
-    "form-action 'self'",
-    `frame-ancestors ${options.frameAncestors}`,
-    "base-uri 'none'",
-  ].join('; ');
-  const assets: Record<string, { type: string; body: string }> = {
-    'portal.css': { type: 'text/css; charset=utf-8', body: await readFile(join(ASSETS, 'portal.css'), 'utf8') },
-    'portal.js': { type: 'text/javascript; charset=utf-8', body: await readFile(join(ASSETS, 'portal.js'), 'utf8') },
-  };
+  // The shared files keep the portal's older names here (pages link to these).
+  const shared = await loadAssets();
+  const assets: Record<string, Asset> = { 'portal.css': shared['wharf.css'], 'portal.js': shared['wharf.js'] };
 
   app.decorateRequest('portal', null);
-  // Forms post urlencoded fields; the first of a repeated field counts.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 65_536 }, (_req, body, done) => {
-    const out: Record<string, string> = {};
-    for (const [k, v] of new URLSearchParams(body as string)) if (!(k in out)) out[k] = v;
-    done(null, out);
-  });
-
-  app.addHook('onSend', async (_req, res, payload) => {
-    res.header('content-security-policy', csp);
-    res.header('x-content-type-options', 'nosniff');
-    res.header('referrer-policy', 'no-referrer');
-    res.header('cache-control', 'no-store');
-    // For browsers that predate frame-ancestors.
-    if (options.frameAncestors.trim() === "'none'") res.header('x-frame-options', 'DENY');
-    if (!res.hasHeader('content-type')) res.header('content-type', 'text/html; charset=utf-8');
-    return payload;
-  });
+  // The CSP and the other headers, and form bodies (src/web/pages.ts).
+  securePages(app, options.frameAncestors);
 
   const frameOf = (req: FastifyRequest): Frame => {
     const p = req.portal;
@@ -281,7 +255,11 @@ export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Prom
       // event, the attempts and the (cached) project together.
       const { scope } = ctx(req);
       const found = await scopedDelivery(pool, scope, deliveryIdOf(req));
-      if (!found) throw notFoundPage();
+      if (!found) {
+        // Said for any id made before the project's purge cutoff: it names the policy, never a row.
+        const purged = await purgedReason(pool, scope.projectId, 'events', deliveryIdOf(req));
+        throw purged ? new PortalRefusal(404, 'WHARF_ERR_PURGED', 'No longer kept', `This delivery was ${purged}.`) : notFoundPage();
+      }
       const { delivery, endpoint } = found;
       const [event, sent, project] = await Promise.all([findEvent(pool, scope.projectId, delivery.event_id), deliveryAttempts(pool, delivery.id), projectOf(req)]);
       const attempts = sent.map((a) => ({ ...a, request_headers: redactRequestHeaders(a.request_headers, project.signature.header) }));

@@ -2,30 +2,16 @@
  * Portal sessions: the cookie, the state checks every request makes, and the cross-site request
  * checks every form makes.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { WharfError } from '../core/errors.ts';
 import { linkState, type PortalLink, type PortalLinkState, type PortalSession } from '../store/portal-links.ts';
 import type { PortalOptions } from './options.ts';
+import { formRefusal, isSecure, readSessionCookie, sessionCookieHeader } from '../web/session.ts';
 
 export const COOKIE = 'wharf_portal';
 
-/** A session id is 32 random bytes in base64url: anything else in the cookie is ignored. */
-const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
-
 export function sessionCookie(req: FastifyRequest): string | null {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== COOKIE) continue;
-    const value = part.slice(eq + 1).trim();
-    if (SESSION_ID.test(value)) return value;
-  }
-  return null;
-}
-
-/** Secure when the request came over https, or when the public URL is https (TLS ends at a proxy). */
-function isSecure(req: FastifyRequest, options: PortalOptions): boolean {
-  return req.protocol === 'https' || options.publicUrl.startsWith('https:');
+  return readSessionCookie(req, COOKIE);
 }
 
 /**
@@ -34,9 +20,9 @@ function isSecure(req: FastifyRequest, options: PortalOptions): boolean {
  * token and origin checks still guard every form).
  */
 export function setCookieHeader(req: FastifyRequest, options: PortalOptions, value: string, maxAgeSeconds: number): string {
-  const secure = isSecure(req, options);
+  const secure = isSecure(req, options.publicUrl);
   const sameSite = secure && options.frameAncestors.trim() !== "'none'" ? 'None' : 'Lax';
-  return `${COOKIE}=${value}; Path=/portal; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}; HttpOnly; SameSite=${sameSite}${secure ? '; Secure' : ''}`;
+  return sessionCookieHeader({ name: COOKIE, path: '/portal', sameSite, secure }, value, maxAgeSeconds);
 }
 
 export function clearCookieHeader(req: FastifyRequest, options: PortalOptions): string {
@@ -87,25 +73,9 @@ export function sessionRefusal(s: PortalSession | null): PortalRefusal | null {
 
 export const forbidden = (message: string): PortalRefusal => new PortalRefusal(403, 'WHARF_ERR_FORBIDDEN', 'Not allowed', message);
 
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
-/**
- * A form post must come from a portal page: the browser's Sec-Fetch-Site must say same-origin
- * (browsers without it: the Origin must name this site), and the session's CSRF token must
- * match, compared in constant time. Under Referrer-Policy: no-referrer, Chromium sends
- * `Origin: null` even for same-origin form posts, so `null` is judged by Sec-Fetch-Site alone.
- */
+/** A form post must come from a portal page with the session's CSRF token (src/web/session.ts). */
 export function checkForm(req: FastifyRequest, options: PortalOptions, csrf: string): void {
-  const site = req.headers['sec-fetch-site'];
-  const origin = req.headers.origin;
-  if (site !== undefined && site !== 'same-origin') throw forbidden('This form was sent from another site.');
-  if (origin !== undefined && (origin !== 'null' || site === undefined)) {
-    const allowed = new Set([`${req.protocol}://${req.host}`]);
-    if (options.publicUrl) allowed.add(new URL(options.publicUrl).origin);
-    if (!allowed.has(origin)) throw forbidden('This form was sent from another site.');
-  }
-  const body = req.body as Record<string, unknown> | undefined;
-  const token = typeof body?._csrf === 'string' ? body._csrf : '';
-  // Hashing first makes the lengths equal, which timingSafeEqual requires.
-  if (!timingSafeEqual(digest(token), digest(csrf))) throw forbidden('This form has expired or did not come from the portal. Reload the page and try again.');
+  const refused = formRefusal(req, options.publicUrl, csrf);
+  if (refused === 'cross-site') throw forbidden('This form was sent from another site.');
+  if (refused === 'csrf') throw forbidden('This form has expired or did not come from the portal. Reload the page and try again.');
 }

@@ -165,16 +165,19 @@ export async function findPortalSession(db: Queryable, id: string, options: { to
   return { link, csrf_token, expires_at: session_expires_at, now, token_matches };
 }
 
+/** The tables of browser sessions (the portal's, the dashboard's), each with a `flash_enc`. */
+export type SessionTable = 'portal_sessions' | 'dashboard_sessions';
+
 /** Keeps something sealed for the session's next `takeSessionFlash` (a new secret to show once). */
-export async function setSessionFlash(db: Queryable, id: string, sealed: string): Promise<void> {
-  await db.query('UPDATE portal_sessions SET flash_enc = $2 WHERE id_hash = $1', [hashToken(id), sealed]);
+export async function setSessionFlash(db: Queryable, id: string, sealed: string, table: SessionTable = 'portal_sessions'): Promise<void> {
+  await db.query(`UPDATE ${table} SET flash_enc = $2 WHERE id_hash = $1`, [hashToken(id), sealed]);
 }
 
 /** What setSessionFlash kept, once: it is gone after this. */
-export async function takeSessionFlash(db: Queryable, id: string): Promise<string | null> {
+export async function takeSessionFlash(db: Queryable, id: string, table: SessionTable = 'portal_sessions'): Promise<string | null> {
   const { rows } = await db.query<{ flash_enc: string | null }>(
-    `UPDATE portal_sessions s SET flash_enc = NULL
-     FROM (SELECT id_hash, flash_enc FROM portal_sessions WHERE id_hash = $1 FOR UPDATE) old
+    `UPDATE ${table} s SET flash_enc = NULL
+     FROM (SELECT id_hash, flash_enc FROM ${table} WHERE id_hash = $1 FOR UPDATE) old
      WHERE s.id_hash = old.id_hash RETURNING old.flash_enc`,
     [hashToken(id)],
   );

@@ -1,5 +1,5 @@
-// Wharf customer portal: the little JavaScript it has. Served from /portal/assets (the CSP
-// forbids inline scripts). Every page works without it.
+// Wharf's pages (customer portal and operator dashboard): the little JavaScript they have. Served
+// from each one's /assets (the CSP forbids inline scripts). Every page works without it.
 /* global document, window, navigator, setTimeout */
 'use strict';
 document.addEventListener('DOMContentLoaded', function () {

@@ -1,0 +1,121 @@
+/**
+ * The endpoint form: what its fields are called, what an endpoint from the API fills them with,
+ * and the API body they become. Nothing is checked here: the API checks the body and its 400
+ * names the field, which the form shows.
+ */
+import type { ApiData } from './api-client.ts';
+
+export const AUTH_TYPES = ['', 'api_key', 'basic_auth'] as const;
+export const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded'] as const;
+/** What the API shows for a stored secret; sending it back keeps the secret. */
+export const REDACTED = '********';
+
+export interface EndpointForm {
+  name: string;
+  url: string;
+  owner_id: string;
+  description: string;
+  http_timeout: string;
+  rate_limit: string;
+  rate_limit_duration: string;
+  content_type: string;
+  support_email: string;
+  notification_url: string;
+  /** '' none, api_key, basic_auth; `keep` leaves an authentication set through the API (OAuth2) as it is. */
+  auth_type: string;
+  header_name: string;
+  header_value: string;
+  username: string;
+  password: string;
+  client_cert: string;
+  client_key: string;
+  ca_certificate: string;
+  /** "on": take mTLS off; "on" for the CA: trust only the public CAs again. */
+  remove_mtls: string;
+  remove_ca: string;
+  skip_ping: string;
+}
+
+const FIELDS: (keyof EndpointForm)[] = [
+  'name', 'url', 'owner_id', 'description', 'http_timeout', 'rate_limit', 'rate_limit_duration', 'content_type', 'support_email',
+  'notification_url', 'auth_type', 'header_name', 'header_value', 'username', 'password', 'client_cert', 'client_key', 'ca_certificate',
+  'remove_mtls', 'remove_ca', 'skip_ping',
+];
+
+export function readForm(body: unknown): EndpointForm {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const out = {} as EndpointForm;
+  for (const k of FIELDS) out[k] = typeof b[k] === 'string' ? (b[k] as string) : '';
+  return out;
+}
+
+export const EMPTY_FORM: EndpointForm = {
+  ...readForm({}),
+  http_timeout: '30',
+  rate_limit: '0',
+  rate_limit_duration: '60',
+  content_type: 'application/json',
+};
+
+/** The form filled from an endpoint as the API answers it (secrets left blank: blank keeps them). */
+export function formOf(e: ApiData): EndpointForm {
+  const a = e.authentication as ApiData;
+  const authType = a ? (a.type === 'api_key' || a.type === 'basic_auth' ? a.type : 'keep') : '';
+  const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+  return {
+    ...EMPTY_FORM,
+    name: str(e.name),
+    url: str(e.url),
+    owner_id: str(e.owner_id),
+    description: str(e.description),
+    http_timeout: str(e.http_timeout),
+    rate_limit: str(e.rate_limit),
+    rate_limit_duration: str(e.rate_limit_duration),
+    content_type: str(e.content_type),
+    support_email: str(e.support_email),
+    notification_url: str(e.notification_url),
+    auth_type: authType,
+    header_name: str(a?.api_key?.header_name),
+    username: str(a?.basic_auth?.username),
+    client_cert: str(e.mtls_client_cert?.client_cert),
+  };
+}
+
+/** Whole numbers as numbers; anything else as typed, for the API to refuse by name. */
+const num = (v: string): number | string => (/^\d{1,9}$/.test(v.trim()) ? Number(v.trim()) : v);
+const opt = (v: string): string | null => (v.trim() === '' ? null : v.trim());
+
+/**
+ * The API body for a create (`editing` false) or an edit. On an edit a blank secret field sends
+ * back REDACTED, which the API reads as "keep what is stored".
+ */
+export function bodyOf(f: EndpointForm, editing: boolean): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    name: f.name,
+    url: f.url.trim(),
+    http_timeout: num(f.http_timeout),
+    rate_limit: num(f.rate_limit),
+    rate_limit_duration: num(f.rate_limit_duration),
+    content_type: f.content_type,
+  };
+  for (const k of ['owner_id', 'description', 'support_email', 'notification_url'] as const) {
+    const v = opt(f[k]);
+    if (v !== null || editing) body[k] = v;
+  }
+  const secret = (v: string): string => (v === '' && editing ? REDACTED : v);
+  if (f.auth_type === 'api_key') body.authentication = { type: 'api_key', header_name: f.header_name.trim(), header_value: secret(f.header_value) };
+  else if (f.auth_type === 'basic_auth') body.authentication = { type: 'basic_auth', username: f.username, password: secret(f.password) };
+  else if (f.auth_type === '' && editing) body.authentication = null;
+  if (f.remove_mtls === 'on') {
+    if (editing) body.mtls_client_cert = null;
+  } else if (f.client_cert.trim() !== '') {
+    body.mtls_client_cert = { client_cert: f.client_cert.trim(), client_key: secret(f.client_key.trim()) };
+  }
+  if (f.remove_ca === 'on') {
+    if (editing) body.ca_certificate = null;
+  } else if (f.ca_certificate.trim() !== '') {
+    body.ca_certificate = f.ca_certificate.trim();
+  }
+  if (f.skip_ping === 'on') body.skip_ping_validation = true;
+  return body;
+}
