@@ -123,10 +123,16 @@ export async function purgeRetention(pool: pg.Pool, policyOf: PolicyLookup, opti
         options.signal?.throwIfAborted();
         const cutoff = now - age.seconds * 1000;
         const step = { db: client, projectId, cutoff, batchSize: options.batchSize, count, batch };
-        if (kind === 'events') await purgeEvents(step);
-        else if (kind === 'attempts') await purgeAttempts(step, await watermark(client, projectId, 'attempts'));
-        else await purgeRows(step, kind);
+        // The mark is what a 404 goes by: set first, so a row gone is never said to be unknown. For
+        // attempts it is also where the next pass starts walking, so it moves once they are gone.
+        if (kind === 'attempts') {
+          await purgeAttempts(step, await watermark(client, projectId, 'attempts'));
+          await saveWatermark(client, projectId, kind, cutoff, age.text);
+          continue;
+        }
         await saveWatermark(client, projectId, kind, cutoff, age.text);
+        if (kind === 'events') await purgeEvents(step);
+        else await purgeRows(step, kind);
       }
     }
     await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
