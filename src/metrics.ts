@@ -21,7 +21,7 @@ export interface Metrics {
   retentionRun(report: PurgeReport): void;
 }
 
-const STATES = ['connecting', 'running', 'stopping', 'stopped'] as const;
+const STATES = ['connecting', 'running', 'paused', 'stopping', 'stopped'] as const;
 
 export function createMetrics(): Metrics {
   const registry = new Registry();

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { connectorFor, isBrokerType, type BrokerType } from '../../connectors/index.ts';
 import type { AcceptResult, Connector, ConnectorHealth } from '../core/connector.ts';
 import { scrubbingLogger, secretScrubber, secretValues } from '../core/redact.ts';
+import { isDatabaseUnavailable } from '../core/errors.ts';
 import { createBrokerSink } from '../ingest/broker-sink.ts';
 import type { IngestDeps } from '../ingest/persist.ts';
 import type { SecretBox } from '../store/crypto.ts';
@@ -19,7 +20,16 @@ export interface SourceCounts {
   rejected: number;
 }
 
-export interface SourceStatus extends ConnectorHealth {
+/**
+ * A source's state as the operator sees it: the connector's, or `paused` while it consumes but its
+ * messages cannot be stored (the database is unreachable). Its connector then holds what it has
+ * unacked, so the broker stops sending past the prefetch, and tries the batch again; the first
+ * batch stored makes it `running` again.
+ */
+export type SourceState = ConnectorHealth['state'] | 'paused';
+
+export interface SourceStatus extends Omit<ConnectorHealth, 'state'> {
+  state: SourceState;
   project_id: string;
   id: string;
   name: string;
@@ -62,6 +72,8 @@ interface Running {
   /** Why the connector could not be built (its state is then 'stopped'). */
   failure: string | null;
   counts: SourceCounts;
+  /** Why storing its messages fails for now (the database is unreachable), or null. */
+  paused: string | null;
   /** Takes the source's credentials out of a text (its connector's errors and log lines). */
   scrub: (text: string) => string;
 }
@@ -79,7 +91,7 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     // Broker and SDK texts may quote a credential: everything the connector logs or reports in
     // health() goes through this first, whichever the broker.
     const scrub = secretScrubber(secretValues(def.broker, module.secretKeys));
-    const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 }, scrub };
+    const entry: Running = { record, version, connector: null, failure: null, counts: { stored: 0, duplicate: 0, rejected: 0 }, paused: null, scrub };
     const logger = scrubbingLogger(deps.logger.child({ source: name, type: def.type }), scrub);
     // Wharf's own cloud identity is the config file's to lend: a source made through the API never
     // has it, whatever its stored definition says (one saved by an older version included).
@@ -102,7 +114,19 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
           deps.onResults?.({ project_id: record.project_id, id: def.id, type: def.type }, results);
         },
       });
-      await entry.connector.start(sink);
+      await entry.connector.start({
+        accept: async (messages) => {
+          try {
+            const results = await sink.accept(messages);
+            if (entry.paused !== null) logger.info({}, 'source resumed: its messages are stored again');
+            entry.paused = null;
+            return results;
+          } catch (err) {
+            if (isDatabaseUnavailable(err)) entry.paused = `paused: the database is unreachable (${(err as Error).message}); consuming resumes by itself`;
+            throw err;
+          }
+        },
+      });
       logger.info({}, 'source started');
     } catch (err) {
       entry.failure = scrub((err as Error).message);
@@ -164,7 +188,9 @@ export function createSourceManager(deps: SourceManagerDeps, options: SourceMana
     status() {
       return [...running.values()].map((e) => {
         const live: ConnectorHealth = e.connector?.health() ?? { state: 'stopped', inFlight: 0, lag: null, lastError: e.failure };
-        const health = { ...live, lastError: live.lastError === null ? null : e.scrub(live.lastError) };
+        const paused = live.state === 'running' && e.paused !== null;
+        const lastError = paused ? e.paused : live.lastError;
+        const health = { ...live, state: paused ? ('paused' as const) : live.state, lastError: lastError === null ? null : e.scrub(lastError) };
         return {
           project_id: e.record.project_id,
           id: e.record.id,

@@ -262,9 +262,13 @@ describe('chaos', () => {
     expect((down[0]!.data as { database: string }).database).not.toBe('ok');
     // The RabbitMQ source held what it had (its prefetch at most) and took no more until the
     // database was back; every confirmed message stored afterwards shows it resumed on its own.
-    const sourcesDown = down.flatMap((r) => (r.data as { sources?: { in_flight: number; last_error: string | null }[] }).sources ?? []);
+    const sourcesDown = down.flatMap((r) => (r.data as { sources?: { state: string; in_flight: number; last_error: string | null }[] }).sources ?? []);
     expect(sourcesDown.length).toBeGreaterThan(0);
     expect(Math.max(...sourcesDown.map((x) => x.in_flight))).toBeLessThanOrEqual(PREFETCH);
+    // Once a batch could not be stored, the source says it is paused, and why.
+    const paused = sourcesDown.find((x) => x.state === 'paused');
+    expect(paused, JSON.stringify(sourcesDown)).toBeDefined();
+    expect(paused!.last_error).toMatch(/^paused: the database is unreachable/);
     // The dead process held the request the receiver was keeping: it is among the interrupted.
     expect(disruptions.find((d) => d.kind === 'kill after claim')!.interrupted.map((i) => i.delivery)).toContain(heldDelivery);
 
