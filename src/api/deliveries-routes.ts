@@ -36,6 +36,7 @@ function presentAttempt(a: AttemptRow): Json {
   return {
     uid: a.id,
     ...a,
+    error: a.error ?? '', // a string in Convoy's schema: "" when the receiver answered
     msg_id: a.delivery_id,
     method: 'POST',
     http_status: code === null ? '' : `${code} ${STATUS_CODES[code] ?? ''}`.trim(),

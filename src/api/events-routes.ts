@@ -34,12 +34,13 @@ export function presentEvent(e: EventRow): Json {
     uid: e.id,
     id: e.id,
     project_id: e.project_id,
-    source_id: e.source_id,
+    // Convoy's schema types these as strings: "" where the event has none.
+    source_id: e.source_id ?? '',
     event_type: e.event_type,
     message_type: e.message_type,
     endpoint_id: e.endpoint_id,
     owner_id: e.owner_id,
-    idempotency_key: e.idempotency_key,
+    idempotency_key: e.idempotency_key ?? '',
     custom_headers: e.custom_headers,
     // What the request or broker message carried (credential headers are dropped at ingest).
     ...(e.headers === undefined ? {} : { headers: e.headers }),
@@ -149,7 +150,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       const fields = { ...ENDPOINT_DEFAULTS, name: new URL(url).host, url };
       await insertEndpoint(db, deps.box, req.project.id, id, fields, settings.secret ?? generateSecret(req.project.signature.scheme));
       if ((types as string[]).length > 0) {
-        await saveSubscription(db, req.project.id, uuidv7(), { name: `${fields.name} (dynamic)`, endpoint_id: id, source_id: null, event_types: types as string[], filter: null }, false);
+        await saveSubscription(db, req.project.id, uuidv7(), { name: `${fields.name} (dynamic)`, endpoint_id: id, source_id: null, event_types: types as string[], filter: null, retry_config: null }, false);
       }
       return id;
     });

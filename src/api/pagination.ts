@@ -13,7 +13,8 @@ export interface PageRequest {
 
 export interface Page<T> {
   content: T[];
-  pagination: { per_page: number; has_next_page: boolean; next_page_cursor: string | null; has_prev_page: boolean; prev_page_cursor: string | null };
+  // Cursors are "" when there is no such page: Convoy's schema types them as strings, never null.
+  pagination: { per_page: number; has_next_page: boolean; next_page_cursor: string; has_prev_page: boolean; prev_page_cursor: string };
 }
 
 export function pageRequest(query: Record<string, unknown>): PageRequest {
@@ -38,7 +39,7 @@ export function pageRequest(query: Record<string, unknown>): PageRequest {
 
 /** The pagination object of a list that comes whole (one page). */
 export function wholeList<T>(content: T[]): Page<T> {
-  return { content, pagination: { per_page: content.length, has_next_page: false, next_page_cursor: null, has_prev_page: false, prev_page_cursor: null } };
+  return { content, pagination: { per_page: content.length, has_next_page: false, next_page_cursor: '', has_prev_page: false, prev_page_cursor: '' } };
 }
 
 /** Rows were fetched with limit perPage + 1: the extra one only says whether more exist. */
@@ -50,10 +51,10 @@ export function toPage<T>(rows: T[], perPage: number, cursorOf: (row: T) => stri
     pagination: {
       per_page: perPage,
       has_next_page: hasNext,
-      next_page_cursor: hasNext ? cursorOf(content[content.length - 1]!) : null,
+      next_page_cursor: hasNext ? cursorOf(content[content.length - 1]!) : '',
       // Convoy's pagination object; pages go forwards only here.
       has_prev_page: false,
-      prev_page_cursor: null,
+      prev_page_cursor: '',
     },
   };
 }

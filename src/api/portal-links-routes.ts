@@ -46,7 +46,7 @@ const present = (l: PortalLink, opened?: { url: string; token: string }): Json =
   id: l.id,
   project_id: l.project_id,
   name: l.name,
-  owner_id: l.owner_id,
+  owner_id: l.owner_id ?? '', // a string in Convoy's schema: "" for a link by endpoints
   endpoints: l.endpoint_ids,
   endpoint_count: l.endpoint_ids.length,
   can_manage_endpoint: l.can_manage_endpoint,

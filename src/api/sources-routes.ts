@@ -49,9 +49,9 @@ function present(record: SourceRecord, deps: ApiDeps, req: FastifyRequest, live:
   };
 }
 
-/** Convoy's `provider` of a source whose verifier is one of its presets. */
-function providerOf(verifier: Json | undefined): string | null {
-  return verifier && (verifier.type === 'github' || verifier.type === 'shopify') ? (verifier.type as string) : null;
+/** Convoy's `provider` of a source whose verifier is one of its presets; "" (Convoy's none) otherwise. */
+function providerOf(verifier: Json | undefined): string {
+  return verifier && (verifier.type === 'github' || verifier.type === 'shopify') ? (verifier.type as string) : '';
 }
 
 /**
@@ -158,26 +158,31 @@ export async function sourceRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     return reply(res, 200, 'Source fetched', present(record, deps, req, liveStates(deps)));
   });
 
-  app.put('/sources/:sourceID', async (req, res) => {
-    const { sourceID } = req.params as { sourceID: string };
-    const existing = await editable(req.project.id, sourceID);
-    const given = { ...object(req.body, 'body') };
-    if (given.id !== undefined && given.id !== sourceID) throw conflict('id: a source keeps its id; create a new source instead', 'id');
-    // Convoy's shape first, so its secrets sent back as ******** are found where Wharf keeps them.
-    const body = { ...fromConvoySource({ ...given, id: sourceID }) } as Json;
-    body.id = sourceID;
-    const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
-    // Credentials sent back as "********" keep what is stored.
-    if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
-    const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
-    await refuseBlockedHosts(def, deps.brokerEgress);
-    const { record } = await withTransaction(pool, async (db) => {
-      const saved = await saveSource(db, box, req.project.id, def, false, existing);
-      await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));
-      return saved;
-    });
-    await applied();
-    return reply(res, 202, 'Source updated', present(record, deps, req, liveStates(deps)));
+  // convoy-go's Source.Update posts where Convoy's spec says PUT; both update.
+  app.route({
+    method: ['PUT', 'POST'],
+    url: '/sources/:sourceID',
+    handler: async (req, res) => {
+      const { sourceID } = req.params as { sourceID: string };
+      const existing = await editable(req.project.id, sourceID);
+      const given = { ...object(req.body, 'body') };
+      if (given.id !== undefined && given.id !== sourceID) throw conflict('id: a source keeps its id; create a new source instead', 'id');
+      // Convoy's shape first, so its secrets sent back as ******** are found where Wharf keeps them.
+      const body = { ...fromConvoySource({ ...given, id: sourceID }) } as Json;
+      body.id = sourceID;
+      const type = typeof body.type === 'string' && (SOURCE_TYPES as readonly string[]).includes(body.type) ? (body.type as SourceType) : null;
+      // Credentials sent back as "********" keep what is stored.
+      if (type !== null && type === existing.definition.type) body[type] = keepRedactedSecrets(type, body[type], existing.definition.broker);
+      const def = definitionFrom(body, deps.apiBrokerTypes, req.project);
+      await refuseBlockedHosts(def, deps.brokerEgress);
+      const { record } = await withTransaction(pool, async (db) => {
+        const saved = await saveSource(db, box, req.project.id, def, false, existing);
+        await claimBrokerAddresses(db, req.project.id, def.id, brokerAddresses(def));
+        return saved;
+      });
+      await applied();
+      return reply(res, 202, 'Source updated', present(record, deps, req, liveStates(deps)));
+    },
   });
 
   app.delete('/sources/:sourceID', async (req, res) => {

@@ -19,6 +19,16 @@ import {
 import { reply, type ApiDeps } from './context.ts';
 import { object, settingsError, type Json } from '../core/validate.ts';
 
+/** Convoy's names for a retry_config (`type`, `duration` in seconds), with the parts given. */
+function convoyRetry(r: Subscription['retry_config']): Json | null {
+  if (r === null) return null;
+  const out: Json = {};
+  if (r.strategy !== undefined) out.type = r.strategy;
+  if (r.duration !== undefined) out.duration = r.duration;
+  if (r.retry_count !== undefined) out.retry_count = r.retry_count;
+  return out;
+}
+
 /** Convoy's shape: the event types and the filter under `filter_config`. */
 function present(s: Subscription): Json {
   return {
@@ -27,6 +37,7 @@ function present(s: Subscription): Json {
     endpoint_id: s.endpoint_id,
     source_id: s.source_id,
     filter_config: { event_types: s.event_types, filter: s.filter ?? { body: {}, headers: {} } },
+    retry_config: convoyRetry(s.retry_config),
     from_config: s.from_config,
     created_at: s.created_at,
     updated_at: s.updated_at,
@@ -98,6 +109,7 @@ export async function subscriptionRoutes(app: FastifyInstance, deps: ApiDeps): P
         event_types: given.event_types ?? current.event_types,
         filter: 'filter' in given ? given.filter : (current.filter ?? undefined),
       },
+      retry_config: 'retry_config' in body ? body.retry_config : convoyRetry(current.retry_config),
     };
     const def = await definitionFrom(pool, req.project.id, merged);
     const saved = await saveSubscription(pool, req.project.id, id, def, false);

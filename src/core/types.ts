@@ -23,6 +23,9 @@ export interface RetrySettings {
   retry_count: number;
 }
 
+/** A subscription's retry_config: the parts it gives override its project's `retry`. */
+export type SubscriptionRetry = Partial<RetrySettings>;
+
 /** When an endpoint that keeps failing is disabled (DESIGN.md §9: Convoy's circuit breaker). */
 export interface BreakerSettings {
   /** Trip after this many consecutive failed attempts (0 = off). Default 10. */

@@ -52,7 +52,7 @@ ${events.length === 0
 <tbody>${events.map((e) => html`<tr>
   <td data-label="Event type"><a href="${projectPath(projectId, 'events', e.uid)}">${e.event_type}</a></td>
   <td data-label="Endpoint" class="code">${e.endpoint_id ?? '—'}</td>
-  <td data-label="Source" class="code">${e.source_id ?? '—'}</td>
+  <td data-label="Source" class="code">${e.source_id || '—'}</td>
   <td data-label="Time">${time(e.created_at)}</td>
 </tr>`)}</tbody></table></div>`}
 ${pager(path, { ...filters }, next)}`,
@@ -68,8 +68,8 @@ export function eventPage(f: Frame, projectId: string, e: ApiData, deliveries: A
 <dl class="facts">
   <dt>Id</dt><dd class="code">${e.uid}</dd>
   <dt>Endpoint</dt><dd class="code">${e.endpoint_id ?? '—'}</dd>
-  <dt>Source</dt><dd class="code">${e.source_id ?? '—'}</dd>
-  <dt>Idempotency key</dt><dd>${e.idempotency_key ?? '—'}</dd>
+  <dt>Source</dt><dd class="code">${e.source_id || '—'}</dd>
+  <dt>Idempotency key</dt><dd>${e.idempotency_key || '—'}</dd>
   <dt>Time</dt><dd>${time(e.created_at)}</dd>
 </dl>
 </section>

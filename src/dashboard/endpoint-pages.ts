@@ -17,7 +17,7 @@ export function endpointsPage(f: Frame, projectId: string, filters: EndpointFilt
     (e) => html`<tr>
   <td data-label="Name"><a href="${projectPath(projectId, 'endpoints', e.uid)}">${e.name}</a></td>
   <td data-label="URL" class="url">${e.url}</td>
-  <td data-label="Owner">${e.owner_id ?? html`<span class="muted">—</span>`}</td>
+  <td data-label="Owner">${e.owner_id || html`<span class="muted">—</span>`}</td>
   <td data-label="State">${badge(e.status)}</td>
   <td data-label=""><a href="${href(projectPath(projectId, 'deliveries'), { endpoint_id: e.uid })}">Deliveries</a></td>
 </tr>`,
@@ -108,7 +108,7 @@ export function endpointPage(f: Frame, projectId: string, e: ApiData, form: Endp
   <dt>Id</dt><dd class="code">${e.uid}</dd>
   <dt>URL</dt><dd class="url">${e.url}</dd>
   <dt>State</dt><dd>${badge(e.status)}</dd>
-  <dt>Owner</dt><dd>${e.owner_id ?? '—'}</dd>
+  <dt>Owner</dt><dd>${e.owner_id || '—'}</dd>
   <dt>Authentication</dt><dd>${e.authentication?.type ?? 'none'}</dd>
   <dt>Client certificate</dt><dd>${e.mtls_client_cert ? 'set' : 'none'}</dd>
   <dt>Extra CA</dt><dd>${e.ca_certificate ? 'set' : 'none'}</dd>

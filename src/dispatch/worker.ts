@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
-import type { BreakerSettings, DeliveryStatus, EndpointSecret, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings } from '../core/types.ts';
+import type { BreakerSettings, DeliveryStatus, EndpointSecret, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings, SubscriptionRetry } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
 import { transition, type EndpointChange } from './operations.ts';
@@ -79,7 +79,12 @@ interface WorkRow {
   credentials_enc: string | null;
   endpoint_status: EndpointStatus;
   settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
+  /** The retry_config of the subscription that routed this delivery (null: the project's `retry`). */
+  retry: SubscriptionRetry | null;
 }
+
+/** The subscription's retry settings over the project's, part by part. */
+const retryOf = (row: WorkRow): RetrySettings => (row.retry === null ? row.settings.retry : { ...row.settings.retry, ...row.retry });
 
 interface Outcome {
   row: WorkRow;
@@ -314,7 +319,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
 /** Loads the batch's deliveries in one query; jobs with nothing to do are completed by the recorder. */
 async function loadLive(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], recorder: Recorder): Promise<Live[]> {
   const { rows } = await deps.pool.query<WorkRow>(
-    `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, e.event_type, e.data,
+    `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, d.retry, e.event_type, e.data,
             e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
             ep.credentials_enc, ep.status AS endpoint_status,
             p.settings
@@ -373,9 +378,10 @@ function outcomeOf({ row, attempt }: Pick<Live, 'row' | 'attempt'>, result: Send
   let status: DeliveryStatus = 'success';
   let retryIn: number | null = null;
   if (!result.ok) {
-    if (hasRetriesLeft(row.settings.retry, attempt)) {
+    const retry = retryOf(row);
+    if (hasRetriesLeft(retry, attempt)) {
       status = 'retry';
-      retryIn = retryDelaySeconds(row.settings.retry, attempt);
+      retryIn = retryDelaySeconds(retry, attempt);
       // A receiver that says when to come back is believed, within reason.
       if ((result.statusCode === 429 || result.statusCode === 503) && result.retryAfterSeconds !== null) {
         retryIn = Math.max(retryIn, Math.min(result.retryAfterSeconds, MAX_RETRY_AFTER_SECONDS));

@@ -100,7 +100,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
     }
   }
 
-  const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[] };
+  const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
   const jobs: DeliveryJobInsert[] = [];
   for (const i of toInsert) {
     if (!stored.has(ids[i]!)) continue;
@@ -116,18 +116,19 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       delivery.endpoint.push(t.endpoint_id);
       delivery.type.push(inputs[i]!.event_type);
       delivery.status.push(status);
+      delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
       if (status === 'scheduled') jobs.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
     }
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
   }
   if (delivery.id.length > 0) {
     await db.query(
-      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at)
+      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
        SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
-              CASE WHEN d.status = 'scheduled' THEN now() END
-       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-         AS d(id, project_id, event_id, endpoint_id, event_type, status)`,
-      [delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status],
+              CASE WHEN d.status = 'scheduled' THEN now() END, d.retry
+       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+         AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)`,
+      [delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry],
     );
   }
   await enqueueDeliveries(boss, db, jobs);

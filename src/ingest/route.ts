@@ -1,4 +1,4 @@
-import type { EndpointStatus, EventInput } from '../core/types.ts';
+import type { EndpointStatus, EventInput, SubscriptionRetry } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { matchesFilter, type SubscriptionFilter } from './filter.ts';
 import { cleanHeaders } from './headers.ts';
@@ -44,6 +44,8 @@ async function pace(): Promise<void> {
 export interface RouteTarget {
   endpoint_id: string;
   status: EndpointStatus;
+  /** The retry_config of the subscription that routed the event here (null: the project's alone). */
+  retry: SubscriptionRetry | null;
 }
 
 interface SubscriptionRow {
@@ -51,7 +53,11 @@ interface SubscriptionRow {
   source_id: string | null;
   event_types: string[];
   filter: SubscriptionFilter | null;
+  retry_config: SubscriptionRetry | null;
 }
+
+/** What routes an event to an endpoint that has no subscriptions: the project's settings alone. */
+const UNSUBSCRIBED = { retry_config: null };
 
 /** `*` matches everything; `order.*` matches `order.created` and `order.paid.late`. */
 export function eventTypeMatches(patterns: string[], eventType: string): boolean {
@@ -95,7 +101,8 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   const subs = new Map<string, SubscriptionRow[]>();
   if (endpoints.length > 0) {
     const { rows } = await db.query<SubscriptionRow>(
-      'SELECT endpoint_id, source_id, event_types, filter FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2)',
+      // Oldest first: of two subscriptions that both take an event, the older one's retry_config holds.
+      'SELECT endpoint_id, source_id, event_types, filter, retry_config FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2) ORDER BY created_at, id',
       [projectId, endpoints.map((e) => e.id)],
     );
     for (const s of rows) {
@@ -122,21 +129,25 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
     }
     return v;
   };
-  const subscribed = async (endpointId: string, input: EventInput): Promise<boolean> => {
+  /** The subscription that takes the event for this endpoint, or null when none does. */
+  const subscribed = async (endpointId: string, input: EventInput): Promise<Pick<SubscriptionRow, 'retry_config'> | null> => {
     const list = subs.get(endpointId);
-    if (!list || list.length === 0) return true;
+    if (!list || list.length === 0) return UNSUBSCRIBED;
     for (const s of list) {
       if (s.source_id !== null && s.source_id !== input.source_id) continue;
       if (!eventTypeMatches(s.event_types, input.event_type)) continue;
-      if (s.filter === null) return true;
+      if (s.filter === null) return s;
       await pace();
-      if (matchesFilter(s.filter, view(input))) return true;
+      if (matchesFilter(s.filter, view(input))) return s;
     }
-    return false;
+    return null;
   };
   const targetsOf = async (list: typeof endpoints, input: EventInput): Promise<RouteTarget[]> => {
     const targets: RouteTarget[] = [];
-    for (const e of list) if (await subscribed(e.id, input)) targets.push({ endpoint_id: e.id, status: e.status });
+    for (const e of list) {
+      const by = await subscribed(e.id, input);
+      if (by) targets.push({ endpoint_id: e.id, status: e.status, retry: by.retry_config });
+    }
     return targets;
   };
 

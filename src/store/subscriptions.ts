@@ -1,3 +1,4 @@
+import type { SubscriptionRetry } from '../core/types.ts';
 import type { SubscriptionFilter } from '../ingest/filter.ts';
 import type { Queryable } from './queryable.ts';
 
@@ -9,15 +10,19 @@ export interface Subscription {
   source_id: string | null;
   event_types: string[];
   filter: SubscriptionFilter | null;
+  /** Convoy's retry_config, in Wharf's names; null: the project's `retry` alone. */
+  retry_config: SubscriptionRetry | null;
   from_config: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 /** The writable fields, already validated. */
-export type SubscriptionFields = Pick<Subscription, 'name' | 'endpoint_id' | 'source_id' | 'event_types' | 'filter'>;
+export type SubscriptionFields = Pick<Subscription, 'name' | 'endpoint_id' | 'source_id' | 'event_types' | 'filter' | 'retry_config'>;
 
-const COLUMNS = 'project_id, id, name, endpoint_id, source_id, event_types, filter, from_config, created_at, updated_at';
+const COLUMNS = 'project_id, id, name, endpoint_id, source_id, event_types, filter, retry_config, from_config, created_at, updated_at';
+
+const json = (v: object | null): string | null => (v === null ? null : JSON.stringify(v));
 
 export async function listSubscriptions(
   db: Queryable,
@@ -52,11 +57,11 @@ export async function insertSubscription(
   fromConfig: boolean,
 ): Promise<Subscription | null> {
   const { rows } = await db.query<Subscription>(
-    `INSERT INTO subscriptions (project_id, id, name, endpoint_id, source_id, event_types, filter, from_config)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    `INSERT INTO subscriptions (project_id, id, name, endpoint_id, source_id, event_types, filter, retry_config, from_config)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (project_id, id) DO NOTHING
      RETURNING ${COLUMNS}`,
-    [projectId, id, f.name, f.endpoint_id, f.source_id, f.event_types, f.filter === null ? null : JSON.stringify(f.filter), fromConfig],
+    [projectId, id, f.name, f.endpoint_id, f.source_id, f.event_types, json(f.filter), json(f.retry_config), fromConfig],
   );
   return rows[0] ?? null;
 }
@@ -70,13 +75,13 @@ export async function saveSubscription(
   fromConfig: boolean,
 ): Promise<Subscription> {
   const { rows } = await db.query<Subscription>(
-    `INSERT INTO subscriptions (project_id, id, name, endpoint_id, source_id, event_types, filter, from_config)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    `INSERT INTO subscriptions (project_id, id, name, endpoint_id, source_id, event_types, filter, retry_config, from_config)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (project_id, id) DO UPDATE SET name = EXCLUDED.name, endpoint_id = EXCLUDED.endpoint_id,
        source_id = EXCLUDED.source_id, event_types = EXCLUDED.event_types, filter = EXCLUDED.filter,
-       from_config = EXCLUDED.from_config, updated_at = now()
+       retry_config = EXCLUDED.retry_config, from_config = EXCLUDED.from_config, updated_at = now()
      RETURNING ${COLUMNS}`,
-    [projectId, id, f.name, f.endpoint_id, f.source_id, f.event_types, f.filter === null ? null : JSON.stringify(f.filter), fromConfig],
+    [projectId, id, f.name, f.endpoint_id, f.source_id, f.event_types, json(f.filter), json(f.retry_config), fromConfig],
   );
   return rows[0]!;
 }

@@ -351,14 +351,14 @@ describe('endpoints: listing', () => {
     const none = await t.api('GET', '/endpoints?owner_id=nobody');
     expectOk(none, 200);
     expect(none.body.data.content).toEqual([]);
-    expect(none.body.data.pagination).toMatchObject({ has_next_page: false, next_page_cursor: null });
+    expect(none.body.data.pagination).toMatchObject({ has_next_page: false, next_page_cursor: '' });
   });
 
   const expectWalk = (pages: any[], ids: string[]) => {
     expect(pages.map((p) => p.content.length)).toEqual([2, 2, 1]);
     expect(pages.map((p) => p.pagination.has_next_page)).toEqual([true, true, false]);
     expect(pages.every((p) => p.pagination.per_page === 2)).toBe(true);
-    expect(pages.at(-1).pagination.next_page_cursor).toBeNull();
+    expect(pages.at(-1).pagination.next_page_cursor).toBe('');
     const seen = pages.flatMap((p) => p.content.map((e: any) => e.uid));
     expect(seen).toHaveLength(5);
     expect([...seen].sort()).toEqual([...ids].sort());
@@ -539,7 +539,7 @@ describe('events: reading', () => {
     expectOk(all, 200);
     expect(all.body.data.content.map((e: any) => e.uid)).toEqual([...ids].reverse());
     expect(all.body.data.content.map((e: any) => e.data)).toEqual([{ i: 2 }, { i: 1 }, { i: 0 }]);
-    expect(all.body.data.pagination).toMatchObject({ has_next_page: false, next_page_cursor: null });
+    expect(all.body.data.pagination).toMatchObject({ has_next_page: false, next_page_cursor: '' });
 
     const pages = await walk('/events?event_type=list.walk&per_page=2');
     expect(pages.map((p) => p.content.length)).toEqual([2, 1]);

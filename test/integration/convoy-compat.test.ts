@@ -172,7 +172,7 @@ describe('Convoy client compatibility', () => {
 
     for (const list of ['/sources', '/subscriptions', '/endpoints', '/events']) {
       const res = await t.api('GET', list);
-      expect(res.body.data.pagination, list).toMatchObject({ has_next_page: false, has_prev_page: false, prev_page_cursor: null });
+      expect(res.body.data.pagination, list).toMatchObject({ has_next_page: false, has_prev_page: false, prev_page_cursor: '' });
     }
   });
 
@@ -244,7 +244,7 @@ describe('Convoy client compatibility', () => {
       expect(created.status, created.text).toBe(201);
       expect(created.body.data).toMatchObject({
         type: 'http',
-        provider: null,
+        provider: '',
         mask_id: expect.any(String),
         verifier: { type: 'hmac', hmac: { header: 'X-Convoy-Sig', hash: 'SHA256', secret: '********', encoding: 'hex' } },
       });
@@ -274,7 +274,7 @@ describe('Convoy client compatibility', () => {
       expect(created.body.data.kind).toBe('long_lived');
       const updated = await t.api('PUT', `/portal-links/${created.body.data.uid}`, { name: 'renamed', owner_id: '', endpoints: [endpointId], can_manage_endpoint: true });
       expect(updated.status, updated.text).toBe(202);
-      expect(updated.body.data).toMatchObject({ name: 'renamed', owner_id: null, endpoints: [endpointId], can_manage_endpoint: true, kind: 'long_lived' });
+      expect(updated.body.data).toMatchObject({ name: 'renamed', owner_id: '', endpoints: [endpointId], can_manage_endpoint: true, kind: 'long_lived' });
       expect((await t.api('PUT', `/portal-links/${endpointId}`, { name: 'x', owner_id: 'acme' })).status).toBe(404);
     });
   });

@@ -56,7 +56,7 @@ describe.each(['postgres', 'embedded'] as const)('portal links (%s)', (kind) => 
   it("defaults as Convoy's: a reusable (static_token) link that cannot manage; an unopened one-time link expires after a day", async () => {
     // convoy-go's body: never an auth_type, "" and false for what it leaves unset.
     const reusable = await create({ endpoints: [ids.a1, ids.a1], owner_id: '', can_manage_endpoint: false });
-    expect(reusable).toMatchObject({ kind: 'long_lived', auth_type: 'static_token', can_manage_endpoint: false, owner_id: null, endpoints: [ids.a1], endpoint_count: 1, expires_at: null });
+    expect(reusable).toMatchObject({ kind: 'long_lived', auth_type: 'static_token', can_manage_endpoint: false, owner_id: '', endpoints: [ids.a1], endpoint_count: 1, expires_at: null });
     expect(reusable.url).toBe(`${t.url}/portal/l/${reusable.token as string}`);
     const link = await create({ endpoints: [ids.a1], auth_type: 'refresh_token' });
     expect(link).toMatchObject({ kind: 'one_time', auth_type: 'refresh_token' });

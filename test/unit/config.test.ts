@@ -290,6 +290,14 @@ projects:
       'projects[0].subscriptions[0].filter_config.filter.body.s.$regex: is too large: RE2 compiles it to 1002 instructions, at most 1000 (use smaller counted repetitions such as {100})',
     ],
     [
+      'projects: [{ id: p, endpoints: [{ id: e, url: "https://e.example/" }], subscriptions: [{ id: s, endpoint_id: e, retry_config: { retry_count: 51 } }] }]',
+      'projects[0].subscriptions[0].retry_config.retry_count: must be an integer from 0 to 50 (got 51)',
+    ],
+    [
+      'projects: [{ id: p, endpoints: [{ id: e, url: "https://e.example/" }], subscriptions: [{ id: s, endpoint_id: e, retry_config: { duration: 1500ms } }] }]',
+      'projects[0].subscriptions[0].retry_config.duration: must be whole seconds from 1 to 86400, as a number or a Go duration like "10s" or "1h3m" (got "1500ms")',
+    ],
+    [
       'projects: [{ id: p, type: outgoing, sources: [{ id: h, name: h, type: http, event_type: x, http: { verifier: { type: none } } }] }]',
       'projects[0].sources[0].type: project "p" is an outgoing project: its events come from the REST API and broker sources, not HTTP ingest',
     ],
@@ -318,6 +326,23 @@ projects:
   - { id: q, endpoints: [{ id: hook, url: "https://b.example/" }] }
 `;
     expect(load(apart).projects.map((p) => p.endpoints[0]?.id)).toEqual(['hook', 'hook']);
+  });
+
+  it("reads a subscription's retry_config in Convoy's shape, keeping only the parts given", () => {
+    const yaml = `
+projects:
+  - id: p
+    endpoints: [{ id: e, url: "https://e.example/" }]
+    subscriptions:
+      - { id: a, endpoint_id: e, retry_config: { type: linear, duration: 1h3m, retry_count: 1 } }
+      - { id: b, endpoint_id: e, retry_config: { interval_seconds: 30 } }
+      - { id: c, endpoint_id: e, retry_config: { type: "", duration: "" } }
+`;
+    expect(load(yaml).projects[0]!.subscriptions.map((s) => s.retry_config)).toEqual([
+      { strategy: 'linear', duration: 3780, retry_count: 1 },
+      { duration: 30 },
+      null,
+    ]);
   });
 
   it('reports every problem, one line each', () => {
