@@ -58,7 +58,8 @@ const FIELDS: (keyof EndpointForm)[] = [
 export function readForm(body: unknown): EndpointForm {
   const b = (body ?? {}) as Record<string, unknown>;
   const out = {} as EndpointForm;
-  for (const k of FIELDS) out[k] = typeof b[k] === 'string' ? (b[k] as string) : '';
+  // Browsers send a textarea's lines ending in CRLF; PEM is stored as it would be from a file.
+  for (const k of FIELDS) out[k] = typeof b[k] === 'string' ? (b[k] as string).replace(/\r\n/g, '\n') : '';
   return out;
 }
 
