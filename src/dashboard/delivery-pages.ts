@@ -39,7 +39,7 @@ export interface TimeFilters {
 const timeInputs = (filters: TimeFilters): SafeHtml => html`<label>From (UTC) <input name="start_date" type="datetime-local" step="1" value="${filters.start_date}"></label>
   <label>To (UTC) <input name="end_date" type="datetime-local" step="1" value="${filters.end_date}"></label>`;
 
-function pager(path: string, filters: Record<string, string>, next: string | null): SafeHtml | null {
+export function pager(path: string, filters: Record<string, string>, next: string | null): SafeHtml | null {
   return next ? html`<p class="pager"><span></span><a href="${href(path, { ...filters, next_page_cursor: next })}">Older</a></p>` : null;
 }
 

@@ -5,6 +5,7 @@
  */
 import { html, href, time, type SafeHtml } from '../web/html.ts';
 import type { ApiData } from './api-client.ts';
+import { pager } from './delivery-pages.ts';
 import { badge, csrfField, page, projectPath, type Frame } from './pages.ts';
 
 /** A source as GET /sources answers it (the fields the pages read). */
@@ -144,6 +145,6 @@ export function deadLettersPage(f: Frame, projectId: string, filters: DeadLetter
   <div class="filter-actions"><button type="submit">Filter</button> <a href="${path}">Clear</a></div>
 </form>
 ${deadLetterTable(projectId, letters, f.session!.csrf)}
-${next ? html`<p class="pager"><span></span><a href="${href(path, { ...filters, next_page_cursor: next })}">Older</a></p>` : null}`,
+${pager(path, { ...filters }, next)}`,
   );
 }
