@@ -4,7 +4,7 @@ import { WharfError, invalid } from '../core/errors.ts';
 import { UUID_RE } from '../core/ids.ts';
 import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '../core/types.ts';
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
-import { retryLater } from '../dispatch/batch-retry.ts';
+import { retryLater, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, convoyStatus, statusList, unsupported, filterList, filterText, filterTime, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
@@ -67,6 +67,28 @@ function eventIdOf(q: Record<string, unknown>): string | null {
 
 
 
+/**
+ * What a batch retry selects, from the deliveries list's parameters, read strictly: one that
+ * cannot be read, or that is not a filter of deliveries (a typo), is a 400, never a wider retry.
+ * The dashboard counts with it what a batch retry would pick before the operator confirms.
+ */
+export function batchRetryFilter(given: object, projectId: string): Omit<BatchRetryFilter, 'cutoff'> {
+  const q = convoyQuery(given);
+  unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
+  onlyFilters(q, BATCH_RETRY_FILTERS);
+  const statuses: DeliveryStatus[] = statusList(q, RESENDABLE) ?? ['failure', 'discarded'];
+  const eventId = eventIdOf(q);
+  return {
+    project_id: projectId,
+    statuses,
+    endpoint_ids: filterList(q, 'endpoint_id'),
+    event_ids: eventId === null ? null : [eventId],
+    event_type: filterText(q, 'event_type'),
+    created_from: filterTime(q, 'start_date'),
+    created_to: filterTime(q, 'end_date'),
+  };
+}
+
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, boss } = deps;
 
@@ -107,22 +129,8 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   // Retries every delivery that matches, in the background (see dispatch/batch-retry.ts).
   app.post('/eventdeliveries/batchretry', async (req, res) => {
     const body = req.body === undefined || req.body === null ? {} : object(req.body, 'body');
-    // The deliveries list's parameters, in the query (Convoy) or the body; read strictly: one that
-    // cannot be read, or that is not a filter of deliveries (a typo), is a 400, never a wider retry.
-    const q = convoyQuery({ ...(req.query as Record<string, unknown>), ...body });
-    unsupported(q, ['subscription_id'], 'is not supported: Wharf does not record which subscription routed a delivery');
-    onlyFilters(q, BATCH_RETRY_FILTERS);
-    const statuses: DeliveryStatus[] = statusList(q, RESENDABLE) ?? ['failure', 'discarded'];
-    const eventId = eventIdOf(q);
-    const queued = await retryLater(pool, boss, {
-      project_id: req.project.id,
-      statuses,
-      endpoint_ids: filterList(q, 'endpoint_id'),
-      event_ids: eventId === null ? null : [eventId],
-      event_type: filterText(q, 'event_type'),
-      created_from: filterTime(q, 'start_date'),
-      created_to: filterTime(q, 'end_date'),
-    });
+    // The deliveries list's parameters, in the query (Convoy) or the body.
+    const queued = await retryLater(pool, boss, batchRetryFilter({ ...(req.query as Record<string, unknown>), ...body }, req.project.id));
     return reply(res, 200, `${queued} event deliveries queued for retry`, { queued });
   });
 

@@ -89,3 +89,26 @@ export function query(values: Record<string, string | null | undefined>): string
   const s = q.toString();
   return s ? `?${s}` : '';
 }
+
+/** A form or query field as text (trimmed); '' when absent or not text. */
+export const fieldText = (values: unknown, key: string): string => {
+  const v = (values as Record<string, unknown> | undefined)?.[key];
+  return typeof v === 'string' ? v.trim() : '';
+};
+
+/** A list through the API; a filter it refuses comes back as `error` above an empty list (400). */
+export async function listVia(call: CallApi, path: string): Promise<{ rows: ApiData[]; next: string | null; error: string | null }> {
+  try {
+    const { data } = await call('GET', path);
+    return { rows: data.content ?? [], next: data.pagination?.next_page_cursor ?? null, error: null };
+  } catch (err) {
+    if (err instanceof ApiRefusal) return { rows: [], next: null, error: err.message };
+    throw err;
+  }
+}
+
+/**
+ * A time from a form's datetime-local field (`2026-01-31T12:00`, which the page labels UTC) in
+ * Convoy's layout (`2026-01-31T12:00:00`, UTC); anything else as typed, for the API to judge.
+ */
+export const apiTime = (v: string): string => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(v) ? `${v}:00` : v);

@@ -7,6 +7,12 @@ import { html, href, time, type SafeHtml } from '../web/html.ts';
 import type { ApiData } from './api-client.ts';
 import { badge, csrfField, page, projectPath, type Frame } from './pages.ts';
 
+/**
+ * A force resend's checkboxes are named `resend:{id}`: form bodies keep the first of a repeated
+ * field only, so each selected delivery has a field of its own.
+ */
+export const FORCE_PREFIX = 'resend:';
+
 /** Deliveries the API may resend: those at rest. */
 export const RESENDABLE = ['success', 'failure', 'discarded'];
 
@@ -24,11 +30,20 @@ function headersTable(h: Record<string, unknown> | null | undefined, cls: string
   return html`<table class="headers ${cls}"><tbody>${entries.map(([k, v]) => html`<tr><th>${k}</th><td>${Array.isArray(v) ? v.join(', ') : String(v)}</td></tr>`)}</tbody></table>`;
 }
 
-function pager(path: string, filters: Record<string, string>, next: string | null): SafeHtml | null {
+/** The time range of a list's filters (the API's start_date and end_date, in UTC). */
+export interface TimeFilters {
+  start_date: string;
+  end_date: string;
+}
+
+const timeInputs = (filters: TimeFilters): SafeHtml => html`<label>From (UTC) <input name="start_date" type="datetime-local" step="1" value="${filters.start_date}"></label>
+  <label>To (UTC) <input name="end_date" type="datetime-local" step="1" value="${filters.end_date}"></label>`;
+
+export function pager(path: string, filters: Record<string, string>, next: string | null): SafeHtml | null {
   return next ? html`<p class="pager"><span></span><a href="${href(path, { ...filters, next_page_cursor: next })}">Older</a></p>` : null;
 }
 
-export interface EventFilters {
+export interface EventFilters extends TimeFilters {
   event_type: string;
   endpoint_id: string;
   idempotency_key: string;
@@ -43,6 +58,7 @@ export function eventsPage(f: Frame, projectId: string, filters: EventFilters, e
   <label>Event type <input name="event_type" value="${filters.event_type}"></label>
   <label>Endpoint id <input name="endpoint_id" value="${filters.endpoint_id}"></label>
   <label>Idempotency key <input name="idempotency_key" value="${filters.idempotency_key}"></label>
+  ${timeInputs(filters)}
   <div class="filter-actions"><button type="submit">Filter</button> <a href="${path}">Clear</a></div>
 </form>
 ${events.length === 0
@@ -84,7 +100,7 @@ ${deliveries.length === 0 ? html`<p class="muted">None.</p>` : html`<ul>${delive
   );
 }
 
-export interface DeliveryFilters {
+export interface DeliveryFilters extends TimeFilters {
   status: string;
   endpoint_id: string;
   event_type: string;
@@ -99,20 +115,56 @@ export function deliveriesPage(f: Frame, projectId: string, filters: DeliveryFil
   <label>Status <select name="status">${option('', 'any', filters.status)}${DELIVERY_STATUSES.map((s) => option(s, s, filters.status))}</select></label>
   <label>Endpoint id <input name="endpoint_id" value="${filters.endpoint_id}"></label>
   <label>Event type <input name="event_type" value="${filters.event_type}"></label>
+  ${timeInputs(filters)}
   <div class="filter-actions"><button type="submit">Filter</button> <a href="${path}">Clear</a></div>
 </form>
+<p><a href="${href(projectPath(projectId, 'deliveries', 'batch-retry'), { ...filters })}">Retry every delivery these filters match…</a></p>
 ${rows.length === 0
   ? html`<p class="empty">No deliveries.</p>`
-  : html`<div class="table-wrap"><table class="stack deliveries">
-<thead><tr><th>Status</th><th>Event type</th><th>Endpoint</th><th>Attempts</th><th>Time</th></tr></thead>
+  : html`<form method="post" action="${projectPath(projectId, 'deliveries', 'force-resend')}" data-confirm="Send the selected deliveries again, whatever their outcome was?">
+${csrfField(f.session!.csrf)}
+<div class="table-wrap"><table class="stack deliveries">
+<thead><tr><th></th><th>Status</th><th>Event type</th><th>Endpoint</th><th>Attempts</th><th>Time</th></tr></thead>
 <tbody>${rows.map((d) => html`<tr>
+  <td data-label="Select"><input type="checkbox" name="${FORCE_PREFIX}${d.uid}" aria-label="Select delivery ${d.uid}"></td>
   <td data-label="Status">${badge(statusOf(d))}${d.last_status_code !== null && d.last_status_code !== undefined ? html` <span class="code">${d.last_status_code}</span>` : null}</td>
   <td data-label="Event type"><a href="${projectPath(projectId, 'deliveries', d.uid)}">${d.event_type}</a></td>
   <td data-label="Endpoint"><a href="${projectPath(projectId, 'endpoints', d.endpoint_id)}" class="code">${d.endpoint_id}</a></td>
   <td data-label="Attempts">${d.attempts}</td>
   <td data-label="Time">${time(d.created_at)}</td>
-</tr>`)}</tbody></table></div>`}
+</tr>`)}</tbody></table></div>
+<p><button type="submit">Force resend selected</button> <span class="muted small">Even deliveries that succeeded, or are on their way.</span></p>
+</form>`}
 ${pager(path, { ...filters }, next)}`,
+  );
+}
+
+/** The confirmation of a batch retry: how many deliveries the filters match now, before anything is sent. */
+export function batchRetryPage(f: Frame, projectId: string, filters: DeliveryFilters, count: number | null): string {
+  const back = href(projectPath(projectId, 'deliveries'), { ...filters });
+  const shown = Object.entries(filters).filter(([, v]) => v !== '');
+  return page(
+    { ...f, title: 'Batch retry', section: 'deliveries' },
+    html`<p class="crumbs"><a href="${back}">Deliveries</a> /</p>
+<h1>Batch retry</h1>
+<section class="card">
+<dl class="facts">${shown.length === 0
+  ? html`<dt>Filters</dt><dd>none: every delivery of the project</dd>`
+  : shown.map(([k, v]) => html`<dt>${k}</dt><dd class="code">${v}</dd>`)}
+  ${filters.status ? null : html`<dt>Statuses</dt><dd>failure and discarded (choose one to narrow)</dd>`}
+</dl>
+${count === null
+  ? null
+  : html`<p class="match-count"><strong>${count} deliver${count === 1 ? 'y matches' : 'ies match'}.</strong> ${count === 0 ? 'Nothing to retry.' : 'Each is sent again in the background; new failures since this page count too.'}</p>
+${count === 0
+  ? null
+  : html`<form method="post" action="${projectPath(projectId, 'deliveries', 'batch-retry')}">
+  ${csrfField(f.session!.csrf)}
+  ${shown.map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)}
+  <button type="submit" class="primary">Retry ${count} deliver${count === 1 ? 'y' : 'ies'}</button>
+</form>`}`}
+<p><a href="${back}">Back to the deliveries</a></p>
+</section>`,
   );
 }
 
@@ -132,7 +184,8 @@ export function deliveryPage(f: Frame, projectId: string, d: ApiData, attempts: 
   <dt>Last error</dt><dd>${d.last_error ?? '—'}</dd>
 </dl>
 ${moving
-  ? html`<p class="muted">On its way: this page looks again every few seconds.</p>`
+  ? html`<p class="muted">On its way: this page looks again every few seconds.</p>
+<form method="post" action="${projectPath(projectId, 'deliveries', 'force-resend')}" data-confirm="Send it again now? Its current attempt counts as a failure.">${csrfField(f.session!.csrf)}<input type="hidden" name="${FORCE_PREFIX}${d.uid}" value="on"><button type="submit">Force resend</button></form>`
   : html`<form method="post" action="${projectPath(projectId, 'deliveries', d.uid, 'resend')}">${csrfField(f.session!.csrf)}<button type="submit">Resend</button></form>`}
 </section>
 <h2>Attempts</h2>

@@ -5,7 +5,9 @@
  */
 import type { ApiData } from './api-client.ts';
 
-export const AUTH_TYPES = ['', 'api_key', 'basic_auth'] as const;
+export const AUTH_TYPES = ['', 'api_key', 'basic_auth', 'oauth2'] as const;
+/** How signatures are sent (the API's advanced_signatures): `t=…,v1=…` over time and body, or over the body alone. */
+export const SIGNATURE_FORMATS = ['advanced', 'simple'] as const;
 export const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded'] as const;
 /** What the API shows for a stored secret; sending it back keeps the secret. */
 export const REDACTED = '********';
@@ -21,12 +23,22 @@ export interface EndpointForm {
   content_type: string;
   support_email: string;
   notification_url: string;
-  /** '' none, api_key, basic_auth; `keep` leaves an authentication set through the API (OAuth2) as it is. */
+  /**
+   * '' none, api_key, basic_auth, oauth2 (client credentials with a shared secret); `keep` leaves
+   * an authentication set through the API (OAuth2 with a signed client assertion) as it is.
+   */
   auth_type: string;
   header_name: string;
   header_value: string;
   username: string;
   password: string;
+  oauth2_url: string;
+  client_id: string;
+  client_secret: string;
+  scope: string;
+  audience: string;
+  /** advanced, simple; '' leaves it as it is. */
+  signature_format: string;
   client_cert: string;
   client_key: string;
   ca_certificate: string;
@@ -38,14 +50,16 @@ export interface EndpointForm {
 
 const FIELDS: (keyof EndpointForm)[] = [
   'name', 'url', 'owner_id', 'description', 'http_timeout', 'rate_limit', 'rate_limit_duration', 'content_type', 'support_email',
-  'notification_url', 'auth_type', 'header_name', 'header_value', 'username', 'password', 'client_cert', 'client_key', 'ca_certificate',
+  'notification_url', 'auth_type', 'header_name', 'header_value', 'username', 'password', 'oauth2_url', 'client_id', 'client_secret', 'scope',
+  'audience', 'signature_format', 'client_cert', 'client_key', 'ca_certificate',
   'remove_mtls', 'remove_ca', 'skip_ping',
 ];
 
 export function readForm(body: unknown): EndpointForm {
   const b = (body ?? {}) as Record<string, unknown>;
   const out = {} as EndpointForm;
-  for (const k of FIELDS) out[k] = typeof b[k] === 'string' ? (b[k] as string) : '';
+  // Browsers send a textarea's lines ending in CRLF; PEM is stored as it would be from a file.
+  for (const k of FIELDS) out[k] = typeof b[k] === 'string' ? (b[k] as string).replace(/\r\n/g, '\n') : '';
   return out;
 }
 
@@ -55,12 +69,15 @@ export const EMPTY_FORM: EndpointForm = {
   rate_limit: '0',
   rate_limit_duration: '60',
   content_type: 'application/json',
+  signature_format: 'advanced',
 };
 
 /** The form filled from an endpoint as the API answers it (secrets left blank: blank keeps them). */
 export function formOf(e: ApiData): EndpointForm {
   const a = e.authentication as ApiData;
-  const authType = a ? (a.type === 'api_key' || a.type === 'basic_auth' ? a.type : 'keep') : '';
+  const oauth2 = a?.type === 'oauth2' ? (a.oauth2 as ApiData) : null;
+  const editable = a?.type === 'api_key' || a?.type === 'basic_auth' || oauth2?.authentication_type === 'shared_secret';
+  const authType = a ? (editable ? a.type : 'keep') : '';
   const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
   return {
     ...EMPTY_FORM,
@@ -77,6 +94,11 @@ export function formOf(e: ApiData): EndpointForm {
     auth_type: authType,
     header_name: str(a?.api_key?.header_name),
     username: str(a?.basic_auth?.username),
+    oauth2_url: str(oauth2?.url),
+    client_id: str(oauth2?.client_id),
+    scope: str(oauth2?.scope),
+    audience: str(oauth2?.audience),
+    signature_format: e.advanced_signatures === false ? 'simple' : 'advanced',
     client_cert: str(e.mtls_client_cert?.client_cert),
   };
 }
@@ -105,6 +127,17 @@ export function bodyOf(f: EndpointForm, editing: boolean): Record<string, unknow
   const secret = (v: string): string => (v === '' && editing ? REDACTED : v);
   if (f.auth_type === 'api_key') body.authentication = { type: 'api_key', header_name: f.header_name.trim(), header_value: secret(f.header_value) };
   else if (f.auth_type === 'basic_auth') body.authentication = { type: 'basic_auth', username: f.username, password: secret(f.password) };
+  else if (f.auth_type === 'oauth2') {
+    body.authentication = {
+      type: 'oauth2',
+      authentication_type: 'shared_secret',
+      url: f.oauth2_url.trim(),
+      client_id: f.client_id.trim(),
+      client_secret: secret(f.client_secret),
+      scope: opt(f.scope),
+      audience: opt(f.audience),
+    };
+  }
   else if (f.auth_type === '' && editing) body.authentication = null;
   if (f.remove_mtls === 'on') {
     if (editing) body.mtls_client_cert = null;
@@ -116,6 +149,7 @@ export function bodyOf(f: EndpointForm, editing: boolean): Record<string, unknow
   } else if (f.ca_certificate.trim() !== '') {
     body.ca_certificate = f.ca_certificate.trim();
   }
+  if (f.signature_format === 'advanced' || f.signature_format === 'simple') body.advanced_signatures = f.signature_format === 'advanced';
   if (f.skip_ping === 'on') body.skip_ping_validation = true;
   return body;
 }

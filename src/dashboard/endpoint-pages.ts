@@ -1,7 +1,7 @@
 /** The dashboard's endpoint pages: the list with its filters, the form, one endpoint and its actions. */
 import { html, href, time, type SafeHtml } from '../web/html.ts';
 import type { ApiData } from './api-client.ts';
-import { AUTH_TYPES, CONTENT_TYPES, type EndpointForm } from './endpoint-form.ts';
+import { AUTH_TYPES, CONTENT_TYPES, SIGNATURE_FORMATS, type EndpointForm } from './endpoint-form.ts';
 import { badge, csrfField, page, projectPath, type Frame } from './pages.ts';
 
 export const ENDPOINT_STATES = ['active', 'pending', 'paused', 'inactive'];
@@ -48,7 +48,7 @@ const checked = (on: boolean): SafeHtml | null => (on ? html` checked` : null);
 export function endpointFormSection(f: Frame, action: string, form: EndpointForm, endpoint: ApiData | null): SafeHtml {
   const auth = endpoint?.authentication as ApiData;
   const keep = form.auth_type === 'keep';
-  const authLabel: Record<string, string> = { '': 'none', api_key: 'API key header', basic_auth: 'HTTP Basic' };
+  const authLabel: Record<string, string> = { '': 'none', api_key: 'API key header', basic_auth: 'HTTP Basic', oauth2: 'OAuth2 client credentials' };
   return html`<form method="post" action="${action}" class="stacked endpoint-form">
   ${csrfField(f.session!.csrf)}
   <label>Name <input name="name" value="${form.name}" maxlength="200" required></label>
@@ -71,7 +71,13 @@ export function endpointFormSection(f: Frame, action: string, form: EndpointForm
     <label>Header value (API key)${endpoint ? ' — blank keeps the stored one' : ''} <input name="header_value" type="password" autocomplete="off"></label>
     <label>Username (Basic) <input name="username" value="${form.username}" autocomplete="off"></label>
     <label>Password (Basic)${endpoint ? ' — blank keeps the stored one' : ''} <input name="password" type="password" autocomplete="off"></label>
+    <label>Token URL (OAuth2) <input name="oauth2_url" type="url" value="${form.oauth2_url}"></label>
+    <label>Client id (OAuth2) <input name="client_id" value="${form.client_id}" autocomplete="off"></label>
+    <label>Client secret (OAuth2)${endpoint ? ' — blank keeps the stored one' : ''} <input name="client_secret" type="password" autocomplete="off"></label>
+    <label>Scope (OAuth2, optional) <input name="scope" value="${form.scope}"></label>
+    <label>Audience (OAuth2, optional) <input name="audience" value="${form.audience}"></label>
   </fieldset>
+  <label>Signature <select name="signature_format">${SIGNATURE_FORMATS.map((s) => html`<option value="${s}"${selected(s === form.signature_format)}>${s === 'advanced' ? 'advanced: t=…,v1=… over the time and the body, one per live secret' : 'simple: over the body, newest secret'}</option>`)}</select></label>
   <fieldset>
     <legend>TLS</legend>
     <label>Client certificate (mTLS, PEM) <textarea name="client_cert" rows="3">${form.client_cert}</textarea></label>
@@ -110,6 +116,7 @@ export function endpointPage(f: Frame, projectId: string, e: ApiData, form: Endp
   <dt>State</dt><dd>${badge(e.status)}</dd>
   <dt>Owner</dt><dd>${e.owner_id || '—'}</dd>
   <dt>Authentication</dt><dd>${e.authentication?.type ?? 'none'}</dd>
+  <dt>Signature</dt><dd>${e.advanced_signatures === false ? 'simple' : 'advanced'}</dd>
   <dt>Client certificate</dt><dd>${e.mtls_client_cert ? 'set' : 'none'}</dd>
   <dt>Extra CA</dt><dd>${e.ca_certificate ? 'set' : 'none'}</dd>
   <dt>Created</dt><dd>${time(e.created_at)}</dd>

@@ -7,11 +7,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
 import { portalBaseUrl, type PortalOptions } from '../portal/options.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { ApiRefusal, type ApiData, type CallApi } from './api-client.ts';
+import { ApiRefusal, apiTime, notFoundPage, fieldText, listVia, type ApiData, type CallApi } from './api-client.ts';
 import { EMPTY_FORM, bodyOf, formOf, readForm } from './endpoint-form.ts';
 import { endpointPage, endpointsPage, newEndpointPage, secretPage, type EndpointFilters } from './endpoint-pages.ts';
-import { deliveriesPage, deliveryPage, eventPage, eventsPage, linkCreatedPage, portalLinksPage, type DeliveryFilters, type EventFilters } from './delivery-pages.ts';
-import { overviewPage, projectPath, type Frame, type SourceLine } from './pages.ts';
+import { FORCE_PREFIX, batchRetryPage, deliveriesPage, deliveryPage, eventPage, eventsPage, linkCreatedPage, portalLinksPage, type DeliveryFilters, type EventFilters, type TimeFilters } from './delivery-pages.ts';
+import { batchRetryFilter } from '../api/deliveries-routes.ts';
+import { countMatching } from '../dispatch/batch-retry.ts';
+import { WharfError } from '../core/errors.ts';
+import { href } from '../web/html.ts';
+import { overviewPage, projectPath, type Frame } from './pages.ts';
+import type { SourceLine } from './source-pages.ts';
 import { setFlash, takeFlash } from './sessions.ts';
 import { projectSummaries } from './summary.ts';
 
@@ -25,7 +30,7 @@ export interface PageDeps {
 }
 
 /** Confirmations after a form, by key: a page never echoes request text as a message. */
-const NOTICES: Record<string, string> = {
+export const NOTICES: Record<string, string> = {
   created: 'Endpoint created.',
   saved: 'Settings saved.',
   'saved-pinged': 'Settings saved; the new URL answered the ping.',
@@ -35,16 +40,27 @@ const NOTICES: Record<string, string> = {
   deleted: 'Endpoint deleted.',
   resent: 'Resend scheduled. This page looks again until the new attempt is in.',
   revoked: 'Portal link revoked; its sessions have ended.',
+  'batch-retried': 'Batch retry queued: the matching deliveries are sent again in the background.',
+  'force-resent': 'The selected deliveries are being sent again.',
+  'force-resent-partly': 'Some of the selected deliveries are being sent again; the others could not be (gone, or not of this project).',
+  'none-selected': 'No delivery was selected.',
+  replayed: 'Dead letter replayed: this is the event it became.',
+  'replayed-duplicate': 'Dead letter replayed: the event already existed, and this is it.',
+  'sub-created': 'Subscription created.',
+  'sub-saved': 'Subscription saved.',
+  'sub-deleted': 'Subscription deleted.',
   'secret-shown': 'The new secret was shown once and is not shown again. Rotate again if it was lost.',
 };
 
 type Flash = { kind: 'secret'; endpoint_id: string; secret: string; message: string } | { kind: 'link'; name: string; url: string };
 
-const text = (q: unknown, key: string): string => {
-  const v = (q as Record<string, unknown>)[key];
-  return typeof v === 'string' ? v.trim() : '';
-};
+const text = fieldText;
 const seg = encodeURIComponent;
+
+const timesOf = (q: unknown): TimeFilters => ({ start_date: text(q, 'start_date'), end_date: text(q, 'end_date') });
+const deliveryFilters = (q: unknown): DeliveryFilters => ({ status: text(q, 'status'), endpoint_id: text(q, 'endpoint_id'), event_type: text(q, 'event_type'), ...timesOf(q) });
+/** The filters as the API takes them: times from the page's datetime fields in Convoy's layout. */
+const apiFilters = <F extends TimeFilters>(f: F): F => ({ ...f, start_date: apiTime(f.start_date), end_date: apiTime(f.end_date) });
 
 export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Promise<void> {
   const { pool, box, projectOf, sendPage, query } = deps;
@@ -55,24 +71,15 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const sealed = await takeFlash(pool, req.dashboard!.sessionId);
     return sealed === null ? null : (JSON.parse(box.decrypt(sealed)) as Flash);
   };
-  /** A list through the API; a filter it refuses is shown above an empty list (400). */
-  const list = async (call: CallApi, path: string): Promise<{ rows: ApiData[]; next: string | null; error: string | null }> => {
-    try {
-      const { data } = await call('GET', path);
-      return { rows: data.content ?? [], next: data.pagination?.next_page_cursor ?? null, error: null };
-    } catch (err) {
-      if (err instanceof ApiRefusal) return { rows: [], next: null, error: err.message };
-      throw err;
-    }
-  };
+  const list = listVia;
 
   const call = async (c: CallApi, path: string): Promise<ApiData> => (await c('GET', path)).data;
 
   app.get('/', async (req, res) => {
     const p = await projectOf(req, res);
     const [summary] = await projectSummaries(pool, [{ id: p.id, name: p.name }]);
-    const sources = (await call(p.call, '/sources?per_page=100')).content as SourceLine[];
-    return sendPage(res, 200, overviewPage({ ...p.frame, notice: notice(req) }, summary!, sources));
+    const [sources, alerts] = await Promise.all([call(p.call, '/sources?per_page=100'), call(p.call, '/meta-events?per_page=10')]);
+    return sendPage(res, 200, overviewPage({ ...p.frame, notice: notice(req) }, summary!, sources.content as SourceLine[], alerts.content));
   });
 
   // Endpoints. The API filters by owner and name; the state filter applies to the page it returns.
@@ -176,8 +183,8 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
   // Events and deliveries.
   app.get('/events', async (req, res) => {
     const p = await projectOf(req, res);
-    const filters: EventFilters = { event_type: text(req.query, 'event_type'), endpoint_id: text(req.query, 'endpoint_id'), idempotency_key: text(req.query, 'idempotency_key') };
-    const got = await list(p.call, `/events${query({ ...filters, next_page_cursor: text(req.query, 'next_page_cursor') })}`);
+    const filters: EventFilters = { event_type: text(req.query, 'event_type'), endpoint_id: text(req.query, 'endpoint_id'), idempotency_key: text(req.query, 'idempotency_key'), ...timesOf(req.query) };
+    const got = await list(p.call, `/events${query({ ...apiFilters(filters), next_page_cursor: text(req.query, 'next_page_cursor') })}`);
     return sendPage(res, got.error ? 400 : 200, eventsPage({ ...p.frame, error: got.error }, p.id, filters, got.rows, got.next));
   });
 
@@ -185,14 +192,52 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const p = await projectOf(req, res);
     const e = await call(p.call, `/events/${seg(idOf(req, 'eventID'))}`);
     const deliveries = await call(p.call, `/eventdeliveries${query({ event_id: e.uid, per_page: '100' })}`);
-    return sendPage(res, 200, eventPage(p.frame, p.id, e, deliveries.content));
+    return sendPage(res, 200, eventPage({ ...p.frame, notice: notice(req) }, p.id, e, deliveries.content));
   });
 
   app.get('/deliveries', async (req, res) => {
     const p = await projectOf(req, res);
-    const filters: DeliveryFilters = { status: text(req.query, 'status'), endpoint_id: text(req.query, 'endpoint_id'), event_type: text(req.query, 'event_type') };
-    const got = await list(p.call, `/eventdeliveries${query({ ...filters, next_page_cursor: text(req.query, 'next_page_cursor') })}`);
-    return sendPage(res, got.error ? 400 : 200, deliveriesPage({ ...p.frame, error: got.error }, p.id, filters, got.rows, got.next));
+    const filters = deliveryFilters(req.query);
+    const got = await list(p.call, `/eventdeliveries${query({ ...apiFilters(filters), next_page_cursor: text(req.query, 'next_page_cursor') })}`);
+    return sendPage(res, got.error ? 400 : 200, deliveriesPage({ ...p.frame, notice: notice(req), error: got.error }, p.id, filters, got.rows, got.next));
+  });
+
+  // Batch retry: the page counts what the filters match, read as the API reads them, and the
+  // confirmation is the API's batch retry with the same filters.
+  app.get('/deliveries/batch-retry', async (req, res) => {
+    const p = await projectOf(req, res);
+    const filters = deliveryFilters(req.query);
+    try {
+      const count = await countMatching(pool, { ...batchRetryFilter(apiFilters(filters), p.id), cutoff: 'infinity' });
+      return sendPage(res, 200, batchRetryPage(p.frame, p.id, filters, count));
+    } catch (err) {
+      if (!(err instanceof WharfError) || err.status !== 400) throw err;
+      return sendPage(res, 400, batchRetryPage({ ...p.frame, error: err.message }, p.id, filters, null));
+    }
+  });
+
+  app.post('/deliveries/batch-retry', async (req, res) => {
+    const p = await projectOf(req, res);
+    const filters = deliveryFilters(req.body);
+    try {
+      await p.call('POST', '/eventdeliveries/batchretry', apiFilters(filters));
+      return res.redirect(href(projectPath(p.id, 'deliveries'), { ...filters, done: 'batch-retried' }), 303);
+    } catch (err) {
+      if (!(err instanceof ApiRefusal)) throw err;
+      return sendPage(res, err.status, batchRetryPage({ ...p.frame, error: err.message }, p.id, filters, null));
+    }
+  });
+
+  app.post('/deliveries/force-resend', async (req, res) => {
+    const p = await projectOf(req, res);
+    const ids = Object.keys((req.body ?? {}) as object).filter((k) => k.startsWith(FORCE_PREFIX)).map((k) => k.slice(FORCE_PREFIX.length));
+    if (ids.length === 0) return res.redirect(`${projectPath(p.id, 'deliveries')}?done=none-selected`, 303);
+    const { data } = await p.call('POST', '/eventdeliveries/forceresend', { ids });
+    // The API answers 200 with a count of failures; when none was resent, none was found here.
+    if (data.successes === 0) throw notFoundPage();
+    // One delivery: back to it, where the new attempt shows; several: the list.
+    if (ids.length === 1 && data.successes === 1) return res.redirect(`${projectPath(p.id, 'deliveries', ids[0]!)}?done=resent`, 303);
+    return res.redirect(`${projectPath(p.id, 'deliveries')}?done=${data.failures === 0 ? 'force-resent' : 'force-resent-partly'}`, 303);
   });
 
   app.get('/deliveries/:deliveryID', async (req, res) => {

@@ -1,8 +1,10 @@
 /** The dashboard's page frame, sign-in and overview pages. Every value goes through `html`. */
 import { html, href, time, type SafeHtml } from '../web/html.ts';
 import { layout } from '../web/pages.ts';
+import type { ApiData } from './api-client.ts';
+import { sourcesTable, type SourceLine } from './source-pages.ts';
 
-export type Section = 'overview' | 'endpoints' | 'events' | 'deliveries' | 'portal-links';
+export type Section = 'overview' | 'endpoints' | 'events' | 'deliveries' | 'sources' | 'subscriptions' | 'portal-links';
 
 export interface Frame {
   title: string;
@@ -30,6 +32,8 @@ export function page(f: Frame, body: SafeHtml): string {
         ['endpoints', 'Endpoints', projectPath(p.id, 'endpoints')],
         ['events', 'Events', projectPath(p.id, 'events')],
         ['deliveries', 'Deliveries', projectPath(p.id, 'deliveries')],
+        ['sources', 'Sources', projectPath(p.id, 'sources')],
+        ['subscriptions', 'Subscriptions', projectPath(p.id, 'subscriptions')],
         ['portal-links', 'Portal links', projectPath(p.id, 'portal-links')],
       ]
     : [];
@@ -125,26 +129,8 @@ function countTable(label: string, states: string[], columns: { name: string; co
   )}</tbody></table>`;
 }
 
-export interface SourceLine {
-  uid: string;
-  name: string;
-  type: string;
-  url?: string;
-  status: { state?: string; in_flight?: number; lag?: number | null; last_error?: string | null } | null;
-  created_at: string;
-}
-
-export function overviewPage(f: Frame, summary: ProjectSummary, sources: SourceLine[]): string {
+export function overviewPage(f: Frame, summary: ProjectSummary, sources: SourceLine[], alerts: ApiData[]): string {
   const id = summary.id;
-  const sourceRows = sources.map(
-    (s) => html`<tr>
-  <td data-label="Source">${s.name} <span class="code">${s.uid}</span></td>
-  <td data-label="Type">${s.type}</td>
-  <td data-label="State">${s.type === 'http' ? html`<span class="url">${s.url ?? ''}</span>` : s.status?.state ? badge(s.status.state) : html`<span class="muted">not running here</span>`}</td>
-  <td data-label="In flight / lag">${s.status?.in_flight ?? '—'} / ${s.status?.lag ?? '—'}</td>
-  <td data-label="Last error">${s.status?.last_error ? html`<span class="error-text">${s.status.last_error}</span>` : html`<span class="muted">—</span>`}</td>
-</tr>`,
-  );
   return page(
     { ...f, title: summary.name, section: 'overview' },
     html`<h1>${summary.name}</h1>
@@ -164,11 +150,19 @@ export function overviewPage(f: Frame, summary: ProjectSummary, sources: SourceL
 </section>
 </div>
 <h2>Sources</h2>
-${sources.length === 0
-  ? html`<p class="empty">No sources: events come in through the API.</p>`
-  : html`<div class="table-wrap"><table class="stack">
-<thead><tr><th>Source</th><th>Type</th><th>State / URL</th><th>In flight / lag</th><th>Last error</th></tr></thead>
-<tbody>${sourceRows}</tbody></table></div>`}
-<p class="muted small">Broker states are this process's (a source runs where its role runs sources). Shown ${time(new Date())}.</p>`,
+${sourcesTable(id, sources)}
+<p class="muted small">Broker states are this process's (a source runs where its role runs sources). Shown ${time(new Date())}.</p>
+<h2>Recent alerts</h2>
+${alerts.length === 0
+  ? html`<p class="empty">No alerts: Wharf tells an endpoint's alert URL, or the project's, when an endpoint is disabled or recovers.</p>`
+  : html`<div class="table-wrap"><table class="stack alerts">
+<thead><tr><th>Alert</th><th>Endpoint</th><th>Sent to</th><th>Outcome</th><th>Time</th></tr></thead>
+<tbody>${alerts.map((a) => html`<tr>
+  <td data-label="Alert">${a.event_type}</td>
+  <td data-label="Endpoint">${a.endpoint_id ? html`<a href="${projectPath(id, 'endpoints', a.endpoint_id)}" class="code">${a.endpoint_id}</a>` : html`<span class="muted">—</span>`}</td>
+  <td data-label="Sent to" class="url">${a.url}</td>
+  <td data-label="Outcome">${badge(String(a.status))}${a.last_error ? html` <span class="error-text">${a.last_error}</span>` : null}</td>
+  <td data-label="Time">${time(a.created_at)}</td>
+</tr>`)}</tbody></table></div>`}`,
   );
 }

@@ -16,6 +16,7 @@ import type { InternalCredential } from '../web/internal-credential.ts';
 import { formRefusal, isSecure, readSessionCookie, sessionCookieHeader, type CookieOptions } from '../web/session.ts';
 import { ApiRefusal, DashboardRefusal, apiCaller, notFoundPage, query, type CallApi } from './api-client.ts';
 import { dashboardPages } from './page-routes.ts';
+import { sourcePages } from './source-routes.ts';
 import { messagePage, projectsPage, signInPage, type Frame } from './pages.ts';
 import { createDashboardSession, deleteDashboardSession, findDashboardSession } from './sessions.ts';
 import { projectSummaries } from './summary.ts';
@@ -213,6 +214,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
       return { id, name: project.name, call, frame: { ...frameOf(req), project: { id, name: project.name } } };
     };
 
-    await signed.register(dashboardPages, { prefix: '/projects/:projectID', pool, box, portal: deps.portal, projectOf, sendPage, query });
+    const pageDeps = { prefix: '/projects/:projectID', pool, box, portal: deps.portal, projectOf, sendPage, query };
+    await signed.register(dashboardPages, pageDeps);
+    await signed.register(sourcePages, pageDeps);
   });
 }

@@ -4,11 +4,14 @@
  * not found and changes nothing), CSRF and cross-site refusals, tenant text escaped, the CSP, and
  * the in-process credential that only app.inject() can use.
  */
+import { randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createInternalCredential } from '../../src/web/internal-credential.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
+import type { BrokerChannel } from '../harness/brokers/fixture.ts';
+import { fixture as rabbit } from '../harness/brokers/rabbitmq.ts';
 import { createTestCerts } from '../harness/certs.ts';
 import { portalClient } from '../harness/portal.ts';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
@@ -81,9 +84,24 @@ describe('dashboard', () => {
   /** Ids in project `default`. */
   const own: Record<string, string> = {};
 
+  /** Each project's queue, which its RabbitMQ source consumes. */
+  const queues: Record<string, BrokerChannel> = {};
+
   beforeAll(async () => {
     rx = await startReceiver();
-    t = await startTestApp({ projects: [{ id: 'default', name: 'Default' }, { id: 'other', name: 'Other' }] });
+    // Paths under /fail answer 500: with no retries, their deliveries fail at once.
+    rx.answer((r) => (r.path.startsWith('/fail') ? { status: 500, body: 'down' } : { status: 200, body: 'ok' }));
+    for (const project of ['default', 'other']) queues[project] = await rabbit.channel(`dash-${project}-${randomBytes(4).toString('hex')}`);
+    const project = (id: string, name: string) => ({
+      id,
+      name,
+      retry: { strategy: 'linear', duration: 1, retry_count: 0 },
+      sources: [
+        { id: 'queue', name: `${name} queue`, type: 'rabbitmq', rabbitmq: queues[id]!.block },
+        { id: 'hooks', name: `${name} hooks`, type: 'http', event_type: 'github.push', http: { verifier: { type: 'github', secret: `github-secret-${id}-long-enough` } } },
+      ],
+    });
+    t = await startTestApp({ projects: [project('default', 'Default'), project('other', 'Other')] });
     for (const project of ['default', 'other']) {
       const ids = project === 'default' ? own : foreign;
       const e = await t.api('POST', '/endpoints', { name: `${project} hook`, url: `${rx.url}/${project}`, owner_id: 'acme' }, project);
@@ -94,7 +112,30 @@ describe('dashboard', () => {
       ids.event = ev.body.data.uid;
       const link = await t.api('POST', '/portal-links', { name: `${project} portal`, owner_id: 'acme', kind: 'long_lived' }, project);
       ids.link = link.body.data.uid;
+      const sub = await t.api('POST', '/subscriptions', { name: `${project} orders`, endpoint_id: ids.endpoint, filter_config: { event_types: ['order.*'] } }, project);
+      expect(sub.status, sub.text).toBe(201);
+      ids.subscription = sub.body.data.uid;
+      // Two failed deliveries per project, for batch retry.
+      const failing = await t.api('POST', '/endpoints', { name: `${project} failing`, url: `${rx.url}/fail/${project}`, skip_ping_validation: true }, project);
+      expect(failing.status, failing.text).toBe(201);
+      ids.failing = failing.body.data.uid;
+      for (let i = 0; i < 2; i++) await t.api('POST', '/events', { endpoint_id: ids.failing, event_type: 'order.failed', data: { i } }, project);
+      // A malformed message (dead-lettered) in each project's queue.
+      await queues[project]!.publish([{ body: 'not json {' }]);
     }
+    await vi.waitFor(
+      async () => {
+        for (const [project, ids] of [['default', own], ['other', foreign]] as const) {
+          const failed = (await t.api('GET', `/eventdeliveries?endpoint_id=${ids.failing}&status=failure`, undefined, project)).body.data.content;
+          expect(failed).toHaveLength(2);
+          ids.failedDelivery = failed[0].uid;
+          const letters = (await t.api('GET', '/deadletters', undefined, project)).body.data.content;
+          expect(letters).toHaveLength(1);
+          ids.letter = letters[0].uid;
+        }
+      },
+      { timeout: 30_000, interval: 250 },
+    );
     for (const [project, ids] of [['default', own], ['other', foreign]] as const) {
       await vi.waitFor(
         async () => {
@@ -113,6 +154,7 @@ describe('dashboard', () => {
   afterAll(async () => {
     await t?.stop();
     await rx?.close();
+    for (const q of Object.values(queues)) await q.close?.();
   });
 
   it('GET / leads to the sign-in page, which carries the CSP and a Strict login cookie', async () => {
@@ -193,6 +235,15 @@ describe('dashboard', () => {
       `/dashboard/projects/default/endpoints/${foreign.endpoint}/new-secret`,
       `/dashboard/projects/default/events/${foreign.event}`,
       `/dashboard/projects/default/deliveries/${foreign.delivery}`,
+      // The second slice's pages.
+      '/dashboard/projects/other/deliveries/batch-retry',
+      '/dashboard/projects/other/sources',
+      '/dashboard/projects/other/sources/queue',
+      '/dashboard/projects/other/dead-letters',
+      '/dashboard/projects/other/subscriptions',
+      '/dashboard/projects/other/subscriptions/new',
+      `/dashboard/projects/other/subscriptions/${foreign.subscription}`,
+      `/dashboard/projects/default/subscriptions/${foreign.subscription}`,
     ];
     for (const path of gets) expect((await d.get(path)).status, path).toBe(404);
     const posts: [string, Record<string, string>][] = [
@@ -208,6 +259,18 @@ describe('dashboard', () => {
       [`/dashboard/projects/default/endpoints/${foreign.endpoint}/delete`, {}],
       [`/dashboard/projects/default/deliveries/${foreign.delivery}/resend`, {}],
       [`/dashboard/projects/default/portal-links/${foreign.link}/revoke`, {}],
+      // The second slice's actions.
+      ['/dashboard/projects/other/deliveries/batch-retry', {}],
+      [`/dashboard/projects/other/deliveries/force-resend`, { [`resend:${foreign.failedDelivery}`]: 'on' }],
+      [`/dashboard/projects/default/deliveries/force-resend`, { [`resend:${foreign.failedDelivery}`]: 'on' }],
+      [`/dashboard/projects/other/dead-letters/${foreign.letter}/replay`, {}],
+      [`/dashboard/projects/default/dead-letters/${foreign.letter}/replay`, {}],
+      ['/dashboard/projects/other/subscriptions/new', { name: 'planted', endpoint_id: foreign.endpoint!, event_types: '*' }],
+      ['/dashboard/projects/other/subscriptions/test-filter', { filter: '{}', body: '{}' }],
+      [`/dashboard/projects/other/subscriptions/${foreign.subscription}/edit`, { name: 'taken', endpoint_id: foreign.endpoint!, event_types: '*' }],
+      [`/dashboard/projects/default/subscriptions/${foreign.subscription}/edit`, { name: 'taken', endpoint_id: foreign.endpoint!, event_types: '*' }],
+      [`/dashboard/projects/other/subscriptions/${foreign.subscription}/delete`, {}],
+      [`/dashboard/projects/default/subscriptions/${foreign.subscription}/delete`, {}],
     ];
     for (const [path, fields] of posts) expect((await d.post(path, fields)).status, path).toBe(404);
     const after = (await t.api('GET', `/endpoints/${foreign.endpoint}`, undefined, 'other')).body.data;
@@ -216,6 +279,12 @@ describe('dashboard', () => {
     expect((await t.api('GET', `/portal-links/${foreign.link}`, undefined, 'other')).body.data.status).toBe('active');
     expect((await t.api('GET', `/eventdeliveries/${foreign.delivery}`, undefined, 'other')).body.data.attempts).toBe(1);
     expect((await t.api('GET', '/endpoints', undefined, 'other')).body.data.content.map((e: { name: string }) => e.name)).not.toContain('planted');
+    // Nothing of the other project was retried, replayed or changed by the second slice's routes.
+    const failed = (await t.api('GET', `/eventdeliveries?endpoint_id=${foreign.failing}`, undefined, 'other')).body.data.content;
+    expect(failed.map((d: { attempts: number; status: string }) => [d.attempts, d.status])).toEqual([[1, 'Failure'], [1, 'Failure']]);
+    expect((await t.api('GET', `/deadletters/${foreign.letter}`, undefined, 'other')).body.data.replayed_at).toBeNull();
+    const subs = (await t.api('GET', '/subscriptions', undefined, 'other')).body.data.content;
+    expect(subs.map((x: { uid: string; name: string }) => [x.uid, x.name])).toEqual([[foreign.subscription, 'other orders']]);
   });
 
   it('a form post without the CSRF token, or from another site, is refused with 403 and changes nothing', async () => {
@@ -227,6 +296,25 @@ describe('dashboard', () => {
     expect((await d.post(path, {}, { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
     expect((await d.post(path, {}, { 'sec-fetch-site': null, origin: 'https://evil.example' })).status).toBe(403);
     expect((await t.api('GET', `/endpoints/${own.endpoint}`)).body.data.status).toBe('active');
+    // The second slice's actions, each without the token and from another site.
+    const actions: [string, Record<string, string>][] = [
+      ['/dashboard/projects/default/deliveries/batch-retry', { endpoint_id: own.failing! }],
+      ['/dashboard/projects/default/deliveries/force-resend', { [`resend:${own.failedDelivery}`]: 'on' }],
+      [`/dashboard/projects/default/dead-letters/${own.letter}/replay`, {}],
+      ['/dashboard/projects/default/subscriptions/new', { name: 'csrf-less', endpoint_id: own.endpoint!, event_types: '*' }],
+      ['/dashboard/projects/default/subscriptions/test-filter', { filter: '{}', body: '{}' }],
+      [`/dashboard/projects/default/subscriptions/${own.subscription}/edit`, { name: 'csrf-less', endpoint_id: own.endpoint!, event_types: '*' }],
+      [`/dashboard/projects/default/subscriptions/${own.subscription}/delete`, {}],
+    ];
+    const attemptsBefore = (await t.api('GET', `/eventdeliveries/${own.failedDelivery}`)).body.data.attempts;
+    for (const [action, fields] of actions) {
+      expect((await d.post(action, { ...fields, _csrf: null })).status, action).toBe(403);
+      expect((await d.post(action, fields, { 'sec-fetch-site': 'cross-site' })).status, action).toBe(403);
+    }
+    expect((await t.api('GET', `/eventdeliveries/${own.failedDelivery}`)).body.data.attempts).toBe(attemptsBefore);
+    expect((await t.api('GET', `/deadletters/${own.letter}`)).body.data.replayed_at).toBeNull();
+    expect((await t.api('GET', `/subscriptions/${own.subscription}`)).body.data.name).toBe('default orders');
+    expect((await t.api('GET', '/subscriptions')).body.data.content).toHaveLength(1);
     // Without a session, a post is refused too (and the login form needs its own token).
     const anon = dashboardClient(t.url);
     expect((await anon.post(path, { _csrf: 'x' })).status).toBe(401);
@@ -253,6 +341,28 @@ describe('dashboard', () => {
     // A filter value comes back escaped too.
     const filtered = await d.get(`/dashboard/projects/default/endpoints?q=${encodeURIComponent('"><script>x</script>')}`);
     expect(filtered.text).toContain('value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"');
+
+    // The second slice's pages: a subscription's name and filter, a dead letter's body, what the
+    // filter box and the batch-retry confirmation echo back.
+    const sub = await t.api('POST', '/subscriptions', { name: HOSTILE, endpoint_id: own.hostile, filter_config: { event_types: ['*'], filter: { body: { note: HOSTILE } } } });
+    expect(sub.status, sub.text).toBe(201);
+    await queues.default!.publish([{ body: HOSTILE }]);
+    await vi.waitFor(async () => expect((await t.api('GET', '/deadletters')).body.data.content.some((l: { body_preview: string }) => l.body_preview === HOSTILE)).toBe(true), { timeout: 20_000, interval: 250 });
+    const pages = [
+      await d.get('/dashboard/projects/default/subscriptions'),
+      await d.get(`/dashboard/projects/default/subscriptions/${sub.body.data.uid}`),
+      await d.get('/dashboard/projects/default/subscriptions/new'),
+      await d.get('/dashboard/projects/default/dead-letters'),
+      await d.get('/dashboard/projects/default/sources/queue'),
+      await d.get(`/dashboard/projects/default/deliveries/batch-retry?event_type=${encodeURIComponent(HOSTILE)}`),
+      await d.post('/dashboard/projects/default/subscriptions/test-filter', { filter: JSON.stringify({ body: { note: HOSTILE } }), body: JSON.stringify({ note: HOSTILE }), headers: '{}' }),
+    ];
+    for (const page of pages) {
+      expect(page.status, page.text.slice(0, 200)).toBe(200);
+      expect(page.text).toContain('&lt;script&gt;window.__pwned=1&lt;/script&gt;');
+      expect(page.text).not.toContain('<script>window');
+      expect(page.text).not.toContain('<img');
+    }
   });
 
   it('endpoints: create through the form, the API\'s refusal names the field, edit, rotate shows the secret once, delete', async () => {
@@ -360,6 +470,199 @@ describe('dashboard', () => {
     const linkId = links.find((l) => l.name === 'Acme')!.uid;
     expect((await d.post(`/dashboard/projects/default/portal-links/${linkId}/revoke`)).location).toContain('done=revoked');
     expect((await customer.get('/portal/')).status).toBe(401);
+  });
+
+  it('deliveries: batch retry states the count before confirming, retries only what matches, in this project', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const confirm = await d.get(`/dashboard/projects/default/deliveries/batch-retry?endpoint_id=${own.failing}`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('2 deliveries match.');
+    expect(confirm.text).toContain(`<input type="hidden" name="endpoint_id" value="${own.failing}">`);
+    // Every failure of the project, counted as the API's list counts them; none of the other project's.
+    const listed = (await t.api('GET', '/eventdeliveries?status=failure&status=discarded&per_page=100')).body.data.content.length;
+    expect((await d.get('/dashboard/projects/default/deliveries/batch-retry')).text).toContain(`${listed} deliver${listed === 1 ? 'y matches' : 'ies match'}.`);
+    const later = await d.get(`/dashboard/projects/default/deliveries/batch-retry?endpoint_id=${own.failing}&start_date=2999-01-01T00:00`);
+    expect(later.text).toContain('0 deliveries match.');
+    expect(later.text).not.toContain('<button type="submit" class="primary">Retry');
+    const wrong = await d.get('/dashboard/projects/default/deliveries/batch-retry?status=retry');
+    expect(wrong.status).toBe(400);
+    expect(wrong.text).toContain('status');
+
+    const done = await d.post('/dashboard/projects/default/deliveries/batch-retry', { endpoint_id: own.failing! });
+    expect(done.status, done.text).toBe(303);
+    expect(done.location).toContain('done=batch-retried');
+    await vi.waitFor(async () => {
+      const rows = (await t.api('GET', `/eventdeliveries?endpoint_id=${own.failing}`)).body.data.content;
+      expect(rows.map((r: { attempts: number }) => r.attempts)).toEqual([2, 2]);
+    }, { timeout: 20_000, interval: 250 });
+    const theirs = (await t.api('GET', `/eventdeliveries?endpoint_id=${foreign.failing}`, undefined, 'other')).body.data.content;
+    expect(theirs.map((r: { attempts: number }) => r.attempts)).toEqual([1, 1]);
+  });
+
+  it('deliveries: force resend of the selected ones; events and deliveries searched by time', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const before = (await t.api('GET', `/eventdeliveries/${own.delivery}`)).body.data.attempts as number;
+    const list = await d.get('/dashboard/projects/default/deliveries');
+    expect(list.text).toContain(`name="resend:${own.delivery}"`);
+    const forced = await d.post('/dashboard/projects/default/deliveries/force-resend', { [`resend:${own.delivery}`]: 'on' });
+    expect(forced.status, forced.text).toBe(303);
+    expect(forced.location).toBe(`/dashboard/projects/default/deliveries/${own.delivery}?done=resent`);
+    await vi.waitFor(async () => expect((await t.api('GET', `/eventdeliveries/${own.delivery}`)).body.data.attempts).toBe(before + 1), { timeout: 20_000, interval: 250 });
+    expect((await d.post('/dashboard/projects/default/deliveries/force-resend', {})).location).toContain('done=none-selected');
+
+    const since = await d.get('/dashboard/projects/default/events?start_date=2000-01-01T00:00');
+    expect(since.status).toBe(200);
+    expect(since.text).toContain(own.event!);
+    const future = await d.get('/dashboard/projects/default/events?start_date=2999-01-01T00:00&end_date=2999-12-31T00:00:00');
+    expect(future.text).not.toContain(own.event!);
+    expect(future.text).toContain('value="2999-01-01T00:00"');
+    const bad = await d.get('/dashboard/projects/default/events?end_date=yesterday');
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('end_date');
+    expect((await d.get('/dashboard/projects/default/deliveries?start_date=2999-01-01T00:00')).text).toContain('No deliveries.');
+  });
+
+  it('sources: an HTTP source shows its URL, verifier type and recent failures, never its secret; a broker source its state', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const list = await d.get('/dashboard/projects/default/sources');
+    expect(list.status).toBe(200);
+    for (const name of ['Default queue', 'Default hooks']) expect(list.text).toContain(name);
+    expect(list.text).not.toContain('Other queue');
+    const url = (await t.api('GET', '/sources/hooks')).body.data.url as string;
+    const path = new URL(url).pathname;
+    const unsigned = await t.request('POST', path, { body: { action: 'opened' }, headers: { 'x-github-event': 'push' } });
+    expect(unsigned.status).toBeGreaterThanOrEqual(400);
+    const hooks = await d.get('/dashboard/projects/default/sources/hooks');
+    expect(hooks.status).toBe(200);
+    expect(hooks.text).toContain(`<code id="ingest-url">`);
+    expect(hooks.text).toContain(path);
+    expect(hooks.text).toMatch(/<dd class="verifier">github<\/dd>/);
+    expect(hooks.text).not.toContain('github-secret-default');
+    expect(hooks.text).toMatch(/<table class="stack failures">[\s\S]*127\.0\.0\.1/);
+    const queue = await d.get('/dashboard/projects/default/sources/queue');
+    expect(queue.text).toContain('status-running');
+    expect(queue.text).toContain('WHARF_ERR_NOT_JSON');
+  });
+
+  it('dead letters: listed with their reason; a replay the API refuses shows why; fixed, it becomes an event once', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    await queues.default!.publish([{ body: JSON.stringify({ owner_id: 'later', event_type: 'late.arrival', data: { n: 1 } }) }]);
+    const letter = await vi.waitFor(async () => {
+      const rows = (await t.api('GET', '/deadletters?code=WHARF_ERR_UNKNOWN_OWNER')).body.data.content;
+      expect(rows).toHaveLength(1);
+      return rows[0].uid as string;
+    }, { timeout: 20_000, interval: 250 });
+    const page = await d.get('/dashboard/projects/default/dead-letters');
+    expect(page.text).toContain('WHARF_ERR_UNKNOWN_OWNER');
+    expect(page.text).toContain(`/dead-letters/${letter}/replay`);
+    const notJson = await d.post(`/dashboard/projects/default/dead-letters/${own.letter}/replay`);
+    expect(notJson.status).toBe(422);
+    expect(notJson.text).toContain('replay refused again');
+    expect((await d.post(`/dashboard/projects/default/dead-letters/${letter}/replay`)).status).toBe(422);
+    const later = await t.api('POST', '/endpoints', { name: 'later', url: `${rx.url}/later`, owner_id: 'later' });
+    expect(later.status, later.text).toBe(201);
+    const replayed = await d.post(`/dashboard/projects/default/dead-letters/${letter}/replay`);
+    expect(replayed.status, replayed.text).toBe(303);
+    const eventId = /events\/([^/?]+)\?done=replayed$/.exec(replayed.location!)?.[1];
+    expect((await t.api('GET', `/events/${eventId}`)).body.data.event_type).toBe('late.arrival');
+    expect((await d.get(replayed.location!)).text).toContain('Dead letter replayed');
+    const again = await d.post(`/dashboard/projects/default/dead-letters/${letter}/replay`);
+    expect(again.status).toBe(409);
+    expect(again.text).toContain('already replayed');
+  });
+
+  it('subscriptions: create and edit with a filter, refusals name the field, and the filter test box gives the verdict', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const base = { name: 'Big orders', endpoint_id: own.endpoint!, source_id: 'queue', event_types: 'order.*, invoice.paid' };
+    const notJson = await d.post('/dashboard/projects/default/subscriptions/new', { ...base, filter: '{"body": ' });
+    expect(notJson.status).toBe(400);
+    expect(notJson.text).toContain('filter_config.filter: is not JSON');
+    expect(notJson.text).toContain('Big orders'); // the form keeps what was typed
+    const badOp = await d.post('/dashboard/projects/default/subscriptions/new', { ...base, filter: '{"body": {"amount": {"$nope": 1}}}' });
+    expect(badOp.status).toBe(400);
+    expect(badOp.text).toContain('filter_config.filter');
+    const badType = await d.post('/dashboard/projects/default/subscriptions/new', { ...base, event_types: 'order*paid', filter: '' });
+    expect(badType.status).toBe(400);
+    expect(badType.text).toContain('event_types');
+
+    const made = await d.post('/dashboard/projects/default/subscriptions/new', { ...base, filter: '{"body": {"amount": {"$gte": 100}}}' });
+    expect(made.status, made.text).toBe(303);
+    const id = /subscriptions\/([^/?]+)\?done=sub-created$/.exec(made.location!)![1]!;
+    expect((await t.api('GET', `/subscriptions/${id}`)).body.data).toMatchObject({
+      name: 'Big orders', endpoint_id: own.endpoint, source_id: 'queue',
+      filter_config: { event_types: ['order.*', 'invoice.paid'], filter: { body: { amount: { $gte: 100 } } } },
+    });
+    const shown = await d.get(`/dashboard/projects/default/subscriptions/${id}`);
+    expect(shown.text).toContain('&quot;$gte&quot;: 100');
+    const edited = await d.post(`/dashboard/projects/default/subscriptions/${id}/edit`, { ...base, source_id: '', event_types: 'order.paid', filter: '{"body": {"amount": {"$gte": 500}}}' });
+    expect(edited.status, edited.text).toBe(303);
+    expect((await t.api('GET', `/subscriptions/${id}`)).body.data).toMatchObject({ source_id: null, filter_config: { event_types: ['order.paid'], filter: { body: { amount: { $gte: 500 } } } } });
+
+    const test = (body: string, filter = '{"body": {"amount": {"$gte": 100}}}') => d.post('/dashboard/projects/default/subscriptions/test-filter', { filter, body, headers: '{}' });
+    const yes = await test('{"amount": 150}');
+    expect(yes.status).toBe(200);
+    expect(yes.text).toContain('The filter matches this event.');
+    expect((await test('{"amount": 5}')).text).toContain('The filter does not match this event.');
+    const unreadable = await test('{"amount": ');
+    expect(unreadable.status).toBe(400);
+    expect(unreadable.text).toContain('request.body: is not JSON');
+    const refused = await test('{}', '{"body": {"a": {"$regex": 7}}}');
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('filter');
+
+    expect((await d.post(`/dashboard/projects/default/subscriptions/${id}/delete`)).location).toContain('done=sub-deleted');
+    expect((await t.api('GET', `/subscriptions/${id}`)).status).toBe(404);
+  });
+
+  it('endpoints: OAuth2 client credentials and the signature format through the form; the client secret is never shown', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const fields = {
+      name: 'Tokened', url: `${rx.url}/tokened`, http_timeout: '10', rate_limit: '0', rate_limit_duration: '60', content_type: 'application/json', skip_ping: 'on',
+      auth_type: 'oauth2', oauth2_url: `${rx.url}/token`, client_id: 'wharf-client', client_secret: 'oauth-client-secret-value', scope: 'hooks:write', signature_format: 'simple',
+    };
+    const missing = await d.post('/dashboard/projects/default/endpoints/new', { ...fields, client_id: '' });
+    expect(missing.status).toBe(400);
+    expect(missing.text).toContain('client_id');
+    const created = await d.post('/dashboard/projects/default/endpoints/new', fields);
+    expect(created.status, created.text).toBe(303);
+    const id = /endpoints\/([^/]+)\/new-secret$/.exec(created.location!)![1]!;
+    const stored = async () => (await t.api('GET', `/endpoints/${id}`)).body.data;
+    expect(await stored()).toMatchObject({
+      advanced_signatures: false,
+      authentication: { type: 'oauth2', oauth2: { url: `${rx.url}/token`, client_id: 'wharf-client', client_secret: '********', scope: 'hooks:write', authentication_type: 'shared_secret' } },
+    });
+    const page = await d.get(`/dashboard/projects/default/endpoints/${id}`);
+    expect(page.text).not.toContain('oauth-client-secret-value');
+    expect(page.text).toContain('value="wharf-client"');
+    expect(page.text).toMatch(/<option value="oauth2" selected>/);
+    // Saved again with the secret left blank: kept; the signature back to advanced.
+    const saved = await d.post(`/dashboard/projects/default/endpoints/${id}/edit`, { ...fields, client_secret: '', scope: '', signature_format: 'advanced' });
+    expect(saved.status, saved.text).toBe(303);
+    expect(await stored()).toMatchObject({ advanced_signatures: true, authentication: { oauth2: { client_id: 'wharf-client', client_secret: '********', scope: null } } });
+    const { rows } = await t.app.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM endpoints WHERE id = $1', [id]);
+    expect(rows[0]!.n).toBe(1);
+  });
+
+  it('the overview shows the project\'s recent alerts, and no other project\'s', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    for (const [project, ids] of [['default', own], ['other', foreign]] as const) {
+      const e = await t.api('POST', '/endpoints', { name: 'watched', url: `${rx.url}/watched`, notification_url: `${rx.url}/notify/${project}-alerts`, skip_ping_validation: true }, project);
+      expect(e.status, e.text).toBe(201);
+      ids.watched = e.body.data.uid;
+      expect((await t.api('PUT', `/endpoints/${ids.watched}/pause`, undefined, project)).status).toBe(202);
+    }
+    await vi.waitFor(async () => expect((await t.api('GET', '/meta-events')).body.data.content.length).toBeGreaterThan(0), { timeout: 10_000, interval: 250 });
+    const overview = await d.get('/dashboard/projects/default');
+    expect(overview.text).toMatch(/<table class="stack alerts">[\s\S]*endpoint\.status_changed/);
+    expect(overview.text).toContain('/notify/default-alerts');
+    expect(overview.text).not.toContain('/notify/other-alerts');
   });
 
   it('a key revoked after sign-in ends its dashboard session', async () => {
