@@ -100,7 +100,7 @@ export const fieldText = (values: unknown, key: string): string => {
 export async function listVia(call: CallApi, path: string): Promise<{ rows: ApiData[]; next: string | null; error: string | null }> {
   try {
     const { data } = await call('GET', path);
-    return { rows: data.content ?? [], next: data.pagination?.next_page_cursor ?? null, error: null };
+    return { rows: data.content ?? [], next: data.pagination?.next_page_cursor || null, error: null };
   } catch (err) {
     if (err instanceof ApiRefusal) return { rows: [], next: null, error: err.message };
     throw err;
