@@ -42,8 +42,9 @@ describe('endpoint delivery settings', () => {
     const arrivals = () => rx.requests.filter((r) => r.path === '/limited').map((r) => r.at);
     await eventually(async () => arrivals().length, (n) => n === 20, 30_000, '20 deliveries');
     const at = arrivals().sort((a, b) => a - b);
-    // Any 1.8 s (the 2 s window less some delivery jitter) holds at most 5 arrivals.
-    for (const start of at) expect(at.filter((x) => x >= start && x < start + 1_800).length).toBeLessThanOrEqual(5);
+    // Any 1.5 s (the 2 s window less up to 500 ms from grant to arrival, on a loaded machine)
+    // holds at most 5 arrivals; a limit per process would let 10 through.
+    for (const start of at) expect(at.filter((x) => x >= start && x < start + 1_500).length).toBeLessThanOrEqual(5);
     expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(5_500); // 20 at 5 per 2 s takes three more windows
     // Each outcome is recorded just after its answer arrives: wait for the last to be written.
     const deliveries = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${id}&per_page=100`)).body.data.content as { attempts: number; status: string }[];
