@@ -638,6 +638,13 @@ async function clusterSnapshot(client: pg.Client): Promise<ClusterSnapshot> {
   return { xid: Number(rows[0]!.x), walBytes: Number(rows[0]!.lsn), checkpoints: Number(rows[0]!.ckpt) };
 }
 
+/**
+ * Waits for Postgres's table counters to catch up: a busy backend reports them at most once a
+ * second, and one gone idle with counts pending reports them within 10 s (Postgres 15's
+ * PGSTAT_IDLE_INTERVAL).
+ */
+const statsSettled = (): Promise<void> => new Promise((r) => setTimeout(r, 11_000));
+
 /** Rows and total size (with indexes, TOAST and partitions) of the tables history fills. */
 async function sizesOf(url: string): Promise<Record<string, { rows: number; mib: number }>> {
   const client = await dbClient(url);
@@ -751,6 +758,9 @@ async function main(): Promise<number> {
     let activeWharf: RunningWharf | null = wharf;
     sampler = startSampler(() => activeWharf);
     dbc = await dbClient(db.url);
+    // Every run starts its WAL count just after a checkpoint, so full-page images weigh the same in each.
+    await dbc.query('CHECKPOINT').catch((err: unknown) => console.error(`CHECKPOINT before measuring failed (WAL figures less comparable): ${(err as Error).message}`));
+    await statsSettled();
     const cluster0 = await clusterSnapshot(dbc);
     const stats0 = await statSnapshot(dbc);
     const others0 = await otherCommits(dbc);
@@ -798,8 +808,7 @@ async function main(): Promise<number> {
     await new Promise((r) => setTimeout(r, 300));
     const wharfHwm = wharf?.memory().hwm ?? 0;
     const check = await dbCheck(dbc, cluster0, t0);
-    // Backends report their counters at most once a second (and when idle): let them.
-    await new Promise((r) => setTimeout(r, 1_500));
+    await statsSettled();
     const stats1 = await statSnapshot(dbc);
     const othersDuring = (await otherCommits(dbc)) - others0;
     const calibrationAfter = calibrate();
