@@ -4,9 +4,9 @@
 --
 -- `status` was the only indexed column those updates change, through deliveries_status; with it
 -- gone, an outcome costs a heap write instead of a heap write and five index insertions. Lists
--- filtered by status read deliveries_project (project, newest first) and filter, which is what
--- the planner already chose for common statuses: a page of `status=success,failure` needs an
--- ordered scan, which an index led by status could not give for more than one status.
+-- filtered by status read deliveries_project (project, newest first) and filter on status: cheap
+-- for a common status, slower for a rare one in a large project. (An index led by status could not
+-- give a page ordered by id for more than one status anyway.)
 DROP INDEX IF EXISTS deliveries_status;
 
 -- Room on each page for the updated versions of its rows (new pages only; old ones fill as now).
