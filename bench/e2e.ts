@@ -28,7 +28,8 @@ import type { SinkMessage } from './lib/sink.ts';
 import { cpuByComm, cpuDelta, machineCpuMs } from './lib/procfs.ts';
 import { fmt, mib, middleRate, percentiles, round, type Percentiles } from './lib/stats.ts';
 import { startWharf, type RunningWharf, type WharfSettings } from './lib/wharf.ts';
-import { fillOldHistory, startPurge } from './lib/purge.ts';
+import { fillHistory, fillJobHistory, fillOldHistory, startPurge } from './lib/purge.ts';
+import { otherCommits, probeCommits, statDelta, statSnapshot } from './lib/pgstat.ts';
 
 const USAGE = `usage: node bench/e2e.ts [options]
 
@@ -65,6 +66,12 @@ const USAGE = `usage: node bench/e2e.ts [options]
                             before measuring, and purge them with Wharf's retention code
                             (events: 30d, batches of 1000, 50 ms apart) during the measurement;
                             prints the POST→webhook p99 of events posted while it ran
+  --history N               before measuring, fill events, deliveries and attempts with N rows each
+                            (and pg-boss's job table with N completed jobs), a day old, with
+                            INSERT … SELECT generate_series; prints the tables' sizes
+  --probe-seconds S         limit probe: --probe-clients connections commit single-row INSERTs
+                            for S seconds before Wharf starts (0: off)                 [3]
+  --probe-clients N         connections of the limit probe                           [8]
   --timeline                print a per-second timeline
   -h, --help`;
 
@@ -94,6 +101,9 @@ const { values: opt } = parseArgs({
     'pg-timing': { type: 'string' },
     'vacuum-every': { type: 'string' },
     purge: { type: 'string' },
+    history: { type: 'string' },
+    'probe-seconds': { type: 'string', default: '3' },
+    'probe-clients': { type: 'string', default: '8' },
     'wharf-node-flags': { type: 'string' },
     timeline: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -149,6 +159,9 @@ const hung = opt['hung-endpoint'] === true;
 const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
 const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
 const purgeOld = opt.purge === undefined ? 0 : num('purge', opt.purge, 1, 5_000_000);
+const history = opt.history === undefined ? 0 : num('history', opt.history, 1, 20_000_000);
+const probeSeconds = num('probe-seconds', opt['probe-seconds'], 0, 60, false);
+const probeClients = num('probe-clients', opt['probe-clients'], 1, 256);
 if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
   console.error('--cpu-prof and --pg-timing instrument the Wharf child; use them with --wharf child');
   process.exit(2);
@@ -172,6 +185,8 @@ const settings = {
   pool_size: poolSize,
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
   purge_old_events: purgeOld || null,
+  history: history || null,
+  probe: probeSeconds > 0 ? { seconds: probeSeconds, clients: probeClients } : null,
   cpus: cpus().length,
   node: process.version,
 };
@@ -432,12 +447,23 @@ interface CpuSnapshot {
   wharf: number;
   bench: number;
   postgres: Map<number, number>;
+  /** The bench database's own backends (and autovacuum workers), by their process titles. */
+  postgresOurs: Map<number, number>;
   machine: { busy: number; total: number };
 }
 
+/** " dbname " as it stands in the process title of a backend connected to the bench database. */
+let ourDbTitle = '';
+
 function cpuSnapshot(wharf: RunningWharf | null): CpuSnapshot {
   const u = process.cpuUsage();
-  return { wharf: wharf?.cpuMs() ?? 0, bench: (u.user + u.system) / 1000, postgres: cpuByComm('postgres'), machine: machineCpuMs() };
+  return {
+    wharf: wharf?.cpuMs() ?? 0,
+    bench: (u.user + u.system) / 1000,
+    postgres: cpuByComm('postgres'),
+    postgresOurs: cpuByComm('postgres', ourDbTitle),
+    machine: machineCpuMs(),
+  };
 }
 
 /** Experiment only: keeps pg-boss's job table and deliveries free of dead tuples from outside. */
@@ -584,6 +610,7 @@ interface DbCheck {
   write_xacts: number;
   /** WAL the whole cluster wrote during the measurement, and checkpoints that started. */
   wal_mib: number;
+  wal_bytes: number;
   checkpoints: number;
   /** Transactions of the measured window, from rows sharing a created_at (= one transaction's now()). */
   ingest_txns: { count: number; mean_size: number; max_size: number };
@@ -611,6 +638,34 @@ async function clusterSnapshot(client: pg.Client): Promise<ClusterSnapshot> {
   return { xid: Number(rows[0]!.x), walBytes: Number(rows[0]!.lsn), checkpoints: Number(rows[0]!.ckpt) };
 }
 
+/**
+ * Waits for Postgres's table counters to catch up: a busy backend reports them at most once a
+ * second, and one gone idle with counts pending reports them within 10 s (Postgres 15's
+ * PGSTAT_IDLE_INTERVAL).
+ */
+const statsSettled = (): Promise<void> => new Promise((r) => setTimeout(r, 11_000));
+
+/** Rows and total size (with indexes, TOAST and partitions) of the tables history fills. */
+async function sizesOf(url: string): Promise<Record<string, { rows: number; mib: number }>> {
+  const client = await dbClient(url);
+  try {
+    const out: Record<string, { rows: number; mib: number }> = {};
+    for (const t of ['events', 'deliveries', 'delivery_attempts', 'pgboss.job']) {
+      // Fixed names above; the count is exact (the tables were just filled).
+      const { rows } = await client.query<{ n: string; bytes: string }>(
+        `SELECT (SELECT count(*) FROM ${t}) AS n,
+                (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+                 WHERE c.oid = $1::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::regclass)) AS bytes`,
+        [t],
+      );
+      out[t] = { rows: Number(rows[0]!.n), mib: mib(Number(rows[0]!.bytes)) };
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
 async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Promise<DbCheck> {
   const c1 = await clusterSnapshot(client);
   const { rows } = await client.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
@@ -628,6 +683,7 @@ async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Pr
     attempts: Number(att[0]!.n),
     write_xacts: c1.xid - c0.xid - 1,
     wal_mib: mib(c1.walBytes - c0.walBytes),
+    wal_bytes: c1.walBytes - c0.walBytes,
     checkpoints: c1.checkpoints - c0.checkpoints,
     ingest_txns: await groups('events'),
     dispatch_txns: await groups('delivery_attempts'),
@@ -654,6 +710,10 @@ async function main(): Promise<number> {
     if (opt['cpu-prof']) mkdirSync(opt['cpu-prof'], { recursive: true });
     const calibrationBefore = calibrate();
     db = await createTestDatabase('postgres');
+    ourDbTitle = ` ${new URL(db.url).pathname.slice(1)} `;
+    // What this Postgres can commit at all, measured alone before Wharf starts.
+    const probe = probeSeconds > 0 ? await probeCommits(db.url, probeClients, probeSeconds) : null;
+    if (probe) console.log(`limit probe: ${fmt(probe.per_s, 0)} durable single-row INSERT commits/s (${probeClients} connections, ${probeSeconds} s)`);
     sink = await startSink();
     const wharfSettings: WharfSettings = {
       where,
@@ -683,10 +743,27 @@ async function main(): Promise<number> {
       const filled = await fillOldHistory(db.url, endpointIds[0]!, purgeOld);
       console.log(`purge: ${filled.rows} old rows (${purgeOld} events, deliveries, attempts) written in ${fmt(filled.ms / 1000, 2)} s`);
     }
+    let tableSizes: Record<string, { rows: number; mib: number }> | null = null;
+    if (history > 0) {
+      const filled = await fillHistory(db.url, endpointIds[0]!, history, { ageDays: 1, eventType: 'bench.history' });
+      const jobs = await fillJobHistory(db.url, 'wharf-deliver', history);
+      tableSizes = await sizesOf(db.url);
+      console.log(
+        `history: ${filled.rows} rows (${history} events, deliveries, attempts) in ${fmt(filled.ms / 1000, 1)} s and ${jobs.rows} completed pg-boss jobs in ${fmt(jobs.ms / 1000, 1)} s; ` +
+          Object.entries(tableSizes ?? {})
+            .map(([t, v]) => `${t} ${v.rows} rows ${fmt(v.mib, 0)} MiB`)
+            .join(', '),
+      );
+    }
     let activeWharf: RunningWharf | null = wharf;
     sampler = startSampler(() => activeWharf);
     dbc = await dbClient(db.url);
+    // Every run starts its WAL count just after a checkpoint, so full-page images weigh the same in each.
+    await dbc.query('CHECKPOINT').catch((err: unknown) => console.error(`CHECKPOINT before measuring failed (WAL figures less comparable): ${(err as Error).message}`));
+    await statsSettled();
     const cluster0 = await clusterSnapshot(dbc);
+    const stats0 = await statSnapshot(dbc);
+    const others0 = await otherCommits(dbc);
     const cpu0 = cpuSnapshot(wharf);
     const t0 = now();
     const vacuum = vacuumEveryMs === null ? null : startVacuumLoop(db.url, vacuumEveryMs);
@@ -731,6 +808,9 @@ async function main(): Promise<number> {
     await new Promise((r) => setTimeout(r, 300));
     const wharfHwm = wharf?.memory().hwm ?? 0;
     const check = await dbCheck(dbc, cluster0, t0);
+    await statsSettled();
+    const stats1 = await statSnapshot(dbc);
+    const othersDuring = (await otherCommits(dbc)) - others0;
     const calibrationAfter = calibrate();
 
     // ------------------------------------------------------------ figures
@@ -779,6 +859,7 @@ async function main(): Promise<number> {
     const windowMs = cpu1.machine.total - cpu0.machine.total;
     const wallMs = tEnd - t0;
     const pgMs = cpuDelta(cpu0.postgres, cpu1.postgres);
+    const pgOursMs = cpuDelta(cpu0.postgresOurs, cpu1.postgresOurs);
     const perEventCpu = (ms: number): string => `${fmt((ms * 1000) / Math.max(1, delivered), 0)} µs/webhook`;
     const wharfMs =
       where === 'inproc' ? NaN : mode === 'drain' ? cpuApi!.wharf + (cpu1.wharf - cpuDispatch0!.wharf) : cpu1.wharf - cpu0.wharf;
@@ -827,6 +908,16 @@ async function main(): Promise<number> {
         ? { rows: purge.rows(), finished: purgeReport !== null, seconds: round((purge.endedAt - purge.startedAt) / 1000, 2), batches: purgeReport?.batches ?? null, p99_during_ms: round(duringPurge!.p99), events_during: duringPurge!.count }
         : null,
       cpu_calibration_ms: { before: calibrationBefore, after: calibrationAfter },
+      probe: probe ? { commits_per_s: round(probe.per_s), delivered_ratio: round(((arrivalsSorted.length / deliveryWindowMs) * 1000) / probe.per_s, 3) } : null,
+      per_webhook: {
+        postgres_cpu_us: round((pgOursMs * 1000) / Math.max(1, delivered)),
+        postgres_cpu_all_processes_us: round((pgMs * 1000) / Math.max(1, delivered)),
+        wal_bytes: round(check.wal_bytes / Math.max(1, delivered)),
+        wharf_cpu_us: Number.isNaN(wharfMs) ? null : round((wharfMs * 1000) / Math.max(1, delivered)),
+        other_databases_commits: othersDuring,
+      },
+      tables: statDelta(stats0, stats1, delivered),
+      history: tableSizes,
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
       hung: hungFigures,
     };
@@ -880,6 +971,23 @@ async function main(): Promise<number> {
       console.log(
         `purge         ${s.purge.rows} rows in ${fmt(s.purge.seconds, 2)} s (${fmt(s.purge.rows / Math.max(0.001, s.purge.seconds))} rows/s; ${s.purge.finished ? 'finished' : 'cut short when the run ended'}); ` +
           `POST→webhook p99 of the ${s.purge.events_during} deliveries posted meanwhile: ${fmt(s.purge.p99_during_ms)} ms`,
+      );
+    }
+    const perHook = result.per_webhook;
+    if (probe) {
+      console.log(
+        `limit probe   ${fmt(probe.per_s, 0)} commits/s; delivered/s ÷ commits/s = ${fmt(result.probe!.delivered_ratio * 100, 1)}% (steady: ${fmt((s.delivered_per_s_middle80 / probe.per_s) * 100, 1)}%; target ≥ 60%)`,
+      );
+    }
+    console.log(
+      `cost/webhook  postgres CPU ${fmt(perHook.postgres_cpu_us, 0)} µs (this database's backends; all postgres processes ${fmt(perHook.postgres_cpu_all_processes_us, 0)} µs), ` +
+        `WAL ${fmt(perHook.wal_bytes, 0)} B, wharf CPU ${perHook.wharf_cpu_us === null ? 'n/a' : `${fmt(perHook.wharf_cpu_us, 0)} µs`} (targets ≤ 150 µs, ≤ 1,536 B, ≤ 200 µs)` +
+        (othersDuring > 0 ? `; other databases committed ${othersDuring} transactions meanwhile (WAL is the whole server's)` : ''),
+    );
+    console.log('rows/webhook  table                         ins    upd    hot    del  indexes  index entries  index blocks');
+    for (const t of result.tables.slice(0, 12)) {
+      console.log(
+        `              ${t.table.padEnd(28)} ${fmt(t.ins, 2).padStart(5)}  ${fmt(t.upd, 2).padStart(5)}  ${fmt(t.hot_upd, 2).padStart(5)}  ${fmt(t.del, 2).padStart(5)}  ${String(t.indexes).padStart(7)}  ${fmt(t.idx_entries, 2).padStart(13)}  ${fmt(t.idx_blks, 2).padStart(12)}`,
       );
     }
     console.log(

@@ -29,13 +29,18 @@ export function procCpuMs(pid: number): number | null {
   }
 }
 
-/** CPU ms of every process named `comm` by pid (e.g. all postgres backends and helpers). */
-export function cpuByComm(comm: string): Map<number, number> {
+/**
+ * CPU ms of every process named `comm` by pid (e.g. all postgres backends and helpers); with
+ * `title`, only those whose command line (a postgres backend's process title: "postgres: 15/main:
+ * user database host state") holds it.
+ */
+export function cpuByComm(comm: string, title?: string): Map<number, number> {
   const out = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== comm) continue;
+      if (title !== undefined && !readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(title)) continue;
     } catch {
       continue;
     }

@@ -11,30 +11,34 @@ import { policiesOf, purgeRetention, type PurgeReport } from '../../src/store/re
 const uuidAt = (ts: string, salt: string): string =>
   `(lpad(to_hex((extract(epoch FROM ${ts}) * 1000)::bigint), 12, '0') || '7' || substr(md5(${salt}), 1, 3) || '8' || substr(md5(${salt}), 4, 15))::uuid`;
 
-/** Writes `n` old events with their deliveries and attempts (3n rows) and vacuums them, as old rows would be. */
-export async function fillOldHistory(url: string, endpointId: string, n: number): Promise<{ rows: number; ms: number }> {
+/**
+ * Writes `n` delivered events, `ageDays` old (one per millisecond from then on), each with its
+ * delivery and attempt (3n rows) of type `eventType`, with set-based INSERT … SELECT, and vacuums
+ * them, as old rows would be.
+ */
+export async function fillHistory(url: string, endpointId: string, n: number, options: { ageDays: number; eventType: string }): Promise<{ rows: number; ms: number }> {
   const client = new pg.Client({ connectionString: url, application_name: 'wharf-bench-fill' });
   await client.connect();
   const t = performance.now();
   try {
     await client.query(
       `INSERT INTO events (id, project_id, event_type, message_type, endpoint_id, data, created_at)
-       SELECT ${uuidAt('ts', "g::text || 'e'")}, 'default', 'bench.old', 'single', $1,
+       SELECT ${uuidAt('ts', "g::text || 'e'")}, 'default', $3, 'single', $1,
               '{"old":true,"pad":"' || repeat('x', 200) || '"}', ts
-       FROM (SELECT g, now() - interval '60 days' + g * interval '1 ms' AS ts FROM generate_series(1, $2) g) s`,
-      [endpointId, n],
+       FROM (SELECT g, now() - $4 * interval '1 day' + g * interval '1 ms' AS ts FROM generate_series(1, $2) g) s`,
+      [endpointId, n, options.eventType, options.ageDays],
     );
     await client.query(
       `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, attempts, last_status_code, created_at, updated_at)
-       SELECT ${uuidAt('e.created_at', "e.id::text || 'd'")}, 'default', e.id, $1, 'bench.old', 'success', 1, 200, e.created_at, e.created_at
-       FROM events e WHERE e.project_id = 'default' AND e.event_type = 'bench.old'`,
-      [endpointId],
+       SELECT ${uuidAt('e.created_at', "e.id::text || 'd'")}, 'default', e.id, $1, $2, 'success', 1, 200, e.created_at, e.created_at
+       FROM events e WHERE e.project_id = 'default' AND e.event_type = $2`,
+      [endpointId, options.eventType],
     );
     await client.query(
       `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, status_code, latency_ms, response_body, created_at)
        SELECT ${uuidAt('d.created_at', "d.id::text || 'a'")}, d.id, 'default', $1, 1, 'http://127.0.0.1/old', 200, 3, 'ok', d.created_at
-       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = 'bench.old'`,
-      [endpointId],
+       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = $2`,
+      [endpointId, options.eventType],
     );
     await client.query('VACUUM ANALYZE events, deliveries, delivery_attempts');
     return { rows: 3 * n, ms: performance.now() - t };
@@ -42,6 +46,10 @@ export async function fillOldHistory(url: string, endpointId: string, n: number)
     await client.end();
   }
 }
+
+/** `n` events from 60 days ago, which a 30-day retention policy purges. */
+export const fillOldHistory = (url: string, endpointId: string, n: number): Promise<{ rows: number; ms: number }> =>
+  fillHistory(url, endpointId, n, { ageDays: 60, eventType: 'bench.old' });
 
 export interface PurgeRun {
   startedAt: number;
@@ -82,4 +90,27 @@ export function startPurge(url: string, options: { batchSize: number; pauseMs: n
       await pool.end();
     });
   return run;
+}
+
+/**
+ * `n` completed delivery jobs in pg-boss's job table, as a day of traffic leaves there until
+ * pg-boss deletes them (after `deleteAfterSeconds`, a week by default). Their deliveries do not
+ * exist; nothing reads completed jobs but pg-boss's maintenance.
+ */
+export async function fillJobHistory(url: string, queue: string, n: number): Promise<{ rows: number; ms: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'wharf-bench-fill' });
+  await client.connect();
+  const t = performance.now();
+  try {
+    await client.query(
+      `INSERT INTO pgboss.job (name, data, state, created_on, started_on, completed_on)
+       SELECT $1, jsonb_build_object('d', gen_random_uuid(), 'a', 1), 'completed', ts, ts, ts
+       FROM (SELECT now() - interval '1 day' + g * interval '1 ms' AS ts FROM generate_series(1, $2) g) s`,
+      [queue, n],
+    );
+    await client.query('VACUUM ANALYZE pgboss.job');
+    return { rows: n, ms: performance.now() - t };
+  } finally {
+    await client.end();
+  }
 }

@@ -243,7 +243,11 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
   app.get('/deliveries/:deliveryID', async (req, res) => {
     const p = await projectOf(req, res);
     const path = `/eventdeliveries/${seg(idOf(req, 'deliveryID'))}`;
-    const [d, attempts] = await Promise.all([call(p.call, path), call(p.call, `${path}/deliveryattempts`)]);
+    // Attempts first, then the delivery: an outcome writes both in one transaction, so the
+    // delivery read after its attempts is never older than them (read together, a page could show
+    // a new attempt under a summary from before it).
+    const attempts = await call(p.call, `${path}/deliveryattempts`);
+    const d = await call(p.call, path);
     return sendPage(res, 200, deliveryPage({ ...p.frame, notice: notice(req) }, p.id, d, attempts));
   });
 

@@ -125,7 +125,7 @@ const NOTIFY_CHANNEL = `pgboss_${createHash('sha224').update('pgboss').digest('h
  * worker until every job of its batch is done, so one endpoint that never answers would hold a
  * whole batch, and with it a share of the dispatcher, for its full timeout. Here every delivery is
  * sent and recorded on its own; the fetch loop only asks for as many jobs as there are free slots.
- * A job stays `active` in pg-boss until its outcome is committed, and its completion is written in
+ * A job stays `active` in pg-boss until its outcome is committed, and its end (finishJobs) is written in
  * that same transaction, so a crash at any point leaves the job for pg-boss to hand out again
  * (and the attempts guard makes a replay of a recorded attempt do nothing).
  */
@@ -397,6 +397,17 @@ function failedOutcome(l: Live, err: Error): Outcome {
   return outcomeOf(l, failedBeforeSending(`internal error before the request was sent: ${err.message}`, 'WHARF_ERR_INTERNAL'), {});
 }
 
+/**
+ * Ends jobs whose work is recorded, in the caller's transaction. They are deleted rather than
+ * completed: a completion rewrites the job row with a new entry in each of the job table's indexes,
+ * and the row then stays for pg-boss's retention (a week) until its maintenance deletes it anyway.
+ * Nothing reads a finished job; the delivery and its attempts are the record.
+ */
+async function finishJobs(deps: DispatcherDeps, db: Queryable, jobIds: string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await deps.boss.deleteJob(DELIVERY_QUEUE, jobIds, { db: executorOf(db) });
+}
+
 /** Hands jobs back to pg-boss's retry policy; if the database is down too, their expiry does it. */
 async function failJobs(deps: DispatcherDeps, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -489,7 +500,7 @@ async function defer(deps: DispatcherDeps, items: { live: Live; delaySeconds: nu
       client,
       items.map(({ live, delaySeconds }) => ({ delivery_id: live.row.id, attempt: live.attempt, delaySeconds, endpoint: refKey(live.row) })),
     );
-    await deps.boss.complete(DELIVERY_QUEUE, items.map((i) => i.live.jobId), null, { db: executorOf(client) });
+    await finishJobs(deps, client, items.map((i) => i.live.jobId));
   });
 }
 
@@ -601,7 +612,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], jobIds:
   return withTransaction(deps.pool, async (client) => {
     // The jobs end with the outcomes they produced: a crash before this commit leaves them active
     // for pg-boss to hand out again, and one after it finds them done.
-    await deps.boss.complete(DELIVERY_QUEUE, jobIds, null, { db: executorOf(client) });
+    await finishJobs(deps, client, jobIds);
     if (outcomes.length === 0) return [];
     if (sent.length > 0) {
       await client.query(
