@@ -91,6 +91,9 @@ export function batchRetryFilter(given: object, projectId: string): Omit<BatchRe
 
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool, boss } = deps;
+  /** The delivery, or a 404 that says when it was purged by the project's retention. */
+  const deliveryOf = (projectId: string, id: string) =>
+    findDelivery(pool, projectId, id).catch(explainMissing(pool, projectId, 'events', 'event delivery', id));
 
   app.get('/eventdeliveries', async (req, res) => {
     const q = convoyQuery(req.query);
@@ -107,20 +110,20 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
 
   app.get('/eventdeliveries/:deliveryID', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
+    const d = await deliveryOf(req.project.id, deliveryID);
     return reply(res, 200, 'Event delivery fetched', present(d));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
-    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
+    const d = await deliveryOf(req.project.id, deliveryID);
     const attempts = await deliveryAttempts(pool, d.id);
     return reply(res, 200, 'Delivery attempts fetched', attempts.map(presentAttempt));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts/:attemptID', async (req, res) => {
     const { deliveryID, attemptID } = req.params as { deliveryID: string; attemptID: string };
-    const d = await findDelivery(pool, req.project.id, deliveryID).catch(explainMissing(pool, req.project.id, 'events', 'event delivery', deliveryID));
+    const d = await deliveryOf(req.project.id, deliveryID);
     const attempt = (await deliveryAttempts(pool, d.id)).find((a) => a.id === attemptID);
     if (!attempt) throw await missing(pool, req.project.id, 'attempts', 'delivery attempt', attemptID);
     return reply(res, 200, 'Delivery attempt fetched', presentAttempt(attempt));
