@@ -100,7 +100,7 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const p = await projectOf(req, res);
     const form = readForm(req.body);
     try {
-      const { data } = await p.call('POST', '/endpoints', bodyOf(form, false));
+      const { data } = await p.call('POST', '/endpoints', bodyOf(form, null));
       // The creation answer is the one place the endpoint's first secret is shown.
       const secret = (data.secrets ?? []).find((s: ApiData) => typeof s.value === 'string')?.value as string | undefined;
       if (secret) {
@@ -126,7 +126,7 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const before = await call(p.call, path);
     const form = readForm(req.body);
     try {
-      const { data } = await p.call('PUT', path, bodyOf(form, true));
+      const { data } = await p.call('PUT', path, bodyOf(form, before));
       const pinged = data.url !== before.url && form.skip_ping !== 'on';
       return res.redirect(`${projectPath(p.id, 'endpoints', data.uid)}?done=${pinged ? 'saved-pinged' : 'saved'}`, 303);
     } catch (err) {
