@@ -24,6 +24,8 @@ export interface PageDeps {
   pool: pg.Pool;
   box: SecretBox;
   portal: PortalOptions;
+  /** Broker types the sources API may create (config `ingest.api_broker_types`). */
+  apiBrokerTypes: readonly string[];
   projectOf: (req: FastifyRequest, res: FastifyReply) => Promise<{ id: string; name: string; call: CallApi; frame: Frame }>;
   sendPage: (res: FastifyReply, status: number, body: string) => FastifyReply;
   query: (values: Record<string, string | null | undefined>) => string;
@@ -50,6 +52,9 @@ export const NOTICES: Record<string, string> = {
   'sub-saved': 'Subscription saved.',
   'sub-deleted': 'Subscription deleted.',
   'secret-shown': 'The new secret was shown once and is not shown again. Rotate again if it was lost.',
+  'source-created': 'Source created.',
+  'source-saved': 'Source saved.',
+  'source-deleted': 'Source deleted.',
 };
 
 type Flash = { kind: 'secret'; endpoint_id: string; secret: string; message: string } | { kind: 'link'; name: string; url: string };

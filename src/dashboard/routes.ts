@@ -224,7 +224,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
       return { id, name: project.name, call, frame: { ...frameOf(req), project: { id, name: project.name } } };
     };
 
-    const pageDeps = { prefix: '/projects/:projectID', pool, box, portal: deps.portal, projectOf, sendPage, query };
+    const pageDeps = { prefix: '/projects/:projectID', pool, box, portal: deps.portal, apiBrokerTypes: deps.apiBrokerTypes, projectOf, sendPage, query };
     await signed.register(dashboardPages, pageDeps);
     await signed.register(sourcePages, pageDeps);
   });
