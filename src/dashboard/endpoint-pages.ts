@@ -88,7 +88,7 @@ export function endpointFormSection(f: Frame, action: string, form: EndpointForm
   <fieldset>
     <legend>TLS</legend>
     <label>Client certificate (mTLS, PEM) <textarea name="client_cert" rows="3">${form.client_cert}</textarea></label>
-    <label>Client key (PEM)${endpoint ? ' — blank keeps the stored one' : ''} <textarea name="client_key" rows="3"></textarea></label>
+    <label>Client key (PEM)${endpoint?.mtls_client_cert ? ' — blank keeps the stored one' : ''} <textarea name="client_key" rows="3"></textarea></label>
     ${endpoint?.mtls_client_cert ? html`<label class="check"><input type="checkbox" name="remove_mtls"${checked(form.remove_mtls === 'on')}> Remove the client certificate</label>` : null}
     <label>Extra CA to trust (PEM)${endpoint?.ca_certificate ? ' — blank keeps the stored one' : ''} <textarea name="ca_certificate" rows="3"></textarea></label>
     ${endpoint?.ca_certificate ? html`<label class="check"><input type="checkbox" name="remove_ca"${checked(form.remove_ca === 'on')}> Remove the extra CA</label>` : null}
@@ -147,7 +147,7 @@ export function endpointPage(f: Frame, projectId: string, e: ApiData, form: Endp
     <form method="post" action="${base}/delete" data-confirm="Delete this endpoint? Its deliveries stop.">${csrfField(csrf)}<button type="submit">Delete</button></form>
   </div>
 </section>
-<section class="card">
+<section class="card signing-secrets">
   <h2>Signing secrets</h2>
   <div class="table-wrap"><table class="stack secrets"><thead><tr><th>Created</th><th>By</th><th>Expires</th></tr></thead>
   <tbody>${secrets.map((s) => html`<tr><td data-label="Created">${time(s.created_at)}</td><td data-label="By" class="created-by">${actorOf(s.created_by)}</td><td data-label="Expires">${s.expires_at ? time(s.expires_at) : html`<span class="muted">current</span>`}</td></tr>`)}</tbody></table></div>

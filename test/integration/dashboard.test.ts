@@ -860,13 +860,16 @@ describe('the internal credential', () => {
   });
 });
 
-describe('dashboard sessions and sign-in limits', () => {
+describe('dashboard sessions, broker sources and sign-in limits', () => {
   let t: TestApp;
+  let queue: BrokerChannel;
   beforeAll(async () => {
-    t = await startTestApp({ dashboard: { session_seconds: 2 } });
+    queue = await rabbit.channel(`dash-made-${randomBytes(4).toString('hex')}`);
+    t = await startTestApp({ dashboard: { session_seconds: 2 }, ingest: { api_broker_types: ['rabbitmq'] } });
   });
   afterAll(async () => {
     await t?.stop();
+    await queue?.close?.();
   });
 
   it('a session lasts dashboard.session_seconds: after it, a page asks to sign in again and a post is refused', async () => {
@@ -879,6 +882,36 @@ describe('dashboard sessions and sign-in limits', () => {
     expect(later.status).toBe(303);
     expect(later.location).toBe('/dashboard');
     expect((await d.post('/dashboard/projects/default/endpoints/new', { _csrf: 'x'.repeat(43), name: 'late', url: 'http://127.0.0.1:9/late' })).status).toBe(401);
+  });
+
+  it('a broker source of a type the operator opened to the API is created and edited as JSON; its credentials show as ********', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    expect((await d.get('/dashboard/projects/default/sources/new')).text).toContain('<option value="rabbitmq"');
+    const block = queue.block as { url: string; queue: string };
+    const password = new URL(block.url).password;
+    const fields = { id: 'made-queue', name: 'Made queue', type: 'rabbitmq', format: 'envelope', settings: JSON.stringify(block) };
+    const unreadable = await d.post('/dashboard/projects/default/sources/new', { ...fields, settings: `{"url": "${block.url}", ` });
+    expect(unreadable.status).toBe(400);
+    expect(unreadable.text).toContain('rabbitmq: is not JSON');
+    const refused = await d.post('/dashboard/projects/default/sources/new', { ...fields, settings: JSON.stringify({ ...block, prefetch: -1 }) });
+    expect(refused.status).toBe(400);
+    // Shown again for correction, without the credentials typed in.
+    expect(refused.text).not.toContain(`:${password}@`);
+    const created = await d.post('/dashboard/projects/default/sources/new', fields);
+    expect(created.status, created.text).toBe(303);
+    const page = await d.get('/dashboard/projects/default/sources/made-queue');
+    expect(page.text).toContain('&quot;url&quot;: &quot;********&quot;');
+    expect(page.text).not.toContain(`:${password}@`);
+    const shown = /<textarea name="settings"[^>]*>([^<]*)<\/textarea>/.exec(page.text)![1]!.replace(/&quot;/g, '"');
+    const saved = await d.post('/dashboard/projects/default/sources/made-queue/edit', { ...fields, name: 'Made queue, renamed', settings: shown });
+    expect(saved.status, saved.text).toBe(303);
+    // The URL sent back as ******** kept the stored one: the source still reaches its queue.
+    await vi.waitFor(async () => {
+      const s = (await t.api('GET', '/sources/made-queue')).body.data;
+      expect(s).toMatchObject({ name: 'Made queue, renamed', rabbitmq: { url: '********', queue: block.queue } });
+      expect(s.status?.state).toBe('running');
+    }, { timeout: 20_000, interval: 250 });
   });
 
   it('failed sign-ins from one address are limited: 429 with Retry-After, a right key refused too while it lasts', async () => {
