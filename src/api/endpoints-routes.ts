@@ -12,7 +12,7 @@ import { sourceExists } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
 import { generateSecret } from '../delivery/signatures.ts';
 import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, type EndpointCredentials } from '../delivery/credentials.ts';
-import { redactKeys, restoreRedacted } from '../core/redact.ts';
+import { redactKeys, restoreRedacted, stillRedacted } from '../core/redact.ts';
 import { Reader } from '../core/settings.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { MAX_EXPIRATION, activateEndpoint, applyTransitions, rotateSecret, togglePause } from '../dispatch/operations.ts';
@@ -78,6 +78,8 @@ function readFields(body: Json, scheme: SignatureScheme): EndpointSettings {
   const fields = r.fields(body, '', ENDPOINT_SETTINGS);
   const out = fields === null ? {} : readEndpointSettings(r, fields, '', scheme);
   if (r.issues.length > 0) throw settingsError(r.issues, '');
+  const kept = out.credentials ? stillRedacted(out.credentials, credentialSecretKeys(out.credentials)) : null;
+  if (kept !== null) throw invalid(kept, '"********" keeps a stored secret, and none is stored here to keep (a new endpoint, or another kind of authentication); give the secret itself');
   return out;
 }
 
