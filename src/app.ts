@@ -205,6 +205,7 @@ export function createApp(options: AppOptions): App {
           frameAncestors: config.portal.frame_ancestors,
           listenHost: config.server.host,
         },
+        dashboardSessionSeconds: config.dashboard.session_seconds,
       });
       await server.listen({ host: config.server.host, port: config.server.port });
       const addr = server.server.address();

@@ -17,6 +17,7 @@ import type { PortalOptions } from '../portal/options.ts';
 import type { HttpIngest } from '../sources/http-ingest.ts';
 import type { SourceManager } from '../sources/manager.ts';
 import type { SecretBox } from '../store/crypto.ts';
+import type { Actor } from '../store/endpoints.ts';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -45,6 +46,8 @@ export interface ApiDeps {
   outbound: OutboundDeps;
   /** The customer portal's settings (config `portal`). */
   portal: PortalOptions;
+  /** How long a dashboard sign-in lasts (config `dashboard.session_seconds`). */
+  dashboardSessionSeconds: number;
   /**
    * `server.operator_token`: a Bearer token that shows /readyz's details and opens /metrics
    * ('' = neither: /readyz answers its status only and /metrics 401).
@@ -58,6 +61,8 @@ export type ProjectLookup = (id: string) => Promise<Project | null>;
 declare module 'fastify' {
   interface FastifyRequest {
     project: Project;
+    /** The credential the request authenticated with (recorded with a secret it makes). */
+    actor: Actor;
   }
 }
 

@@ -12,7 +12,7 @@ import { sourceExists } from '../store/sources.ts';
 import { saveSubscription } from '../store/subscriptions.ts';
 import { generateSecret } from '../delivery/signatures.ts';
 import { CREDENTIAL_KEYS, NO_CREDENTIALS, credentialSecretKeys, type EndpointCredentials } from '../delivery/credentials.ts';
-import { redactKeys, restoreRedacted } from '../core/redact.ts';
+import { redactKeys, restoreRedacted, stillRedacted } from '../core/redact.ts';
 import { Reader } from '../core/settings.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { MAX_EXPIRATION, activateEndpoint, applyTransitions, rotateSecret, togglePause } from '../dispatch/operations.ts';
@@ -78,6 +78,8 @@ function readFields(body: Json, scheme: SignatureScheme): EndpointSettings {
   const fields = r.fields(body, '', ENDPOINT_SETTINGS);
   const out = fields === null ? {} : readEndpointSettings(r, fields, '', scheme);
   if (r.issues.length > 0) throw settingsError(r.issues, '');
+  const kept = out.credentials ? stillRedacted(out.credentials, credentialSecretKeys(out.credentials)) : null;
+  if (kept !== null) throw invalid(kept, '"********" keeps a stored secret, and none is stored here to keep (a new endpoint, or another kind of authentication); give the secret itself');
   return out;
 }
 
@@ -184,7 +186,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     // A disabled endpoint (Convoy's is_disabled) is not called, so it is not pinged either.
     if (!skip && !disabled) await pingerFor(deps.outbound, req.project.signature)({ ...fields, project_id: req.project.id, id }, [{ value: secret }], credentials);
     const data = await withTransaction(pool, async (client) => {
-      let e = await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials });
+      let e = await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials, createdBy: req.actor });
       if (disabled) {
         const { rows } = await client.query<Endpoint>(`UPDATE endpoints SET status = 'inactive' WHERE project_id = $1 AND id = $2 RETURNING *`, [req.project.id, id]);
         e = rows[0]!;
@@ -248,7 +250,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       const sources = new Set<string>();
       for (const item of items) {
         const { fields, secret, credentials, subs, id } = item!;
-        created.push(await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials }));
+        created.push(await insertEndpoint(client, box, req.project.id, id, fields, secret, { credentials, createdBy: req.actor }));
         for (const s of subs) {
           if (s.source_id !== null && !sources.has(s.source_id)) {
             if (!(await sourceExists(client, req.project.id, s.source_id))) {
@@ -324,7 +326,7 @@ export async function endpointRoutes(app: FastifyInstance, deps: ApiDeps): Promi
     // convoy-go sends "secret": "" to ask for a generated one, as Convoy does.
     const given = string(body, 'secret', { max: 1024, empty: true }) || undefined;
     const data = await withTransaction(pool, async (client) => {
-      const r = await rotateSecret(box, client, req.project, endpointID, { expiration, secret: given });
+      const r = await rotateSecret(box, client, req.project, endpointID, { expiration, secret: given, by: req.actor });
       return { expiration: r.expiration, endpoint: await presentEndpoint(client, box, r.endpoint, r.secret) };
     });
     return reply(res, 200, `Secret rotated; the previous one stays valid for ${data.expiration} s`, data.endpoint);

@@ -148,7 +148,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       if (rows[0]) return rows[0].id;
       const id = uuidv7();
       const fields = { ...ENDPOINT_DEFAULTS, name: new URL(url).host, url };
-      await insertEndpoint(db, deps.box, req.project.id, id, fields, settings.secret ?? generateSecret(req.project.signature.scheme));
+      await insertEndpoint(db, deps.box, req.project.id, id, fields, settings.secret ?? generateSecret(req.project.signature.scheme), { createdBy: req.actor });
       if ((types as string[]).length > 0) {
         await saveSubscription(db, req.project.id, uuidv7(), { name: `${fields.name} (dynamic)`, endpoint_id: id, source_id: null, event_types: types as string[], filter: null, retry_config: null }, false);
       }

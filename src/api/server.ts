@@ -2,8 +2,9 @@ import type pg from 'pg';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { UNAVAILABLE_RETRY_AFTER_SECONDS, WharfError, isDatabaseUnavailable, unauthorized } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
+import type { Actor } from '../store/endpoints.ts';
 import { hashApiKey } from '../store/crypto.ts';
-import { getProject, projectForKeyHash } from '../store/projects.ts';
+import { apiKeyForHash, getProject } from '../store/projects.ts';
 import { endpointRoutes } from './endpoints-routes.ts';
 import { eventRoutes } from './events-routes.ts';
 import { deliveryRoutes } from './deliveries-routes.ts';
@@ -14,7 +15,7 @@ import { metaEventRoutes } from './meta-events-routes.ts';
 import { portalLinkRoutes } from './portal-links-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
-import { createInternalCredential } from '../web/internal-credential.ts';
+import { createInternalCredential, viaOf } from '../web/internal-credential.ts';
 import { secretMatcher } from '../web/session.ts';
 import { reply, type ApiDeps, type ProjectLookup } from './context.ts';
 import { isNulRefusal, refuseNul } from './nul-guard.ts';
@@ -154,7 +155,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   }
 
   // Keys are looked up by hash; a short cache keeps the database off the hot path of ingest.
-  const keyCache = new Map<string, { projectId: string | null; at: number }>();
+  const keyCache = new Map<string, { projectId: string | null; keyId: string | null; at: number }>();
   // Shared by the API and the portal, whose pages (a delivery's refreshes every 2 s) need it too.
   const projects = cachedProjects(deps.pool);
   // The dashboard's operator sessions call the API in-process with this (never from the network).
@@ -165,6 +166,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       const project = await projects(projectId);
       if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
       req.project = project;
+      req.actor = { type: 'operator', id: null, via: 'dashboard' };
       return;
     }
     const header = req.headers.authorization;
@@ -174,7 +176,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     const now = Date.now();
     let cached = keyCache.get(hash);
     if (!cached || now - cached.at > KEY_CACHE_MS) {
-      cached = { projectId: await projectForKeyHash(deps.pool, hash), at: now };
+      const key = await apiKeyForHash(deps.pool, hash);
+      cached = { projectId: key?.project_id ?? null, keyId: key?.id ?? null, at: now };
       if (keyCache.size > 10_000) keyCache.clear();
       keyCache.set(hash, cached);
     }
@@ -184,6 +187,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     const project = await projects(projectId);
     if (!project) throw unauthorized(`API key is not valid for project ${JSON.stringify(projectId)}`);
     req.project = project;
+    req.actor = { type: 'api_key', id: cached.keyId, via: viaOf(req) };
   };
 
   // The ingest role serves only what probes and scrapers need (above); the rest is the API's.
@@ -194,6 +198,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(
     async (api) => {
       api.decorateRequest('project', null as unknown as Project);
+      api.decorateRequest('actor', null as unknown as Actor);
       api.addHook('onRequest', authenticate);
       await api.register(endpointRoutes, deps);
       await api.register(eventRoutes, deps);

@@ -59,6 +59,8 @@ export interface WharfConfig {
   ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[] };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
   portal: { public_url: string; session_minutes: number; frame_ancestors: string };
+  /** Operator dashboard (src/dashboard): how long a sign-in lasts, in seconds. */
+  dashboard: { session_seconds: number };
   /** `interval` and `batch_pause` are in seconds; `defaults` holds every kind (`off` unless set). */
   retention: { defaults: Required<RetentionAges>; interval: number; batch_size: number; batch_pause: number };
   projects: ProjectConfig[];
@@ -361,6 +363,16 @@ export const configSchema = {
     public_url: { doc: 'Base URL customers reach Wharf at, used in portal links (e.g. https://hooks.example.com); "" = the address the API listens on.', format: 'wharf-public-url', default: '', env: 'WHARF_PORTAL_URL' },
     session_minutes: { doc: 'Minutes a portal session lasts after a link is opened.', format: 'wharf-int', min: 1, max: 10_080, default: 60 },
     frame_ancestors: { doc: "CSP frame-ancestors of portal pages: 'none', or the origins allowed to embed them (e.g. https://dashboard.example.com).", format: 'wharf-csp-sources', default: "'none'" },
+  },
+  dashboard: {
+    session_seconds: {
+      doc: 'Seconds a dashboard sign-in lasts (28800 = 8 hours); the session then ends and the operator signs in again.',
+      format: 'wharf-int',
+      min: 1,
+      max: 2_592_000,
+      default: 28_800,
+      env: 'WHARF_DASHBOARD_SESSION_SECONDS',
+    },
   },
   retention: {
     // `defaults`, not `default`: convict reads a `default` key as the value of a setting.

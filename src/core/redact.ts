@@ -37,6 +37,18 @@ export function restoreRedacted(next: unknown, stored: unknown, keys: readonly s
   return out;
 }
 
+/**
+ * The first of `keys` whose value is still REDACTED once stored values were restored: a client
+ * sent "********" where nothing is stored to keep (a new endpoint, or another kind of credential),
+ * which must not become the secret itself. Null when there is none.
+ */
+export function stillRedacted(value: unknown, keys: readonly string[]): string | null {
+  return keys.find((key) => {
+    const at = holder(value, key);
+    return at !== null && at.node[at.last] === REDACTED;
+  }) ?? null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets in free text (broker errors, SDK log lines)
 

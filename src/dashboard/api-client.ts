@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { WharfError } from '../core/errors.ts';
+import { VIA_HEADER } from '../web/internal-credential.ts';
 
 /** An API answer's `data`; its shape is the API's (README: REST API). */
 export type ApiData = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -59,7 +60,8 @@ export function apiCaller(
     const res = await api.inject({
       method,
       url: `/api/v1/projects/${encodeURIComponent(projectId)}${path}`,
-      headers: { authorization: headers.authorization, ...(headers.host ? { host: headers.host } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      // The API records a secret rotated here as done through the dashboard (README: Dashboard).
+      headers: { authorization: headers.authorization, [VIA_HEADER]: 'dashboard', ...(headers.host ? { host: headers.host } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
     });
     let parsed: { message?: string; data?: ApiData };

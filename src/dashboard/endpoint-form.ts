@@ -5,7 +5,8 @@
  */
 import type { ApiData } from './api-client.ts';
 
-export const AUTH_TYPES = ['', 'api_key', 'basic_auth', 'oauth2'] as const;
+/** The form's authentication kinds: OAuth2 by how the client authenticates (auth.ts). */
+export const AUTH_TYPES = ['', 'api_key', 'basic_auth', 'oauth2', 'oauth2_assertion'] as const;
 /** How signatures are sent (the API's advanced_signatures): `t=…,v1=…` over time and body, or over the body alone. */
 export const SIGNATURE_FORMATS = ['advanced', 'simple'] as const;
 export const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded'] as const;
@@ -24,8 +25,8 @@ export interface EndpointForm {
   support_email: string;
   notification_url: string;
   /**
-   * '' none, api_key, basic_auth, oauth2 (client credentials with a shared secret); `keep` leaves
-   * an authentication set through the API (OAuth2 with a signed client assertion) as it is.
+   * '' none, api_key, basic_auth, oauth2 (client credentials with a shared secret),
+   * oauth2_assertion (client credentials with an ES256-signed JWT assertion, RFC 7523).
    */
   auth_type: string;
   header_name: string;
@@ -37,6 +38,11 @@ export interface EndpointForm {
   client_secret: string;
   scope: string;
   audience: string;
+  /** The EC P-256 private JWK (JSON) that signs assertions; blank keeps the stored one. */
+  signing_key: string;
+  /** The assertion's iss and sub; blank: the client id. */
+  issuer: string;
+  subject: string;
   /** advanced, simple; '' leaves it as it is. */
   signature_format: string;
   client_cert: string;
@@ -51,7 +57,7 @@ export interface EndpointForm {
 const FIELDS: (keyof EndpointForm)[] = [
   'name', 'url', 'owner_id', 'description', 'http_timeout', 'rate_limit', 'rate_limit_duration', 'content_type', 'support_email',
   'notification_url', 'auth_type', 'header_name', 'header_value', 'username', 'password', 'oauth2_url', 'client_id', 'client_secret', 'scope',
-  'audience', 'signature_format', 'client_cert', 'client_key', 'ca_certificate',
+  'audience', 'signing_key', 'issuer', 'subject', 'signature_format', 'client_cert', 'client_key', 'ca_certificate',
   'remove_mtls', 'remove_ca', 'skip_ping',
 ];
 
@@ -72,12 +78,17 @@ export const EMPTY_FORM: EndpointForm = {
   signature_format: 'advanced',
 };
 
+/** The form's authentication kind of an endpoint as the API answers it ('' none). */
+export function authKindOf(e: ApiData): string {
+  const a = e?.authentication as ApiData;
+  if (!a) return '';
+  return a.type === 'oauth2' && a.oauth2?.authentication_type === 'client_assertion' ? 'oauth2_assertion' : String(a.type);
+}
+
 /** The form filled from an endpoint as the API answers it (secrets left blank: blank keeps them). */
 export function formOf(e: ApiData): EndpointForm {
   const a = e.authentication as ApiData;
   const oauth2 = a?.type === 'oauth2' ? (a.oauth2 as ApiData) : null;
-  const editable = a?.type === 'api_key' || a?.type === 'basic_auth' || oauth2?.authentication_type === 'shared_secret';
-  const authType = a ? (editable ? a.type : 'keep') : '';
   const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
   return {
     ...EMPTY_FORM,
@@ -91,13 +102,15 @@ export function formOf(e: ApiData): EndpointForm {
     content_type: str(e.content_type),
     support_email: str(e.support_email),
     notification_url: str(e.notification_url),
-    auth_type: authType,
+    auth_type: authKindOf(e),
     header_name: str(a?.api_key?.header_name),
     username: str(a?.basic_auth?.username),
     oauth2_url: str(oauth2?.url),
     client_id: str(oauth2?.client_id),
     scope: str(oauth2?.scope),
     audience: str(oauth2?.audience),
+    issuer: str(oauth2?.issuer),
+    subject: str(oauth2?.subject),
     signature_format: e.advanced_signatures === false ? 'simple' : 'advanced',
     client_cert: str(e.mtls_client_cert?.client_cert),
   };
@@ -108,10 +121,12 @@ const num = (v: string): number | string => (/^\d{1,9}$/.test(v.trim()) ? Number
 const opt = (v: string): string | null => (v.trim() === '' ? null : v.trim());
 
 /**
- * The API body for a create (`editing` false) or an edit. On an edit a blank secret field sends
- * back REDACTED, which the API reads as "keep what is stored".
+ * The API body for a create (`stored` null) or an edit of `stored`. On an edit a blank secret
+ * field sends back REDACTED, which the API reads as "keep what is stored", but only while the
+ * authentication keeps its kind: another kind's blank secret is sent blank, for the API to ask for.
  */
-export function bodyOf(f: EndpointForm, editing: boolean): Record<string, unknown> {
+export function bodyOf(f: EndpointForm, stored: ApiData | null): Record<string, unknown> {
+  const editing = stored !== null;
   const body: Record<string, unknown> = {
     name: f.name,
     url: f.url.trim(),
@@ -124,25 +139,22 @@ export function bodyOf(f: EndpointForm, editing: boolean): Record<string, unknow
     const v = opt(f[k]);
     if (v !== null || editing) body[k] = v;
   }
-  const secret = (v: string): string => (v === '' && editing ? REDACTED : v);
+  const keeps = editing && authKindOf(stored) === f.auth_type;
+  const secret = (v: string, kept = keeps): string => (v === '' && kept ? REDACTED : v);
   if (f.auth_type === 'api_key') body.authentication = { type: 'api_key', header_name: f.header_name.trim(), header_value: secret(f.header_value) };
   else if (f.auth_type === 'basic_auth') body.authentication = { type: 'basic_auth', username: f.username, password: secret(f.password) };
-  else if (f.auth_type === 'oauth2') {
-    body.authentication = {
-      type: 'oauth2',
-      authentication_type: 'shared_secret',
-      url: f.oauth2_url.trim(),
-      client_id: f.client_id.trim(),
-      client_secret: secret(f.client_secret),
-      scope: opt(f.scope),
-      audience: opt(f.audience),
-    };
+  else if (f.auth_type === 'oauth2' || f.auth_type === 'oauth2_assertion') {
+    const common = { type: 'oauth2', url: f.oauth2_url.trim(), client_id: f.client_id.trim(), scope: opt(f.scope), audience: opt(f.audience) };
+    body.authentication =
+      f.auth_type === 'oauth2'
+        ? { ...common, authentication_type: 'shared_secret', client_secret: secret(f.client_secret) }
+        : { ...common, authentication_type: 'client_assertion', signing_key: secret(f.signing_key.trim()), issuer: opt(f.issuer), subject: opt(f.subject) };
   }
   else if (f.auth_type === '' && editing) body.authentication = null;
   if (f.remove_mtls === 'on') {
     if (editing) body.mtls_client_cert = null;
   } else if (f.client_cert.trim() !== '') {
-    body.mtls_client_cert = { client_cert: f.client_cert.trim(), client_key: secret(f.client_key.trim()) };
+    body.mtls_client_cert = { client_cert: f.client_cert.trim(), client_key: secret(f.client_key.trim(), editing && Boolean(stored.mtls_client_cert)) };
   }
   if (f.remove_ca === 'on') {
     if (editing) body.ca_certificate = null;

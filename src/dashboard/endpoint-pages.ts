@@ -1,7 +1,7 @@
 /** The dashboard's endpoint pages: the list with its filters, the form, one endpoint and its actions. */
 import { html, href, time, type SafeHtml } from '../web/html.ts';
 import type { ApiData } from './api-client.ts';
-import { AUTH_TYPES, CONTENT_TYPES, SIGNATURE_FORMATS, type EndpointForm } from './endpoint-form.ts';
+import { AUTH_TYPES, CONTENT_TYPES, SIGNATURE_FORMATS, authKindOf, type EndpointForm } from './endpoint-form.ts';
 import { badge, csrfField, page, projectPath, type Frame } from './pages.ts';
 
 export const ENDPOINT_STATES = ['active', 'pending', 'paused', 'inactive'];
@@ -46,9 +46,14 @@ const checked = (on: boolean): SafeHtml | null => (on ? html` checked` : null);
 
 /** The create and edit form; `endpoint` is the stored one when editing. */
 export function endpointFormSection(f: Frame, action: string, form: EndpointForm, endpoint: ApiData | null): SafeHtml {
-  const auth = endpoint?.authentication as ApiData;
-  const keep = form.auth_type === 'keep';
-  const authLabel: Record<string, string> = { '': 'none', api_key: 'API key header', basic_auth: 'HTTP Basic', oauth2: 'OAuth2 client credentials' };
+  const authLabel: Record<string, string> = {
+    '': 'none',
+    api_key: 'API key header',
+    basic_auth: 'HTTP Basic',
+    oauth2: 'OAuth2 client credentials, shared secret',
+    oauth2_assertion: 'OAuth2 client credentials, signed assertion (ES256 JWT)',
+  };
+  const keeps = (kind: string): string => (endpoint && authKindOf(endpoint) === kind ? ' — blank keeps the stored one' : '');
   return html`<form method="post" action="${action}" class="stacked endpoint-form">
   ${csrfField(f.session!.csrf)}
   <label>Name <input name="name" value="${form.name}" maxlength="200" required></label>
@@ -64,24 +69,26 @@ export function endpointFormSection(f: Frame, action: string, form: EndpointForm
   <fieldset>
     <legend>Authentication</legend>
     <label>Type <select name="auth_type">
-      ${keep ? html`<option value="keep" selected>${auth?.type ?? 'set'} (set through the API; kept)</option>` : null}
-      ${AUTH_TYPES.map((t) => html`<option value="${t}"${selected(!keep && t === form.auth_type)}>${authLabel[t]}</option>`)}
+      ${AUTH_TYPES.map((t) => html`<option value="${t}"${selected(t === form.auth_type)}>${authLabel[t]}</option>`)}
     </select></label>
     <label>Header name (API key) <input name="header_name" value="${form.header_name}"></label>
-    <label>Header value (API key)${endpoint ? ' — blank keeps the stored one' : ''} <input name="header_value" type="password" autocomplete="off"></label>
+    <label>Header value (API key)${keeps('api_key')} <input name="header_value" type="password" autocomplete="off"></label>
     <label>Username (Basic) <input name="username" value="${form.username}" autocomplete="off"></label>
-    <label>Password (Basic)${endpoint ? ' — blank keeps the stored one' : ''} <input name="password" type="password" autocomplete="off"></label>
+    <label>Password (Basic)${keeps('basic_auth')} <input name="password" type="password" autocomplete="off"></label>
     <label>Token URL (OAuth2) <input name="oauth2_url" type="url" value="${form.oauth2_url}"></label>
     <label>Client id (OAuth2) <input name="client_id" value="${form.client_id}" autocomplete="off"></label>
-    <label>Client secret (OAuth2)${endpoint ? ' — blank keeps the stored one' : ''} <input name="client_secret" type="password" autocomplete="off"></label>
     <label>Scope (OAuth2, optional) <input name="scope" value="${form.scope}"></label>
     <label>Audience (OAuth2, optional) <input name="audience" value="${form.audience}"></label>
+    <label>Client secret (OAuth2, shared secret)${keeps('oauth2')} <input name="client_secret" type="password" autocomplete="off"></label>
+    <label>Signing key (OAuth2, signed assertion: EC P-256 private JWK as JSON)${keeps('oauth2_assertion')} <textarea name="signing_key" rows="3" autocomplete="off"></textarea></label>
+    <label>Assertion issuer (optional; the client id when blank) <input name="issuer" value="${form.issuer}"></label>
+    <label>Assertion subject (optional; the client id when blank) <input name="subject" value="${form.subject}"></label>
   </fieldset>
   <label>Signature <select name="signature_format">${SIGNATURE_FORMATS.map((s) => html`<option value="${s}"${selected(s === form.signature_format)}>${s === 'advanced' ? 'advanced: t=…,v1=… over the time and the body, one per live secret' : 'simple: over the body, newest secret'}</option>`)}</select></label>
   <fieldset>
     <legend>TLS</legend>
     <label>Client certificate (mTLS, PEM) <textarea name="client_cert" rows="3">${form.client_cert}</textarea></label>
-    <label>Client key (PEM)${endpoint ? ' — blank keeps the stored one' : ''} <textarea name="client_key" rows="3"></textarea></label>
+    <label>Client key (PEM)${endpoint?.mtls_client_cert ? ' — blank keeps the stored one' : ''} <textarea name="client_key" rows="3"></textarea></label>
     ${endpoint?.mtls_client_cert ? html`<label class="check"><input type="checkbox" name="remove_mtls"${checked(form.remove_mtls === 'on')}> Remove the client certificate</label>` : null}
     <label>Extra CA to trust (PEM)${endpoint?.ca_certificate ? ' — blank keeps the stored one' : ''} <textarea name="ca_certificate" rows="3"></textarea></label>
     ${endpoint?.ca_certificate ? html`<label class="check"><input type="checkbox" name="remove_ca"${checked(form.remove_ca === 'on')}> Remove the extra CA</label>` : null}
@@ -99,6 +106,15 @@ export function newEndpointPage(f: Frame, projectId: string, form: EndpointForm)
 <p class="muted">Wharf tries the URL (a signed ping it must answer with 2xx) before saving, unless told not to.</p>
 <section class="card">${endpointFormSection(f, projectPath(projectId, 'endpoints', 'new'), form, null)}</section>`,
   );
+}
+
+/** Who made a secret, as the API records it (README: Dashboard): a credential's id, never its value. */
+function actorOf(a: ApiData): SafeHtml {
+  if (!a) return html`<span class="muted">not recorded (the config file, or before Wharf recorded it)</span>`;
+  const via = a.via === 'dashboard' ? ' in the dashboard' : a.via === 'api' ? ' through the API' : '';
+  if (a.type === 'operator') return html`the operator${via}`;
+  if (a.type === 'portal_link') return html`portal link <span class="code">${a.id}</span> in the portal`;
+  return html`API key <span class="code">${a.id}</span>${via}`;
 }
 
 export function endpointPage(f: Frame, projectId: string, e: ApiData, form: EndpointForm): string {
@@ -131,10 +147,10 @@ export function endpointPage(f: Frame, projectId: string, e: ApiData, form: Endp
     <form method="post" action="${base}/delete" data-confirm="Delete this endpoint? Its deliveries stop.">${csrfField(csrf)}<button type="submit">Delete</button></form>
   </div>
 </section>
-<section class="card">
+<section class="card signing-secrets">
   <h2>Signing secrets</h2>
-  <table class="stack secrets"><thead><tr><th>Created</th><th>Expires</th></tr></thead>
-  <tbody>${secrets.map((s) => html`<tr><td data-label="Created">${time(s.created_at)}</td><td data-label="Expires">${s.expires_at ? time(s.expires_at) : html`<span class="muted">current</span>`}</td></tr>`)}</tbody></table>
+  <div class="table-wrap"><table class="stack secrets"><thead><tr><th>Created</th><th>By</th><th>Expires</th></tr></thead>
+  <tbody>${secrets.map((s) => html`<tr><td data-label="Created">${time(s.created_at)}</td><td data-label="By" class="created-by">${actorOf(s.created_by)}</td><td data-label="Expires">${s.expires_at ? time(s.expires_at) : html`<span class="muted">current</span>`}</td></tr>`)}</tbody></table></div>
   <form method="post" action="${base}/rotate-secret" class="stacked" data-confirm="Make a new signing secret? It is shown once.">
     ${csrfField(csrf)}
     <label>The current secret keeps signing beside the new one for (seconds) <input name="expiration" inputmode="numeric" value="3600"></label>

@@ -24,6 +24,8 @@ export interface PageDeps {
   pool: pg.Pool;
   box: SecretBox;
   portal: PortalOptions;
+  /** Broker types the sources API may create (config `ingest.api_broker_types`). */
+  apiBrokerTypes: readonly string[];
   projectOf: (req: FastifyRequest, res: FastifyReply) => Promise<{ id: string; name: string; call: CallApi; frame: Frame }>;
   sendPage: (res: FastifyReply, status: number, body: string) => FastifyReply;
   query: (values: Record<string, string | null | undefined>) => string;
@@ -50,6 +52,9 @@ export const NOTICES: Record<string, string> = {
   'sub-saved': 'Subscription saved.',
   'sub-deleted': 'Subscription deleted.',
   'secret-shown': 'The new secret was shown once and is not shown again. Rotate again if it was lost.',
+  'source-created': 'Source created.',
+  'source-saved': 'Source saved.',
+  'source-deleted': 'Source deleted.',
 };
 
 type Flash = { kind: 'secret'; endpoint_id: string; secret: string; message: string } | { kind: 'link'; name: string; url: string };
@@ -100,7 +105,7 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const p = await projectOf(req, res);
     const form = readForm(req.body);
     try {
-      const { data } = await p.call('POST', '/endpoints', bodyOf(form, false));
+      const { data } = await p.call('POST', '/endpoints', bodyOf(form, null));
       // The creation answer is the one place the endpoint's first secret is shown.
       const secret = (data.secrets ?? []).find((s: ApiData) => typeof s.value === 'string')?.value as string | undefined;
       if (secret) {
@@ -126,7 +131,7 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
     const before = await call(p.call, path);
     const form = readForm(req.body);
     try {
-      const { data } = await p.call('PUT', path, bodyOf(form, true));
+      const { data } = await p.call('PUT', path, bodyOf(form, before));
       const pinged = data.url !== before.url && form.skip_ping !== 'on';
       return res.redirect(`${projectPath(p.id, 'endpoints', data.uid)}?done=${pinged ? 'saved-pinged' : 'saved'}`, 303);
     } catch (err) {

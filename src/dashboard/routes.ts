@@ -19,6 +19,7 @@ import { dashboardPages } from './page-routes.ts';
 import { sourcePages } from './source-routes.ts';
 import { messagePage, projectsPage, signInPage, type Frame } from './pages.ts';
 import { createDashboardSession, deleteDashboardSession, findDashboardSession } from './sessions.ts';
+import { createSignInLimit } from './sign-in-limit.ts';
 import { projectSummaries } from './summary.ts';
 
 export type DashboardDeps = ApiDeps & {
@@ -48,7 +49,6 @@ declare module 'fastify' {
 const COOKIE = 'wharf_dashboard';
 /** The sign-in form's token lives in a cookie of its own until there is a session. */
 const LOGIN_COOKIE = 'wharf_dashboard_login';
-const SESSION_HOURS = 8;
 
 const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -56,6 +56,9 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   const { pool, box } = deps;
   const publicUrl = deps.portal.publicUrl;
   const assets = await loadAssets();
+  const sessionSeconds = deps.dashboardSessionSeconds;
+  // Failed sign-ins, per client address and from everywhere (sign-in-limit.ts).
+  const limit = createSignInLimit();
   app.decorateRequest('dashboard', null);
   // The dashboard is never framed: it acts with an operator's rights.
   securePages(app, "'none'");
@@ -134,20 +137,27 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
     const refused = formRefusal(req, publicUrl, readSessionCookie(req, LOGIN_COOKIE) ?? '');
     if (refused === 'cross-site') throw new DashboardRefusal(403, 'WHARF_ERR_FORBIDDEN', 'Not allowed', 'This form was sent from another site.');
     if (refused === 'csrf') return signIn(req, res, 'The sign-in form had expired. Try again.', 403);
+    // Judged before the credential is looked at: while limited, a right key is refused too.
+    const wait = limit.retryAfter(req.ip);
+    if (wait > 0) {
+      res.header('retry-after', String(wait));
+      return signIn(req, res, `Too many failed sign-ins. Try again in ${wait} second${wait === 1 ? '' : 's'}.`, 429);
+    }
     const body = (req.body ?? {}) as Record<string, unknown>;
     const credential = typeof body.credential === 'string' ? body.credential.trim() : '';
     let session: { id: string; expires_at: Date };
     let home: string;
     if (credential !== '' && deps.isOperatorToken(credential)) {
-      session = await createDashboardSession(pool, { project_id: null, key_enc: null, credential_hash: sha256(credential) }, SESSION_HOURS);
+      session = await createDashboardSession(pool, { project_id: null, key_enc: null, credential_hash: sha256(credential) }, sessionSeconds);
       home = '/dashboard/projects';
     } else {
       const projectId = credential === '' ? null : await projectForKeyHash(pool, hashApiKey(credential));
       if (projectId === null) {
+        limit.failed(req.ip);
         req.log.info({ ip: req.ip }, 'dashboard sign-in refused');
         return signIn(req, res, 'That is not a valid API key or operator token.', 401);
       }
-      session = await createDashboardSession(pool, { project_id: projectId, key_enc: box.encrypt(credential), credential_hash: hashApiKey(credential) }, SESSION_HOURS);
+      session = await createDashboardSession(pool, { project_id: projectId, key_enc: box.encrypt(credential), credential_hash: hashApiKey(credential) }, sessionSeconds);
       home = `/dashboard/projects/${encodeURIComponent(projectId)}`;
     }
     res.header('set-cookie', [
@@ -214,7 +224,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
       return { id, name: project.name, call, frame: { ...frameOf(req), project: { id, name: project.name } } };
     };
 
-    const pageDeps = { prefix: '/projects/:projectID', pool, box, portal: deps.portal, projectOf, sendPage, query };
+    const pageDeps = { prefix: '/projects/:projectID', pool, box, portal: deps.portal, apiBrokerTypes: deps.apiBrokerTypes, projectOf, sendPage, query };
     await signed.register(dashboardPages, pageDeps);
     await signed.register(sourcePages, pageDeps);
   });

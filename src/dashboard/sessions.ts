@@ -20,15 +20,15 @@ export interface DashboardSession {
 export async function createDashboardSession(
   db: Queryable,
   s: Pick<DashboardSession, 'project_id' | 'key_enc' | 'credential_hash'>,
-  hours: number,
+  seconds: number,
 ): Promise<{ id: string; expires_at: Date }> {
   const id = randomBytes(32).toString('base64url');
   // Finished sessions are swept where sessions are made, so the table stays small.
   await db.query('DELETE FROM dashboard_sessions WHERE expires_at < now()');
   const { rows } = await db.query<{ expires_at: Date }>(
     `INSERT INTO dashboard_sessions (id_hash, project_id, key_enc, credential_hash, csrf_token, expires_at)
-     VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6)) RETURNING expires_at`,
-    [hashToken(id), s.project_id, s.key_enc, s.credential_hash, randomBytes(32).toString('base64url'), hours],
+     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) RETURNING expires_at`,
+    [hashToken(id), s.project_id, s.key_enc, s.credential_hash, randomBytes(32).toString('base64url'), seconds],
   );
   return { id, expires_at: rows[0]!.expires_at };
 }

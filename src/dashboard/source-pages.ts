@@ -7,6 +7,7 @@ import { html, href, time, type SafeHtml } from '../web/html.ts';
 import type { ApiData } from './api-client.ts';
 import { pager } from './delivery-pages.ts';
 import { badge, csrfField, page, projectPath, type Frame } from './pages.ts';
+import { RESPONSE_TYPES, VERIFIER_TYPES, keepsSecret, type SourceForm } from './source-form.ts';
 
 /** A source as GET /sources answers it (the fields the pages read). */
 export interface SourceLine {
@@ -36,9 +37,9 @@ export function sourcesPage(f: Frame, projectId: string, sources: SourceLine[]):
   return page(
     { ...f, title: 'Sources', section: 'sources' },
     html`<h1>Sources</h1>
-<p><a href="${projectPath(projectId, 'dead-letters')}">Dead letters</a> (broker messages Wharf could not take, kept with their reason)</p>
+<p><a href="${projectPath(projectId, 'sources', 'new')}">New source</a> · <a href="${projectPath(projectId, 'dead-letters')}">Dead letters</a> (broker messages Wharf could not take, kept with their reason)</p>
 ${sourcesTable(projectId, sources)}
-<p class="muted small">Broker states are this process's (a source runs where its role runs sources). Sources are declared in the config file or made through the API. Shown ${time(new Date())}.</p>`,
+<p class="muted small">Broker states are this process's (a source runs where its role runs sources). Sources are declared in the config file (shown here, changed there) or made here and through the API. Shown ${time(new Date())}.</p>`,
   );
 }
 
@@ -89,7 +90,93 @@ function brokerFacts(projectId: string, s: ApiData, letters: ApiData[]): SafeHtm
 </section>`;
 }
 
-export function sourcePage(f: Frame, projectId: string, s: ApiData, letters: ApiData[]): string {
+const VERIFIER_LABELS: Record<string, string> = {
+  none: 'none: accept every request (say so on purpose)',
+  hmac: 'HMAC of the body (your header, hash, encoding)',
+  basic_auth: 'HTTP Basic',
+  api_key: 'API key header',
+  github: 'GitHub (X-Hub-Signature-256)',
+  shopify: 'Shopify (X-Shopify-Hmac-Sha256)',
+  stripe: 'Stripe (Stripe-Signature)',
+  standard_webhooks: 'Standard Webhooks / Svix (whsec_…)',
+};
+
+const selected = (on: boolean): SafeHtml | null => (on ? html` selected` : null);
+
+/**
+ * The create and edit form; `stored` is the source when editing. `brokerTypes` are the broker
+ * types the API may create here (config `ingest.api_broker_types`). Credential inputs are always
+ * blank: a page never shows a secret, typed or stored.
+ */
+export function sourceFormSection(f: Frame, action: string, form: SourceForm, stored: ApiData | null, brokerTypes: readonly string[]): SafeHtml {
+  const v = form.verifier;
+  const keeps = (key: string): string => (keepsSecret(stored, key) ? ' — blank keeps the stored one' : '');
+  const types = stored ? [stored.type as string] : ['http', ...brokerTypes];
+  return html`<form method="post" action="${action}" class="stacked source-form">
+  ${csrfField(f.session!.csrf)}
+  <label>Name <input name="name" value="${form.name}" maxlength="200" required></label>
+  ${stored ? null : html`<label>Id (optional; letters, digits, "_", "." or "-"; generated when blank) <input name="id" value="${form.id}" maxlength="64"></label>`}
+  <label>Type <select name="type">${types.map((t) => html`<option value="${t}"${selected(t === form.type)}>${t === 'http' ? 'http: Wharf takes requests at a URL of its own' : t}</option>`)}</select></label>
+  ${stored ? null : brokerTypes.length === 0 ? html`<p class="muted small">Broker sources (kafka, sqs, pubsub, rabbitmq) come from the config file here: the operator has opened none of them to the API (<code>ingest.api_broker_types</code>).</p>` : null}
+  <label>Event type (when a request or message carries none) <input name="event_type" value="${form.event_type}" maxlength="200"></label>
+  <label>Headers to forward to endpoints (comma-separated, or *) <input name="forward_headers" value="${form.forward_headers}"></label>
+  <label>Largest body (bytes; blank: 1 MiB) <input name="max_body_bytes" inputmode="numeric" value="${form.max_body_bytes}"></label>
+  ${form.type === 'http' || !stored ? html`<fieldset>
+    <legend>HTTP source</legend>
+    <label>Verifier <select name="verifier_type">${VERIFIER_TYPES.map((t) => html`<option value="${t}"${selected(t === form.verifier_type)}>${VERIFIER_LABELS[t] ?? t}</option>`)}</select></label>
+    <label>Secret (HMAC, GitHub, Shopify, Stripe, Standard Webhooks)${keeps('secret')} <input name="v_secret" type="password" autocomplete="off"></label>
+    <label>Signature header (HMAC) <input name="v_header" value="${v.header ?? ''}"></label>
+    <label>Hash (HMAC) <select name="v_hash"><option value=""${selected(!v.hash)}>SHA256 (default)</option><option${selected(v.hash === 'SHA256')}>SHA256</option><option${selected(v.hash === 'SHA512')}>SHA512</option></select></label>
+    <label>Encoding (HMAC) <select name="v_encoding"><option value=""${selected(!v.encoding)}>hex (default)</option><option${selected(v.encoding === 'hex')}>hex</option><option${selected(v.encoding === 'base64')}>base64</option></select></label>
+    <label>Mode (HMAC) <select name="v_mode"><option value="simple"${selected(v.mode !== 'advanced')}>simple: the header holds the digest of the body</option><option value="advanced"${selected(v.mode === 'advanced')}>advanced: t=…,v1=… over the time and the body</option></select></label>
+    <label>Prefix before the digest (HMAC simple, e.g. sha256=) <input name="v_prefix" value="${v.prefix ?? ''}"></label>
+    <label>Tolerance in seconds (HMAC advanced, Stripe, Standard Webhooks; blank: 300) <input name="v_tolerance" inputmode="numeric" value="${v.tolerance ?? ''}"></label>
+    <label>Username (Basic) <input name="v_username" value="${v.username ?? ''}" autocomplete="off"></label>
+    <label>Password (Basic)${keeps('password')} <input name="v_password" type="password" autocomplete="off"></label>
+    <label>Header name (API key) <input name="v_header_name" value="${v.header_name ?? ''}"></label>
+    <label>Header value (API key)${keeps('header_value')} <input name="v_header_value" type="password" autocomplete="off"></label>
+    <label>Event type from each request (header:X-Event-Type, body:data.type or query:type) <input name="event_type_location" value="${form.event_type_location}"></label>
+    <label>Idempotency keys (such locations, one per line) <textarea name="idempotency_keys" rows="2">${form.idempotency_keys}</textarea></label>
+    <label>Custom response body (blank: Wharf's own JSON answer) <textarea name="custom_response_body" rows="3" maxlength="10000">${form.custom_response_body}</textarea></label>
+    <label>Custom response type <select name="custom_response_type">${RESPONSE_TYPES.map((t) => html`<option${selected(t === form.custom_response_type)}>${t}</option>`)}</select></label>
+  </fieldset>` : null}
+  ${form.type !== 'http' || (!stored && brokerTypes.length > 0) ? html`<fieldset>
+    <legend>Broker source</legend>
+    <label>Format <select name="format"><option value="envelope"${selected(form.format !== 'raw')}>envelope: Convoy's JSON with its own event type</option><option value="raw"${selected(form.format === 'raw')}>raw: the whole message is the event's data</option></select></label>
+    <label>Header with the event type (raw) <input name="event_type_header" value="${form.event_type_header}"></label>
+    <label>The ${stored ? form.type : 'broker'}'s settings (JSON, the keys the config file takes; credentials show as ********, which keeps them) <textarea name="settings" rows="6" class="code">${form.settings}</textarea></label>
+  </fieldset>` : null}
+  <button type="submit" class="primary">${stored ? 'Save' : 'Create source'}</button>
+</form>`;
+}
+
+export function newSourcePage(f: Frame, projectId: string, form: SourceForm, brokerTypes: readonly string[]): string {
+  return page(
+    { ...f, title: 'New source', section: 'sources' },
+    html`<p class="crumbs"><a href="${projectPath(projectId, 'sources')}">Sources</a> /</p>
+<h1>New source</h1>
+<p class="muted">An HTTP source gets an ingest URL to give a provider; its verifier checks each request before anything is stored.</p>
+<section class="card">${sourceFormSection(f, projectPath(projectId, 'sources', 'new'), form, null, brokerTypes)}</section>`,
+  );
+}
+
+/** The edit form and delete button, or why the source cannot be changed here. */
+function sourceSettings(f: Frame, projectId: string, s: ApiData, form: SourceForm): SafeHtml {
+  if (s.from_config) {
+    return html`<section class="card"><h2>Settings</h2><p class="muted">Declared in the config file: change it there (the API and this page keep the file's word).</p></section>`;
+  }
+  const base = projectPath(projectId, 'sources', s.uid);
+  return html`<section class="card">
+  <h2>Settings</h2>
+  ${sourceFormSection(f, `${base}/edit`, form, s, [])}
+</section>
+<section class="card">
+  <h2>Delete</h2>
+  <form method="post" action="${base}/delete" data-confirm="Delete this source? Its URL stops taking requests.">${csrfField(f.session!.csrf)}<button type="submit">Delete source</button></form>
+</section>`;
+}
+
+export function sourcePage(f: Frame, projectId: string, s: ApiData, letters: ApiData[], form: SourceForm): string {
   return page(
     { ...f, title: s.name, section: 'sources' },
     html`<p class="crumbs"><a href="${projectPath(projectId, 'sources')}">Sources</a> /</p>
@@ -102,7 +189,8 @@ export function sourcePage(f: Frame, projectId: string, s: ApiData, letters: Api
   <dt>Created</dt><dd>${time(s.created_at)}</dd>
 </dl>
 </section>
-${s.type === 'http' ? httpFacts(s) : brokerFacts(projectId, s, letters)}`,
+${s.type === 'http' ? httpFacts(s) : brokerFacts(projectId, s, letters)}
+${sourceSettings(f, projectId, s, form)}`,
   );
 }
 

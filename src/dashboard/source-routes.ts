@@ -6,8 +6,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiRefusal, fieldText as text, listVia, type ApiData, type CallApi } from './api-client.ts';
 import { NOTICES, type PageDeps } from './page-routes.ts';
-import { projectPath } from './pages.ts';
-import { deadLettersPage, sourcePage, sourcesPage, type DeadLetterFilters } from './source-pages.ts';
+import { projectPath, type Frame } from './pages.ts';
+import { deadLettersPage, newSourcePage, sourcePage, sourcesPage, type DeadLetterFilters } from './source-pages.ts';
+import { EMPTY_SOURCE, jsonField, readSourceForm, shownSettings, sourceBody, sourceFormOf, type SourceForm } from './source-form.ts';
 import {
   EMPTY_SUBSCRIPTION,
   newSubscriptionPage,
@@ -20,17 +21,10 @@ import {
 
 const seg = encodeURIComponent;
 
+type Project = Awaited<ReturnType<PageDeps['projectOf']>>;
+
 const NO_TEST: FilterTest = { filter: '', body: '{\n  \n}', headers: '{}', matches: null };
 
-/** A form's JSON field, parsed; a 400 naming `field` when it is not JSON. */
-function jsonField(value: string, field: string, blank: unknown): unknown {
-  if (value.trim() === '') return blank;
-  try {
-    return JSON.parse(value) as unknown;
-  } catch (err) {
-    throw new ApiRefusal(400, `${field}: is not JSON (${(err as Error).message.slice(0, 120)})`, field);
-  }
-}
 
 function readSubscriptionForm(body: unknown): SubscriptionForm {
   return { name: text(body, 'name'), endpoint_id: text(body, 'endpoint_id'), source_id: text(body, 'source_id'), event_types: text(body, 'event_types'), filter: text(body, 'filter') };
@@ -56,14 +50,58 @@ export async function sourcePages(app: FastifyInstance, deps: PageDeps): Promise
   // Sources.
   app.get('/sources', async (req, res) => {
     const p = await projectOf(req, res);
-    return sendPage(res, 200, sourcesPage(p.frame, p.id, (await get(p.call, '/sources?per_page=100')).content));
+    return sendPage(res, 200, sourcesPage({ ...p.frame, notice: notice(req) }, p.id, (await get(p.call, '/sources?per_page=100')).content));
   });
+
+  app.get('/sources/new', async (req, res) => {
+    const p = await projectOf(req, res);
+    return sendPage(res, 200, newSourcePage(p.frame, p.id, EMPTY_SOURCE, deps.apiBrokerTypes));
+  });
+
+  /** The form as typed, fit to show again: credentials never come back into the page. */
+  const refilled = (form: SourceForm, stored: ApiData | null): SourceForm => ({ ...form, settings: shownSettings(form, stored) });
+
+  app.post('/sources/new', async (req, res) => {
+    const p = await projectOf(req, res);
+    const form = readSourceForm(req.body);
+    try {
+      const { data } = await p.call('POST', '/sources', sourceBody(form, null));
+      return res.redirect(`${projectPath(p.id, 'sources', data.uid)}?done=source-created`, 303);
+    } catch (err) {
+      if (!(err instanceof ApiRefusal)) throw err;
+      return sendPage(res, err.status, newSourcePage({ ...p.frame, error: err.message }, p.id, refilled(form, null), deps.apiBrokerTypes));
+    }
+  });
+
+  const sourcePageOf = async (p: Project, s: ApiData, form: SourceForm, f: Frame): Promise<string> => {
+    const letters = s.type === 'http' ? [] : (await get(p.call, `/deadletters${query({ source_id: s.uid, per_page: '10' })}`)).content;
+    return sourcePage(f, p.id, s, letters, form);
+  };
 
   app.get('/sources/:sourceID', async (req, res) => {
     const p = await projectOf(req, res);
     const s = await get(p.call, `/sources/${seg(idOf(req, 'sourceID'))}`);
-    const letters = s.type === 'http' ? [] : (await get(p.call, `/deadletters${query({ source_id: s.uid, per_page: '10' })}`)).content;
-    return sendPage(res, 200, sourcePage(p.frame, p.id, s, letters));
+    return sendPage(res, 200, await sourcePageOf(p, s, sourceFormOf(s), { ...p.frame, notice: notice(req) }));
+  });
+
+  app.post('/sources/:sourceID/edit', async (req, res) => {
+    const p = await projectOf(req, res);
+    const path = `/sources/${seg(idOf(req, 'sourceID'))}`;
+    const before = await get(p.call, path);
+    const form = { ...readSourceForm(req.body), type: before.type as string };
+    try {
+      await p.call('PUT', path, sourceBody(form, before));
+      return res.redirect(`${projectPath(p.id, 'sources', before.uid)}?done=source-saved`, 303);
+    } catch (err) {
+      if (!(err instanceof ApiRefusal)) throw err;
+      return sendPage(res, err.status, await sourcePageOf(p, before, refilled(form, before), { ...p.frame, error: err.message }));
+    }
+  });
+
+  app.post('/sources/:sourceID/delete', async (req, res) => {
+    const p = await projectOf(req, res);
+    await p.call('DELETE', `/sources/${seg(idOf(req, 'sourceID'))}`);
+    return res.redirect(`${projectPath(p.id, 'sources')}?done=source-deleted`, 303);
   });
 
   // Dead letters.
@@ -93,7 +131,6 @@ export async function sourcePages(app: FastifyInstance, deps: PageDeps): Promise
     const [endpoints, sources] = await Promise.all([get(call, '/endpoints?per_page=100'), get(call, '/sources?per_page=100')]);
     return { endpoints: endpoints.content, sources: sources.content };
   };
-  type Project = Awaited<ReturnType<PageDeps['projectOf']>>;
   const listPage = async (req: FastifyRequest, res: FastifyReply, p: Project, test: FilterTest, error: string | null, status: number) => {
     const subs = (await get(p.call, '/subscriptions')).content;
     return sendPage(res, status, subscriptionsPage({ ...p.frame, notice: notice(req), error }, p.id, subs, test));

@@ -7,7 +7,7 @@ import { UUID_RE } from '../core/ids.ts';
 import type { Delivery, DeliveryStatus, Endpoint, EndpointStatus, Project } from '../core/types.ts';
 import { generateSecret, newSecretProblem } from '../delivery/signatures.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { addSecret, expireSecrets, getEndpoint, refKey } from '../store/endpoints.ts';
+import { addSecret, expireSecrets, getEndpoint, refKey, type Actor } from '../store/endpoints.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { resetBreaker, resetBreakers } from './breaker.ts';
 import { enqueueDeliveries } from './queue.ts';
@@ -146,7 +146,7 @@ export async function rotateSecret(
   db: Queryable,
   project: Pick<Project, 'id' | 'signature'>,
   endpointId: string,
-  options: { expiration?: number; secret?: string },
+  options: { expiration?: number; secret?: string; by?: Actor },
 ): Promise<{ endpoint: Endpoint; secret: string; expiration: number }> {
   const expiration = options.expiration ?? DEFAULT_EXPIRATION;
   const secret = options.secret ?? generateSecret(project.signature.scheme);
@@ -155,6 +155,6 @@ export async function rotateSecret(
   const endpoint = await getEndpoint(db, project.id, endpointId, { forUpdate: true });
   if (!endpoint) throw notFound('endpoint', endpointId);
   await expireSecrets(db, project.id, endpointId, expiration);
-  await addSecret(db, box, project.id, endpointId, secret);
+  await addSecret(db, box, project.id, endpointId, secret, null, options.by ?? null);
   return { endpoint, secret, expiration };
 }

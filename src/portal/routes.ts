@@ -220,7 +220,7 @@ export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Prom
     portal.post('/endpoints/:endpointID/rotate-secret', async (req, res) => {
       const project = await projectOf(req);
       const r = await manage(req, async (client, id) => {
-        const rotated = await rotateSecret(box, client, project, id, {});
+        const rotated = await rotateSecret(box, client, project, id, { by: { type: 'portal_link', id: ctx(req).link.id, via: 'portal' } });
         const flash = { endpoint_id: id, secret: rotated.secret, expiration: rotated.expiration };
         await setSessionFlash(client, ctx(req).sessionId, box.encrypt(JSON.stringify(flash)));
         return rotated;

@@ -129,13 +129,13 @@ export function parseSource(value: unknown): { source: SourceDefinition | null; 
 type Mapping = Record<string, unknown>;
 
 /** Dotted keys of a source's block that hold credentials. */
-function secretKeysOf(type: SourceType, block: Mapping): readonly string[] {
+export function sourceSecretKeys(type: SourceType, block: Mapping): readonly string[] {
   return type === 'http' ? httpSecretKeys(block as { verifier?: { type?: unknown } }) : connectorFor(type).secretKeys;
 }
 
 /** The definition as the API shows it: credentials replaced by REDACTED. */
 export function redactSource(source: SourceDefinition): SourceDefinition {
-  return { ...source, broker: redactKeys(source.broker, secretKeysOf(source.type, source.broker)) };
+  return { ...source, broker: redactKeys(source.broker, sourceSecretKeys(source.type, source.broker)) };
 }
 
 /**
@@ -143,7 +143,7 @@ export function redactSource(source: SourceDefinition): SourceDefinition {
  * can PUT what it got from GET without knowing the credentials.
  */
 export function keepRedactedSecrets(type: SourceType, next: unknown, stored: Mapping): unknown {
-  return restoreRedacted(next, stored, secretKeysOf(type, stored));
+  return restoreRedacted(next, stored, sourceSecretKeys(type, stored));
 }
 
 /** The hosts a broker source dials, each with the key that names it (`kafka.brokers[0]`); none for an HTTP source. */

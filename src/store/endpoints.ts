@@ -9,10 +9,23 @@ export type { EndpointFields };
 const COLUMNS = `project_id, id, name, url, owner_id, description, http_timeout, advanced_signatures,
   support_email, notification_url, content_type, rate_limit, rate_limit_duration, status, created_at, updated_at`;
 
+/**
+ * Who made a secret: a project API key (its id), the operator (the dashboard's operator
+ * session), or a portal link (its id); `via` is where the request came from. Never a credential's
+ * value.
+ */
+export interface Actor {
+  type: 'api_key' | 'operator' | 'portal_link';
+  id: string | null;
+  via: 'api' | 'dashboard' | 'portal';
+}
+
 export interface SecretInfo {
   uid: string;
   created_at: string;
   expires_at: string | null;
+  /** Null for secrets from the config file, or made before Wharf recorded it. */
+  created_by: Actor | null;
 }
 
 export async function insertEndpoint(
@@ -22,7 +35,7 @@ export async function insertEndpoint(
   id: string,
   f: EndpointFields,
   secret: string,
-  options: { credentials?: EndpointCredentials; fromConfig?: boolean } = {},
+  options: { credentials?: EndpointCredentials; fromConfig?: boolean; createdBy?: Actor } = {},
 ): Promise<Endpoint> {
   const { rows } = await db.query<Endpoint>(
     `INSERT INTO endpoints (project_id, id, name, url, owner_id, description, http_timeout,
@@ -33,7 +46,7 @@ export async function insertEndpoint(
       f.content_type, f.rate_limit, f.rate_limit_duration, options.fromConfig ?? false, f.notification_url,
       sealCredentials(box, options.credentials)],
   );
-  await addSecret(db, box, projectId, id, secret);
+  await addSecret(db, box, projectId, id, secret, null, options.createdBy ?? null);
   return rows[0]!;
 }
 
@@ -125,10 +138,11 @@ export async function addSecret(
   endpointId: string,
   value: string,
   expiresAt: Date | null = null,
+  createdBy: Actor | null = null,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO endpoint_secrets (id, project_id, endpoint_id, value_enc, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-    [uuidv7(), projectId, endpointId, box.encrypt(value), expiresAt],
+    `INSERT INTO endpoint_secrets (id, project_id, endpoint_id, value_enc, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
+    [uuidv7(), projectId, endpointId, box.encrypt(value), expiresAt, createdBy === null ? null : JSON.stringify(createdBy)],
   );
 }
 
@@ -139,7 +153,7 @@ export async function listSecretInfo(
   endpointIds: string[],
 ): Promise<Map<string, SecretInfo[]>> {
   const { rows } = await db.query<SecretInfo & { endpoint_id: string }>(
-    `SELECT endpoint_id, id AS uid, created_at, expires_at FROM endpoint_secrets
+    `SELECT endpoint_id, id AS uid, created_at, expires_at, created_by FROM endpoint_secrets
      WHERE project_id = $1 AND endpoint_id = ANY($2) AND (expires_at IS NULL OR expires_at > now())
      ORDER BY created_at DESC, id DESC`,
     [projectId, endpointIds],

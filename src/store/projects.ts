@@ -78,9 +78,12 @@ export async function countApiKeys(db: Queryable, projectId: string): Promise<nu
   return rows[0]!.n;
 }
 
+/** The API key with this hash (its id and project), or null. */
+export async function apiKeyForHash(db: Queryable, hash: string): Promise<{ id: string; project_id: string } | null> {
+  const { rows } = await db.query<{ id: string; project_id: string }>('SELECT id, project_id FROM api_keys WHERE key_hash = $1', [hash]);
+  return rows[0] ?? null;
+}
+
 export async function projectForKeyHash(db: Queryable, hash: string): Promise<string | null> {
-  const { rows } = await db.query<{ project_id: string }>('SELECT project_id FROM api_keys WHERE key_hash = $1', [
-    hash,
-  ]);
-  return rows[0]?.project_id ?? null;
+  return (await apiKeyForHash(db, hash))?.project_id ?? null;
 }

@@ -12,6 +12,18 @@ import { secretMatcher } from './session.ts';
 
 const SCHEME = /^Bearer\s+wharf-internal\.(\S+)\s*$/;
 
+/**
+ * The header the dashboard's in-process calls carry, so the API records that an action (a secret
+ * rotated with a project key) came through the dashboard. Believed only from `inject()`.
+ */
+export const VIA_HEADER = 'x-wharf-via';
+
+/** Whether a request came from this process (`app.inject()`), not from the network. */
+export const inProcess = (req: FastifyRequest): boolean => !(req.raw.socket instanceof Socket);
+
+/** Where the API request came from: the dashboard (in-process, saying so) or the API's own clients. */
+export const viaOf = (req: FastifyRequest): 'dashboard' | 'api' => (inProcess(req) && req.headers[VIA_HEADER] === 'dashboard' ? 'dashboard' : 'api');
+
 export interface InternalCredential {
   /** The Authorization header value in-process calls carry. */
   readonly authorization: string;
@@ -25,7 +37,7 @@ export function createInternalCredential(): InternalCredential {
   return {
     authorization: `Bearer wharf-internal.${token}`,
     accepts(req) {
-      if (req.raw.socket instanceof Socket) return false;
+      if (!inProcess(req)) return false;
       const m = SCHEME.exec(req.headers.authorization ?? '');
       return m !== null && matches(m[1]!);
     },

@@ -1,12 +1,13 @@
 /**
  * The operator dashboard in a real browser (Debian's chromium through playwright-core): sign in
  * with a project key, create an endpoint with Basic authentication, send an event through the
- * API, find the delivery, resend it, rotate the secret, create a one-time portal link and open it;
+ * API, find the delivery, resend it, rotate the secret (the history says who did), create an HTTP
+ * source with a verifier and send it a signed request, create a one-time portal link and open it;
  * create an endpoint with mTLS (its receiver requires the client certificate), batch-retry failed
  * deliveries after reading their count, replay a dead letter of a RabbitMQ source. Screenshots of
  * a few pages, at desktop and phone widths, go to docs/screenshots/ (the README shows them).
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -147,6 +148,51 @@ describe('dashboard in a browser', () => {
     expect(JSON.stringify(secrets)).not.toContain(secret); // shown once, on that page only
     await page.reload();
     expect(await page.locator('#new-secret').count()).toBe(0);
+    // The rotation history says which credential made each secret: the key, through the
+    // dashboard; the first one through the same key, when the endpoint was created here.
+    await page.goto(`${t.url}/dashboard/projects/shop/endpoints/${endpointId}`);
+    const by = await page.locator('table.secrets .created-by').allTextContents();
+    expect(by).toHaveLength(2);
+    for (const who of by) expect(who).toMatch(/^API key \S+ in the dashboard$/);
+    expect(by[0]).toContain(secrets[0].created_by.id);
+    await page.locator('section.signing-secrets').screenshot({ path: shot('dashboard-rotation-history-desktop.png') });
+  });
+
+  it('creates an HTTP source with an HMAC verifier; a signed request to its URL shows on the events page', async () => {
+    const secret = 'browser-hmac-secret-0123456789';
+    await page.getByRole('navigation').getByRole('link', { name: 'Sources' }).click();
+    await page.getByRole('link', { name: 'New source' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Payments provider');
+    await page.getByLabel(/^Id \(optional/).fill('payments');
+    await page.getByLabel(/^Event type \(when/).fill('payment.settled');
+    await page.selectOption('select[name="verifier_type"]', 'hmac');
+    await page.getByLabel(/^Secret \(HMAC/).fill(secret);
+    await page.getByLabel('Signature header (HMAC)').fill('X-Payments-Signature');
+    await page.getByLabel(/^Prefix before the digest/).fill('sha256=');
+    await page.getByLabel(/^Custom response body/).fill('received');
+    await page.getByRole('button', { name: 'Create source' }).click();
+    await page.waitForURL('**/sources/payments?done=source-created');
+    expect(await page.locator('.verifier').textContent()).toBe('hmac');
+    expect(await page.locator('main').textContent()).not.toContain(secret);
+    const url = (await page.locator('#ingest-url').textContent())!;
+    expect(url).toMatch(new RegExp(`^${t.url}/ingest/`));
+
+    const body = JSON.stringify({ payment: 'pay_42', amount: 1200 });
+    const post = (signature: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-payments-signature': `sha256=${signature}` }, body });
+    const forged = await post(createHmac('sha256', 'not-the-secret-at-all-012345').update(body).digest('hex'));
+    expect(forged.status).toBe(401);
+    const signed = await post(createHmac('sha256', secret).update(body).digest('hex'));
+    expect(signed.status).toBe(200);
+    expect(await signed.text()).toBe('received');
+
+    await page.getByRole('navigation').getByRole('link', { name: 'Events' }).click();
+    await page.waitForURL('**/dashboard/projects/shop/events');
+    await page.getByRole('link', { name: 'payment.settled' }).click();
+    expect(await page.locator('main').textContent()).toContain('pay_42');
+    // The refused request is on the source's page, with its reason.
+    await page.goto(`${t.url}/dashboard/projects/shop/sources/payments`);
+    expect(await page.locator('table.failures').textContent()).toContain('signature');
+    await page.screenshot({ path: shot('dashboard-source-desktop.png'), fullPage: true });
   });
 
   it('creates a one-time portal link, which opens the customer portal', async () => {
@@ -246,7 +292,7 @@ describe('dashboard in a browser', () => {
     try {
       await phone.addCookies(await context.cookies());
       const mobile = await phone.newPage();
-      for (const path of ['', '/endpoints', '/deliveries', `/endpoints/${endpointId}`, '/deliveries/batch-retry', '/sources', '/sources/orders-queue', '/dead-letters', '/subscriptions']) {
+      for (const path of ['', '/endpoints', '/deliveries', `/endpoints/${endpointId}`, '/deliveries/batch-retry', '/sources', '/sources/orders-queue', '/sources/new', '/sources/payments', '/dead-letters', '/subscriptions']) {
         await mobile.goto(`${t.url}/dashboard/projects/shop${path}`);
         const overflow = await mobile.evaluate(() => {
           const root = (globalThis as any).document.documentElement;

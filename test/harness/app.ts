@@ -62,6 +62,8 @@ export interface TestAppOptions {
   ingest?: Record<string, unknown>;
   /** `portal:` settings (e.g. `{ session_minutes: 1 }`). */
   portal?: Record<string, unknown>;
+  /** `dashboard:` settings (e.g. `{ session_seconds: 2 }`). */
+  dashboard?: Record<string, unknown>;
   /** `--role` (default all). */
   role?: Role;
   /** The database URL Wharf is given, from the test database's (e.g. through a TcpRelay). */
@@ -95,6 +97,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       dispatch: { polling_interval: 0.5, ...options.dispatch },
       ingest: { reload_interval: 0.25, shutdown_timeout: 10, ...options.ingest },
       ...(options.portal ? { portal: options.portal } : {}),
+      ...(options.dashboard ? { dashboard: options.dashboard } : {}),
       projects,
     }),
   );

@@ -4,10 +4,12 @@
  * not found and changes nothing), CSRF and cross-site refusals, tenant text escaped, the CSP, and
  * the in-process credential that only app.inject() can use.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadSecretBox } from '../../src/store/crypto.ts';
 import { createInternalCredential } from '../../src/web/internal-credential.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
 import type { BrokerChannel } from '../harness/brokers/fixture.ts';
@@ -665,6 +667,164 @@ describe('dashboard', () => {
     expect(overview.text).not.toContain('/notify/other-alerts');
   });
 
+  it('sources: an HTTP source created and edited through the form, through the API; its secret never in a page; markup escaped', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const form = await d.get('/dashboard/projects/default/sources/new');
+    expect(form.status).toBe(200);
+    for (const type of ['hmac', 'basic_auth', 'api_key', 'github', 'shopify', 'stripe', 'standard_webhooks', 'none']) expect(form.text).toContain(`<option value="${type}"`);
+    // Broker types are not open to the API in this config: the page says so.
+    expect(form.text).toContain('ingest.api_broker_types');
+    const secret = 'dashboard-hmac-secret-0123456789';
+    const fields = {
+      id: 'signed', name: HOSTILE, type: 'http', event_type: 'signed.thing', verifier_type: 'hmac', v_header: 'X-Signature', v_prefix: 'sha256=', v_secret: secret,
+      idempotency_keys: 'header:X-Delivery', custom_response_body: `thanks ${HOSTILE}`, custom_response_type: 'text/plain; charset=utf-8',
+    };
+    const short = await d.post('/dashboard/projects/default/sources/new', { ...fields, v_secret: 'short' });
+    expect(short.status).toBe(400);
+    expect(short.text).toContain('http.verifier.secret');
+    expect(short.text).not.toContain('value="short"');
+    const created = await d.post('/dashboard/projects/default/sources/new', fields);
+    expect(created.status, created.text).toBe(303);
+    expect(created.location).toBe('/dashboard/projects/default/sources/signed?done=source-created');
+    const stored = async () => (await t.api('GET', '/sources/signed')).body.data;
+    expect(await stored()).toMatchObject({
+      name: HOSTILE,
+      event_type: 'signed.thing',
+      http: { verifier: { type: 'hmac', header: 'X-Signature', prefix: 'sha256=', secret: '********' }, idempotency_keys: [{ header: 'x-delivery' }], custom_response: { body: `thanks ${HOSTILE}` } },
+    });
+    const page = await d.get('/dashboard/projects/default/sources/signed');
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain(secret);
+    expect(page.text).not.toContain('<script>window.__pwned');
+    expect(page.text).toContain('&lt;script&gt;window.__pwned=1&lt;/script&gt;');
+    expect(page.text).toContain('value="X-Signature"');
+    expect((await d.get('/dashboard/projects/default/sources')).text).not.toContain('<script>window.__pwned');
+    // A signed request to its URL is taken; the secret left blank on an edit is kept.
+    const url = (await stored()).url as string;
+    const send = async (key: string) => {
+      const body = JSON.stringify({ n: 1 });
+      const sig = createHmac('sha256', key).update(body).digest('hex');
+      return fetch(url.replace(/^https?:\/\/[^/]+/, t.url), { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': `sha256=${sig}` }, body });
+    };
+    const first = await send(secret);
+    expect(first.status).toBe(200);
+    expect(await first.text()).toBe(`thanks ${HOSTILE}`);
+    const saved = await d.post('/dashboard/projects/default/sources/signed/edit', { ...fields, name: 'Signed', v_secret: '', custom_response_body: '' });
+    expect(saved.status, saved.text).toBe(303);
+    expect(await stored()).toMatchObject({ name: 'Signed', http: { verifier: { secret: '********' }, custom_response: null } });
+    // The custom response is gone once the edit is applied; the kept secret still verifies.
+    await vi.waitFor(async () => {
+      const res = await send(secret);
+      expect(res.status).toBe(200);
+      expect(await res.text()).not.toContain('thanks');
+    }, { timeout: 10_000, interval: 250 });
+    expect((await send('another-secret-entirely-0123')).status).toBe(401);
+    // Another verifier type with its secret left blank is refused, never stored as "********".
+    const switched = await d.post('/dashboard/projects/default/sources/signed/edit', { ...fields, verifier_type: 'api_key', v_header_name: 'X-Key', v_secret: '' });
+    expect(switched.status).toBe(400);
+    expect(switched.text).toContain('http.verifier.header_value');
+    // A source from the config file is shown, not editable; the API's refusal says where to change it.
+    expect((await d.get('/dashboard/projects/default/sources/hooks')).text).toContain('Declared in the config file');
+    const configured = await d.post('/dashboard/projects/default/sources/hooks/edit', { name: 'taken', verifier_type: 'none', event_type: 'x' });
+    expect(configured.status).toBe(409);
+    expect((await d.post('/dashboard/projects/default/sources/signed/delete')).location).toContain('done=source-deleted');
+    expect((await t.api('GET', '/sources/signed')).status).toBe(404);
+  });
+
+  it('sources: another project\'s are not found from the new routes and nothing changes; CSRF-less posts are 403', async () => {
+    const theirs = await t.api('POST', '/sources', { id: 'theirs', name: 'Theirs', type: 'http', event_type: 'x.y', http: { verifier: { type: 'none' } } }, 'other');
+    expect(theirs.status, theirs.text).toBe(201);
+    const mine = await t.api('POST', '/sources', { id: 'mine', name: 'Mine', type: 'http', event_type: 'x.y', http: { verifier: { type: 'none' } } });
+    expect(mine.status, mine.text).toBe(201);
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    for (const path of ['/dashboard/projects/other/sources/new', '/dashboard/projects/other/sources/theirs', '/dashboard/projects/default/sources/theirs']) {
+      expect((await d.get(path)).status, path).toBe(404);
+    }
+    const edit = { name: 'taken', type: 'http', verifier_type: 'none', event_type: 'x.y' };
+    const posts: [string, Record<string, string>][] = [
+      ['/dashboard/projects/other/sources/new', { ...edit, id: 'planted' }],
+      ['/dashboard/projects/other/sources/theirs/edit', edit],
+      ['/dashboard/projects/default/sources/theirs/edit', edit],
+      ['/dashboard/projects/other/sources/theirs/delete', {}],
+      ['/dashboard/projects/default/sources/theirs/delete', {}],
+    ];
+    for (const [path, fields] of posts) expect((await d.post(path, fields)).status, path).toBe(404);
+    expect((await t.api('GET', '/sources/theirs', undefined, 'other')).body.data.name).toBe('Theirs');
+    expect((await t.api('GET', '/sources/planted', undefined, 'other')).status).toBe(404);
+    const csrfLess: [string, Record<string, string>][] = [
+      ['/dashboard/projects/default/sources/new', { ...edit, id: 'csrf-less' }],
+      ['/dashboard/projects/default/sources/mine/edit', edit],
+      ['/dashboard/projects/default/sources/mine/delete', {}],
+    ];
+    for (const [path, fields] of csrfLess) {
+      expect((await d.post(path, { ...fields, _csrf: null })).status, path).toBe(403);
+      expect((await d.post(path, fields, { 'sec-fetch-site': 'cross-site' })).status, path).toBe(403);
+    }
+    expect((await t.api('GET', '/sources/mine')).body.data.name).toBe('Mine');
+    expect((await t.api('GET', '/sources/csrf-less')).status).toBe(404);
+  });
+
+  it('endpoints: OAuth2 with a signed client assertion through the form; the signing key is never shown and kept when left blank', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+    const fields = {
+      name: 'Asserted', url: `${rx.url}/asserted`, http_timeout: '10', rate_limit: '0', rate_limit_duration: '60', content_type: 'application/json', skip_ping: 'on',
+      auth_type: 'oauth2_assertion', oauth2_url: `${rx.url}/token`, client_id: 'wharf-client', signing_key: JSON.stringify(jwk), issuer: 'wharf-issuer', subject: '', audience: 'https://auth.example',
+    };
+    const bad = await d.post('/dashboard/projects/default/endpoints/new', { ...fields, signing_key: '{"kty":"RSA"}' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('signing_key');
+    const created = await d.post('/dashboard/projects/default/endpoints/new', fields);
+    expect(created.status, created.text).toBe(303);
+    const id = /endpoints\/([^/]+)\/new-secret$/.exec(created.location!)![1]!;
+    const stored = async () => (await t.api('GET', `/endpoints/${id}`)).body.data;
+    expect(await stored()).toMatchObject({
+      authentication: { type: 'oauth2', oauth2: { authentication_type: 'client_assertion', client_id: 'wharf-client', signing_key: '********', issuer: 'wharf-issuer', subject: 'wharf-client', audience: 'https://auth.example' } },
+    });
+    const page = await d.get(`/dashboard/projects/default/endpoints/${id}`);
+    expect(page.text).not.toContain(jwk.d!);
+    expect(page.text).toMatch(/<option value="oauth2_assertion" selected>/);
+    expect(page.text).toContain('value="wharf-issuer"');
+    const saved = await d.post(`/dashboard/projects/default/endpoints/${id}/edit`, { ...fields, signing_key: '', issuer: '' });
+    expect(saved.status, saved.text).toBe(303);
+    expect(await stored()).toMatchObject({ authentication: { oauth2: { authentication_type: 'client_assertion', signing_key: '********', issuer: 'wharf-client' } } });
+    // The stored key is still the one given at creation.
+    const box = await loadSecretBox({ key: '', dataDir: join(dirname(t.configFile), 'data') });
+    const { rows } = await t.app.pool.query<{ credentials_enc: string }>('SELECT credentials_enc FROM endpoints WHERE project_id = $1 AND id = $2', ['default', id]);
+    expect(JSON.parse(box.decrypt(rows[0]!.credentials_enc)).authentication.signing_key.d).toBe(jwk.d);
+  });
+
+  it('rotation history: each secret says which credential made it, through the API and the dashboard, never the credential', async () => {
+    const keyId = (await t.app.pool.query<{ id: string }>(`SELECT id FROM api_keys WHERE project_id = 'default'`)).rows[0]!.id;
+    const e = await t.api('POST', '/endpoints', { name: 'rotated', url: `${rx.url}/rotated`, skip_ping_validation: true });
+    const id = e.body.data.uid as string;
+    expect(e.body.data.secrets[0].created_by).toEqual({ type: 'api_key', id: keyId, via: 'api' });
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    expect((await d.post(`/dashboard/projects/default/endpoints/${id}/rotate-secret`, { expiration: '600' })).status).toBe(303);
+    const op = dashboardClient(t.url);
+    await op.signIn(t.operatorToken);
+    expect((await op.post(`/dashboard/projects/default/endpoints/${id}/rotate-secret`, { expiration: '600' })).status).toBe(303);
+    const secrets = (await t.api('GET', `/endpoints/${id}`)).body.data.secrets;
+    expect(secrets.map((s: { created_by: unknown }) => s.created_by)).toEqual([
+      { type: 'operator', id: null, via: 'dashboard' },
+      { type: 'api_key', id: keyId, via: 'dashboard' },
+      { type: 'api_key', id: keyId, via: 'api' },
+    ]);
+    const page = await d.get(`/dashboard/projects/default/endpoints/${id}`);
+    expect(page.text).toContain('the operator in the dashboard');
+    expect(page.text).toContain(`API key <span class="code">${keyId}</span> in the dashboard`);
+    expect(page.text).toContain(`API key <span class="code">${keyId}</span> through the API`);
+    expect(page.text).not.toContain(t.keys.default!);
+    // The header that says "dashboard" is believed from the dashboard's in-process calls only.
+    const spoofed = await t.request('PUT', `/api/v1/projects/default/endpoints/${id}/expire_secret`, { authorization: `Bearer ${t.keys.default}`, body: { expiration: 600 }, headers: { 'x-wharf-via': 'dashboard' } });
+    expect(spoofed.status, spoofed.text).toBe(200);
+    expect(spoofed.body.data.secrets[0].created_by).toEqual({ type: 'api_key', id: keyId, via: 'api' });
+  });
+
   it('a key revoked after sign-in ends its dashboard session', async () => {
     const d = dashboardClient(t.url);
     await d.signIn(t.keys.default!);
@@ -697,5 +857,73 @@ describe('the internal credential', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('dashboard sessions, broker sources and sign-in limits', () => {
+  let t: TestApp;
+  let queue: BrokerChannel;
+  beforeAll(async () => {
+    queue = await rabbit.channel(`dash-made-${randomBytes(4).toString('hex')}`);
+    t = await startTestApp({ dashboard: { session_seconds: 2 }, ingest: { api_broker_types: ['rabbitmq'] } });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await queue?.close?.();
+  });
+
+  it('a session lasts dashboard.session_seconds: after it, a page asks to sign in again and a post is refused', async () => {
+    const d = dashboardClient(t.url);
+    const ok = await d.signIn(t.keys.default!);
+    expect(ok.headers.get('set-cookie')).toMatch(/wharf_dashboard=[A-Za-z0-9_-]{43}; Path=\/dashboard; Max-Age=[12];/);
+    expect((await d.get('/dashboard/projects/default')).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    const later = await d.get('/dashboard/projects/default');
+    expect(later.status).toBe(303);
+    expect(later.location).toBe('/dashboard');
+    expect((await d.post('/dashboard/projects/default/endpoints/new', { _csrf: 'x'.repeat(43), name: 'late', url: 'http://127.0.0.1:9/late' })).status).toBe(401);
+  });
+
+  it('a broker source of a type the operator opened to the API is created and edited as JSON; its credentials show as ********', async () => {
+    const d = dashboardClient(t.url);
+    await d.signIn(t.keys.default!);
+    expect((await d.get('/dashboard/projects/default/sources/new')).text).toContain('<option value="rabbitmq"');
+    const block = queue.block as { url: string; queue: string };
+    const password = new URL(block.url).password;
+    const fields = { id: 'made-queue', name: 'Made queue', type: 'rabbitmq', format: 'envelope', settings: JSON.stringify(block) };
+    const unreadable = await d.post('/dashboard/projects/default/sources/new', { ...fields, settings: `{"url": "${block.url}", ` });
+    expect(unreadable.status).toBe(400);
+    expect(unreadable.text).toContain('rabbitmq: is not JSON');
+    const refused = await d.post('/dashboard/projects/default/sources/new', { ...fields, settings: JSON.stringify({ ...block, prefetch: -1 }) });
+    expect(refused.status).toBe(400);
+    // Shown again for correction, without the credentials typed in.
+    expect(refused.text).not.toContain(`:${password}@`);
+    const created = await d.post('/dashboard/projects/default/sources/new', fields);
+    expect(created.status, created.text).toBe(303);
+    const page = await d.get('/dashboard/projects/default/sources/made-queue');
+    expect(page.text).toContain('&quot;url&quot;: &quot;********&quot;');
+    expect(page.text).not.toContain(`:${password}@`);
+    const shown = /<textarea name="settings"[^>]*>([^<]*)<\/textarea>/.exec(page.text)![1]!.replace(/&quot;/g, '"');
+    const saved = await d.post('/dashboard/projects/default/sources/made-queue/edit', { ...fields, name: 'Made queue, renamed', settings: shown });
+    expect(saved.status, saved.text).toBe(303);
+    // The URL sent back as ******** kept the stored one: the source still reaches its queue.
+    await vi.waitFor(async () => {
+      const s = (await t.api('GET', '/sources/made-queue')).body.data;
+      expect(s).toMatchObject({ name: 'Made queue, renamed', rabbitmq: { url: '********', queue: block.queue } });
+      expect(s.status?.state).toBe('running');
+    }, { timeout: 20_000, interval: 250 });
+  });
+
+  it('failed sign-ins from one address are limited: 429 with Retry-After, a right key refused too while it lasts', async () => {
+    const d = dashboardClient(t.url);
+    for (let i = 0; i < 5; i++) expect((await d.signIn(`test_wrong-${i}`)).status).toBe(401);
+    const limited = await d.signIn(`test_wrong-5`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.text).toContain('Too many failed sign-ins. Try again in');
+    // Guessing right now tells nothing: the right key is refused the same way.
+    const right = await d.signIn(t.keys.default!);
+    expect(right.status).toBe(429);
+    expect(d.cookie).toBe('');
   });
 });

@@ -112,6 +112,17 @@ describe('endpoint credentials', () => {
     await t.api('PUT', `/endpoints/${key.uid}`, { authentication: { type: 'api_key', header_name: 'X-Api-Key', header_value: 'rotated' } });
     await deliver(key.uid);
     expect(last('/key').headers['x-api-key']).toBe('rotated');
+
+    // "********" where nothing is stored to keep (another kind of authentication, a new endpoint)
+    // is refused, never stored as the secret itself.
+    const switched = await t.api('PUT', `/endpoints/${basic.uid}`, { authentication: { type: 'api_key', api_key: { header_name: 'X-Key', header_value: '********' } } });
+    expect(switched.status).toBe(400);
+    expect(switched.body.data.field).toBe('authentication.header_value');
+    const planted = await t.api('POST', '/endpoints', { name: 'starred', url: `${rx.url}/starred`, skip_ping_validation: true, authentication: { type: 'basic_auth', username: 'u', password: '********' } });
+    expect(planted.status).toBe(400);
+    expect(planted.body.data.field).toBe('authentication.password');
+    await deliver(basic.uid);
+    expect(last('/basic').headers.authorization).toBe(`Basic ${Buffer.from('wharf:pw-not-for-answers').toString('base64')}`);
   });
 
   it('oauth2 client credentials: one token for many deliveries; a token failure is a failed attempt with its reason', async () => {

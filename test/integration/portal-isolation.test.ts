@@ -273,5 +273,8 @@ describe('portal isolation', () => {
     expect(notice.text).not.toContain(secret!);
     expect((await acme.get(`/portal/endpoints/${ep.a1}`)).text).not.toContain(secret!);
     expect((await t.api('GET', `/endpoints/${ep.a1}`)).text).not.toContain(secret!);
+    // The API records the link that rotated it, by id.
+    const madeBy = (await t.api('GET', `/endpoints/${ep.a1}`)).body.data.secrets[0].created_by;
+    expect(madeBy).toEqual({ type: 'portal_link', id: expect.stringMatching(/\S/), via: 'portal' });
   });
 });

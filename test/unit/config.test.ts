@@ -68,9 +68,16 @@ describe('loadConfig', () => {
       dispatch: { batch_size: 100, concurrency: 2, max_in_flight: 500, endpoint_concurrency: 128, project_concurrency: 250, polling_interval: 0.5, max_response_bytes: 4096, shutdown_timeout: 30 },
       ingest: { reload_interval: 2, shutdown_timeout: 30, max_json_depth: 128, api_broker_types: [] },
       portal: { public_url: '', session_minutes: 60, frame_ancestors: "'none'" },
+      dashboard: { session_seconds: 28_800 },
       retention: { defaults: { events: 'off', attempts: 'off', dead_letters: 'off', meta_events: 'off' }, interval: 600, batch_size: 1000, batch_pause: 0.05 },
       projects: [],
     });
+  });
+
+  it('takes the dashboard session length from the file or WHARF_DASHBOARD_SESSION_SECONDS', () => {
+    expect(load('dashboard: { session_seconds: 900 }').dashboard.session_seconds).toBe(900);
+    expect(load('', { WHARF_DASHBOARD_SESSION_SECONDS: '3600' }).dashboard.session_seconds).toBe(3600);
+    expect(failure('', { WHARF_DASHBOARD_SESSION_SECONDS: 'eight hours' }).message).toContain('dashboard.session_seconds (from WHARF_DASHBOARD_SESSION_SECONDS): must be an integer from 1 to 2592000');
   });
 
   it('fills in project and endpoint defaults', () => {
@@ -269,6 +276,8 @@ projects:
     [endpoint('content_type: text/xml'), 'projects[0].endpoints[1].content_type: must be one of application/json, application/x-www-form-urlencoded (got "text/xml")'],
     [endpoint('is_disabled: true'), "projects[0].endpoints[1].is_disabled: is for the API (Convoy's); in this file, leave the endpoint out, or pause it through the API"],
     [endpoint('rate_limit_duration: 0'), 'projects[0].endpoints[1].rate_limit_duration: must be an integer from 1 to 86400 (got 0)'],
+    ['dashboard: { session_seconds: 0 }', 'dashboard.session_seconds: must be an integer from 1 to 2592000 (got 0)'],
+    ['dashboard: { session_seconds: 8h }', 'dashboard.session_seconds: must be an integer from 1 to 2592000 (got "8h")'],
     ['ingest: { reload_interval: 0 }', 'ingest.reload_interval: must be a number from 0.1 to 3600 (got 0)'],
     ['ingest: { max_json_depth: 0 }', 'ingest.max_json_depth: must be an integer from 1 to 1000 (got 0)'],
     ['server: { operator_token: short-token }', 'server.operator_token: must be "" or at least 32 characters without spaces (got 11 characters)'],

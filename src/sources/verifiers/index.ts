@@ -37,7 +37,8 @@ export const DEFAULT_TOLERANCE_SECONDS = 300;
 // archived requests be replayed on purpose, as Convoy's conformance vectors do.
 const MAX_TOLERANCE_SECONDS = 3_153_600_000;
 
-const KEYS: Record<VerifierType, readonly string[]> = {
+/** Each verifier type's keys besides `type`. */
+export const VERIFIER_KEYS: Record<VerifierType, readonly string[]> = {
   none: [],
   hmac: ['header', 'hash', 'encoding', 'secret', 'mode', 'prefix', 'tolerance'],
   basic_auth: ['username', 'password'],
@@ -86,7 +87,7 @@ export function parseVerifier(r: Reader, value: unknown, at: string): VerifierCo
     r.bad(`${at}.type`, `must be one of ${VERIFIER_TYPES.join(', ')}${got(type)}`);
     return UNUSABLE;
   }
-  const v = r.fields(value, at, ['type', ...KEYS[type]])!;
+  const v = r.fields(value, at, ['type', ...VERIFIER_KEYS[type]])!;
   const tolerance = (): number =>
     r.integer(v.tolerance, `${at}.tolerance`, 1, MAX_TOLERANCE_SECONDS, DEFAULT_TOLERANCE_SECONDS);
 
