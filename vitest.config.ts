@@ -1,7 +1,23 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/**
+ * The RabbitMQ conformance suite restarts the shared broker (every connection drops), so it runs
+ * alone, after every other file, in a group of its own.
+ */
+const BROKER_RESTARTS = ['test/integration/connectors/rabbitmq.test.ts'];
+
+const integration = {
+  globalSetup: ['test/harness/global-setup.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+};
 
 export default defineConfig({
   test: {
+    // Integration files spend most of their time waiting on Postgres, brokers, child processes
+    // and timers, not on the CPU: vitest's default on two cores (one worker) ran them one after
+    // the other with the machine mostly idle. Four at once keep both cores busy.
+    maxWorkers: 4,
     projects: [
       {
         test: {
@@ -13,9 +29,17 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
-          globalSetup: ['test/harness/global-setup.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
+          exclude: [...configDefaults.exclude, ...BROKER_RESTARTS],
+          ...integration,
+        },
+      },
+      {
+        test: {
+          name: 'broker-restarts',
+          include: BROKER_RESTARTS,
+          ...integration,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
         },
       },
       // The chaos suite kills Wharf and restarts its own Postgres for about two minutes, loading
