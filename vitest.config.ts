@@ -1,7 +1,25 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/**
+ * Files that run alone, one after the other, once every other file is done: the RabbitMQ
+ * conformance suite restarts the shared broker (every connection drops), and the hostile-input
+ * suites hold the event loop to 100 ms of wall clock, which test files busy beside them on the
+ * same two cores would stretch.
+ */
+const ALONE = ['test/integration/connectors/rabbitmq.test.ts', 'test/integration/hostile-regex.test.ts', 'test/integration/ingress-validation.test.ts'];
+
+const integration = {
+  globalSetup: ['test/harness/global-setup.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+};
 
 export default defineConfig({
   test: {
+    // Integration files spend most of their time waiting on Postgres, brokers, child processes
+    // and timers, not on the CPU: vitest's default on two cores (one worker) ran them one after
+    // the other with the machine mostly idle. Four at once keep both cores busy.
+    maxWorkers: 4,
     projects: [
       {
         test: {
@@ -13,9 +31,17 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
-          globalSetup: ['test/harness/global-setup.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
+          exclude: [...configDefaults.exclude, ...ALONE],
+          ...integration,
+        },
+      },
+      {
+        test: {
+          name: 'alone',
+          include: ALONE,
+          ...integration,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
         },
       },
       // The chaos suite kills Wharf and restarts its own Postgres for about two minutes, loading

@@ -75,7 +75,7 @@ export interface TestAppOptions {
  * project gets a distinct API key (a key opens one project only).
  */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const db = await createTestDatabase(options.kind ?? 'postgres');
+  const db = await createTestDatabase(options.kind ?? 'postgres', { migrated: true });
   const dir = mkdtempSync(join(tmpdir(), 'wharf-app-'));
   const keys: Record<string, string> = {};
   const projects = (options.projects ?? [{ id: 'default', name: 'Default' }]).map((p) => {

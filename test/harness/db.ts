@@ -1,6 +1,8 @@
 /**
  * A fresh database per test file (or per test): a new database on the machine's real Postgres,
- * or a new embedded PGlite in a temp dir, so tests never see each other's rows.
+ * or a new embedded PGlite in a temp dir, so tests never see each other's rows. On Postgres, a
+ * test that starts from the current schema gets a copy of a template migrated once per run
+ * (globalSetup), not a migration of its own.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -46,8 +48,39 @@ export async function probePostgres(): Promise<{ url: string } | { error: Error 
 /** Set WHARF_KEEP_TEST_DB=1 to keep test databases (and embedded data dirs) for inspection. */
 const keep = (): boolean => process.env.WHARF_KEEP_TEST_DB === '1';
 
-export async function createTestDatabase(kind: 'postgres' | 'embedded' = 'postgres'): Promise<TestDatabase> {
-  return kind === 'embedded' ? createEmbedded() : createOnPostgres();
+/**
+ * `migrated`: the database may come with Wharf's migrations applied already (on Postgres, copied
+ * from this run's template); without it, it is empty, for tests of migrating itself.
+ */
+export async function createTestDatabase(kind: 'postgres' | 'embedded' = 'postgres', options: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  if (kind === 'embedded') return createEmbedded();
+  return createOnPostgres(options.migrated ? process.env[TEMPLATE_ENV] : undefined);
+}
+
+/** Where globalSetup names this run's migrated template database. */
+const TEMPLATE_ENV = 'WHARF_TEST_PG_TEMPLATE';
+
+/**
+ * Creates and migrates this run's template database (named per run: other runs may share the
+ * Postgres, on other schemas), for createTestDatabase to copy; returns its teardown.
+ */
+export async function createMigratedTemplate(): Promise<() => Promise<void>> {
+  const db = await createOnPostgres();
+  const pool = createPool(db.url, { max: 1, applicationName: 'wharf-test-template' });
+  try {
+    await migrate(pool);
+  } catch (err) {
+    await db.drop();
+    throw err;
+  } finally {
+    // CREATE DATABASE … TEMPLATE refuses a template anyone is connected to.
+    await pool.end();
+  }
+  process.env[TEMPLATE_ENV] = new URL(db.url).pathname.slice(1);
+  return async () => {
+    delete process.env[TEMPLATE_ENV];
+    await db.drop();
+  };
 }
 
 async function adminUrl(): Promise<string> {
@@ -70,11 +103,12 @@ async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>):
   }
 }
 
-async function createOnPostgres(): Promise<TestDatabase> {
+async function createOnPostgres(template?: string): Promise<TestDatabase> {
   const admin = await adminUrl();
   const name = `wharf_t_${randomBytes(6).toString('hex')}`;
-  // The name is generated above, so interpolating it is safe (CREATE DATABASE takes no parameters).
-  await withAdmin(admin, (c) => c.query(`CREATE DATABASE ${name}`));
+  // The names are generated here and in createMigratedTemplate, so interpolating them is safe
+  // (CREATE DATABASE takes no parameters).
+  await withAdmin(admin, (c) => c.query(template ? `CREATE DATABASE ${name} TEMPLATE ${template}` : `CREATE DATABASE ${name}`));
   const url = new URL(admin);
   url.pathname = `/${name}`;
 
@@ -126,9 +160,9 @@ async function createEmbedded(): Promise<TestDatabase> {
  * building blocks' tests start from.
  */
 export async function migratedDatabase(kind: 'postgres' | 'embedded', applicationName: string): Promise<{ db: TestDatabase; pool: pg.Pool; close(): Promise<void> }> {
-  const db = await createTestDatabase(kind);
+  const db = await createTestDatabase(kind, { migrated: true });
   const pool = createPool(db.url, { max: 4, applicationName });
-  await migrate(pool);
+  await migrate(pool); // nothing left to do on a copy of the template
   await pool.query(`INSERT INTO projects (id, name, type, settings) VALUES ('p', 'p', 'outgoing', '{}'), ('q', 'q', 'outgoing', '{}')`);
   return {
     db,

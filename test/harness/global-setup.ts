@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { POSTGRES_USERS, probePostgres } from './db.ts';
+import { createMigratedTemplate, POSTGRES_USERS, probePostgres } from './db.ts';
 import { ensureDebianPackages } from './packages.ts';
 import * as kafka from './brokers/kafka.ts';
 import * as pubsub from './brokers/pubsub.ts';
@@ -68,6 +68,8 @@ async function startPostgres(): Promise<void> {
 const starters: Record<string, Starter> = {
   'debian packages': async () => ensureDebianPackages(),
   postgres: startPostgres,
+  // Test files copy it instead of each migrating a database of its own.
+  'template database': createMigratedTemplate,
   rabbitmq: rabbitmq.start,
   kafka: kafka.start,
   sqs: sqs.start,

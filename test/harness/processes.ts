@@ -12,8 +12,13 @@ export interface WharfProcess {
   url: string | null;
   /** Everything it wrote so far, stdout lines and stderr chunks. */
   logs: string[];
-  /** SIGTERM, then waits for the exit (at once if it has exited or was killed already). */
+  /**
+   * SIGTERM, then waits for the exit (at once if it has exited or was killed already); a graceful
+   * stop that hangs (the test failed somewhere) gets a SIGKILL after 20 s, not to hold up cleanup.
+   */
   stop(): Promise<void>;
+  /** SIGKILL, as an OOM killer or a lost machine would; resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 export interface WharfProcessOptions {
@@ -21,6 +26,8 @@ export interface WharfProcessOptions {
   role?: Role;
   /** Added to this process's environment (WHARF_* overrides beat the file). */
   env?: NodeJS.ProcessEnv;
+  /** Also given everything it writes, as it comes (stdout line by line), e.g. for a log file. */
+  output?: (text: string) => void;
 }
 
 /**
@@ -36,7 +43,10 @@ export async function startWharfProcess(configFile: string, options: WharfProces
   });
   const logs: string[] = [];
   let url: string | null = null;
-  proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => {
+    logs.push(c.toString());
+    options.output?.(c.toString());
+  });
   await new Promise<void>((done, fail) => {
     const timer = setTimeout(() => {
       // Not left running behind a test that gave up on it.
@@ -47,6 +57,7 @@ export async function startWharfProcess(configFile: string, options: WharfProces
     // Read to the end whatever the test does: a pipe nobody drains would block the child's logger.
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       logs.push(line);
+      options.output?.(`${line}\n`);
       if (line.includes('"wharf listening"')) url = (JSON.parse(line) as { url: string }).url;
       if (line.includes('"wharf listening"') || line.includes('"wharf started"')) {
         clearTimeout(timer);
@@ -54,16 +65,22 @@ export async function startWharfProcess(configFile: string, options: WharfProces
       }
     });
   });
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill(signal);
+    await exited;
+  };
   return {
     proc,
     url,
     logs,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
+      const force = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await end('SIGTERM');
+      clearTimeout(force);
     },
+    kill: () => end('SIGKILL'),
   };
 }
 

@@ -1,37 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_JSON_DEPTH } from '../../src/ingest/limits.ts';
-import type { BrokerMessage } from '../../src/core/connector.ts';
-import { createBrokerSink, type BrokerSource } from '../../src/ingest/broker-sink.ts';
+import { createBrokerSink } from '../../src/ingest/broker-sink.ts';
 import { createPool } from '../../src/store/pool.ts';
+import { startTestApp, type TestApp } from '../harness/app.ts';
+import { brokerMessage as message, brokerSink, brokerSource as source } from '../harness/broker-sink.ts';
 
 const LIMITS = { maxJsonDepth: DEFAULT_MAX_JSON_DEPTH };
-import { startTestApp, type TestApp } from '../harness/app.ts';
-
-const source = (over: Partial<BrokerSource['definition']> = {}): BrokerSource => ({
-  project_id: 'default',
-  definition: {
-    id: 'src',
-    name: 'src',
-    type: 'rabbitmq',
-    format: 'envelope',
-    event_type: null,
-    event_type_header: null,
-    forward_headers: [],
-    max_body_bytes: 1_048_576,
-    broker: {},
-    ...over,
-  },
-});
-
-let n = 0;
-const message = (body: unknown, over: Partial<BrokerMessage> = {}): BrokerMessage => ({
-  id: `m-${++n}`,
-  body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
-  headers: {},
-  key: null,
-  receivedAt: new Date(),
-  ...over,
-});
 
 const good = (seq: number, extra: Record<string, unknown> = {}) => message({ endpoint_id: 'ep', event_type: 'sink.test', data: { seq }, ...extra });
 
@@ -44,7 +18,7 @@ describe('broker sink (real Postgres)', () => {
   });
   afterAll(async () => t?.stop());
 
-  const sink = (s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS }, s);
+  const sink = (s = source()) => brokerSink(t.app, LIMITS, s);
 
   it('dead-letters only the message the database refuses, stores the rest, and a redelivery changes nothing', async () => {
     // Ingest refuses what it knows the database could not hold (NUL, control characters); for

@@ -11,7 +11,7 @@ import { startReceiver, type Receiver } from '../harness/receiver.ts';
 import { portalClient } from '../harness/portal.ts';
 import { uuidv7 } from '../../src/core/ids.ts';
 import type { AcceptResult, BrokerMessage } from '../../src/core/connector.ts';
-import { createBrokerSink, type BrokerSource } from '../../src/ingest/broker-sink.ts';
+import { brokerMessage as message, brokerSink, brokerSource as source } from '../harness/broker-sink.ts';
 
 const SECRET = 'an-ingest-password-long-enough';
 const basic = `Basic ${Buffer.from(`provider:${SECRET}`).toString('base64')}`;
@@ -259,32 +259,8 @@ describe('ingress validation', () => {
 
   describe('broker messages (the sink, on the same database)', () => {
     const LIMITS = { maxJsonDepth: 32 };
-    const source = (over: Partial<BrokerSource['definition']> = {}): BrokerSource => ({
-      project_id: 'default',
-      definition: {
-        id: 'queue',
-        name: 'queue',
-        type: 'rabbitmq',
-        format: 'envelope',
-        event_type: null,
-        event_type_header: null,
-        forward_headers: [],
-        max_body_bytes: 1_048_576,
-        broker: {},
-        ...over,
-      },
-    });
-    let n = 0;
-    const message = (body: string | Buffer, over: Partial<BrokerMessage> = {}): BrokerMessage => ({
-      id: `msg-${++n}`,
-      body: Buffer.isBuffer(body) ? body : Buffer.from(body),
-      headers: {},
-      key: null,
-      receivedAt: new Date(),
-      ...over,
-    });
     const envelope = (fields: Record<string, unknown>) => message(JSON.stringify({ endpoint_id: 'ep', event_type: 'broker.ok', data: {}, ...fields }));
-    const accept = (messages: BrokerMessage[], s = source()) => createBrokerSink({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS }, s).accept(messages);
+    const accept = (messages: BrokerMessage[], s = source()) => brokerSink(t.app, LIMITS, s).accept(messages);
     const letter = async (r: AcceptResult) => {
       expect(r.status).toBe('rejected');
       const { rows } = await t.app.pool.query('SELECT code, reason FROM dead_letters WHERE id = $1', [(r as { dead_letter_id: string }).dead_letter_id]);
