@@ -24,24 +24,33 @@ export interface LegacyDeliveryJob {
 
 export type DeliveryJobData = DeliveryJob | LegacyDeliveryJob;
 
-/** Deliveries one job carries at most (measured: 8/16/32, see README "Cost per webhook"). */
-export const MAX_DELIVERIES_PER_JOB = 16;
+/**
+ * Deliveries one job carries at most. With `MIN_ENDPOINT_JOBS` it sets how much of one endpoint
+ * can be in hand: jobs × this = endpoint_concurrency at the default of 128, so an endpoint that
+ * hangs holds no more of the process's max_in_flight than when every delivery had its own job.
+ * Measured (README "Cost per webhook"): 16 writes fewer job rows but, with half as many jobs of an
+ * endpoint at once, a busy endpoint's deliveries waited for their jobs' slowest.
+ */
+export const MAX_DELIVERIES_PER_JOB = 8;
 
 /** The `[delivery, attempt]` pairs a job asks for, whichever shape it was queued in. */
 export const deliveriesOfJob = (data: DeliveryJobData): [string, number][] => ('ds' in data ? data.ds : [[data.d, data.a]]);
 
 /**
  * Jobs of one endpoint pg-boss lets run at once stay at least this many (or `endpoint_concurrency`
- * if lower): a job of one delivery (sparse traffic) then still has company, where fewer, larger
- * slots would cap a slow endpoint's sparse traffic at one or two requests at a time.
+ * if lower): sparse traffic makes jobs of one delivery, and few large slots would cap a slow
+ * endpoint's sparse traffic at one or two requests at a time; and a job ends only with its slowest
+ * delivery's record, so a busy endpoint needs enough jobs under way to keep its deliveries moving.
  */
-const MIN_ENDPOINT_JOBS = 8;
+const MIN_ENDPOINT_JOBS = 16;
 
 /**
  * How `endpoint_concurrency` (deliveries of one endpoint in flight across every replica) is kept
  * now that a job carries many: pg-boss lets `jobs` of one endpoint be active at once (it counts
  * jobs, not deliveries), and a job sends at most `perJob` of its deliveries at a time, so at most
- * jobs × perJob ≤ endpoint_concurrency are in flight.
+ * jobs × perJob ≤ endpoint_concurrency requests are open. Deliveries in hand (sending, or waiting
+ * in their job for its turn) are at most jobs × MAX_DELIVERIES_PER_JOB: endpoint_concurrency from
+ * 128 up, up to 8 × endpoint_concurrency below (jobs then send one delivery at a time).
  */
 export function endpointShares(endpointConcurrency: number): { jobs: number; perJob: number } {
   const perJob = Math.max(1, Math.min(MAX_DELIVERIES_PER_JOB, Math.floor(endpointConcurrency / MIN_ENDPOINT_JOBS)));

@@ -71,19 +71,13 @@ describe('packed delivery jobs', () => {
     cleanup.push(() => t.stop());
     const a = await endpoint(t, 'a', 'http://127.0.0.1:9/a');
     const b = await endpoint(t, 'b', 'http://127.0.0.1:9/b');
-    await withTransaction(t.app.pool, (db) => ingestInTransaction(t.app.boss, db, [...inputs(a, 40, 'a'), ...inputs(b, 5, 'b')]));
+    await withTransaction(t.app.pool, (db) => ingestInTransaction(t.app.boss, db, [...inputs(a, 43, 'a'), ...inputs(b, 5, 'b')]));
 
     const keyA = refKey({ project_id: 'default', endpoint_id: a });
     const keyB = refKey({ project_id: 'default', endpoint_id: b });
-    expect(MAX_DELIVERIES_PER_JOB).toBe(16);
-    expect((await jobs(t)).map((j) => [j.group_id, j.n])).toEqual(
-      [
-        [keyA, 16],
-        [keyA, 16],
-        [keyA, 8],
-        [keyB, 5],
-      ].sort((x, y) => (x[0]! < y[0]! ? -1 : x[0]! > y[0]! ? 1 : 0)),
-    );
+    expect(MAX_DELIVERIES_PER_JOB).toBe(8);
+    const want = [...Array<string>(5).fill(`${keyA} 8`), `${keyA} 3`, `${keyB} 5`].sort();
+    expect((await jobs(t)).map((j) => `${j.group_id} ${j.n}`).sort()).toEqual(want);
 
     // Deliveries due at different moments get jobs of their own, whatever their endpoint.
     await t.app.pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [DELIVERY_QUEUE]);
@@ -103,25 +97,25 @@ describe('packed delivery jobs', () => {
   });
 
   it('keeps endpoint_concurrency a cap on deliveries in flight, with jobs of many deliveries', async () => {
-    // 24 → 8 jobs of the endpoint at once, each sending 3 of its deliveries at a time.
-    expect(endpointShares(24)).toEqual({ jobs: 8, perJob: 3 });
-    const t = await startTestApp({ dispatch: { endpoint_concurrency: 24 } });
+    // 48 → 16 jobs of the endpoint at once, each sending 3 of its deliveries at a time.
+    expect(endpointShares(48)).toEqual({ jobs: 16, perJob: 3 });
+    const t = await startTestApp({ dispatch: { endpoint_concurrency: 48 } });
     const rx = await startReceiver();
     cleanup.push(() => t.stop(), () => rx.close());
     const seen = concurrency(rx, 300);
     const ep = await endpoint(t, 'capped', `${rx.url}/capped`);
-    // 200 deliveries in 13 jobs: without the cap per job, 8 jobs would send 128 at once; without
-    // pg-boss's cap on jobs, 13 × 3 = 39.
+    // 200 deliveries in 25 jobs: without the cap per job, 16 jobs would send 128 at once; without
+    // pg-boss's cap on jobs, 25 × 3 = 75.
     await ingest(t, ep, 200, 'capped');
     await expect.poll(() => rx.requests.length, { timeout: 30_000 }).toBe(200);
-    expect(seen.max()).toBeLessThanOrEqual(24);
-    // The packed jobs did send side by side, up to the cap.
-    expect(seen.max()).toBeGreaterThan(MAX_DELIVERIES_PER_JOB / 2);
+    expect(seen.max()).toBeLessThanOrEqual(48);
+    // The packed jobs did send side by side, towards the cap.
+    expect(seen.max()).toBeGreaterThan(2 * MAX_DELIVERIES_PER_JOB);
     await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
   });
 
   it('sends a job of more deliveries than endpoint_concurrency a few at a time', async () => {
-    // Below 8, every job sends one delivery at a time and pg-boss lets endpoint_concurrency jobs run.
+    // Below 32, every job sends one delivery at a time and pg-boss lets endpoint_concurrency jobs run.
     expect(endpointShares(3)).toEqual({ jobs: 3, perJob: 1 });
     const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
     const rx = await startReceiver();
@@ -131,8 +125,8 @@ describe('packed delivery jobs', () => {
     await ingest(t, ep, 20, 'low');
     await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(20);
     expect(seen.max()).toBeLessThanOrEqual(3);
-    // Two jobs (16 + 4 deliveries), one delivery of each at a time.
-    expect(seen.max()).toBe(2);
+    // Three jobs (8 + 8 + 4 deliveries), one delivery of each at a time.
+    expect(seen.max()).toBe(3);
     const successes = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content.length;
     await expect.poll(successes, { timeout: 5_000 }).toBe(20);
     await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
