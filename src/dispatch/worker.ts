@@ -208,7 +208,9 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       job.open -= n;
       openDeliveries -= n;
       if (job.open > 0) continue;
-      held.delete(job.id);
+      // Only this copy: pg-boss may have handed the same job out again (a heartbeat missed for
+      // over 10 s), and the new copy is held on its own.
+      if (held.get(job.id) === job) held.delete(job.id);
       if (job.failed) failed.push(job.id);
     }
     if (failed.length > 0) track(failJobs(deps, failed));
