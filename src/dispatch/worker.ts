@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import type { Job, PgBoss } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
 import type { BreakerSettings, DeliveryStatus, EndpointSecret, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings, SubscriptionRetry } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
@@ -16,7 +16,17 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest } from '../delivery/request.ts';
 import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
-import { DELIVERY_HEARTBEAT_SECONDS, DELIVERY_QUEUE, enqueueDeliveries, executorOf, type DeliveryJob, type DeliveryJobInsert } from './queue.ts';
+import {
+  DELIVERY_HEARTBEAT_SECONDS,
+  DELIVERY_QUEUE,
+  MAX_DELIVERIES_PER_JOB,
+  deliveriesOfJob,
+  endpointShares,
+  enqueueDeliveries,
+  executorOf,
+  type DeliveryJobData,
+  type DeliveryJobInsert,
+} from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
@@ -26,13 +36,14 @@ export interface DispatcherDeps extends OutboundDeps {
 }
 
 export interface DispatcherOptions {
-  /** Jobs one fetch asks for, at most. */
+  /** Deliveries one fetch asks for, at most (in whole jobs, so up to MAX_DELIVERIES_PER_JOB − 1 more). */
   batchSize: number;
   /** Deliveries this process has in hand at once (fetched and not yet recorded). */
   maxInFlight: number;
   /**
-   * Deliveries of one endpoint in flight at once, counted by pg-boss across every replica (job
-   * groups): an endpoint that hangs holds at most this many of the dispatcher's slots.
+   * Deliveries of one endpoint in flight at once, across every replica (pg-boss's job groups cap
+   * its active jobs, each job sends a share at a time: queue.ts `endpointShares`): an endpoint that
+   * hangs holds at most this many of the dispatcher's slots.
    */
   endpointConcurrency: number;
   /** Deliveries of one project in flight at once in this process; the rest wait a moment as the same attempt. */
@@ -96,11 +107,29 @@ interface Outcome {
   retryIn: number | null;
 }
 
-/** A fetched job that will be sent (or discarded) now. */
+/** A fetched job while it is in this process's hands. */
+interface HeldJob {
+  id: string;
+  /** Its deliveries not yet settled here (recorded, deferred, found to have nothing to do, or given up on). */
+  open: number;
+  /**
+   * Something of it could not be recorded: once nothing of it is open it goes back to pg-boss's
+   * retry policy, and it is never deleted here.
+   */
+  failed: boolean;
+}
+
+/** A fetched delivery that will be sent (or discarded) now. */
 interface Live {
   row: WorkRow;
   attempt: number;
-  jobId: string;
+  job: HeldJob;
+}
+
+/** A live delivery put back as the same attempt, runnable after its delay. */
+interface Deferral {
+  live: Live;
+  delaySeconds: number;
 }
 
 /** The longest `Retry-After` Wharf waits; a larger one is cut to this. */
@@ -109,7 +138,7 @@ export const MAX_RETRY_AFTER_SECONDS = 3_600;
 /** How long a delivery held back by its project's share waits before it is fetched again. */
 const PROJECT_SHARE_WAIT_SECONDS = 1;
 
-/** Outcomes written in one transaction, at most. */
+/** Deliveries settled in one transaction, at most. */
 const MAX_RECORD_BATCH = 500;
 
 const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['success', 'failure', 'discarded']);
@@ -120,23 +149,37 @@ const discarded = (row: WorkRow): boolean => row.endpoint_status === 'paused' ||
 /** pg-boss's NOTIFY channel for its default schema (pg-boss derives it from the schema name the same way). */
 const NOTIFY_CHANNEL = `pgboss_${createHash('sha224').update('pgboss').digest('hex').slice(0, 24)}`;
 
+/** How many of each job's deliveries settle together, so a job is counted once per call. */
+const perJob = (lives: { job: HeldJob }[]): Map<HeldJob, number> => {
+  const n = new Map<HeldJob, number>();
+  for (const l of lives) n.set(l.job, (n.get(l.job) ?? 0) + 1);
+  return n;
+};
+
 /**
  * The dispatcher fetches jobs itself rather than through `boss.work()`: a work handler holds its
  * worker until every job of its batch is done, so one endpoint that never answers would hold a
  * whole batch, and with it a share of the dispatcher, for its full timeout. Here every delivery is
  * sent and recorded on its own; the fetch loop only asks for as many jobs as there are free slots.
- * A job stays `active` in pg-boss until its outcome is committed, and its end (finishJobs) is written in
- * that same transaction, so a crash at any point leaves the job for pg-boss to hand out again
- * (and the attempts guard makes a replay of a recorded attempt do nothing).
+ *
+ * A job carries several deliveries of one endpoint (queue.ts). It stays `active` in pg-boss until
+ * its last delivery is settled, and its end (finishJobs) is written in the transaction that
+ * settles that last one, so a crash at any point leaves the job for pg-boss to hand out again;
+ * the attempts guard then skips the deliveries of it that were already recorded. A delivery of a
+ * job is never left uncovered: the job is deleted only once every one of its deliveries is
+ * recorded, found to have nothing to do, or covered by a new job (deferred); otherwise it goes
+ * back to pg-boss whole.
  */
 export function createDispatcher(deps: DispatcherDeps, options: DispatcherOptions): Dispatcher {
   const emitter = new EventEmitter<DispatcherEvents>() as Dispatcher;
   let running = false;
   let loop: Promise<void> | null = null;
   let listener: { close(): Promise<void> } | null = null;
-  // The jobs in hand (fetched, not yet settled): they count against max_in_flight, and their
-  // heartbeat is kept up so pg-boss hands them out again soon after this process dies.
-  const inHandJobs = new Set<string>();
+  const shares = endpointShares(options.endpointConcurrency);
+  // The jobs in hand (fetched, not yet settled): their heartbeat is kept up so pg-boss hands them
+  // out again soon after this process dies. Their open deliveries count against max_in_flight.
+  const held = new Map<string, HeldJob>();
+  let openDeliveries = 0;
   const perProject = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
@@ -149,29 +192,55 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     else woken = true;
   };
 
-  const recorder = createRecorder(deps, emitter, (ids) => {
-    for (const id of ids) inHandJobs.delete(id);
-    // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
-    wake();
-  });
-
   const track = (p: Promise<void>): void => {
     tasks.add(p);
     void p.finally(() => tasks.delete(p));
   };
 
+  /**
+   * Deliveries that left the dispatcher's hands: committed (`ok`), or given up on (their job
+   * then goes back to pg-boss once nothing of it is open, for another try of what was not recorded).
+   */
+  const settle = (counts: Map<HeldJob, number>, ok: boolean): void => {
+    const failed: string[] = [];
+    for (const [job, n] of counts) {
+      if (!ok) job.failed = true;
+      job.open -= n;
+      openDeliveries -= n;
+      if (job.open > 0) continue;
+      // Only this copy: pg-boss may have handed the same job out again (a heartbeat missed for
+      // over 10 s), and the new copy is held on its own.
+      if (held.get(job.id) === job) held.delete(job.id);
+      if (job.failed) failed.push(job.id);
+    }
+    if (failed.length > 0) track(failJobs(deps, failed));
+    // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
+    if (counts.size > 0) wake();
+  };
+
+  const recorder = createRecorder(deps, emitter, settle);
+
   const fetchLoop = async (): Promise<void> => {
     while (running) {
-      const free = options.maxInFlight - inHandJobs.size;
+      const free = options.maxInFlight - openDeliveries;
       woken = false;
       let full = false;
       if (free > 0) {
-        const wanted = Math.min(options.batchSize, free);
+        // Jobs, rounded up: a fetch can take up to MAX_DELIVERIES_PER_JOB − 1 deliveries past
+        // max_in_flight (and batch_size) when its jobs are full.
+        const wanted = Math.ceil(Math.min(options.batchSize, free) / MAX_DELIVERIES_PER_JOB);
         try {
-          const jobs = await deps.boss.fetch<DeliveryJob>(DELIVERY_QUEUE, { batchSize: wanted, groupConcurrency: options.endpointConcurrency });
+          const jobs = await deps.boss.fetch<DeliveryJobData>(DELIVERY_QUEUE, { batchSize: wanted, groupConcurrency: shares.jobs });
           if (jobs.length > 0) {
-            for (const j of jobs) inHandJobs.add(j.id);
-            track(startBatch(jobs));
+            const fetched = jobs.map((j) => {
+              const ds = deliveriesOfJob(j.data);
+              // An empty job (never queued by Wharf) is held as one delivery that has nothing to do.
+              const job: HeldJob = { id: j.id, open: Math.max(1, ds.length), failed: false };
+              held.set(j.id, job);
+              openDeliveries += job.open;
+              return { job, ds };
+            });
+            track(startBatch(fetched));
           }
           full = jobs.length === wanted;
         } catch (err) {
@@ -180,8 +249,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       }
       if (!running) break;
       // A full batch means more is waiting: fetch again at once unless every slot is taken.
-      if (full && inHandJobs.size < options.maxInFlight) continue;
-      if (woken && inHandJobs.size < options.maxInFlight) continue;
+      if (full && openDeliveries < options.maxInFlight) continue;
+      if (woken && openDeliveries < options.maxInFlight) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           sleeping = null;
@@ -196,45 +265,43 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   };
 
   /** Loads a fetched batch and starts its sends; resolves when the batch is handed on, not when it is sent. */
-  const startBatch = async (jobs: Job<DeliveryJob>[]): Promise<void> => {
+  const startBatch = async (fetched: Fetched[]): Promise<void> => {
     let live: Live[];
     try {
-      live = await loadLive(deps, jobs, recorder);
+      live = await loadLive(deps, fetched, recorder);
     } catch (err) {
       emitter.emit('error', err as Error);
-      await failJobs(deps, jobs.map((j) => j.id));
-      recorder.settled(jobs.map((j) => j.id));
+      settle(new Map(fetched.map((f) => [f.job, f.job.open])), false);
       return;
     }
     // A project past its share waits a moment, as the same attempt, so one tenant's slow
     // endpoints cannot take every slot of the process.
     const go: Live[] = [];
-    const held: Live[] = [];
+    const waiting: Live[] = [];
     const taken = new Map<string, number>();
     for (const l of live) {
       const n = (perProject.get(l.row.project_id) ?? 0) + (taken.get(l.row.project_id) ?? 0);
-      if (n >= options.projectConcurrency && !discarded(l.row)) held.push(l);
+      if (n >= options.projectConcurrency && !discarded(l.row)) waiting.push(l);
       else {
         go.push(l);
         taken.set(l.row.project_id, (taken.get(l.row.project_id) ?? 0) + 1);
       }
     }
-    // The jobs still in this batch's hands: whatever fails hands exactly these back to pg-boss.
-    let inHand: Live[] = [...held, ...go];
+    // The deliveries still in this batch's hands: whatever fails gives up exactly these.
+    let inHand: Live[] = [...waiting, ...go];
     try {
-      if (held.length > 0) await defer(deps, held.map((l) => ({ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
-      recorder.settled(held.map((l) => l.jobId));
+      // One wait for the batch, so the deliveries held back together can share jobs again.
+      const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
+      void recorder.defer(waiting.map((l) => ({ live: l, delaySeconds: wait })));
       inHand = go;
-      const sendable = await withinRateLimits(deps, go);
-      const sending = new Set(sendable.map((l) => l.jobId));
-      recorder.settled(go.filter((l) => !sending.has(l.jobId)).map((l) => l.jobId));
-      inHand = sendable;
+      const { now, later } = await withinRateLimits(deps, go);
+      void recorder.defer(later);
+      inHand = now;
       // Throws only before any send starts (its one query); from then on each delivery settles itself.
-      await sendAll(sendable);
+      await sendAll(now);
     } catch (err) {
       emitter.emit('error', err as Error);
-      await failJobs(deps, inHand.map((l) => l.jobId));
-      recorder.settled(inHand.map((l) => l.jobId));
+      settle(perJob(inHand), false);
     }
   };
 
@@ -254,31 +321,39 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     };
     // One query for the secrets of every endpoint the batch will actually send to.
     const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
+    const byJob = new Map<HeldJob, Live[]>();
     for (const l of sendable) {
+      perProject.set(l.row.project_id, (perProject.get(l.row.project_id) ?? 0) + 1);
+      byJob.set(l.job, [...(byJob.get(l.job) ?? []), l]);
+    }
+    const sendAndRecord = async (l: Live): Promise<void> => {
       const project = l.row.project_id;
-      perProject.set(project, (perProject.get(project) ?? 0) + 1);
-      // Each delivery is recorded as soon as it is done; nothing waits for the batch's slowest.
-      track(
-        sendOne(deps, l, secretsOf.get(refKey(l.row)) ?? [], credentials)
-          .catch((err: unknown): Outcome => {
-            // A send never throws by contract; if it did, the attempt counts as a failure.
-            emitter.emit('error', err as Error);
-            return failedOutcome(l, err as Error);
-          })
-          .then((o) => {
-            const left = (perProject.get(project) ?? 1) - 1;
-            if (left === 0) perProject.delete(project);
-            else perProject.set(project, left);
-            return recorder.record(o, l.jobId);
-          }),
-      );
+      const o = await sendOne(deps, l, secretsOf.get(refKey(l.row)) ?? [], credentials).catch((err: unknown): Outcome => {
+        // A send never throws by contract; if it did, the attempt counts as a failure.
+        emitter.emit('error', err as Error);
+        return failedOutcome(l, err as Error);
+      });
+      const left = (perProject.get(project) ?? 1) - 1;
+      if (left === 0) perProject.delete(project);
+      else perProject.set(project, left);
+      // Each delivery is recorded as soon as it is done; nothing waits for the job's slowest.
+      void recorder.record(o, l.job);
+    };
+    // A job sends at most `shares.perJob` of its deliveries at once: with pg-boss's cap on the
+    // endpoint's active jobs, that keeps endpoint_concurrency a cap on deliveries in flight.
+    for (const lives of byJob.values()) {
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < lives.length) await sendAndRecord(lives[next++]!);
+      };
+      for (let i = 0; i < Math.min(shares.perJob, lives.length); i++) track(lane());
     }
   };
 
   let heartbeat: NodeJS.Timeout | null = null;
   const beat = async (): Promise<void> => {
-    if (inHandJobs.size === 0) return;
-    await deps.boss.touch(DELIVERY_QUEUE, [...inHandJobs]).catch((err: unknown) => emitter.emit('error', err as Error));
+    if (held.size === 0) return;
+    await deps.boss.touch(DELIVERY_QUEUE, [...held.keys()]).catch((err: unknown) => emitter.emit('error', err as Error));
   };
 
   emitter.start = async () => {
@@ -306,18 +381,28 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     // Beats go on while the sends in hand finish; then there is nothing left to keep alive.
     await listener?.close().catch(() => undefined);
     listener = null;
-    while (tasks.size > 0) await Promise.allSettled([...tasks]);
+    while (tasks.size > 0) {
+      await Promise.allSettled([...tasks]);
+      // Settling the last deliveries can hand a failed job back to pg-boss (a task of its own).
+      await recorder.drain();
+    }
     await recorder.drain();
     if (heartbeat) clearInterval(heartbeat);
     heartbeat = null;
   };
 
-  Object.defineProperty(emitter, 'inFlight', { get: () => inHandJobs.size });
+  Object.defineProperty(emitter, 'inFlight', { get: () => openDeliveries });
   return emitter;
 }
 
-/** Loads the batch's deliveries in one query; jobs with nothing to do are completed by the recorder. */
-async function loadLive(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], recorder: Recorder): Promise<Live[]> {
+/** A fetched job and the `[delivery, attempt]` pairs it asks for. */
+interface Fetched {
+  job: HeldJob;
+  ds: [string, number][];
+}
+
+/** Loads the batch's deliveries in one query; deliveries with nothing to do are settled by the recorder. */
+async function loadLive(deps: DispatcherDeps, fetched: Fetched[], recorder: Recorder): Promise<Live[]> {
   const { rows } = await deps.pool.query<WorkRow>(
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, d.retry, e.event_type, e.data,
             e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
@@ -328,24 +413,27 @@ async function loadLive(deps: DispatcherDeps, jobs: Job<DeliveryJob>[], recorder
      JOIN endpoints ep ON ep.project_id = d.project_id AND ep.id = d.endpoint_id
      JOIN projects p ON p.id = d.project_id
      WHERE d.id = ANY($1::uuid[])`,
-    [jobs.map((j) => j.data.d)],
+    [fetched.flatMap((f) => f.ds.map(([d]) => d))],
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
 
-  // A job is live only while its delivery waits for exactly this attempt.
+  // A delivery is live only while it waits for exactly the attempt its job asks for.
   const live: Live[] = [];
   const seen = new Set<string>();
-  const stale: string[] = [];
-  for (const job of jobs) {
-    const row = byId.get(job.data.d);
-    if (!row || TERMINAL.has(row.status) || row.attempts !== job.data.a - 1 || seen.has(row.id)) {
-      stale.push(job.id);
-      continue;
+  const idle: HeldJob[] = [];
+  for (const { job, ds } of fetched) {
+    if (ds.length === 0) idle.push(job);
+    for (const [d, a] of ds) {
+      const row = byId.get(d);
+      if (!row || TERMINAL.has(row.status) || row.attempts !== a - 1 || seen.has(row.id)) {
+        idle.push(job);
+        continue;
+      }
+      seen.add(row.id);
+      live.push({ row, attempt: a, job });
     }
-    seen.add(row.id);
-    live.push({ row, attempt: job.data.a, jobId: job.id });
   }
-  for (const id of stale) void recorder.complete(id);
+  for (const job of idle) void recorder.skip(job);
   return live;
 }
 
@@ -398,10 +486,10 @@ function failedOutcome(l: Live, err: Error): Outcome {
 }
 
 /**
- * Ends jobs whose work is recorded, in the caller's transaction. They are deleted rather than
- * completed: a completion rewrites the job row with a new entry in each of the job table's indexes,
- * and the row then stays for pg-boss's retention (a week) until its maintenance deletes it anyway.
- * Nothing reads a finished job; the delivery and its attempts are the record.
+ * Ends jobs whose every delivery is settled, in the caller's transaction. They are deleted rather
+ * than completed: a completion rewrites the job row with a new entry in each of the job table's
+ * indexes, and the row then stays for pg-boss's retention (a week) until its maintenance deletes it
+ * anyway. Nothing reads a finished job; the delivery and its attempts are the record.
  */
 async function finishJobs(deps: DispatcherDeps, db: Queryable, jobIds: string[]): Promise<void> {
   if (jobIds.length === 0) return;
@@ -415,24 +503,26 @@ async function failJobs(deps: DispatcherDeps, ids: string[]): Promise<void> {
 }
 
 interface Recorder {
-  /** Queues an outcome; resolves once it is committed with its job's completion (or failed back to pg-boss). */
-  record(outcome: Outcome, jobId: string): Promise<void>;
-  /** Queues the completion of a job that had nothing to do. */
-  complete(jobId: string): Promise<void>;
-  /** Jobs that left the dispatcher's hands without the recorder (held back, rate limited, failed back). */
-  settled(jobIds: string[]): void;
+  /** Queues an outcome; resolves once it is committed (or given up on). */
+  record(outcome: Outcome, job: HeldJob): Promise<void>;
+  /** Queues a delivery of `job` that had nothing to do (recorded already, finished, listed twice). */
+  skip(job: HeldJob): Promise<void>;
+  /** Queues deliveries to put back as the same attempt, each in a new job after its delay. */
+  defer(items: Deferral[]): Promise<void>;
   /** Resolves when nothing is queued or being written. */
   drain(): Promise<void>;
 }
 
 /**
- * Group commit for outcomes: whatever finished while the previous transaction was being written
- * goes into the next one, so an idle dispatcher records each delivery at once and a busy one
- * writes many per transaction. One transaction at a time: the breaker locks endpoint rows, and two
- * writers taking them in different orders could deadlock.
+ * Group commit for everything that settles a delivery: whatever finished while the previous
+ * transaction was being written goes into the next one, so an idle dispatcher records each
+ * delivery at once and a busy one writes many per transaction. One transaction at a time: the
+ * breaker locks endpoint rows, and two writers taking them in different orders could deadlock;
+ * and whether a transaction settles a job's last open delivery (and so ends the job) is known
+ * exactly only while nothing else settles that job's deliveries at the same time.
  */
-function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (jobIds: string[]) => void): Recorder {
-  let queue: { outcome: Outcome | null; jobId: string; done: () => void }[] = [];
+function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, settle: (counts: Map<HeldJob, number>, ok: boolean) => void): Recorder {
+  let queue: { job: HeldJob; outcome: Outcome | null; deferral: Deferral | null; done: () => void }[] = [];
   let writing: Promise<void> | null = null;
 
   const write = async (): Promise<void> => {
@@ -440,9 +530,14 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (j
       const group = queue.slice(0, MAX_RECORD_BATCH);
       queue = queue.slice(group.length);
       const outcomes = group.flatMap((g) => (g.outcome ? [g.outcome] : []));
-      const jobIds = group.map((g) => g.jobId);
+      const deferrals = group.flatMap((g) => (g.deferral ? [g.deferral] : []));
+      const counts = perJob(group);
+      // A job ends with the transaction that settles its last open delivery, unless a part of it
+      // failed (it goes back to pg-boss for that part instead).
+      const finished = [...counts].filter(([job, n]) => job.open === n && !job.failed).map(([job]) => job.id);
+      let ok = true;
       try {
-        const changes = await recordOutcomes(deps, outcomes, jobIds);
+        const changes = await recordOutcomes(deps, outcomes, deferrals, finished);
         for (const c of changes) emitter.emit('endpoint', c);
         for (const o of outcomes) {
           emitter.emit('attempt', {
@@ -457,51 +552,29 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, onSettled: (j
         }
       } catch (err) {
         emitter.emit('error', err as Error);
-        await failJobs(deps, jobIds);
+        ok = false;
       }
       for (const g of group) g.done();
-      onSettled(jobIds);
+      settle(counts, ok);
     }
     writing = null;
   };
 
-  const push = (outcome: Outcome | null, jobId: string): Promise<void> =>
-    new Promise<void>((done) => {
-      queue.push({ outcome, jobId, done });
-      writing ??= write();
-    });
+  const enqueue = (entries: Omit<(typeof queue)[number], 'done'>[]): Promise<void> => {
+    if (entries.length === 0) return Promise.resolve();
+    const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, done }))));
+    writing ??= write();
+    return settled.then(() => undefined);
+  };
 
   return {
-    record: (outcome, jobId) => push(outcome, jobId),
-    complete: (jobId) => push(null, jobId),
-    settled: (jobIds) => {
-      if (jobIds.length > 0) onSettled(jobIds);
-    },
+    record: (outcome, job) => enqueue([{ job, outcome, deferral: null }]),
+    skip: (job) => enqueue([{ job, outcome: null, deferral: null }]),
+    defer: (items) => enqueue(items.map((d) => ({ job: d.live.job, outcome: null, deferral: d }))),
     drain: async () => {
       while (writing) await writing;
     },
   };
-}
-
-/**
- * Puts live jobs back as the same attempt, runnable after their delay: the delivery shows when it
- * will go, a new job waits for it, and the fetched job is completed, all in one transaction.
- */
-async function defer(deps: DispatcherDeps, items: { live: Live; delaySeconds: number }[]): Promise<void> {
-  if (items.length === 0) return;
-  await withTransaction(deps.pool, async (client) => {
-    await client.query(
-      `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
-       FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
-      [items.map((i) => i.live.row.id), items.map((i) => i.delaySeconds)],
-    );
-    await enqueueDeliveries(
-      deps.boss,
-      client,
-      items.map(({ live, delaySeconds }) => ({ delivery_id: live.row.id, attempt: live.attempt, delaySeconds, endpoint: refKey(live.row) })),
-    );
-    await finishJobs(deps, client, items.map((i) => i.live.jobId));
-  });
 }
 
 /**
@@ -510,9 +583,9 @@ async function defer(deps: DispatcherDeps, items: { live: Live; delaySeconds: nu
  * counted in Postgres, so it holds across every worker and replica. Deliveries that will not be
  * sent (paused or inactive endpoints) do not count.
  */
-async function withinRateLimits(deps: DispatcherDeps, live: Live[]): Promise<Live[]> {
+async function withinRateLimits(deps: DispatcherDeps, live: Live[]): Promise<{ now: Live[]; later: Deferral[] }> {
   const limited = live.filter((l) => l.row.rate_limit > 0 && !discarded(l.row));
-  if (limited.length === 0) return live;
+  if (limited.length === 0) return { now: live, later: [] };
   const wanted = new Map<string, { row: WorkRow; n: number }>();
   for (const l of limited) {
     const w = wanted.get(refKey(l.row)) ?? { row: l.row, n: 0 };
@@ -528,22 +601,24 @@ async function withinRateLimits(deps: DispatcherDeps, live: Live[]): Promise<Liv
       wanted: n,
     })),
   );
+  // A little spread per endpoint, so the deliveries held back do not all come back at the same
+  // instant as other batches' (one wait per endpoint, so its held-back deliveries share jobs).
+  const spread = new Map([...grants.keys()].map((k) => [k, Math.random() * 100]));
   const used = new Map<string, number>();
-  const go: Live[] = [];
-  const later: { live: Live; delaySeconds: number }[] = [];
+  const now: Live[] = [];
+  const later: Deferral[] = [];
   for (const l of live) {
-    const g = l.row.rate_limit > 0 ? grants.get(refKey(l.row)) : undefined;
-    const n = used.get(refKey(l.row)) ?? 0;
+    const key = refKey(l.row);
+    const g = l.row.rate_limit > 0 ? grants.get(key) : undefined;
+    const n = used.get(key) ?? 0;
     if (!g || n < g.granted) {
-      used.set(refKey(l.row), n + 1);
-      go.push(l);
+      used.set(key, n + 1);
+      now.push(l);
     } else {
-      // A little spread, so the deliveries held back do not all come back at the same instant.
-      later.push({ live: l, delaySeconds: (g.retryAfterMs + Math.random() * 100) / 1000 });
+      later.push({ live: l, delaySeconds: (g.retryAfterMs + spread.get(key)!) / 1000 });
     }
   }
-  await defer(deps, later);
-  return go;
+  return { now, later };
 }
 
 /**
@@ -607,13 +682,34 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
   return { changes: [...changes.values()], failing };
 }
 
-async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], jobIds: string[]): Promise<EndpointChange[]> {
+/**
+ * Settles a group of deliveries in one transaction: outcomes (attempt rows, the delivery's state,
+ * its next attempt's job, the breaker and alerts), deferrals (the same attempt in a new job after
+ * its delay) and the end of the jobs whose last open delivery is among them.
+ */
+async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferrals: Deferral[], jobIds: string[]): Promise<EndpointChange[]> {
   const sent = outcomes.filter((o) => o.result !== null);
   return withTransaction(deps.pool, async (client) => {
-    // The jobs end with the outcomes they produced: a crash before this commit leaves them active
-    // for pg-boss to hand out again, and one after it finds them done.
+    // The jobs end with the last of what they asked for: a crash before this commit leaves them
+    // active for pg-boss to hand out again, and one after it finds them done.
     await finishJobs(deps, client, jobIds);
-    if (outcomes.length === 0) return [];
+    const deferred: DeliveryJobInsert[] = [];
+    if (deferrals.length > 0) {
+      // The delivery shows when it will go, and a new job waits for it. If this process dies (or a
+      // later record of the same job fails) before the job that listed it ends, pg-boss hands that
+      // job out again while the delivery still waits for this attempt, so it can be sent by both
+      // jobs: a duplicate, never a loss (at least once; one job per delivery could not do this).
+      await client.query(
+        `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
+         FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
+        [deferrals.map((i) => i.live.row.id), deferrals.map((i) => i.delaySeconds)],
+      );
+      for (const { live, delaySeconds } of deferrals) deferred.push({ delivery_id: live.row.id, attempt: live.attempt, delaySeconds, endpoint: refKey(live.row) });
+    }
+    if (outcomes.length === 0) {
+      await enqueueDeliveries(deps.boss, client, deferred);
+      return [];
+    }
     if (sent.length > 0) {
       await client.query(
         `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
@@ -666,7 +762,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], jobIds:
     const next: DeliveryJobInsert[] = outcomes
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn!, endpoint: refKey(o.row) }));
-    await enqueueDeliveries(deps.boss, client, next);
+    await enqueueDeliveries(deps.boss, client, [...deferred, ...next]);
     const { changes, failing } = await endpointChanges(client, sent.filter((o) => applied.has(o.row.id)));
     // One round of alerts for the batch: its state changes and its failing streaks.
     const happened = await transition(client, changes);

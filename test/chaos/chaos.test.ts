@@ -168,7 +168,8 @@ describe('chaos', () => {
     const claimedNow = async (after: number): Promise<Interrupted[]> =>
       (
         await query<{ d: string }>(
-          `SELECT j.data->>'d' AS d FROM pgboss.job j JOIN deliveries dl ON dl.id = (j.data->>'d')::uuid
+          `SELECT DISTINCT x.d FROM pgboss.job j, jsonb_array_elements(j.data->'ds') e, LATERAL (SELECT e->>0 AS d) x
+           JOIN deliveries dl ON dl.id = x.d::uuid
            WHERE j.name = 'wharf-deliver' AND j.state = 'active' AND dl.status NOT IN ('success', 'failure', 'discarded')`,
         )
       ).map((r) => ({ delivery: r.d, after }));
