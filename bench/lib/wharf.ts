@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { stringify } from 'yaml';
 import type { Role } from '../../src/app.ts';
+import { NODE_FLAGS } from '../../src/node-flags.ts';
 import { procCpuMs, procMemory } from './procfs.ts';
 
 export interface WharfSettings {
@@ -16,7 +17,7 @@ export interface WharfSettings {
   dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number };
   /** Directory for a V8 CPU profile of the child (child only). */
   cpuProfDir?: string;
-  /** Extra Node flags for the child. */
+  /** Extra Node flags for the child, after Wharf's own (src/node-flags.ts; a later flag wins). */
   nodeFlags?: string[];
   /** File the child's per-statement pg timing table is written to (child only; see pg-timing.ts). */
   pgTimingFile?: string;
@@ -90,7 +91,8 @@ async function startInProcess(file: string, role: Role, dir: string): Promise<Ru
 }
 
 async function startChild(s: WharfSettings, file: string, role: Role, dir: string): Promise<RunningWharf> {
-  const execArgv = [...(s.nodeFlags ?? [])];
+  // The flags Wharf is started with in production; in-process, the benchmark's own flags apply.
+  const execArgv = [...NODE_FLAGS, ...(s.nodeFlags ?? [])];
   if (s.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`);
   const env = { ...process.env };
   if (s.pgTimingFile) {
