@@ -36,6 +36,7 @@ const USAGE = `usage: node bench/brokers.ts [options]
   --publish-batch N     messages per publish call when --rate is 0    [500]
   --payload-bytes N     approximate size of each message's data      [256]
   --warmup N            messages published and delivered first        [500]
+  --pubsub-workers N    the Pub/Sub source's streams (pstest hands each ~100 messages/s)  [4]
   --no-rest             skip the REST baseline runs (they run only when --rate is 0)`;
 const { values } = parseArgs({
   options: {
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '500' },
     rate: { type: 'string', default: '0' },
     'no-rest': { type: 'boolean', default: false },
+    'pubsub-workers': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -149,7 +151,7 @@ async function run(broker: Broker): Promise<{ line: string; perSecond: number }>
     const source = await api(wharf.url, 'POST', '/sources', {
       name: `bench-${broker}`,
       type: broker,
-      [broker]: channel.block,
+      [broker]: broker === 'pubsub' && values['pubsub-workers'] ? { ...channel.block, workers: Number(values['pubsub-workers']) } : channel.block,
       forward_headers: ['x-bench-seq'],
     });
     const id = source.data.uid as string;

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=50
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50
 import { parseArgs } from 'node:util';
 import { createApp, type Role } from './app.ts';
 import { loadConfig } from './config/load.ts';
