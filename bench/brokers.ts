@@ -144,6 +144,8 @@ async function run(broker: Broker): Promise<{ line: string; perSecond: number }>
     apiKey: API_KEY,
     poolSize: 10,
     dispatch: { batch_size: 100, max_in_flight: 500, endpoint_concurrency: 128, polling_interval: 0.5 },
+    // The bench creates its source through the API, which takes broker types only when opened to it.
+    apiBrokerTypes: [broker],
   });
   try {
     const endpoint = await api(wharf.url, 'POST', '/endpoints', { name: 'sink', url: `http://127.0.0.1:${sink.port}/ep/0` });

@@ -21,6 +21,8 @@ export interface WharfSettings {
   nodeFlags?: string[];
   /** File the child's per-statement pg timing table is written to (child only; see pg-timing.ts). */
   pgTimingFile?: string;
+  /** Broker types the API may create sources of (ingest.api_broker_types; bench/brokers.ts). */
+  apiBrokerTypes?: string[];
 }
 
 export interface RunningWharf {
@@ -47,6 +49,7 @@ function writeConfig(dir: string, s: WharfSettings): string {
       // The sink is on loopback; say so, for when egress filtering is enforced.
       egress: { allow: ['127.0.0.1/32'] },
       dispatch: { ...s.dispatch, shutdown_timeout: 30 },
+      ...(s.apiBrokerTypes ? { ingest: { api_broker_types: s.apiBrokerTypes } } : {}),
       projects: [{ id: 'default', name: 'Default', api_keys: [s.apiKey] }],
     }),
   );
