@@ -37,6 +37,7 @@ const USAGE = `usage: node bench/brokers.ts [options]
   --payload-bytes N     approximate size of each message's data      [256]
   --warmup N            messages published and delivered first        [500]
   --pubsub-workers N    the Pub/Sub source's streams (pstest hands each ~100 messages/s)  [4]
+  --cpu-prof DIR        write a V8 CPU profile of the Wharf child into DIR (bench/prof-summary.ts)
   --no-rest             skip the REST baseline runs (they run only when --rate is 0)`;
 const { values } = parseArgs({
   options: {
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '0' },
     'no-rest': { type: 'boolean', default: false },
     'pubsub-workers': { type: 'string' },
+    'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -146,6 +148,7 @@ async function run(broker: Broker): Promise<{ line: string; perSecond: number }>
     dispatch: { batch_size: 100, max_in_flight: 500, endpoint_concurrency: 128, polling_interval: 0.5 },
     // The bench creates its source through the API, which takes broker types only when opened to it.
     apiBrokerTypes: [broker],
+    ...(values['cpu-prof'] ? { cpuProfDir: values['cpu-prof'] } : {}),
   });
   try {
     const endpoint = await api(wharf.url, 'POST', '/endpoints', { name: 'sink', url: `http://127.0.0.1:${sink.port}/ep/0` });
