@@ -28,5 +28,6 @@ VOLUME ["/var/lib/wharf"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.WHARF_PORT||5005)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "src/main.ts"]
+# V8 heap flags: src/node-flags.ts says why.
+ENTRYPOINT ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "src/main.ts"]
 CMD ["start"]

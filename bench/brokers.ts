@@ -5,6 +5,10 @@
  *   node bench/brokers.ts --broker rabbitmq --messages 20000
  *   node bench/brokers.ts --broker all
  *
+ * At full speed (no --rate) it also measures the REST path (bench/e2e.ts --mode max with the same
+ * message count, warm-up and payload; lib/rest-baseline.ts) before and after the brokers, and prints
+ * each broker's consumed-and-delivered rate as a ratio to the mean of those two REST runs.
+ *
  * Brokers are the test harness's (RabbitMQ on the machine, Kafka = librdkafka's mock cluster via
  * kcat, SQS = fauxqs, Pub/Sub = Google's pstest), started here the same way the tests start them.
  * Wharf runs in a child process on a fresh database in the local Postgres; the sink is a worker
@@ -17,6 +21,7 @@ import { createTestDatabase } from '../test/harness/db.ts';
 import type { BrokerFixture } from '../test/harness/brokers/fixture.ts';
 import type { SinkMessage } from './lib/sink.ts';
 import { fmt, mib, percentiles } from './lib/stats.ts';
+import { measureRest, type RestResult } from './lib/rest-baseline.ts';
 import { startWharf } from './lib/wharf.ts';
 
 const BROKERS = ['rabbitmq', 'kafka', 'sqs', 'pubsub'] as const;
@@ -30,7 +35,10 @@ const USAGE = `usage: node bench/brokers.ts [options]
                         broker takes them, which measures throughput (latency is then backlog)  [0]
   --publish-batch N     messages per publish call when --rate is 0    [500]
   --payload-bytes N     approximate size of each message's data      [256]
-  --warmup N            messages published and delivered first        [500]`;
+  --warmup N            messages published and delivered first        [500]
+  --pubsub-workers N    the Pub/Sub source's streams (pstest hands each ~100 messages/s)  [4]
+  --cpu-prof DIR        write a V8 CPU profile of the Wharf child into DIR (bench/prof-summary.ts)
+  --no-rest             skip the REST baseline runs (they run only when --rate is 0)`;
 const { values } = parseArgs({
   options: {
     broker: { type: 'string', default: 'all' },
@@ -39,6 +47,9 @@ const { values } = parseArgs({
     'payload-bytes': { type: 'string', default: '256' },
     warmup: { type: 'string', default: '500' },
     rate: { type: 'string', default: '0' },
+    'no-rest': { type: 'boolean', default: false },
+    'pubsub-workers': { type: 'string' },
+    'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -122,7 +133,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
   }
 }
 
-async function run(broker: Broker): Promise<string> {
+async function run(broker: Broker): Promise<{ line: string; perSecond: number }> {
   const h = await harness(broker);
   const stopBroker = await h.start();
   const db = await createTestDatabase('postgres');
@@ -135,6 +146,9 @@ async function run(broker: Broker): Promise<string> {
     apiKey: API_KEY,
     poolSize: 10,
     dispatch: { batch_size: 100, max_in_flight: 500, endpoint_concurrency: 128, polling_interval: 0.5 },
+    // The bench creates its source through the API, which takes broker types only when opened to it.
+    apiBrokerTypes: [broker],
+    ...(values['cpu-prof'] ? { cpuProfDir: values['cpu-prof'] } : {}),
   });
   try {
     const endpoint = await api(wharf.url, 'POST', '/endpoints', { name: 'sink', url: `http://127.0.0.1:${sink.port}/ep/0` });
@@ -142,7 +156,7 @@ async function run(broker: Broker): Promise<string> {
     const source = await api(wharf.url, 'POST', '/sources', {
       name: `bench-${broker}`,
       type: broker,
-      [broker]: channel.block,
+      [broker]: broker === 'pubsub' && values['pubsub-workers'] ? { ...channel.block, workers: Number(values['pubsub-workers']) } : channel.block,
       forward_headers: ['x-bench-seq'],
     });
     const id = source.data.uid as string;
@@ -190,16 +204,17 @@ async function run(broker: Broker): Promise<string> {
     const p = percentiles(latency);
     const lastArrival = Math.max(...measured);
     const stats = (await api(wharf.url, 'GET', `/sources/${id}`)).data.status!;
+    const perSecond = total / ((lastArrival - t0) / 1000);
     const line =
       `${broker.padEnd(8)} ${total} messages${rate > 0 ? ` at ${rate}/s` : ''}: published in ${fmt((published - t0) / 1000, 2)} s; ` +
-      `consumed+delivered ${fmt(total / ((lastArrival - t0) / 1000), 0)}/s; ` +
+      `consumed+delivered ${fmt(perSecond, 0)}/s; ` +
       `publish→webhook p50 ${fmt(p.p50, 0)} / p95 ${fmt(p.p95, 0)} / p99 ${fmt(p.p99, 0)} ms; ` +
       `Wharf CPU ${fmt((cpu1 - cpu0) / total, 2)} ms/msg, peak RSS ${mib(wharf.memory().hwm)} MiB; ` +
       `source stored ${stats.messages.stored}, duplicate ${stats.messages.duplicate}, rejected ${stats.messages.rejected}`;
     console.log(line);
     void t1;
     await channel.close?.().catch(() => undefined);
-    return line;
+    return { line, perSecond };
   } finally {
     await wharf.stop();
     await sink.close();
@@ -208,13 +223,35 @@ async function run(broker: Broker): Promise<string> {
   }
 }
 
+/** The REST baseline, announced and printed like a broker's line. */
+async function rest(when: string): Promise<RestResult> {
+  console.log(`rest     ${when}: bench/e2e.ts --mode max --events ${total} --warmup ${warmup}`);
+  const r = await measureRest({ events: total, warmup, payloadBytes: Number(values['payload-bytes']) });
+  const line = `rest     ${total} events (${when}): delivered ${fmt(r.delivered_per_s, 0)}/s; Wharf CPU ${fmt(r.wharf_cpu_us / 1000, 2)} ms/event, peak RSS ${fmt(r.peak_rss_mib)} MiB`;
+  console.log(line);
+  lines.push(line);
+  return r;
+}
+
 const lines: string[] = [];
+const withRest = rate <= 0 && !values['no-rest'];
+const restRuns: RestResult[] = [];
+const results: { broker: Broker; perSecond: number }[] = [];
+if (withRest) restRuns.push(await rest('before'));
 for (const broker of chosen) {
   try {
-    lines.push(await run(broker));
+    const r = await run(broker);
+    lines.push(r.line);
+    results.push({ broker, perSecond: r.perSecond });
   } catch (err) {
     lines.push(`${broker}: failed: ${(err as Error).message}`);
     console.error(`${broker}: ${(err as Error).stack}`);
   }
 }
+if (withRest) restRuns.push(await rest('after'));
 console.log(`\n${lines.join('\n')}`);
+if (withRest) {
+  const restRate = restRuns.reduce((a, r) => a + r.delivered_per_s, 0) / restRuns.length;
+  console.log(`\nratio to REST (mean of ${restRuns.map((r) => fmt(r.delivered_per_s, 0)).join(' and ')} = ${fmt(restRate, 0)} delivered/s; target ≥ 80%)`);
+  for (const r of results) console.log(`  ${r.broker.padEnd(8)} ${fmt(r.perSecond, 0)}/s = ${fmt((100 * r.perSecond) / restRate, 0)}% of REST`);
+}

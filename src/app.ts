@@ -18,7 +18,7 @@ import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
 import { createIngestBatcher } from './ingest/batcher.ts';
 import type { IngestLimits } from './ingest/limits.ts';
 import { loadSecretBox, type SecretBox } from './store/crypto.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './store/embedded.ts';
+import type { EmbeddedPostgres } from './store/embedded.ts';
 import { migrate } from './store/migrate.ts';
 import { createMetrics } from './metrics.ts';
 import { createSourceManager, type SourceManager } from './sources/manager.ts';
@@ -75,6 +75,8 @@ export function createApp(options: AppOptions): App {
     await mkdir(config.data_dir, { recursive: true });
     let dbUrl = config.database.url;
     if (!dbUrl) {
+      // Loaded only here: PGlite's module and its WebAssembly cost memory a server with a database URL never needs.
+      const { startEmbeddedPostgres } = await import('./store/embedded.ts');
       embedded = await startEmbeddedPostgres({ dataDir: config.data_dir });
       dbUrl = embedded.url;
       logger.info({ dataDir: config.data_dir }, 'embedded postgres started');

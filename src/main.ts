@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50
 import { parseArgs } from 'node:util';
 import { createApp, type Role } from './app.ts';
 import { loadConfig } from './config/load.ts';
@@ -7,7 +7,6 @@ import { VERSION } from './core/version.ts';
 import { createLogger } from './logger.ts';
 import { migrate } from './store/migrate.ts';
 import { createPool } from './store/pool.ts';
-import { startEmbeddedPostgres } from './store/embedded.ts';
 
 const USAGE = `usage: wharf <start|migrate|check-config> [--config FILE] [--role all|api|ingest|dispatch]
 
@@ -72,7 +71,7 @@ async function main(): Promise<number> {
   const logger = createLogger(config.log.level);
 
   if (command === 'migrate') {
-    const embedded = config.database.url ? null : await startEmbeddedPostgres({ dataDir: config.data_dir });
+    const embedded = config.database.url ? null : await (await import('./store/embedded.ts')).startEmbeddedPostgres({ dataDir: config.data_dir });
     const pool = createPool(config.database.url || embedded!.url, { max: 2 });
     try {
       const { applied } = await migrate(pool);

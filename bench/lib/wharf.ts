@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { stringify } from 'yaml';
 import type { Role } from '../../src/app.ts';
+import { NODE_FLAGS } from '../../src/node-flags.ts';
 import { procCpuMs, procMemory } from './procfs.ts';
 
 export interface WharfSettings {
@@ -16,10 +17,12 @@ export interface WharfSettings {
   dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number };
   /** Directory for a V8 CPU profile of the child (child only). */
   cpuProfDir?: string;
-  /** Extra Node flags for the child. */
+  /** Extra Node flags for the child, after Wharf's own (src/node-flags.ts; a later flag wins). */
   nodeFlags?: string[];
   /** File the child's per-statement pg timing table is written to (child only; see pg-timing.ts). */
   pgTimingFile?: string;
+  /** Broker types the API may create sources of (ingest.api_broker_types; bench/brokers.ts). */
+  apiBrokerTypes?: string[];
 }
 
 export interface RunningWharf {
@@ -46,6 +49,7 @@ function writeConfig(dir: string, s: WharfSettings): string {
       // The sink is on loopback; say so, for when egress filtering is enforced.
       egress: { allow: ['127.0.0.1/32'] },
       dispatch: { ...s.dispatch, shutdown_timeout: 30 },
+      ...(s.apiBrokerTypes ? { ingest: { api_broker_types: s.apiBrokerTypes } } : {}),
       projects: [{ id: 'default', name: 'Default', api_keys: [s.apiKey] }],
     }),
   );
@@ -90,7 +94,8 @@ async function startInProcess(file: string, role: Role, dir: string): Promise<Ru
 }
 
 async function startChild(s: WharfSettings, file: string, role: Role, dir: string): Promise<RunningWharf> {
-  const execArgv = [...(s.nodeFlags ?? [])];
+  // The flags Wharf is started with in production; in-process, the benchmark's own flags apply.
+  const execArgv = [...NODE_FLAGS, ...(s.nodeFlags ?? [])];
   if (s.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`);
   const env = { ...process.env };
   if (s.pgTimingFile) {
