@@ -60,14 +60,49 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   });
   if (toInsert.length === 0) return outcomes;
 
+  // Deliveries are worked out for every routed event, and the same statement that inserts the
+  // events inserts those of the events it actually inserted (the join on RETURNING): one round
+  // trip for both, and an event that lost on its idempotency key gets none.
+  const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
+  const scheduled = new Map<number, string[]>();
+  for (const i of toInsert) {
+    const route = routes[i]!;
+    if (!route.ok) continue;
+    const ready: string[] = [];
+    for (const t of route.targets) {
+      const id = uuidv7();
+      // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
+      const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
+      delivery.id.push(id);
+      delivery.project.push(inputs[i]!.project_id);
+      delivery.event.push(ids[i]!);
+      delivery.endpoint.push(t.endpoint_id);
+      delivery.type.push(inputs[i]!.event_type);
+      delivery.status.push(status);
+      delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
+      if (status === 'scheduled') ready.push(t.endpoint_id, id);
+    }
+    scheduled.set(i, ready);
+  }
+
   const rows = toInsert.map((i) => inputs[i]!);
   const { rows: inserted } = await db.query<{ id: string }>(
-    `INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
-       idempotency_key, custom_headers, data, headers)
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-       $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
-     ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-     RETURNING id`,
+    `WITH ev AS (
+       INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
+         idempotency_key, custom_headers, data, headers)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
+       ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING id
+     ), dl AS (
+       INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
+       SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
+              CASE WHEN d.status = 'scheduled' THEN now() END, d.retry
+       FROM unnest($12::uuid[], $13::text[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::jsonb[])
+         AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)
+       JOIN ev ON ev.id = d.event_id
+     )
+     SELECT id FROM ev`,
     [
       toInsert.map((i) => ids[i]),
       rows.map((r) => r.project_id),
@@ -80,6 +115,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       rows.map((r) => JSON.stringify(r.custom_headers)),
       rows.map((r) => r.data),
       rows.map((r) => JSON.stringify(r.headers ?? {})),
+      delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));
@@ -100,36 +136,15 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
     }
   }
 
-  const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
   const jobs: DeliveryJobInsert[] = [];
   for (const i of toInsert) {
-    if (!stored.has(ids[i]!)) continue;
     const route = routes[i]!;
-    if (!route.ok) continue;
-    for (const t of route.targets) {
-      const id = uuidv7();
-      // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
-      const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
-      delivery.id.push(id);
-      delivery.project.push(inputs[i]!.project_id);
-      delivery.event.push(ids[i]!);
-      delivery.endpoint.push(t.endpoint_id);
-      delivery.type.push(inputs[i]!.event_type);
-      delivery.status.push(status);
-      delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
-      if (status === 'scheduled') jobs.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
+    if (!stored.has(ids[i]!) || !route.ok) continue;
+    const ready = scheduled.get(i)!;
+    for (let k = 0; k < ready.length; k += 2) {
+      jobs.push({ delivery_id: ready[k + 1]!, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: ready[k]! }) });
     }
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
-  }
-  if (delivery.id.length > 0) {
-    await db.query(
-      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
-       SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
-              CASE WHEN d.status = 'scheduled' THEN now() END, d.retry
-       FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
-         AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)`,
-      [delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry],
-    );
   }
   await enqueueDeliveries(boss, db, jobs);
   return outcomes;

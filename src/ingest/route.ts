@@ -71,7 +71,7 @@ export type RouteResult = { ok: true; targets: RouteTarget[] } | { ok: false; co
 /**
  * Decides which endpoints of one project each event goes to. `single` names an endpoint, `fanout`
  * an owner, `broadcast` every endpoint; subscriptions then decide which of those take the event
- * type (an endpoint without subscriptions takes every type). One query per kind, for the batch.
+ * type (an endpoint without subscriptions takes every type). One query for the batch.
  */
 export async function routeBatch(db: Queryable, projectId: string, inputs: EventInput[]): Promise<RouteResult[]> {
   const singleIds = new Set<string>();
@@ -83,12 +83,20 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
     else if (i.message_type === 'broadcast') broadcast = true;
   }
 
-  const { rows: endpoints } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus }>(
-    broadcast
-      ? 'SELECT id, owner_id, status FROM endpoints WHERE project_id = $1'
-      : 'SELECT id, owner_id, status FROM endpoints WHERE project_id = $1 AND (id = ANY($2) OR owner_id = ANY($3))',
+  // Endpoints and their subscriptions in one round trip: a round trip, not a row, is what an
+  // ingest costs (README, "Cost per webhook"). Subscriptions come oldest first: of two that both
+  // take an event, the older one's retry_config holds.
+  const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] }>(
+    `SELECT e.id, e.owner_id, e.status,
+       COALESCE((SELECT json_agg(json_build_object('endpoint_id', s.endpoint_id, 'source_id', s.source_id,
+                   'event_types', s.event_types, 'filter', s.filter, 'retry_config', s.retry_config)
+                 ORDER BY s.created_at, s.id)
+                 FROM subscriptions s WHERE s.project_id = e.project_id AND s.endpoint_id = e.id), '[]') AS subs
+     FROM endpoints e WHERE e.project_id = $1` + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))'),
     broadcast ? [projectId] : [projectId, [...singleIds], [...owners]],
   );
+  const endpoints = rows.map(({ id, owner_id, status }) => ({ id, owner_id, status }));
+  const subs = new Map(rows.map((e) => [e.id, e.subs]));
   const byId = new Map(endpoints.map((e) => [e.id, e]));
   const byOwner = new Map<string, typeof endpoints>();
   for (const e of endpoints) {
@@ -98,19 +106,6 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
     byOwner.set(e.owner_id, list);
   }
 
-  const subs = new Map<string, SubscriptionRow[]>();
-  if (endpoints.length > 0) {
-    const { rows } = await db.query<SubscriptionRow>(
-      // Oldest first: of two subscriptions that both take an event, the older one's retry_config holds.
-      'SELECT endpoint_id, source_id, event_types, filter, retry_config FROM subscriptions WHERE project_id = $1 AND endpoint_id = ANY($2) ORDER BY created_at, id',
-      [projectId, endpoints.map((e) => e.id)],
-    );
-    for (const s of rows) {
-      const list = subs.get(s.endpoint_id) ?? [];
-      list.push(s);
-      subs.set(s.endpoint_id, list);
-    }
-  }
   // What filters see of an event, worked out once per event and only if a filter asks.
   const seen = new Map<EventInput, { body: unknown; headers: Record<string, string> }>();
   const view = (input: EventInput) => {

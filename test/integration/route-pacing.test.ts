@@ -59,10 +59,10 @@ describe('routing takes turns between batches', () => {
         },
       }));
 
-    // Each batch's last query (its subscriptions) answers only once every batch has asked it, so
-    // all of them are ready to evaluate at the same moment: otherwise, on a loaded machine, one
-    // batch could finish its evaluations while another still waited for Postgres, and the order
-    // would show nothing about turns.
+    // Each batch's routing query (its endpoints with their subscriptions) answers only once every
+    // batch has asked it, so all of them are ready to evaluate at the same moment: otherwise, on a
+    // loaded machine, one batch could finish its evaluations while another still waited for
+    // Postgres, and the order would show nothing about turns.
     let asked = 0;
     let allAsked!: () => void;
     const together = new Promise<void>((resolve) => (allAsked = resolve));
