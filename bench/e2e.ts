@@ -60,6 +60,7 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --pg-timing FILE          count and time every SQL statement of the Wharf child (diagnostic;
                             adds overhead); table written to FILE.<role>.json
   --wharf-node-flags=F     extra Node flags for the Wharf child, e.g. --wharf-node-flags=--perf-basic-prof
+  --wharf-log-level L      the Wharf child's log level (e.g. warn: why a dispatch transaction failed)  [silent]
   --vacuum-every S          experiment: VACUUM pgboss.job_common and deliveries every S seconds
                             from the benchmark during the measurement (not something Wharf does)
   --purge N                 write N events from 60 days ago (each with a delivery and an attempt)
@@ -105,6 +106,7 @@ const { values: opt } = parseArgs({
     'probe-seconds': { type: 'string', default: '3' },
     'probe-clients': { type: 'string', default: '8' },
     'wharf-node-flags': { type: 'string' },
+    'wharf-log-level': { type: 'string' },
     timeline: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -724,6 +726,7 @@ async function main(): Promise<number> {
       ...(opt['cpu-prof'] ? { cpuProfDir: opt['cpu-prof'] } : {}),
       ...(opt['pg-timing'] ? { pgTimingFile: opt['pg-timing'] } : {}),
       ...(opt['wharf-node-flags'] ? { nodeFlags: opt['wharf-node-flags'].split(/\s+/).filter(Boolean) } : {}),
+      ...(opt['wharf-log-level'] ? { logLevel: opt['wharf-log-level'] } : {}),
     };
     wharf = await startWharf(wharfSettings, mode === 'drain' ? 'api' : 'all');
     const endpointIds = await createEndpoints(wharf.url, apiKey, sink.port);

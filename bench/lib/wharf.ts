@@ -23,6 +23,8 @@ export interface WharfSettings {
   pgTimingFile?: string;
   /** Broker types the API may create sources of (ingest.api_broker_types; bench/brokers.ts). */
   apiBrokerTypes?: string[];
+  /** The child's log level (config `log.level`); silent unless asked, so its lines do not mix with the figures. */
+  logLevel?: string;
 }
 
 export interface RunningWharf {
@@ -45,7 +47,7 @@ function writeConfig(dir: string, s: WharfSettings): string {
       data_dir: join(dir, 'data'),
       // Fixed so that a second process (role dispatch) can read secrets the first one stored.
       encryption_key: '6a'.repeat(32),
-      log: { level: 'silent' },
+      log: { level: s.logLevel ?? 'silent' },
       // The sink is on loopback; say so, for when egress filtering is enforced.
       egress: { allow: ['127.0.0.1/32'] },
       dispatch: { ...s.dispatch, shutdown_timeout: 30 },
