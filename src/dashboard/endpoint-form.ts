@@ -3,6 +3,7 @@
  * and the API body they become. Nothing is checked here: the API checks the body and its 400
  * names the field, which the form shows.
  */
+import { REDACTED } from '../core/redact.ts';
 import type { ApiData } from './api-client.ts';
 
 /** The form's authentication kinds: OAuth2 by how the client authenticates (auth.ts). */
@@ -10,8 +11,6 @@ export const AUTH_TYPES = ['', 'api_key', 'basic_auth', 'oauth2', 'oauth2_assert
 /** How signatures are sent (the API's advanced_signatures): `t=…,v1=…` over time and body, or over the body alone. */
 export const SIGNATURE_FORMATS = ['advanced', 'simple'] as const;
 export const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded'] as const;
-/** What the API shows for a stored secret; sending it back keeps the secret. */
-export const REDACTED = '********';
 
 export interface EndpointForm {
   name: string;

@@ -324,7 +324,9 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     const byJob = new Map<HeldJob, Live[]>();
     for (const l of sendable) {
       perProject.set(l.row.project_id, (perProject.get(l.row.project_id) ?? 0) + 1);
-      byJob.set(l.job, [...(byJob.get(l.job) ?? []), l]);
+      const lives = byJob.get(l.job);
+      if (lives) lives.push(l);
+      else byJob.set(l.job, [l]);
     }
     const sendAndRecord = async (l: Live): Promise<void> => {
       const project = l.row.project_id;
@@ -537,6 +539,9 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, settle: (coun
       const finished = [...counts].filter(([job, n]) => job.open === n && !job.failed).map(([job]) => job.id);
       let ok = true;
       try {
+        // Always a transaction, even for skips that end no job (rare: stale deliveries): `write`
+        // must reach an await before it returns, or `writing ??= write()` would keep its settled
+        // promise and nothing queued later would be written.
         const changes = await recordOutcomes(deps, outcomes, deferrals, finished);
         for (const c of changes) emitter.emit('endpoint', c);
         for (const o of outcomes) {

@@ -64,11 +64,12 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   // events inserts those of the events it actually inserted (the join on RETURNING): one round
   // trip for both, and an event that lost on its idempotency key gets none.
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
-  const scheduled = new Map<number, string[]>();
+  // Each event's jobs, queued only if the event is stored.
+  const jobsOf = new Map<number, DeliveryJobInsert[]>();
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
-    const ready: string[] = [];
+    const ready: DeliveryJobInsert[] = [];
     for (const t of route.targets) {
       const id = uuidv7();
       // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
@@ -80,9 +81,9 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       delivery.type.push(inputs[i]!.event_type);
       delivery.status.push(status);
       delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
-      if (status === 'scheduled') ready.push(t.endpoint_id, id);
+      if (status === 'scheduled') ready.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
     }
-    scheduled.set(i, ready);
+    jobsOf.set(i, ready);
   }
 
   const rows = toInsert.map((i) => inputs[i]!);
@@ -140,10 +141,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!stored.has(ids[i]!) || !route.ok) continue;
-    const ready = scheduled.get(i)!;
-    for (let k = 0; k < ready.length; k += 2) {
-      jobs.push({ delivery_id: ready[k + 1]!, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: ready[k]! }) });
-    }
+    jobs.push(...jobsOf.get(i)!);
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
   }
   await enqueueDeliveries(boss, db, jobs);
