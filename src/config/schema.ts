@@ -45,7 +45,7 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 export interface WharfConfig {
   server: { host: string; port: number; body_limit: number; operator_token: string };
   /** `url` '' means embedded Postgres in `data_dir`. */
-  database: { url: string; pool_size: number };
+  database: { url: string; pool_size: number; prepared_statements: boolean };
   /** Absolute once loaded. */
   data_dir: string;
   /** '' means Wharf keeps a generated key in `data_dir`. */
@@ -162,6 +162,12 @@ const FORMATS: Record<string, { validate: (value: unknown, schema: Bounds) => vo
       }
     },
     coerce: (v: string) => (DECIMAL.test(v) ? Number(v) : v),
+  },
+  'wharf-bool': {
+    validate: (v: unknown) => {
+      if (typeof v !== 'boolean') reject([{ path: '', message: `must be true or false${got(v)}` }]);
+    },
+    coerce: (v: string) => (v === 'true' ? true : v === 'false' ? false : v),
   },
   'wharf-text': {
     validate: (v: unknown) => {
@@ -312,6 +318,14 @@ export const configSchema = {
       sensitive: true,
     },
     pool_size: { doc: 'Most database connections one Wharf process opens.', format: 'wharf-int', min: 1, max: 1000, default: 10 },
+    prepared_statements: {
+      doc:
+        'Run repeated statements as named prepared statements (planned once per connection). Set false behind a pooler ' +
+        'that cannot keep them, such as PgBouncer in transaction mode before 1.21. The embedded database never uses them.',
+      format: 'wharf-bool',
+      default: true,
+      env: 'WHARF_DATABASE_PREPARED_STATEMENTS',
+    },
   },
   data_dir: {
     doc: 'Directory for the embedded database and the generated encryption key; relative to the working directory.',

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 export interface PoolOptions {
@@ -14,6 +15,12 @@ export interface PoolOptions {
    * 503, not a request that hangs. Default 15 s.
    */
   connectTimeoutMs?: number;
+  /**
+   * Runs repeated statements as named prepared statements (`PreparingClient`). Only for a real
+   * Postgres: PGlite's wire server shares one backend between its connections, so two of them
+   * preparing the same name would collide.
+   */
+  prepareStatements?: boolean;
 }
 
 const CONNECT_TIMEOUT_MS = 15_000;
@@ -28,10 +35,83 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'wharf',
     connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    ...(options.prepareStatements ? { Client: PreparingClient } : {}),
   });
   const onError = options.onError;
   pool.on('error', (err) => onError?.(err));
   return pool;
+}
+
+/** A statement is named once it has run this many times in the process. */
+const PREPARE_AFTER_USES = 3;
+/** At most this many statement texts are named; later ones run unnamed. */
+const MAX_PREPARED = 256;
+/** Texts counted but not yet named; the counts start over when it is full. */
+const MAX_COUNTED = 2_000;
+
+const preparedNames = new Map<string, string>();
+const uses = new Map<string, number>();
+
+/**
+ * The name a statement text runs under, or undefined to run it unnamed. Named once it repeats:
+ * Postgres then parses and plans it once per connection instead of at every execution (on the
+ * dispatch path that was about 30 % of Postgres's CPU: bench/README.md). Texts come from Wharf's
+ * and pg-boss's code, never from tenants (their values are parameters), so the set is small; the
+ * caps keep a text that varies (a literal built into SQL) from growing every connection's
+ * statement cache without bound.
+ */
+export function preparedName(text: string): string | undefined {
+  const known = preparedNames.get(text);
+  if (known !== undefined || preparedNames.size >= MAX_PREPARED) return known;
+  const n = (uses.get(text) ?? 0) + 1;
+  if (n < PREPARE_AFTER_USES) {
+    if (uses.size >= MAX_COUNTED) uses.clear();
+    uses.set(text, n);
+    return undefined;
+  }
+  uses.delete(text);
+  const name = `w_${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+  preparedNames.set(text, name);
+  return name;
+}
+
+/**
+ * A pg client that runs a repeated parameterised statement as a named prepared statement. pg
+ * parses a name once per connection and afterwards sends only Bind/Execute. Statements without
+ * parameters (BEGIN, COMMIT, SET) stay on the simple protocol.
+ *
+ * A prepared statement whose result columns change under it (a newer replica's migration adding a
+ * column to a table a `RETURNING *` reads) fails with "cached plan must not change result type"
+ * on that connection; after the first such failure the connection runs everything unnamed, so
+ * the failure is one statement's.
+ */
+export class PreparingClient extends pg.Client {
+  #naming = true;
+
+  // pg's overloads: (text, values?, callback?), (config, values?, callback?), (submittable).
+  override query(...args: any[]): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const [text, values] = args as [unknown, unknown];
+    const name = this.#naming && typeof text === 'string' && Array.isArray(values) && values.length > 0 ? preparedName(text) : undefined;
+    if (name === undefined) return (super.query as (...a: unknown[]) => unknown)(...args);
+    const callback = args[2] as ((err: Error | null, res?: unknown) => void) | undefined;
+    const config = { name, text: text as string, values: values as unknown[] };
+    if (callback) {
+      return super.query(config, (err: Error | null, res: unknown) => {
+        if (err) this.#noticeStale(err);
+        callback(err, res);
+      });
+    }
+    return super.query(config).catch((err: unknown) => {
+      this.#noticeStale(err);
+      throw err;
+    });
+  }
+
+  #noticeStale(err: unknown): void {
+    if ((err as { code?: string }).code === '0A000' && String((err as Error).message).includes('cached plan must not change result type')) {
+      this.#naming = false;
+    }
+  }
 }
 
 /** A connection checked out of the pool; `done` hands it back, destroyed if it broke or `fail` was called. */

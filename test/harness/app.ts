@@ -89,7 +89,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     file,
     stringify({
       server: { host: '127.0.0.1', port: 0, operator_token: operatorToken, ...options.server },
-      database: { url: options.databaseUrl ? options.databaseUrl(db.url) : db.url },
+      // The embedded kind is PGlite's wire server given as a URL: one shared backend, so no names.
+      database: { url: options.databaseUrl ? options.databaseUrl(db.url) : db.url, prepared_statements: db.kind === 'postgres' },
       data_dir: join(dir, 'data'),
       log: { level: process.env.WHARF_TEST_LOG ?? 'silent' },
       // Receivers run on loopback, which the egress guard blocks unless allowed.

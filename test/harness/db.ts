@@ -161,7 +161,7 @@ async function createEmbedded(): Promise<TestDatabase> {
  */
 export async function migratedDatabase(kind: 'postgres' | 'embedded', applicationName: string): Promise<{ db: TestDatabase; pool: pg.Pool; close(): Promise<void> }> {
   const db = await createTestDatabase(kind, { migrated: true });
-  const pool = createPool(db.url, { max: 4, applicationName });
+  const pool = createPool(db.url, { max: 4, applicationName, prepareStatements: kind === 'postgres' });
   await migrate(pool); // nothing left to do on a copy of the template
   await pool.query(`INSERT INTO projects (id, name, type, settings) VALUES ('p', 'p', 'outgoing', '{}'), ('q', 'q', 'outgoing', '{}')`);
   return {

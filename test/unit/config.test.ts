@@ -60,7 +60,7 @@ describe('loadConfig', () => {
     const config = load('');
     expect(config).toEqual({
       server: { host: '127.0.0.1', port: 5005, body_limit: 1_048_576, operator_token: '' },
-      database: { url: '', pool_size: 10 },
+      database: { url: '', pool_size: 10, prepared_statements: true },
       data_dir: join(dir, 'data'),
       encryption_key: '',
       log: { level: 'info' },
@@ -178,6 +178,16 @@ projects:
     expect(config.data_dir).toBe(join(dir, 'state'));
     expect(config.encryption_key).toBe(KEY_HEX);
     expect(config.log.level).toBe('debug');
+  });
+
+  it('database.prepared_statements takes true or false, from the file or WHARF_DATABASE_PREPARED_STATEMENTS', () => {
+    expect(load('database: { prepared_statements: false }\n').database.prepared_statements).toBe(false);
+    expect(load('', { WHARF_DATABASE_PREPARED_STATEMENTS: 'false' }).database.prepared_statements).toBe(false);
+    expect(load('database: { prepared_statements: false }\n', { WHARF_DATABASE_PREPARED_STATEMENTS: 'true' }).database.prepared_statements).toBe(true);
+    const err = failure('database: { prepared_statements: "yes" }\n');
+    expect(err.message).toBe(`${file}: database.prepared_statements: must be true or false (got "yes")`);
+    expect(err.field).toBe('database.prepared_statements');
+    expect(failure('', { WHARF_DATABASE_PREPARED_STATEMENTS: 'on' }).message).toContain('database.prepared_statements (from WHARF_DATABASE_PREPARED_STATEMENTS): must be true or false (got "on")');
   });
 
   it('reads overrides from options.env only, never from process.env', () => {
