@@ -47,7 +47,10 @@ const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   req.on('end', () => {
     const now = performance.timeOrigin + performance.now();
     const id = req.headers['x-wharf-event-id'];
-    if (typeof id === 'string') {
+    // Creating an endpoint pings it (src/delivery/ping.ts); that request is no event's delivery.
+    if (req.headers['x-wharf-event-type'] === 'ping') {
+      // answered below, counted nowhere
+    } else if (typeof id === 'string') {
       ids.push(id);
       // Endpoint URLs are `/ep/<index>`.
       const m = /^\/ep\/(\d+)/.exec(req.url ?? '');
