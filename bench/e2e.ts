@@ -61,15 +61,18 @@ const USAGE = `usage: node bench/e2e.ts [options]
                             adds overhead); table written to FILE.<role>.json
   --wharf-node-flags=F     extra Node flags for the Wharf child, e.g. --wharf-node-flags=--perf-basic-prof
   --wharf-log-level L      the Wharf child's log level (e.g. warn: why a dispatch transaction failed)  [silent]
+  --wal-records             after the run, the measured window's WAL by record type per webhook
+                            (pg_walinspect, contrib in Postgres 15; needs a superuser)
   --vacuum-every S          experiment: VACUUM pgboss.job_common and deliveries every S seconds
                             from the benchmark during the measurement (not something Wharf does)
   --purge N                 write N events from 60 days ago (each with a delivery and an attempt)
                             before measuring, and purge them with Wharf's retention code
                             (events: 30d, batches of 1000, 50 ms apart) during the measurement;
                             prints the POST→webhook p99 of events posted while it ran
-  --history N               before measuring, fill events, deliveries and attempts with N rows each
-                            (and pg-boss's job table with N completed jobs), a day old, with
-                            INSERT … SELECT generate_series; prints the tables' sizes
+  --history N               before measuring, fill events, deliveries and attempts with N rows each,
+                            a day old, with INSERT … SELECT generate_series; prints the tables' sizes
+  --history-jobs N          also N completed jobs in pg-boss's job table (what a Wharf that completed
+                            its delivery jobs left for a week; today's deletes them)       [0]
   --probe-seconds S         limit probe: --probe-clients connections commit single-row INSERTs
                             for S seconds before Wharf starts (0: off)                 [3]
   --probe-clients N         connections of the limit probe                           [8]
@@ -101,8 +104,10 @@ const { values: opt } = parseArgs({
     'cpu-prof': { type: 'string' },
     'pg-timing': { type: 'string' },
     'vacuum-every': { type: 'string' },
+    'wal-records': { type: 'boolean' },
     purge: { type: 'string' },
     history: { type: 'string' },
+    'history-jobs': { type: 'string' },
     'probe-seconds': { type: 'string', default: '3' },
     'probe-clients': { type: 'string', default: '8' },
     'wharf-node-flags': { type: 'string' },
@@ -162,6 +167,7 @@ const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
 const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
 const purgeOld = opt.purge === undefined ? 0 : num('purge', opt.purge, 1, 5_000_000);
 const history = opt.history === undefined ? 0 : num('history', opt.history, 1, 20_000_000);
+const historyJobs = opt['history-jobs'] === undefined ? 0 : num('history-jobs', opt['history-jobs'], 0, 20_000_000);
 const probeSeconds = num('probe-seconds', opt['probe-seconds'], 0, 60, false);
 const probeClients = num('probe-clients', opt['probe-clients'], 1, 256);
 if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
@@ -188,6 +194,7 @@ const settings = {
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
   purge_old_events: purgeOld || null,
   history: history || null,
+  history_jobs: historyJobs || null,
   probe: probeSeconds > 0 ? { seconds: probeSeconds, clients: probeClients } : null,
   cpus: cpus().length,
   node: process.version,
@@ -613,6 +620,8 @@ interface DbCheck {
   /** WAL the whole cluster wrote during the measurement, and checkpoints that started. */
   wal_mib: number;
   wal_bytes: number;
+  /** The window's first and last WAL positions (pg_current_wal_lsn). */
+  wal_lsn: { from: string; to: string };
   checkpoints: number;
   /** Transactions of the measured window, from rows sharing a created_at (= one transaction's now()). */
   ingest_txns: { count: number; mean_size: number; max_size: number };
@@ -628,16 +637,35 @@ async function dbClient(url: string): Promise<pg.Client> {
 interface ClusterSnapshot {
   xid: number;
   walBytes: number;
+  /** pg_current_wal_lsn() as Postgres writes it, for pg_walinspect. */
+  lsn: string;
   checkpoints: number;
 }
 
 /** Cluster-wide counters: transaction ids used, WAL written, checkpoints done. */
 async function clusterSnapshot(client: pg.Client): Promise<ClusterSnapshot> {
-  const { rows } = await client.query<{ x: string; lsn: string; ckpt: string }>(
-    `SELECT txid_current() AS x, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS lsn,
+  const { rows } = await client.query<{ x: string; lsn: string; at: string; ckpt: string }>(
+    `SELECT txid_current() AS x, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS lsn, pg_current_wal_lsn()::text AS at,
             (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter) AS ckpt`,
   );
-  return { xid: Number(rows[0]!.x), walBytes: Number(rows[0]!.lsn), checkpoints: Number(rows[0]!.ckpt) };
+  return { xid: Number(rows[0]!.x), walBytes: Number(rows[0]!.lsn), lsn: rows[0]!.at, checkpoints: Number(rows[0]!.ckpt) };
+}
+
+/**
+ * The WAL written between two snapshots by record type (pg_walinspect), in bytes per webhook:
+ * which part of the WAL is heap rows, index entries, full-page images, row locks, commits. It is
+ * the whole server's WAL, and the segments must still be there (a checkpoint during the run may
+ * have recycled the first ones).
+ */
+async function walRecords(client: pg.Client, from: string, to: string, webhooks: number): Promise<{ type: string; records: number; bytes_per_webhook: number; fpi_bytes_per_webhook: number }[]> {
+  await client.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  const { rows } = await client.query<{ t: string; n: string; rec: string; fpi: string }>(
+    `SELECT "resource_manager/record_type" AS t, count AS n, record_size AS rec, fpi_size AS fpi
+     FROM pg_get_wal_stats($1::pg_lsn, $2::pg_lsn, true) WHERE count > 0 ORDER BY combined_size DESC`,
+    [from, to],
+  );
+  const per = (v: string): number => round(Number(v) / Math.max(1, webhooks), 1);
+  return rows.map((r) => ({ type: r.t, records: Number(r.n), bytes_per_webhook: per(r.rec), fpi_bytes_per_webhook: per(r.fpi) }));
 }
 
 /**
@@ -686,6 +714,7 @@ async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Pr
     write_xacts: c1.xid - c0.xid - 1,
     wal_mib: mib(c1.walBytes - c0.walBytes),
     wal_bytes: c1.walBytes - c0.walBytes,
+    wal_lsn: { from: c0.lsn, to: c1.lsn },
     checkpoints: c1.checkpoints - c0.checkpoints,
     ingest_txns: await groups('events'),
     dispatch_txns: await groups('delivery_attempts'),
@@ -747,9 +776,9 @@ async function main(): Promise<number> {
       console.log(`purge: ${filled.rows} old rows (${purgeOld} events, deliveries, attempts) written in ${fmt(filled.ms / 1000, 2)} s`);
     }
     let tableSizes: Record<string, { rows: number; mib: number }> | null = null;
-    if (history > 0) {
-      const filled = await fillHistory(db.url, endpointIds[0]!, history, { ageDays: 1, eventType: 'bench.history' });
-      const jobs = await fillJobHistory(db.url, 'wharf-deliver', history);
+    if (history > 0 || historyJobs > 0) {
+      const filled = history > 0 ? await fillHistory(db.url, endpointIds[0]!, history, { ageDays: 1, eventType: 'bench.history' }) : { rows: 0, ms: 0 };
+      const jobs = historyJobs > 0 ? await fillJobHistory(db.url, 'wharf-deliver', historyJobs) : { rows: 0, ms: 0 };
       tableSizes = await sizesOf(db.url);
       console.log(
         `history: ${filled.rows} rows (${history} events, deliveries, attempts) in ${fmt(filled.ms / 1000, 1)} s and ${jobs.rows} completed pg-boss jobs in ${fmt(jobs.ms / 1000, 1)} s; ` +
@@ -923,6 +952,12 @@ async function main(): Promise<number> {
       history: tableSizes,
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
       hung: hungFigures,
+      wal_records: opt['wal-records']
+        ? await walRecords(dbc, check.wal_lsn.from, check.wal_lsn.to, delivered).catch((err: unknown) => {
+            console.error(`--wal-records: ${(err as Error).message}`);
+            return null;
+          })
+        : null,
     };
 
     // ------------------------------------------------------------ print
@@ -996,6 +1031,14 @@ async function main(): Promise<number> {
     console.log(
       `CPU per hook  wharf ${Number.isNaN(wharfMs) ? 'n/a' : perEventCpu(wharfMs)}, postgres ${perEventCpu(pgMs)}, bench+sink ${perEventCpu(benchMs)}, machine ${perEventCpu(cpu1.machine.busy - cpu0.machine.busy)}`,
     );
+    if (result.wal_records) {
+      console.log('WAL/webhook   record type                  records/webhook  bytes  of which full-page images');
+      for (const r of result.wal_records.filter((x) => x.bytes_per_webhook + x.fpi_bytes_per_webhook >= 1)) {
+        console.log(
+          `              ${r.type.padEnd(28)} ${fmt(r.records / Math.max(1, delivered), 2).padStart(15)}  ${fmt(r.bytes_per_webhook + r.fpi_bytes_per_webhook, 0).padStart(5)}  ${fmt(r.fpi_bytes_per_webhook, 0).padStart(5)}`,
+        );
+      }
+    }
     if (opt.timeline) printTimeline(firstSent, n, ok, arrivalsSorted, sampler.samples, sampler.ticks);
     if (!allIn || missing > 0) console.error(`FAILED: ${missing} of ${expectedDeliveries} deliveries missing after ${drainTimeoutMs / 1000} s`);
     console.log(JSON.stringify(result));
