@@ -27,6 +27,37 @@ export interface IngestDeps {
  * Outcomes are per input and in input order. A repeated idempotency key, in the database or
  * earlier in the same batch, is a duplicate of the first.
  */
+/**
+ * Events and, joined on the events actually inserted, their deliveries: an event that loses on its
+ * idempotency key gets none.
+ */
+const insertEventsSql = (onConflict: string): string =>
+  `WITH ev AS (
+     INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
+       idempotency_key, custom_headers, data, headers)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+       $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
+     ${onConflict}
+     RETURNING id
+   ), dl AS (
+     INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
+     SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
+            CASE WHEN d.status = 'scheduled' THEN now() END, d.retry
+     FROM unnest($12::uuid[], $13::text[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::jsonb[])
+       AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)
+     JOIN ev ON ev.id = d.event_id
+   )
+   SELECT id FROM ev`;
+
+/** A batch with an idempotency key: a key the project already holds skips its event. */
+const INSERT_EVENTS_KEYED = insertEventsSql('ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING');
+/**
+ * A batch without one cannot conflict (ids are new uuidv7s), and ON CONFLICT would still make each
+ * row a speculative insertion: an extra WAL record (HEAP_CONFIRM, 56 bytes a webhook in
+ * `npm run bench -- --wal-records`) and the arbiter index checked first.
+ */
+const INSERT_EVENTS = insertEventsSql('');
+
 export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
   if (inputs.length === 0) return [];
   return withTransaction(deps.pool, (client) => ingestInTransaction(deps.boss, client, inputs));
@@ -88,22 +119,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
 
   const rows = toInsert.map((i) => inputs[i]!);
   const { rows: inserted } = await db.query<{ id: string }>(
-    `WITH ev AS (
-       INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
-         idempotency_key, custom_headers, data, headers)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-         $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
-       ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING id
-     ), dl AS (
-       INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
-       SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
-              CASE WHEN d.status = 'scheduled' THEN now() END, d.retry
-       FROM unnest($12::uuid[], $13::text[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::jsonb[])
-         AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)
-       JOIN ev ON ev.id = d.event_id
-     )
-     SELECT id FROM ev`,
+    rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
     [
       toInsert.map((i) => ids[i]),
       rows.map((r) => r.project_id),
