@@ -51,6 +51,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
                             events go to the healthy ones; the latency printed is theirs
   --hung-rate R             events/s posted to the hung endpoint                 [20]
   --polling-interval S      Wharf dispatch.polling_interval                      [0.5]
+  --dispatch-linger MS      Wharf dispatch.linger_ms                             [Wharf's default, 5]
+  --ingest-linger MS        Wharf ingest.linger_ms                               [Wharf's default, 5]
   --pool-size N             Wharf database.pool_size                             [10]
   --warmup N                events posted and delivered before measuring (not drain)  [1000]
   --payload-bytes N         approximate size of each event's data                [256]
@@ -96,6 +98,8 @@ const { values: opt } = parseArgs({
     'hung-endpoint': { type: 'boolean', default: false },
     'hung-rate': { type: 'string', default: '20' },
     'polling-interval': { type: 'string', default: '0.5' },
+    'dispatch-linger': { type: 'string' },
+    'ingest-linger': { type: 'string' },
     'pool-size': { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1000' },
     'payload-bytes': { type: 'string', default: '256' },
@@ -160,7 +164,9 @@ const dispatch = {
   max_in_flight: num('max-in-flight', opt['max-in-flight'], 1, 100_000),
   endpoint_concurrency: num('endpoint-concurrency', opt['endpoint-concurrency'], 1, 100_000),
   polling_interval: num('polling-interval', opt['polling-interval'], 0.5, 3600, false),
+  ...(opt['dispatch-linger'] === undefined ? {} : { linger_ms: num('dispatch-linger', opt['dispatch-linger'], 0, 1000) }),
 };
+const ingestLingerMs = opt['ingest-linger'] === undefined ? undefined : num('ingest-linger', opt['ingest-linger'], 0, 1000);
 const poolSize = num('pool-size', opt['pool-size'], 1, 1000);
 const hung = opt['hung-endpoint'] === true;
 const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
@@ -191,6 +197,7 @@ const settings = {
   dispatch: { ...dispatch },
   hung_endpoint: hung ? { rate: hungRate } : null,
   pool_size: poolSize,
+  ingest_linger_ms: ingestLingerMs ?? null,
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
   purge_old_events: purgeOld || null,
   history: history || null,
@@ -752,6 +759,7 @@ async function main(): Promise<number> {
       apiKey,
       poolSize,
       dispatch,
+      ...(ingestLingerMs === undefined ? {} : { ingestLingerMs }),
       ...(opt['cpu-prof'] ? { cpuProfDir: opt['cpu-prof'] } : {}),
       ...(opt['pg-timing'] ? { pgTimingFile: opt['pg-timing'] } : {}),
       ...(opt['wharf-node-flags'] ? { nodeFlags: opt['wharf-node-flags'].split(/\s+/).filter(Boolean) } : {}),
@@ -964,7 +972,7 @@ async function main(): Promise<number> {
     const s = result;
     console.log('');
     console.log(`== wharf e2e bench: mode ${mode}${mode === 'rate' ? ` @ ${rate}/s` : ''}, ${n} events, concurrency ${concurrency}, ${endpointCount} endpoint(s) (${message}), warm-up ${warmup}`);
-    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, max_in_flight ${dispatch.max_in_flight}, endpoint_concurrency ${dispatch.endpoint_concurrency}, polling ${dispatch.polling_interval} s; pool_size ${poolSize}; ${settings.cpus} CPUs`);
+    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, max_in_flight ${dispatch.max_in_flight}, endpoint_concurrency ${dispatch.endpoint_concurrency}, polling ${dispatch.polling_interval} s, linger ${dispatch.linger_ms ?? 'default'}; ingest linger ${ingestLingerMs ?? 'default'}; pool_size ${poolSize}; ${settings.cpus} CPUs`);
     console.log(`accepted      ${fmt(s.accepted_per_s)} events/s (${s.counts.accepted} × 201 over ${fmt(s.counts.posting_s, 2)} s; middle 80%: ${fmt(s.accepted_per_s_middle80)}/s)`);
     console.log(
       `delivered     ${fmt(s.delivered_per_s)} webhooks/s (${s.counts.delivered} over ${fmt(s.counts.delivery_window_s, 2)} s ${mode === 'drain' ? 'from dispatcher start' : 'from first POST'} to last delivery)`,

@@ -133,6 +133,7 @@ export function createApp(options: AppOptions): App {
           projectConcurrency: config.dispatch.project_concurrency,
           pollingIntervalSeconds: config.dispatch.polling_interval,
           listen: embedded === null,
+          lingerMs: config.dispatch.linger_ms,
         },
       );
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery dispatch failed; its jobs go back to pg-boss'));
@@ -185,7 +186,7 @@ export function createApp(options: AppOptions): App {
     if (role !== 'dispatch') {
       // Two transactions: one commits while the next group forms. More would split the same
       // events into smaller groups and pay more round trips per event (bench/README.md).
-      const ingest = createIngestBatcher({ pool: db, boss, limits }, { maxBatch: 200, maxInFlight: 2 });
+      const ingest = createIngestBatcher({ pool: db, boss, limits }, { maxBatch: 200, maxInFlight: 2, lingerMs: config.ingest.linger_ms });
       server = await buildServer({
         pool: db,
         boss,

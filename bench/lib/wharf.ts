@@ -14,7 +14,9 @@ export interface WharfSettings {
   dbUrl: string;
   apiKey: string;
   poolSize: number;
-  dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number };
+  dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number; linger_ms?: number };
+  /** ingest.linger_ms; Wharf's default unless given. */
+  ingestLingerMs?: number;
   /** Directory for a V8 CPU profile of the child (child only). */
   cpuProfDir?: string;
   /** Extra Node flags for the child, after Wharf's own (src/node-flags.ts; a later flag wins). */
@@ -51,7 +53,10 @@ function writeConfig(dir: string, s: WharfSettings): string {
       // The sink is on loopback; say so, for when egress filtering is enforced.
       egress: { allow: ['127.0.0.1/32'] },
       dispatch: { ...s.dispatch, shutdown_timeout: 30 },
-      ...(s.apiBrokerTypes ? { ingest: { api_broker_types: s.apiBrokerTypes } } : {}),
+      ingest: {
+        ...(s.apiBrokerTypes ? { api_broker_types: s.apiBrokerTypes } : {}),
+        ...(s.ingestLingerMs === undefined ? {} : { linger_ms: s.ingestLingerMs }),
+      },
       projects: [{ id: 'default', name: 'Default', api_keys: [s.apiKey] }],
     }),
   );

@@ -54,9 +54,9 @@ export interface WharfConfig {
   /** CIDR ranges, IPv4 or IPv6. */
   egress: { allow: string[]; block: string[] };
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
-  dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; max_response_bytes: number; shutdown_timeout: number };
+  dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; linger_ms: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
-  ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[] };
+  ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[]; linger_ms: number };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
   portal: { public_url: string; session_minutes: number; frame_ancestors: string };
   /** Operator dashboard (src/dashboard): how long a sign-in lasts, in seconds. */
@@ -348,18 +348,36 @@ export const configSchema = {
     block: { doc: 'CIDR ranges deliveries and broker connections may never reach.', format: 'wharf-cidr-list', default: [] },
   },
   dispatch: {
-    batch_size: { doc: 'Deliveries one fetch asks for at most, rounded up to whole jobs (a job carries up to 16 deliveries of one endpoint).', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
+    batch_size: { doc: 'Deliveries one fetch asks for at most, rounded up to whole jobs (a job carries up to 8 deliveries of one endpoint).', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
     concurrency: { doc: 'Deprecated and ignored: deliveries are sent and recorded one by one, up to max_in_flight at once.', format: 'wharf-int', min: 1, max: 1000, default: 2 },
-    max_in_flight: { doc: 'Deliveries one process sends at once (fetched and not yet recorded); a fetch of whole jobs can pass it by up to 15.', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
+    max_in_flight: { doc: 'Deliveries one process sends at once (fetched and not yet recorded); a fetch of whole jobs can pass it by up to 7.', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
     endpoint_concurrency: { doc: 'Deliveries of one endpoint in flight at once, across every replica: an endpoint that hangs holds at most this many slots.', format: 'wharf-int', min: 1, max: 100_000, default: 128 },
     project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
+    linger_ms: {
+      doc:
+        'Milliseconds a new-job notification waits for others before the fetch, while they come at least two per linger_ms: ' +
+        'one fetch and one dispatch group for several ingest transactions. 0: fetch at once.',
+      format: 'wharf-int',
+      min: 0,
+      max: 1000,
+      default: 5,
+    },
     max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },
     shutdown_timeout: { doc: 'Seconds a stop waits for in-flight deliveries.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
   },
   ingest: {
     reload_interval: { doc: 'Seconds between checks for sources added, changed or removed (by the API of another replica, or the YAML).', format: 'wharf-number', min: 0.1, max: 3600, default: 2 },
     shutdown_timeout: { doc: 'Seconds a stop waits for broker messages in flight to be stored and acked.', format: 'wharf-number', min: 0, max: 3600, default: 30 },
+    linger_ms: {
+      doc:
+        'Milliseconds an event posted to the REST API may wait for others before its transaction starts, while they arrive ' +
+        'at least two per linger_ms (about 400/s at 5); a quieter gateway commits each at once. 0: never wait.',
+      format: 'wharf-int',
+      min: 0,
+      max: 1000,
+      default: 5,
+    },
     max_json_depth: {
       doc: "Deepest nesting of objects and arrays an event's data may have; deeper is refused at every ingress (400, or a dead letter).",
       format: 'wharf-int',

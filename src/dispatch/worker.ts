@@ -28,6 +28,7 @@ import {
   type DeliveryJobInsert,
 } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
+import { gapMeter } from '../core/gap-meter.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
   pool: pg.Pool;
@@ -51,6 +52,11 @@ export interface DispatcherOptions {
   pollingIntervalSeconds: number;
   /** LISTEN for pg-boss's NOTIFY of new jobs (off on the embedded database, which cannot deliver it). */
   listen: boolean;
+  /**
+   * Milliseconds a NOTIFY waits for others before the fetch, while they come densely (ingest's
+   * `gapMeter`): one fetch, work query and dispatch group for several jobs. 0: fetch at once.
+   */
+  lingerMs?: number;
 }
 
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
@@ -190,6 +196,22 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     sleeping = null;
     if (w) w();
     else woken = true;
+  };
+
+  // A NOTIFY while they come densely: wake once, lingerMs after the first of a run of them.
+  let lastNotify = -Infinity;
+  const notifyGaps = gapMeter(4 * (options.lingerMs ?? 0));
+  let lingering: NodeJS.Timeout | null = null;
+  const notified = (): void => {
+    const now = performance.now();
+    notifyGaps.add(now - lastNotify);
+    lastNotify = now;
+    const linger = options.lingerMs ?? 0;
+    if (linger <= 0 || !notifyGaps.dense(linger)) return wake();
+    lingering ??= setTimeout(() => {
+      lingering = null;
+      wake();
+    }, linger);
   };
 
   const track = (p: Promise<void>): void => {
@@ -367,7 +389,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (options.listen) {
       const db = deps.boss.getDb();
       // A missed NOTIFY only costs a polling interval, so a listener that cannot start is not fatal.
-      listener = (await db.listen?.(NOTIFY_CHANNEL, (queue) => queue === DELIVERY_QUEUE && wake(), wake).catch((err: unknown) => {
+      listener = (await db.listen?.(NOTIFY_CHANNEL, (queue) => queue === DELIVERY_QUEUE && notified(), wake).catch((err: unknown) => {
         emitter.emit('error', err as Error);
         return null;
       })) ?? null;

@@ -1,4 +1,5 @@
 import type { EventInput } from '../core/types.ts';
+import { gapMeter } from '../core/gap-meter.ts';
 import { ingestEvents, type IngestDeps, type IngestOutcome } from './persist.ts';
 
 export interface IngestBatcherOptions {
@@ -6,7 +7,14 @@ export interface IngestBatcherOptions {
   maxBatch: number;
   /** Transactions in flight at once (each holds a pool connection). */
   maxInFlight: number;
+  /**
+   * Milliseconds an event may wait for others before its transaction starts, while they arrive
+   * densely enough to be worth waiting for (`gapMeter`). 0: never wait. A quiet gateway commits
+   * each event at once.
+   */
+  lingerMs?: number;
 }
+
 
 export interface IngestBatcher {
   /** Resolves once the event is committed (or known a duplicate, or rejected). */
@@ -15,20 +23,44 @@ export interface IngestBatcher {
 
 interface Pending {
   input: EventInput;
+  /** performance.now() when it was submitted. */
+  at: number;
   resolve: (o: IngestOutcome) => void;
   reject: (err: unknown) => void;
 }
 
 /**
- * Group commit for events that arrive one per request. An event waits only while earlier
- * transactions are in flight, so an idle gateway commits each at once, and a busy one commits
- * many per transaction instead of paying a commit per request.
+ * Group commit for events that arrive one per request. An event waits while earlier transactions
+ * are in flight, and, under steady traffic, up to `lingerMs` for company; so an idle gateway
+ * commits each at once, and a busy one commits many per transaction instead of paying a
+ * transaction (five round trips, a pg-boss job, a fetch, a dispatch group) per request or two.
  */
 export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOptions): IngestBatcher {
   const queue: Pending[] = [];
   let inFlight = 0;
+  const lingerMs = options.lingerMs ?? 0;
+  let lastArrival = -Infinity;
+  const gaps = gapMeter(4 * lingerMs);
+  let lingering: NodeJS.Timeout | null = null;
 
+  /**
+   * Starts what the free slots can take, unless the oldest waiting event may still wait for
+   * company: traffic is steady and it arrived less than lingerMs ago. Then a timer comes back
+   * when its wait is up, so no event waits longer than lingerMs for the others.
+   */
   const flush = (): void => {
+    if (lingering) {
+      clearTimeout(lingering);
+      lingering = null;
+    }
+    if (lingerMs > 0 && queue.length > 0 && queue.length < options.maxBatch && inFlight < options.maxInFlight) {
+      const now = performance.now();
+      const left = queue[0]!.at + lingerMs - now;
+      if (left > 0 && gaps.dense(lingerMs)) {
+        lingering = setTimeout(flush, left);
+        return;
+      }
+    }
     while (inFlight < options.maxInFlight && queue.length > 0) {
       const batch = queue.splice(0, options.maxBatch);
       inFlight += 1;
@@ -65,8 +97,11 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
   return {
     submit(input) {
       return new Promise<IngestOutcome>((resolve, reject) => {
-        queue.push({ input, resolve, reject });
-        flush();
+        const at = performance.now();
+        queue.push({ input, at, resolve, reject });
+        gaps.add(at - lastArrival);
+        lastArrival = at;
+        if (!lingering || queue.length >= options.maxBatch) flush();
       });
     },
   };
