@@ -356,8 +356,8 @@ export const configSchema = {
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     linger_ms: {
       doc:
-        'Milliseconds a new-job notification waits for others before the fetch, while they come at least two per linger_ms: ' +
-        'one fetch and one dispatch group for several ingest transactions. 0: fetch at once.',
+        'Milliseconds a new-job notification waits for others before the fetch, and an answer for others before its outcome ' +
+        'is recorded, while they come at least two per linger_ms: one fetch and one transaction for several. 0: never wait.',
       format: 'wharf-int',
       min: 0,
       max: 1000,

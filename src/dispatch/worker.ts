@@ -53,8 +53,9 @@ export interface DispatcherOptions {
   /** LISTEN for pg-boss's NOTIFY of new jobs (off on the embedded database, which cannot deliver it). */
   listen: boolean;
   /**
-   * Milliseconds a NOTIFY waits for others before the fetch, while they come densely (ingest's
-   * `gapMeter`): one fetch, work query and dispatch group for several jobs. 0: fetch at once.
+   * Milliseconds a NOTIFY waits for others before the fetch, and an answer for others before the
+   * recorder writes it, while they come densely (`gapMeter`): one fetch and work query for several
+   * jobs, one transaction for several outcomes. 0: never wait.
    */
   lingerMs?: number;
 }
@@ -240,7 +241,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (counts.size > 0) wake();
   };
 
-  const recorder = createRecorder(deps, emitter, settle);
+  const recorder = createRecorder(deps, emitter, settle, options.lingerMs ?? 0);
 
   const fetchLoop = async (): Promise<void> => {
     while (running) {
@@ -545,12 +546,24 @@ interface Recorder {
  * and whether a transaction settles a job's last open delivery (and so ends the job) is known
  * exactly only while nothing else settles that job's deliveries at the same time.
  */
-function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, settle: (counts: Map<HeldJob, number>, ok: boolean) => void): Recorder {
-  let queue: { job: HeldJob; outcome: Outcome | null; deferral: Deferral | null; done: () => void }[] = [];
+function createRecorder(
+  deps: DispatcherDeps,
+  emitter: Dispatcher,
+  settle: (counts: Map<HeldJob, number>, ok: boolean) => void,
+  lingerMs: number,
+): Recorder {
+  let queue: { job: HeldJob; outcome: Outcome | null; deferral: Deferral | null; at: number; done: () => void }[] = [];
   let writing: Promise<void> | null = null;
+  // Answers that come densely wait up to lingerMs for others, so one transaction records several.
+  const gaps = gapMeter(4 * lingerMs);
+  let lastArrival = -Infinity;
 
   const write = async (): Promise<void> => {
     while (queue.length > 0) {
+      if (lingerMs > 0 && queue.length < MAX_RECORD_BATCH && gaps.dense(lingerMs)) {
+        const left = queue[0]!.at + lingerMs - performance.now();
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+      }
       const group = queue.slice(0, MAX_RECORD_BATCH);
       queue = queue.slice(group.length);
       const outcomes = group.flatMap((g) => (g.outcome ? [g.outcome] : []));
@@ -587,9 +600,12 @@ function createRecorder(deps: DispatcherDeps, emitter: Dispatcher, settle: (coun
     writing = null;
   };
 
-  const enqueue = (entries: Omit<(typeof queue)[number], 'done'>[]): Promise<void> => {
+  const enqueue = (entries: Omit<(typeof queue)[number], 'done' | 'at'>[]): Promise<void> => {
     if (entries.length === 0) return Promise.resolve();
-    const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, done }))));
+    const at = performance.now();
+    gaps.add(at - lastArrival);
+    lastArrival = at;
+    const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, at, done }))));
     writing ??= write();
     return settled.then(() => undefined);
   };

@@ -10,7 +10,7 @@ const transactions = async (t: TestApp): Promise<{ events: number; txns: number 
   return { events: Number(rows[0]!.events), txns: Number(rows[0]!.txns) };
 };
 
-describe('ingest linger (ingest.linger_ms)', () => {
+describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
   let t: TestApp | undefined;
   let rx: Receiver | undefined;
   afterEach(async () => {
@@ -21,9 +21,9 @@ describe('ingest linger (ingest.linger_ms)', () => {
   });
 
   /** An app with one endpoint at a local receiver; events go to it. */
-  const start = async (lingerMs: number): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
+  const start = async (lingerMs: number, dispatchLingerMs = 5): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
     rx = await startReceiver();
-    const app = await startTestApp({ ingest: { linger_ms: lingerMs } });
+    const app = await startTestApp({ ingest: { linger_ms: lingerMs }, dispatch: { linger_ms: dispatchLingerMs } });
     t = app;
     const ep = await app.api('POST', '/endpoints', { name: 'linger', url: `${rx.url}/linger` });
     expect(ep.status).toBe(201);
@@ -59,5 +59,22 @@ describe('ingest linger (ingest.linger_ms)', () => {
     // Events 300 ms apart are not two per 400 ms: none waits for company (waiting would take 400 ms).
     expect(Math.max(...took)).toBeLessThan(350);
     expect(await transactions(app)).toEqual({ events: 5, txns: 5 });
+  });
+
+  it('records the answers of densely sent deliveries in a few shared transactions', async () => {
+    const { app, post } = await start(0, 60);
+    const answers: Promise<{ status: number }>[] = [];
+    for (let i = 0; i < 40; i++) {
+      answers.push(post(i));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect((await Promise.all(answers)).map((a) => a.status)).toEqual(Array(40).fill(201));
+    await expect.poll(() => rx!.requests.filter((r) => r.path === '/linger').length, { timeout: 15_000 }).toBe(40);
+    const count = async () =>
+      (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM delivery_attempts`)).rows[0]!;
+    await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
+    // 3 here with the linger; 8 with dispatch.linger_ms 0 (answers a few ms apart, each written
+    // as soon as the previous write ended).
+    expect(Number((await count()).txns)).toBeLessThanOrEqual(5);
   });
 });
