@@ -401,6 +401,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   emitter.stop = async () => {
     if (!running) return;
     running = false;
+    if (lingering) clearTimeout(lingering);
+    lingering = null;
     wake();
     await loop;
     // Beats go on while the sends in hand finish; then there is nothing left to keep alive.

@@ -15,7 +15,6 @@ export interface IngestBatcherOptions {
   lingerMs?: number;
 }
 
-
 export interface IngestBatcher {
   /** Resolves once the event is committed (or known a duplicate, or rejected). */
   submit(input: EventInput): Promise<IngestOutcome>;
@@ -31,7 +30,7 @@ interface Pending {
 
 /**
  * Group commit for events that arrive one per request. An event waits while earlier transactions
- * are in flight, and, under steady traffic, up to `lingerMs` for company; so an idle gateway
+ * are in flight and, while events come densely, up to `lingerMs` for company; so a quiet gateway
  * commits each at once, and a busy one commits many per transaction instead of paying a
  * transaction (five round trips, a pg-boss job, a fetch, a dispatch group) per request or two.
  */
@@ -45,7 +44,7 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
 
   /**
    * Starts what the free slots can take, unless the oldest waiting event may still wait for
-   * company: traffic is steady and it arrived less than lingerMs ago. Then a timer comes back
+   * company: events come densely (`gapMeter`) and it arrived less than lingerMs ago. Then a timer comes back
    * when its wait is up, so no event waits longer than lingerMs for the others.
    */
   const flush = (): void => {

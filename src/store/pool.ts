@@ -54,11 +54,11 @@ const uses = new Map<string, number>();
 
 /**
  * The name a statement text runs under, or undefined to run it unnamed. Named once it repeats:
- * Postgres then parses and plans it once per connection instead of at every execution (on the
- * dispatch path that was about 30 % of Postgres's CPU: bench/README.md). Texts come from Wharf's
- * and pg-boss's code, never from tenants (their values are parameters), so the set is small; the
- * caps keep a text that varies (a literal built into SQL) from growing every connection's
- * statement cache without bound.
+ * Postgres then parses and plans it once per connection instead of at every execution (planning
+ * was about 40 % of Postgres's work on the dispatch path's statements: bench/README.md). Texts
+ * come from Wharf's and pg-boss's code, never from tenants (their values are parameters), so the
+ * set is small; the caps keep a text that varies (a literal built into SQL) from growing every
+ * connection's statement cache without bound.
  */
 export function preparedName(text: string): string | undefined {
   const known = preparedNames.get(text);
