@@ -32,37 +32,40 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
   };
 
   it('commits events that arrive densely in a few shared transactions', async () => {
-    const { app, post } = await start(60);
-    // 40 requests about 2 ms apart: far denser than two per 60 ms.
+    const { app, post } = await start(300);
+    // 60 requests about 2 ms apart (more on a loaded machine), far denser than two per 300 ms;
+    // the first 20 only bring the gateway's gap meter up to speed after its idle start.
     const answers: Promise<{ status: number }>[] = [];
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 60; i++) {
       answers.push(post(i));
       await new Promise((r) => setTimeout(r, 2));
     }
-    expect((await Promise.all(answers)).map((a) => a.status)).toEqual(Array(40).fill(201));
-    const { events, txns } = await transactions(app);
-    expect(events).toBe(40);
-    // Without the linger each event finds a free slot within a few ms and these run 15-40
-    // transactions; with it, a transaction waits up to 60 ms and takes what came meanwhile.
-    expect(txns).toBeLessThanOrEqual(8);
+    expect((await Promise.all(answers)).map((a) => a.status)).toEqual(Array(60).fill(201));
+    expect((await transactions(app)).events).toBe(60);
+    const { rows } = await app.app.pool.query<{ txns: string }>(
+      `SELECT count(DISTINCT created_at) AS txns FROM events WHERE project_id = 'default' AND (data::jsonb ->> 'n')::int >= 20`,
+    );
+    // Without the linger the last 40 find a free slot within a few ms and take 15-40
+    // transactions; with it, a transaction waits up to 300 ms and takes what came meanwhile.
+    expect(Number(rows[0]!.txns)).toBeLessThanOrEqual(6);
   });
 
   it('does not hold back events on a quiet gateway', async () => {
-    const { app, post } = await start(400);
+    const { app, post } = await start(1000);
     const took: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
       expect((await post(i)).status).toBe(201);
       took.push(performance.now() - t0);
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, 600));
     }
-    // Events 300 ms apart are not two per 400 ms: none waits for company (waiting would take 400 ms).
-    expect(Math.max(...took)).toBeLessThan(350);
+    // Events 600 ms apart are not two per second: none waits for company (waiting would take 1 s).
+    expect(Math.max(...took)).toBeLessThan(800);
     expect(await transactions(app)).toEqual({ events: 5, txns: 5 });
   });
 
   it('records the answers of densely sent deliveries in a few shared transactions', async () => {
-    const { app, post } = await start(0, 60);
+    const { app, post } = await start(0, 200);
     const answers: Promise<{ status: number }>[] = [];
     for (let i = 0; i < 40; i++) {
       answers.push(post(i));
@@ -73,8 +76,8 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
     const count = async () =>
       (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM delivery_attempts`)).rows[0]!;
     await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
-    // 3 here with the linger; 8 with dispatch.linger_ms 0 (answers a few ms apart, each written
-    // as soon as the previous write ended).
-    expect(Number((await count()).txns)).toBeLessThanOrEqual(5);
+    // 1-3 here with a 200 ms linger, also on a loaded machine; 8 with dispatch.linger_ms 0
+    // (answers a few ms apart, each written as soon as the previous write ended).
+    expect(Number((await count()).txns)).toBeLessThanOrEqual(4);
   });
 });
