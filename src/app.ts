@@ -100,8 +100,8 @@ export function createApp(options: AppOptions): App {
       connectionString: dbUrl,
       max: 6,
       application_name: 'wharf-boss',
-      // pg-boss's pool is a pg.Pool made from these options: its fetch and insert, planned at
-      // every call, were a third of its statements' Postgres time.
+      // pg-boss's pool is a pg.Pool made from these options: planning its fetch and insert at
+      // every call took at least as long as running them (bench/README.md, 2026-12-04).
       ...(prepare ? { Client: PreparingClient } : {}),
       // Through the PGlite socket a NOTIFY reaches the committing connection, not the listener;
       // pg-boss would then trust a silent channel. Embedded mode polls instead.

@@ -1,19 +1,23 @@
 /**
- * The recent gap between arrivals (an exponential average). Waiting `linger` for company pays
- * only when at least two more are expected meanwhile, so with a 5 ms linger a gateway at 100/s
- * never waits and one at 1,000/s waits up to 5 ms for about five. Ingest's group commit, the
- * dispatcher's NOTIFY wake-ups and its recorder use it.
+ * Whether arrivals come densely enough that waiting `lingerMs` for company pays: at least two
+ * more expected meanwhile, from an exponential average of the gaps between them. With a 5 ms
+ * linger a gateway at 100/s never waits and one at 1,000/s waits up to 5 ms for about five.
+ * Ingest's group commit, the dispatcher's NOTIFY wake-ups and its recorder use it; a linger of 0
+ * is never dense.
  *
- * A gap counts at most `capMs` (make it a few lingers): any longer gap just means quiet, and the
- * cap lets the meter turn dense again within a handful of arrivals however long the silence was.
+ * A gap counts at most four lingers: any longer gap just means quiet, and the cap lets the meter
+ * turn dense again within a handful of arrivals however long the silence was.
  */
-export function gapMeter(capMs: number): { add(gapMs: number): void; dense(lingerMs: number): boolean } {
+export function gapMeter(lingerMs: number): { arrive(at: number): void; dense(): boolean } {
+  const capMs = 4 * lingerMs;
   let mean = Infinity;
+  let last = -Infinity;
   return {
-    add(gapMs) {
-      const g = Math.min(gapMs, capMs);
+    arrive(at) {
+      const g = Math.min(at - last, capMs);
+      last = at;
       mean = mean === Infinity ? g : mean * 0.7 + g * 0.3;
     },
-    dense: (lingerMs) => mean * 2 <= lingerMs,
+    dense: () => lingerMs > 0 && mean * 2 <= lingerMs,
   };
 }

@@ -28,6 +28,7 @@ import {
   type DeliveryJobInsert,
 } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
+import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
@@ -200,19 +201,15 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   };
 
   // A NOTIFY while they come densely: wake once, lingerMs after the first of a run of them.
-  let lastNotify = -Infinity;
-  const notifyGaps = gapMeter(4 * (options.lingerMs ?? 0));
+  const notifyGaps = gapMeter(options.lingerMs ?? 0);
   let lingering: NodeJS.Timeout | null = null;
   const notified = (): void => {
-    const now = performance.now();
-    notifyGaps.add(now - lastNotify);
-    lastNotify = now;
-    const linger = options.lingerMs ?? 0;
-    if (linger <= 0 || !notifyGaps.dense(linger)) return wake();
+    notifyGaps.arrive(performance.now());
+    if (!notifyGaps.dense()) return wake();
     lingering ??= setTimeout(() => {
       lingering = null;
       wake();
-    }, linger);
+    }, options.lingerMs);
   };
 
   const track = (p: Promise<void>): void => {
@@ -557,14 +554,13 @@ function createRecorder(
   let queue: { job: HeldJob; outcome: Outcome | null; deferral: Deferral | null; at: number; done: () => void }[] = [];
   let writing: Promise<void> | null = null;
   // Answers that come densely wait up to lingerMs for others, so one transaction records several.
-  const gaps = gapMeter(4 * lingerMs);
-  let lastArrival = -Infinity;
+  const gaps = gapMeter(lingerMs);
 
   const write = async (): Promise<void> => {
     while (queue.length > 0) {
-      if (lingerMs > 0 && queue.length < MAX_RECORD_BATCH && gaps.dense(lingerMs)) {
+      if (queue.length < MAX_RECORD_BATCH && gaps.dense()) {
         const left = queue[0]!.at + lingerMs - performance.now();
-        if (left > 0) await new Promise((r) => setTimeout(r, left));
+        if (left > 0) await sleep(left);
       }
       const group = queue.slice(0, MAX_RECORD_BATCH);
       queue = queue.slice(group.length);
@@ -605,8 +601,7 @@ function createRecorder(
   const enqueue = (entries: Omit<(typeof queue)[number], 'done' | 'at'>[]): Promise<void> => {
     if (entries.length === 0) return Promise.resolve();
     const at = performance.now();
-    gaps.add(at - lastArrival);
-    lastArrival = at;
+    gaps.arrive(at);
     const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, at, done }))));
     writing ??= write();
     return settled.then(() => undefined);

@@ -38,8 +38,7 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
   const queue: Pending[] = [];
   let inFlight = 0;
   const lingerMs = options.lingerMs ?? 0;
-  let lastArrival = -Infinity;
-  const gaps = gapMeter(4 * lingerMs);
+  const gaps = gapMeter(lingerMs);
   let lingering: NodeJS.Timeout | null = null;
 
   /**
@@ -52,10 +51,9 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
       clearTimeout(lingering);
       lingering = null;
     }
-    if (lingerMs > 0 && queue.length > 0 && queue.length < options.maxBatch && inFlight < options.maxInFlight) {
-      const now = performance.now();
-      const left = queue[0]!.at + lingerMs - now;
-      if (left > 0 && gaps.dense(lingerMs)) {
+    if (gaps.dense() && queue.length > 0 && queue.length < options.maxBatch && inFlight < options.maxInFlight) {
+      const left = queue[0]!.at + lingerMs - performance.now();
+      if (left > 0) {
         lingering = setTimeout(flush, left);
         return;
       }
@@ -98,8 +96,7 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
       return new Promise<IngestOutcome>((resolve, reject) => {
         const at = performance.now();
         queue.push({ input, at, resolve, reject });
-        gaps.add(at - lastArrival);
-        lastArrival = at;
+        gaps.arrive(at);
         if (!lingering || queue.length >= options.maxBatch) flush();
       });
     },

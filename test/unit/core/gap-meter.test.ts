@@ -1,31 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { gapMeter } from '../../../src/core/gap-meter.ts';
 
+/** A meter for `lingerMs` fed arrivals at these gaps (ms), starting after a silence. */
+const fed = (lingerMs: number, gaps: number[]) => {
+  const m = gapMeter(lingerMs);
+  let at = 1_000_000;
+  m.arrive(at);
+  for (const g of gaps) m.arrive((at += g));
+  return m;
+};
+
 describe('gapMeter', () => {
-  it('is not dense before it has seen traffic', () => {
-    expect(gapMeter(20).dense(5)).toBe(false);
+  it('is not dense before it has seen traffic, nor ever with a linger of 0', () => {
+    expect(gapMeter(5).dense()).toBe(false);
+    expect(fed(0, Array(30).fill(0)).dense()).toBe(false);
   });
 
   it('turns dense once arrivals come at least two per linger, and quiet again when they thin out', () => {
-    const g = gapMeter(20);
-    g.add(Infinity); // the first arrival after a silence
-    for (let i = 0; i < 30; i++) g.add(1);
-    expect(g.dense(5)).toBe(true); // ~1,000/s against a 5 ms linger
-    expect(g.dense(1)).toBe(false); // a 1 ms linger would catch one at most
-    for (let i = 0; i < 3; i++) g.add(10);
-    expect(g.dense(5)).toBe(false); // ~100/s: a 5 ms wait would mostly wait alone
+    expect(fed(5, Array(30).fill(1)).dense()).toBe(true); // ~1,000/s against a 5 ms linger
+    expect(fed(1, Array(30).fill(1)).dense()).toBe(false); // a 1 ms linger would catch one at most
+    expect(fed(5, [...Array(30).fill(1), 10, 10, 10]).dense()).toBe(false); // thinned to ~100/s
   });
 
   it('forgets an hour of silence as fast as a moment of it, within a handful of arrivals', () => {
-    const afterHour = gapMeter(20);
-    const afterMoment = gapMeter(20);
-    afterHour.add(3_600_000);
-    afterMoment.add(20);
-    for (let i = 0; i < 8; i++) {
-      afterHour.add(1);
-      afterMoment.add(1);
-    }
-    expect(afterHour.dense(5)).toBe(true);
-    expect(afterMoment.dense(5)).toBe(true);
+    expect(fed(5, [3_600_000, ...Array(8).fill(1)]).dense()).toBe(true);
+    expect(fed(5, [20, ...Array(8).fill(1)]).dense()).toBe(true);
+    expect(fed(5, [3_600_000, 1]).dense()).toBe(false);
   });
 });
