@@ -71,6 +71,71 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     expect(await count(a, 'SELECT count(*) AS n FROM wharf_migrations')).toBe(all.length);
   });
 
+  it('the project-ordered indexes are ascending and valid, and lists still read newest first', async () => {
+    await migrate(pool);
+    const { rows } = await pool.query<{ name: string; def: string; valid: boolean }>(
+      `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def, i.indisvalid AS valid
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relname IN ('events_project', 'deliveries_project', 'deliveries_endpoint') ORDER BY 1`,
+    );
+    expect(rows.map((r) => [r.name, r.valid, /DESC/.test(r.def)])).toEqual([
+      ['deliveries_endpoint', true, false],
+      ['deliveries_project', true, false],
+      ['events_project', true, false],
+    ]);
+  });
+
+  // A no-transaction migration builds its indexes CONCURRENTLY: writers go on while it waits.
+  onPostgres('016 rebuilds the indexes of a table that is being written without blocking its writers', async () => {
+    const fresh = await createTestDatabase(kind);
+    onCleanup(() => fresh.drop());
+    const p = createPool(fresh.url, { max: 3 });
+    onCleanup(() => p.end());
+    await migrate(p);
+    // Back to 015: the descending index, and 016 not yet recorded.
+    await p.query(`DROP INDEX events_project; CREATE INDEX events_project ON events (project_id, id DESC);
+                   DELETE FROM wharf_migrations WHERE version = 16`);
+    await insertProject(p, 'busy');
+    const insertEvent = (db: pg.Pool | pg.Client) =>
+      db.query(`INSERT INTO events (id, project_id, event_type, message_type, data) VALUES (gen_random_uuid(), 'busy', 't', 'fanout', '{}')`);
+    await insertEvent(p);
+
+    // A writer's transaction stays open: any index build on events has to wait for it.
+    const writer = new pg.Client(fresh.url);
+    await writer.connect();
+    onCleanup(() => writer.end());
+    await writer.query('BEGIN');
+    await insertEvent(writer);
+
+    const migrating = migrate(p);
+    const deadline = Date.now() + 10_000;
+    while (!(await count(p, `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%INDEX%events_project_asc%' AND wait_event_type = 'Lock'`))) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // While the build waits, another writer inserts and a reader lists. A plain CREATE INDEX
+    // would hold the writers' lock queue here and this insert would run into its timeout.
+    const other = new pg.Client(fresh.url);
+    await other.connect();
+    onCleanup(() => other.end());
+    await other.query(`SET statement_timeout = '3s'`);
+    await insertEvent(other);
+    expect((await other.query(`SELECT id FROM events WHERE project_id = 'busy' ORDER BY id DESC LIMIT 1`)).rowCount).toBe(1);
+
+    await writer.query('COMMIT');
+    expect((await migrating).applied).toEqual(['016_ascending_indexes']);
+    expect(await count(p, `SELECT count(*) AS n FROM events WHERE project_id = 'busy'`)).toBe(3);
+    const def = (await p.query<{ def: string; valid: boolean }>(
+      `SELECT pg_get_indexdef(c.oid) AS def, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'events_project'`,
+    )).rows;
+    expect(def).toEqual([{ def: expect.not.stringContaining('DESC'), valid: true }]);
+    expect(await count(p, `SELECT count(*) AS n FROM pg_class WHERE relname LIKE '%\\_asc'`)).toBe(0);
+    // Run again from the start (as after a crash before the version was recorded): same result.
+    await p.query('DELETE FROM wharf_migrations WHERE version = 16');
+    expect((await migrate(p)).applied).toEqual(['016_ascending_indexes']);
+    expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE indexname IN ('events_project', 'deliveries_project', 'deliveries_endpoint')`)).toBe(3);
+  });
+
   it('withTransaction commits on success and rolls back on throw, rethrowing the original error', async () => {
     await migrate(pool);
     const value = await withTransaction(pool, async (client) => {
