@@ -78,6 +78,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --probe-seconds S         limit probe: --probe-clients connections commit single-row INSERTs
                             for S seconds before Wharf starts (0: off)                 [3]
   --probe-clients N         connections of the limit probe                           [8]
+                            (the same S seconds also measure one loopback HTTP hop: --concurrency
+                            connections POSTing the bench's event body to the sink, no Wharf)
   --timeline                print a per-second timeline
   -h, --help`;
 
@@ -315,6 +317,48 @@ async function startSink(): Promise<{ port: number; close(): Promise<void> }> {
 }
 
 // ---------------------------------------------------------------- posting
+
+/**
+ * The loopback HTTP limit: `connections` undici connections (the poster's settings) POST the
+ * bench's event body to the sink as fast as it answers, for `seconds`. Sent as a ping, which the
+ * sink answers and counts nowhere.
+ */
+async function probeHttp(baseUrl: string, connections: number, seconds: number): Promise<HttpProbe> {
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+  const body = `{"endpoint_id":"probe","event_type":"bench.event","data":{"seq":0,"pad":"${'x'.repeat(Math.max(0, payloadBytes - 60))}"}}`;
+  const headers = { 'content-type': 'application/json', 'x-wharf-event-type': 'ping' };
+  let posts = 0;
+  const cpu0 = machineCpuMs();
+  const t0 = now();
+  const until = t0 + seconds * 1000;
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (now() < until) {
+          const res = await pool.request({ path: '/probe', method: 'POST', headers, body });
+          await res.body.text();
+          posts += 1;
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  const cpu1 = machineCpuMs();
+  const busy = cpu1.busy - cpu0.busy;
+  const perS = (posts / (now() - t0)) * 1000;
+  // A webhook is two hops on the same cores: with every core busy and nothing else to do, at most
+  // half the hops/s the machine's CPU would give at this CPU cost a hop.
+  return { posts, per_s: perS, busy_share: busy / (cpu1.total - cpu0.total), cpu_us_per_post: (busy * 1000) / posts, ceiling_per_s: ((perS * (cpu1.total - cpu0.total)) / busy) / 2 };
+}
+
+interface HttpProbe {
+  posts: number;
+  per_s: number;
+  busy_share: number;
+  cpu_us_per_post: number;
+  ceiling_per_s: number;
+}
 
 interface Poster {
   post(idx: number, scheduled?: number): Promise<void>;
@@ -732,6 +776,7 @@ async function main(): Promise<number> {
   const apiKey = `bench_${randomBytes(18).toString('hex')}`;
   let db: TestDatabase | null = null;
   let sink: Awaited<ReturnType<typeof startSink>> | null = null;
+  let httpProbe: HttpProbe | null;
   let wharf: RunningWharf | null = null;
   let poster: Poster | null = null;
   let hungLoad: HungLoad | null = null;
@@ -753,6 +798,14 @@ async function main(): Promise<number> {
     const probe = probeSeconds > 0 ? await probeCommits(db.url, probeClients, probeSeconds) : null;
     if (probe) console.log(`limit probe: ${fmt(probe.per_s, 0)} durable single-row INSERT commits/s (${probeClients} connections, ${probeSeconds} s)`);
     sink = await startSink();
+    // What one loopback HTTP hop costs alone: a webhook takes two (bench → Wharf, Wharf → sink).
+    httpProbe = probeSeconds > 0 ? await probeHttp(`http://127.0.0.1:${sink.port}`, concurrency, probeSeconds) : null;
+    if (httpProbe) {
+      console.log(
+        `http probe: ${fmt(httpProbe.per_s, 0)} loopback POSTs/s (${concurrency} connections to the sink, ${probeSeconds} s), ` +
+          `the machine ${fmt(httpProbe.busy_share * 100, 0)}% busy: ${fmt(httpProbe.cpu_us_per_post, 0)} µs of CPU a POST`,
+      );
+    }
     const wharfSettings: WharfSettings = {
       where,
       dbUrl: db.url,
@@ -948,7 +1001,17 @@ async function main(): Promise<number> {
         ? { rows: purge.rows(), finished: purgeReport !== null, seconds: round((purge.endedAt - purge.startedAt) / 1000, 2), batches: purgeReport?.batches ?? null, p99_during_ms: round(duringPurge!.p99), events_during: duringPurge!.count }
         : null,
       cpu_calibration_ms: { before: calibrationBefore, after: calibrationAfter },
-      probe: probe ? { commits_per_s: round(probe.per_s), delivered_ratio: round(((arrivalsSorted.length / deliveryWindowMs) * 1000) / probe.per_s, 3) } : null,
+      probe: probe
+        ? {
+            commits_per_s: round(probe.per_s),
+            delivered_ratio: round(((arrivalsSorted.length / deliveryWindowMs) * 1000) / probe.per_s, 3),
+            http_posts_per_s: httpProbe ? round(httpProbe.per_s) : null,
+            http_cpu_us_per_post: httpProbe ? round(httpProbe.cpu_us_per_post) : null,
+            // Two hops a webhook on the same cores, with no database and no work in Wharf at all.
+            http_ceiling_per_s: httpProbe ? round(httpProbe.ceiling_per_s) : null,
+            http_ceiling_ratio: httpProbe ? round(httpProbe.ceiling_per_s / probe.per_s, 3) : null,
+          }
+        : null,
       per_webhook: {
         postgres_cpu_us: round((pgOursMs * 1000) / Math.max(1, delivered)),
         postgres_cpu_all_processes_us: round((pgMs * 1000) / Math.max(1, delivered)),
@@ -1024,6 +1087,12 @@ async function main(): Promise<number> {
       console.log(
         `limit probe   ${fmt(probe.per_s, 0)} commits/s; delivered/s ÷ commits/s = ${fmt(result.probe!.delivered_ratio * 100, 1)}% (steady: ${fmt((s.delivered_per_s_middle80 / probe.per_s) * 100, 1)}%; target ≥ 60%)`,
       );
+      if (httpProbe) {
+        console.log(
+          `http ceiling  ${fmt(httpProbe.cpu_us_per_post, 0)} µs of CPU a loopback POST, two a webhook: at most ${fmt(httpProbe.ceiling_per_s, 0)} webhooks/s on all cores ` +
+            `with no database and no Wharf work = ${fmt(result.probe!.http_ceiling_ratio! * 100, 1)}% of the commit probe; delivered/s is ${fmt((result.delivered_per_s / httpProbe.ceiling_per_s) * 100, 1)}% of it`,
+        );
+      }
     }
     console.log(
       `cost/webhook  postgres CPU ${fmt(perHook.postgres_cpu_us, 0)} µs (this database's backends; all postgres processes ${fmt(perHook.postgres_cpu_all_processes_us, 0)} µs), ` +
