@@ -6,6 +6,7 @@ import { DELIVERY_STATUSES, type DeliveryAttempt, type DeliveryStatus } from '..
 import { DELIVERY_COLUMNS, RESENDABLE, findDelivery, resendDelivery, type DeliveryRow } from '../dispatch/operations.ts';
 import { retryLater, type BatchRetryFilter } from '../dispatch/batch-retry.ts';
 import { withTransaction } from '../store/pool.ts';
+import { REQUEST_HEADERS_SQL } from '../delivery/request.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, convoyStatus, statusList, unsupported, filterList, filterText, filterTime, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange } from './pagination.ts';
 import { reply, type ApiDeps } from './context.ts';
@@ -50,9 +51,10 @@ function presentAttempt(a: AttemptRow): Json {
 /** A delivery's attempts, oldest first. The caller has checked the delivery is the project's. */
 export async function deliveryAttempts(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
   const { rows } = await db.query<AttemptRow>(
-    `SELECT id, delivery_id, attempt, url, request_headers, status_code, latency_ms, response_headers,
-            response_body, error, error_code, created_at
-     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, created_at`,
+    `SELECT a.id, a.delivery_id, a.attempt, a.url, ${REQUEST_HEADERS_SQL} AS request_headers, a.status_code, a.latency_ms,
+            a.response_headers, a.response_body, a.error, a.error_code, a.created_at
+     FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE a.delivery_id = $1 ORDER BY a.attempt, a.created_at`,
     [deliveryId],
   );
   return rows;

@@ -14,7 +14,7 @@ import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credential
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { buildRequest } from '../delivery/request.ts';
+import { buildRequest, storedRequestHeaders } from '../delivery/request.ts';
 import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
 import {
   DELIVERY_HEARTBEAT_SECONDS,
@@ -763,7 +763,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
           sent.map((o) => o.row.endpoint_id),
           sent.map((o) => o.attempt),
           sent.map((o) => o.url),
-          sent.map((o) => JSON.stringify(o.requestHeaders)),
+          sent.map((o) => JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type }))),
           sent.map((o) => o.result!.statusCode),
           sent.map((o) => o.result!.latencyMs),
           sent.map((o) => JSON.stringify(o.result!.responseHeaders)),

@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
 import { startTestApp, type TestApp, type RawResponse } from '../harness/app.ts';
+import { REQUEST_HEADERS_SQL } from '../../src/delivery/request.ts';
 
 /**
  * The REST API's contract (DESIGN §5): Convoy routes, `{status, message, data}` envelopes, honest
@@ -732,6 +733,22 @@ describe('event deliveries', () => {
     expectOk(known, 200);
     expect(known.body.data).toHaveLength(1);
     expect(known.body.data[0]).toMatchObject({ attempt: 1, status_code: 200 });
+  });
+
+  it("an attempt shows every request header sent, though its row keeps only those its delivery does not determine", async () => {
+    const [got] = (await t.api('GET', `/eventdeliveries/${okDelivery.uid}/deliveryattempts`)).body.data;
+    const sent = hits('/d-ok').find((r) => r.headers['x-wharf-delivery-id'] === okDelivery.uid)!;
+    const shown = got.request_http_header as Record<string, string>;
+    expect(shown).toMatchObject({ 'x-wharf-event-id': okEvent.uid, 'x-wharf-delivery-id': okDelivery.uid, 'x-wharf-event-type': 'd.filter' });
+    // Every header shown is one the receiver got, with its value.
+    for (const [k, v] of Object.entries(shown)) expect([k, sent.headers[k.toLowerCase()]]).toEqual([k, v]);
+    expect(got.request_headers).toEqual(shown);
+    const { rows } = await t.app.pool.query<{ h: Record<string, string> }>('SELECT request_headers AS h FROM delivery_attempts WHERE delivery_id = $1', [okDelivery.uid]);
+    expect(Object.keys(rows[0]!.h).filter((k) => k.startsWith('x-wharf-'))).toEqual([]);
+    expect(rows[0]!.h['user-agent']).toBe(shown['user-agent']);
+    // A row written before (the three kept) reads the same.
+    await t.app.pool.query(`UPDATE delivery_attempts a SET request_headers = ${REQUEST_HEADERS_SQL} FROM deliveries d WHERE d.id = a.delivery_id AND a.delivery_id = $1`, [okDelivery.uid]);
+    expect((await t.api('GET', `/eventdeliveries/${okDelivery.uid}/deliveryattempts`)).body.data[0].request_http_header).toEqual(shown);
   });
 
   it('resend of a delivery waiting to retry → 409, and it stays in retry', async () => {
