@@ -750,30 +750,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       await enqueueDeliveries(deps.boss, client, deferred);
       return [];
     }
-    if (sent.length > 0) {
-      await client.query(
-        `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
-           status_code, latency_ms, response_headers, response_body, error, error_code)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
-           $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[])`,
-        [
-          sent.map(() => uuidv7()),
-          sent.map((o) => o.row.id),
-          sent.map((o) => o.row.project_id),
-          sent.map((o) => o.row.endpoint_id),
-          sent.map((o) => o.attempt),
-          sent.map((o) => o.url),
-          sent.map((o) => JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type }))),
-          sent.map((o) => o.result!.statusCode),
-          sent.map((o) => o.result!.latencyMs),
-          sent.map((o) => JSON.stringify(o.result!.responseHeaders)),
-          // Postgres text cannot hold NUL; a binary answer is kept readable rather than rejected.
-          sent.map((o) => o.result!.responseBody.replaceAll('\u0000', '\uFFFD')),
-          sent.map((o) => o.result!.error),
-          sent.map((o) => o.result!.errorCode),
-        ],
-      );
-    }
     // The attempts guard makes a concurrent duplicate of this batch a no-op rather than a double count.
     const { rows: updated } = await client.query<{ id: string }>(
       `UPDATE deliveries d SET
@@ -798,6 +774,34 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
         outcomes.map((o) => o.attempt - 1),
       ],
     );
+    // Every send is kept, a duplicate's too, but only for a delivery that still exists (no foreign
+    // key checks it: migration 017). The update above holds the row of each delivery it applied
+    // to until commit, so a delivery deleted meanwhile takes these attempts with it.
+    if (sent.length > 0) {
+      await client.query(
+        `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
+           status_code, latency_ms, response_headers, response_body, error, error_code)
+         SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
+           $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[]) AS u(id, delivery_id)
+         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)`,
+        [
+          sent.map(() => uuidv7()),
+          sent.map((o) => o.row.id),
+          sent.map((o) => o.row.project_id),
+          sent.map((o) => o.row.endpoint_id),
+          sent.map((o) => o.attempt),
+          sent.map((o) => o.url),
+          sent.map((o) => JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type }))),
+          sent.map((o) => o.result!.statusCode),
+          sent.map((o) => o.result!.latencyMs),
+          sent.map((o) => JSON.stringify(o.result!.responseHeaders)),
+          // Postgres text cannot hold NUL; a binary answer is kept readable rather than rejected.
+          sent.map((o) => o.result!.responseBody.replaceAll('\u0000', '\uFFFD')),
+          sent.map((o) => o.result!.error),
+          sent.map((o) => o.result!.errorCode),
+        ],
+      );
+    }
     const applied = new Set(updated.map((r) => r.id));
     const next: DeliveryJobInsert[] = outcomes
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))

@@ -136,6 +136,33 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE indexname IN ('events_project', 'deliveries_project', 'deliveries_endpoint')`)).toBe(3);
   });
 
+  it("deleting events deletes their deliveries and attempts; deleting an endpoint, its deliveries' attempts", async () => {
+    await migrate(pool);
+    await insertProject(pool, `cascade-${kind}`);
+    const p = `cascade-${kind}`;
+    await pool.query(`INSERT INTO endpoints (project_id, id, name, url) VALUES ($1, 'e1', 'e1', 'http://127.0.0.1:9/'), ($1, 'e2', 'e2', 'http://127.0.0.1:9/')`, [p]);
+    // Three events with a delivery each (two to e1, one to e2), each delivery with two attempts.
+    await pool.query(
+      `WITH ev AS (INSERT INTO events (id, project_id, event_type, message_type, data)
+                   SELECT gen_random_uuid(), $1, 't' || g, 'single', '{}' FROM generate_series(1, 3) g RETURNING id, event_type),
+            de AS (INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status)
+                   SELECT gen_random_uuid(), $1, id, CASE WHEN event_type = 't3' THEN 'e2' ELSE 'e1' END, event_type, 'success' FROM ev RETURNING id, endpoint_id)
+       INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, latency_ms)
+       SELECT gen_random_uuid(), de.id, $1, de.endpoint_id, a, 'http://127.0.0.1:9/', 1 FROM de, generate_series(1, 2) a`,
+      [p],
+    );
+    const left = async () => ({
+      deliveries: await count(pool, 'SELECT count(*) AS n FROM deliveries WHERE project_id = $1', [p]),
+      attempts: await count(pool, 'SELECT count(*) AS n FROM delivery_attempts WHERE project_id = $1', [p]),
+    });
+    expect(await left()).toEqual({ deliveries: 3, attempts: 6 });
+    await pool.query(`DELETE FROM events WHERE project_id = $1 AND event_type = 't1'`, [p]);
+    expect(await left()).toEqual({ deliveries: 2, attempts: 4 });
+    await pool.query(`DELETE FROM endpoints WHERE project_id = $1 AND id = 'e2'`, [p]);
+    expect(await left()).toEqual({ deliveries: 1, attempts: 2 });
+    expect(await count(pool, `SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = 'e1' AND d.project_id = $1`, [p])).toBe(2);
+  });
+
   it('withTransaction commits on success and rolls back on throw, rethrowing the original error', async () => {
     await migrate(pool);
     const value = await withTransaction(pool, async (client) => {

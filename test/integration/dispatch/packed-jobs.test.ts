@@ -153,6 +153,39 @@ describe('packed delivery jobs', () => {
     await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
   });
 
+  it('records the rest of a job once when one of its deliveries is deleted while in flight, and keeps no attempt of it', async () => {
+    const t = await startTestApp();
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    rx.answer(() => ({ status: 200, delayMs: 800 }));
+    const ep = await endpoint(t, 'gone', `${rx.url}/gone`);
+    await ingest(t, ep, 4, 'gone');
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(4);
+    const goneId = rx.requests[0]!.headers['x-wharf-delivery-id'] as string;
+    // As an endpoint's deletion or a purge would, while the answers are still on their way.
+    expect((await t.app.pool.query('DELETE FROM deliveries WHERE id = $1', [goneId])).rowCount).toBe(1);
+
+    // The job's states until it is gone: a record that failed would hand it back to pg-boss (retry).
+    const states = new Set<string>();
+    const watching = (async () => {
+      for (const until = Date.now() + 15_000; Date.now() < until; await new Promise((r) => setTimeout(r, 25))) {
+        const now = await jobs(t);
+        for (const j of now) states.add(j.state);
+        if (now.length === 0) return;
+      }
+    })();
+    const success = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content as { uid: string; attempts: number }[];
+    await expect.poll(async () => (await success()).length, { timeout: 10_000 }).toBe(3);
+    expect((await success()).map((d) => d.attempts)).toEqual([1, 1, 1]);
+    // Recorded the first time: none of the three was sent again.
+    expect(rx.requests).toHaveLength(4);
+    const orphans = await t.app.pool.query('SELECT 1 FROM delivery_attempts WHERE delivery_id = $1', [goneId]);
+    expect(orphans.rowCount).toBe(0);
+    await watching;
+    expect(await jobs(t)).toEqual([]);
+    expect([...states]).toEqual(['active']);
+  });
+
   it('sends only the deliveries not yet recorded when a half-recorded job is handed out again', async () => {
     const t = await startTestApp();
     const rx = await startReceiver();
