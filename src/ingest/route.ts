@@ -85,14 +85,16 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
 
   // Endpoints and their subscriptions in one round trip: a round trip, not a row, is what an
   // ingest costs (README, "Cost per webhook"). Subscriptions come oldest first: of two that both
-  // take an event, the older one's retry_config holds.
+  // take an event, the older one's retry_config holds. Each endpoint read is locked FOR KEY SHARE
+  // until the ingest commits, in place of the foreign key its deliveries no longer check row by
+  // row (migration 018): it cannot be deleted between this read and their commit.
   const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] }>(
     `SELECT e.id, e.owner_id, e.status,
        COALESCE((SELECT json_agg(json_build_object('endpoint_id', s.endpoint_id, 'source_id', s.source_id,
                    'event_types', s.event_types, 'filter', s.filter, 'retry_config', s.retry_config)
                  ORDER BY s.created_at, s.id)
                  FROM subscriptions s WHERE s.project_id = e.project_id AND s.endpoint_id = e.id), '[]') AS subs
-     FROM endpoints e WHERE e.project_id = $1` + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))'),
+     FROM endpoints e WHERE e.project_id = $1` + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))') + ' FOR KEY SHARE OF e',
     broadcast ? [projectId] : [projectId, [...singleIds], [...owners]],
   );
   const endpoints = rows.map(({ id, owner_id, status }) => ({ id, owner_id, status }));

@@ -48,6 +48,30 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     await expect.poll(() => rx.requests.filter((r) => r.path === '/idem').length, { timeout: 10_000 }).toBe(1);
   });
 
+  // Not defined on PGlite, which runs one transaction at a time: a delete held open there would
+  // hold every ingest.
+  if (kind === 'postgres') it('an endpoint deleted while an event is routed to it leaves no delivery behind', async () => {
+    const ep = await createEndpoint('/deleted-meanwhile', { skip_ping_validation: true });
+    const deleter = await t.app.pool.connect();
+    try {
+      await deleter.query('BEGIN');
+      expect((await deleter.query('DELETE FROM endpoints WHERE project_id = $1 AND id = $2', ['default', ep.uid])).rowCount).toBe(1);
+      let settled = false;
+      const posting = t.api('POST', '/events', { endpoint_id: ep.uid, event_type: 'gone.meanwhile', data: {} }).finally(() => (settled = true));
+      // Routing waits for the delete (its lock on the endpoint), or, without one, goes ahead.
+      const lockWaits = () => count(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%FROM endpoints e%' AND wait_event_type = 'Lock'`);
+      for (const until = Date.now() + 5_000; !settled && (await lockWaits()) === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      await deleter.query('COMMIT');
+      const res = await posting;
+      expect(res.status, res.text).toBeGreaterThanOrEqual(400);
+    } finally {
+      deleter.release();
+    }
+    const orphans = `SELECT count(*) AS n FROM deliveries d
+                     WHERE NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.project_id = d.project_id AND e.id = d.endpoint_id)`;
+    expect(await count(orphans)).toBe(0);
+  });
+
   it('leaves no event, no delivery and no job when the transaction fails before commit', async () => {
     const ep = await createEndpoint('/atomic');
     // Make the delivery insert fail after the event row is written, inside the same transaction.

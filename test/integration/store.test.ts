@@ -136,7 +136,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE indexname IN ('events_project', 'deliveries_project', 'deliveries_endpoint')`)).toBe(3);
   });
 
-  it("deleting events deletes their deliveries and attempts; deleting an endpoint, its deliveries' attempts", async () => {
+  it('deleting events, an endpoint or a project deletes their deliveries and attempts', async () => {
     await migrate(pool);
     await insertProject(pool, `cascade-${kind}`);
     const p = `cascade-${kind}`;
@@ -161,6 +161,10 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     await pool.query(`DELETE FROM endpoints WHERE project_id = $1 AND id = 'e2'`, [p]);
     expect(await left()).toEqual({ deliveries: 1, attempts: 2 });
     expect(await count(pool, `SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = 'e1' AND d.project_id = $1`, [p])).toBe(2);
+    // A project deleted by hand (Wharf never does) takes everything of it along.
+    await pool.query('DELETE FROM projects WHERE id = $1', [p]);
+    expect(await left()).toEqual({ deliveries: 0, attempts: 0 });
+    expect(await count(pool, 'SELECT count(*) AS n FROM events WHERE project_id = $1', [p])).toBe(0);
   });
 
   it('withTransaction commits on success and rolls back on throw, rethrowing the original error', async () => {
