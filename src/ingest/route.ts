@@ -87,7 +87,7 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   // ingest costs (README, "Cost per webhook"). Subscriptions come oldest first: of two that both
   // take an event, the older one's retry_config holds. Each endpoint read is locked FOR KEY SHARE
   // until the ingest commits, in place of the foreign key its deliveries no longer check row by
-  // row (migration 018): it cannot be deleted between this read and their commit.
+  // row (migration 017): it cannot be deleted between this read and their commit.
   const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] }>(
     `SELECT e.id, e.owner_id, e.status,
        COALESCE((SELECT json_agg(json_build_object('endpoint_id', s.endpoint_id, 'source_id', s.source_id,
