@@ -1092,6 +1092,12 @@ async function main(): Promise<number> {
           `http ceiling  ${fmt(httpProbe.cpu_us_per_post, 0)} µs of CPU a loopback POST, two a webhook: at most ${fmt(httpProbe.ceiling_per_s, 0)} webhooks/s on all cores ` +
             `with no database and no Wharf work = ${fmt(result.probe!.http_ceiling_ratio! * 100, 1)}% of the commit probe; delivered/s is ${fmt((result.delivered_per_s / httpProbe.ceiling_per_s) * 100, 1)}% of it`,
         );
+        // The CPU a webhook may cost in all for delivered/s to reach 60 % of the commit probe.
+        const budget = ((httpProbe.ceiling_per_s * 2 * httpProbe.cpu_us_per_post) / (0.6 * probe.per_s));
+        console.log(
+          `60% budget    ${fmt(budget, 0)} µs of CPU a webhook in all; the two hops take ${fmt(2 * httpProbe.cpu_us_per_post, 0)} µs, ` +
+            `leaving ${fmt(budget - 2 * httpProbe.cpu_us_per_post, 0)} µs for Postgres and all of Wharf's own work (Postgres's target alone is 150 µs)`,
+        );
       }
     }
     console.log(
