@@ -324,8 +324,8 @@ async function startSink(): Promise<{ port: number; close(): Promise<void> }> {
  * sink answers and counts nowhere.
  */
 async function probeHttp(baseUrl: string, connections: number, seconds: number): Promise<HttpProbe> {
-  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
-  const body = `{"endpoint_id":"probe","event_type":"bench.event","data":{"seq":0,"pad":"${'x'.repeat(Math.max(0, payloadBytes - 60))}"}}`;
+  const pool = postingPool(baseUrl, connections);
+  const body = eventBody('probe', 0);
   const headers = { 'content-type': 'application/json', 'x-wharf-event-type': 'ping' };
   let posts = 0;
   const cpu0 = machineCpuMs();
@@ -344,12 +344,13 @@ async function probeHttp(baseUrl: string, connections: number, seconds: number):
   } finally {
     await pool.close();
   }
+  const wallMs = now() - t0;
   const cpu1 = machineCpuMs();
   const busy = cpu1.busy - cpu0.busy;
-  const perS = (posts / (now() - t0)) * 1000;
-  // A webhook is two hops on the same cores: with every core busy and nothing else to do, at most
-  // half the hops/s the machine's CPU would give at this CPU cost a hop.
-  return { posts, per_s: perS, busy_share: busy / (cpu1.total - cpu0.total), cpu_us_per_post: (busy * 1000) / posts, ceiling_per_s: ((perS * (cpu1.total - cpu0.total)) / busy) / 2 };
+  const cpuUsPerPost = (busy * 1000) / posts;
+  // CPU µs the machine has a second (all cores), and so what two hops a webhook allow at most.
+  const capacity = ((cpu1.total - cpu0.total) * 1000) / (wallMs / 1000);
+  return { posts, per_s: (posts / wallMs) * 1000, busy_share: busy / (cpu1.total - cpu0.total), cpu_us_per_post: cpuUsPerPost, capacity_us_per_s: capacity, ceiling_per_s: capacity / (2 * cpuUsPerPost) };
 }
 
 interface HttpProbe {
@@ -357,8 +358,22 @@ interface HttpProbe {
   per_s: number;
   busy_share: number;
   cpu_us_per_post: number;
+  /** CPU µs the machine's cores give in a second. */
+  capacity_us_per_s: number;
+  /** Webhooks/s two hops each allow with every core busy and nothing else to do. */
   ceiling_per_s: number;
 }
+
+/** The undici pool the bench POSTs through (the poster's and the HTTP probe's). */
+const postingPool = (baseUrl: string, connections: number): Pool =>
+  new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+
+const pad = 'x'.repeat(Math.max(0, payloadBytes - 60));
+/** The event the bench posts: `--payload-bytes` of JSON data numbered `seq`; broadcast when endpointId is null. */
+const eventBody = (endpointId: string | null, seq: number): string =>
+  endpointId === null
+    ? `{"event_type":"bench.event","data":{"seq":${seq},"pad":"${pad}"}}`
+    : `{"endpoint_id":"${endpointId}","event_type":"bench.event","data":{"seq":${seq},"pad":"${pad}"}}`;
 
 interface Poster {
   post(idx: number, scheduled?: number): Promise<void>;
@@ -366,17 +381,13 @@ interface Poster {
 }
 
 function createPoster(baseUrl: string, apiKey: string, endpointIds: string[], connections: number): Poster {
-  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
-  const pad = 'x'.repeat(Math.max(0, payloadBytes - 60));
+  const pool = postingPool(baseUrl, connections);
   const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
   const path = message === 'broadcast' ? '/api/v1/projects/default/events/broadcast' : '/api/v1/projects/default/events';
   let rr = 0;
   return {
     async post(idx, scheduled) {
-      const body =
-        message === 'broadcast'
-          ? `{"event_type":"bench.event","data":{"seq":${idx},"pad":"${pad}"}}`
-          : `{"endpoint_id":"${endpointIds[rr++ % endpointIds.length]}","event_type":"bench.event","data":{"seq":${idx},"pad":"${pad}"}}`;
+      const body = eventBody(message === 'broadcast' ? null : endpointIds[rr++ % endpointIds.length]!, idx);
       const sent = now();
       if (idx >= 0) {
         sentAt[idx] = sent;
@@ -1093,7 +1104,7 @@ async function main(): Promise<number> {
             `with no database and no Wharf work = ${fmt(result.probe!.http_ceiling_ratio! * 100, 1)}% of the commit probe; delivered/s is ${fmt((result.delivered_per_s / httpProbe.ceiling_per_s) * 100, 1)}% of it`,
         );
         // The CPU a webhook may cost in all for delivered/s to reach 60 % of the commit probe.
-        const budget = ((httpProbe.ceiling_per_s * 2 * httpProbe.cpu_us_per_post) / (0.6 * probe.per_s));
+        const budget = httpProbe.capacity_us_per_s / (0.6 * probe.per_s);
         console.log(
           `60% budget    ${fmt(budget, 0)} µs of CPU a webhook in all; the two hops take ${fmt(2 * httpProbe.cpu_us_per_post, 0)} µs, ` +
             `leaving ${fmt(budget - 2 * httpProbe.cpu_us_per_post, 0)} µs for Postgres and all of Wharf's own work (Postgres's target alone is 150 µs)`,

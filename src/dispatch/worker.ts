@@ -204,12 +204,14 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const notifyGaps = gapMeter(options.lingerMs ?? 0);
   let lingering: NodeJS.Timeout | null = null;
   const notified = (): void => {
-    notifyGaps.arrive(performance.now());
-    if (!notifyGaps.dense()) return wake();
+    const now = performance.now();
+    notifyGaps.arrive(now);
+    const left = notifyGaps.waitMs(now);
+    if (left === 0) return wake();
     lingering ??= setTimeout(() => {
       lingering = null;
       wake();
-    }, options.lingerMs);
+    }, left);
   };
 
   const track = (p: Promise<void>): void => {
@@ -558,8 +560,8 @@ function createRecorder(
 
   const write = async (): Promise<void> => {
     while (queue.length > 0) {
-      if (queue.length < MAX_RECORD_BATCH && gaps.dense()) {
-        const left = queue[0]!.at + lingerMs - performance.now();
+      if (queue.length < MAX_RECORD_BATCH) {
+        const left = gaps.waitMs(queue[0]!.at);
         if (left > 0) await sleep(left);
       }
       const group = queue.slice(0, MAX_RECORD_BATCH);

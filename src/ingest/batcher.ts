@@ -37,8 +37,7 @@ interface Pending {
 export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOptions): IngestBatcher {
   const queue: Pending[] = [];
   let inFlight = 0;
-  const lingerMs = options.lingerMs ?? 0;
-  const gaps = gapMeter(lingerMs);
+  const gaps = gapMeter(options.lingerMs ?? 0);
   let lingering: NodeJS.Timeout | null = null;
 
   /**
@@ -51,8 +50,8 @@ export function createIngestBatcher(deps: IngestDeps, options: IngestBatcherOpti
       clearTimeout(lingering);
       lingering = null;
     }
-    if (gaps.dense() && queue.length > 0 && queue.length < options.maxBatch && inFlight < options.maxInFlight) {
-      const left = queue[0]!.at + lingerMs - performance.now();
+    if (queue.length > 0 && queue.length < options.maxBatch && inFlight < options.maxInFlight) {
+      const left = gaps.waitMs(queue[0]!.at);
       if (left > 0) {
         lingering = setTimeout(flush, left);
         return;

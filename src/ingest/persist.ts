@@ -22,12 +22,6 @@ export interface IngestDeps {
 }
 
 /**
- * Stores a batch of events, their deliveries and their jobs in one transaction: when this
- * resolves, all of it is durable; when it rejects, none of it is (the caller must not ack).
- * Outcomes are per input and in input order. A repeated idempotency key, in the database or
- * earlier in the same batch, is a duplicate of the first.
- */
-/**
  * Events and, joined on the events actually inserted, their deliveries: an event that loses on its
  * idempotency key gets none.
  */
@@ -58,6 +52,12 @@ const INSERT_EVENTS_KEYED = insertEventsSql('ON CONFLICT (project_id, idempotenc
  */
 const INSERT_EVENTS = insertEventsSql('');
 
+/**
+ * Stores a batch of events, their deliveries and their jobs in one transaction: when this
+ * resolves, all of it is durable; when it rejects, none of it is (the caller must not ack).
+ * Outcomes are per input and in input order. A repeated idempotency key, in the database or
+ * earlier in the same batch, is a duplicate of the first.
+ */
 export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
   if (inputs.length === 0) return [];
   return withTransaction(deps.pool, (client) => ingestInTransaction(deps.boss, client, inputs));

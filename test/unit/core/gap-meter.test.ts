@@ -27,4 +27,15 @@ describe('gapMeter', () => {
     expect(fed(5, [20, ...Array(8).fill(1)]).dense()).toBe(true);
     expect(fed(5, [3_600_000, 1]).dense()).toBe(false);
   });
+
+  it('lets the first of a group wait what is left of its linger while dense, and nothing otherwise', () => {
+    const dense = gapMeter(5);
+    let at = performance.now() - 40;
+    for (let i = 0; i < 30; i++) dense.arrive((at += 1)); // ~1,000/s, the last one 10 ms ago
+    expect(dense.waitMs(performance.now())).toBeGreaterThan(3);
+    expect(dense.waitMs(performance.now())).toBeLessThanOrEqual(5);
+    expect(dense.waitMs(performance.now() - 3)).toBeLessThanOrEqual(2);
+    expect(dense.waitMs(performance.now() - 6)).toBe(0); // its linger is over
+    expect(fed(5, Array(30).fill(10)).waitMs(performance.now())).toBe(0); // ~100/s: never waits
+  });
 });
