@@ -50,6 +50,8 @@ export interface App {
   readonly generatedKeys: ReconcileResult['generatedKeys'];
   readonly pool: pg.Pool;
   readonly boss: PgBoss;
+  /** This process's dispatcher (roles all and dispatch), once started. */
+  readonly dispatcher: Dispatcher | null;
 }
 
 export function createApp(options: AppOptions): App {
@@ -170,7 +172,7 @@ export function createApp(options: AppOptions): App {
     const brokerEgress = egressGuard(config.egress);
     if (role === 'all' || role === 'ingest') {
       sources = createSourceManager(
-        { pool: db, boss, box, logger, limits, egress: brokerEgress, onResults: metrics.sourceResults },
+        { pool: db, boss, box, logger, limits, direct: dispatcher ?? undefined, egress: brokerEgress, onResults: metrics.sourceResults },
         {
           reloadIntervalMs: config.ingest.reload_interval * 1000,
           stopTimeoutMs: config.ingest.shutdown_timeout * 1000,
@@ -186,7 +188,7 @@ export function createApp(options: AppOptions): App {
     if (role !== 'dispatch') {
       // Two transactions: one commits while the next group forms. More would split the same
       // events into smaller groups and pay more round trips per event (bench/README.md).
-      const ingest = createIngestBatcher({ pool: db, boss, limits }, { maxBatch: 200, maxInFlight: 2, lingerMs: config.ingest.linger_ms });
+      const ingest = createIngestBatcher({ pool: db, boss, limits, direct: dispatcher ?? undefined }, { maxBatch: 200, maxInFlight: 2, lingerMs: config.ingest.linger_ms });
       server = await buildServer({
         pool: db,
         boss,
@@ -267,6 +269,9 @@ export function createApp(options: AppOptions): App {
     get boss() {
       if (!boss) throw new Error('app not started');
       return boss;
+    },
+    get dispatcher() {
+      return dispatcher;
     },
   };
 }

@@ -30,6 +30,7 @@ import {
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
+import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch } from './handoff.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
   pool: pg.Pool;
@@ -70,11 +71,11 @@ export interface DispatcherEvents {
   error: [Error];
 }
 
-export interface Dispatcher extends EventEmitter<DispatcherEvents> {
+export interface Dispatcher extends EventEmitter<DispatcherEvents>, DirectDispatch {
   start(): Promise<void>;
   /** Stops fetching and waits for the deliveries in hand to be sent and recorded. */
   stop(): Promise<void>;
-  /** Deliveries in hand now (fetched, not yet recorded). */
+  /** Deliveries in hand now (fetched or handed over, not yet recorded). */
   readonly inFlight: number;
 }
 
@@ -115,14 +116,19 @@ interface Outcome {
   retryIn: number | null;
 }
 
-/** A fetched job while it is in this process's hands. */
+/** A fetched job, or a handoff from ingest (handoff.ts), while it is in this process's hands. */
 interface HeldJob {
   id: string;
+  /**
+   * A handoff's deliveries not yet settled, each with its endpoint (refKey): counted against
+   * endpoint_concurrency until settled. Null for a pg-boss job.
+   */
+  handoff: Map<string, string> | null;
   /** Its deliveries not yet settled here (recorded, deferred, found to have nothing to do, or given up on). */
   open: number;
   /**
    * Something of it could not be recorded: once nothing of it is open it goes back to pg-boss's
-   * retry policy, and it is never deleted here.
+   * retry policy (a handoff: its deliveries get jobs), and it is never deleted here.
    */
   failed: boolean;
 }
@@ -157,6 +163,22 @@ const discarded = (row: WorkRow): boolean => row.endpoint_status === 'paused' ||
 /** pg-boss's NOTIFY channel for its default schema (pg-boss derives it from the schema name the same way). */
 const NOTIFY_CHANNEL = `pgboss_${createHash('sha224').update('pgboss').digest('hex').slice(0, 24)}`;
 
+/** A delivery of a job that left the dispatcher's hands (null: not known which, as for a job that lists none). */
+interface Settled {
+  job: HeldJob;
+  delivery: string | null;
+}
+
+/** Every delivery of `job` still open. */
+const allOf = (job: HeldJob): Settled[] => Array.from({ length: job.open }, () => ({ job, delivery: null }));
+
+/** Adds `delta` to a count by key; a count that reaches 0 is removed. */
+function adjust(counts: Map<string, number>, key: string, delta: number): void {
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
+
 /** How many of each job's deliveries settle together, so a job is counted once per call. */
 const perJob = (lives: { job: HeldJob }[]): Map<HeldJob, number> => {
   const n = new Map<HeldJob, number>();
@@ -188,6 +210,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   // out again soon after this process dies. Their open deliveries count against max_in_flight.
   const held = new Map<string, HeldJob>();
   let openDeliveries = 0;
+  // Of each endpoint (refKey): deliveries handed over from ingest and not yet answered, and
+  // deliveries of pg-boss jobs being sent. Together they are the endpoint's share in use here.
+  const handedOver = new Map<string, number>();
+  const sendingJobs = new Map<string, number>();
+  const busy = (endpoint: string): number => (handedOver.get(endpoint) ?? 0) + (sendingJobs.get(endpoint) ?? 0);
   const perProject = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
@@ -223,8 +250,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
    * Deliveries that left the dispatcher's hands: committed (`ok`), or given up on (their job
    * then goes back to pg-boss once nothing of it is open, for another try of what was not recorded).
    */
-  const settle = (counts: Map<HeldJob, number>, ok: boolean): void => {
+  const settle = (items: Settled[], ok: boolean): void => {
     const failed: string[] = [];
+    const rescue: string[] = [];
+    for (const { job, delivery } of items) if (job.handoff && delivery !== null) unclaim(job.handoff, delivery);
+    const counts = perJob(items);
     for (const [job, n] of counts) {
       if (!ok) job.failed = true;
       job.open -= n;
@@ -233,14 +263,74 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       // Only this copy: pg-boss may have handed the same job out again (a heartbeat missed for
       // over 10 s), and the new copy is held on its own.
       if (held.get(job.id) === job) held.delete(job.id);
-      if (job.failed) failed.push(job.id);
+      if (job.handoff) for (const d of [...job.handoff.keys()]) unclaim(job.handoff, d);
+      if (job.failed) (job.handoff ? rescue : failed).push(job.id);
     }
     if (failed.length > 0) track(failJobs(deps, failed));
+    // A handoff given up on is queued at once; if the database is down too, its lease runs out.
+    if (rescue.length > 0) track(rescueHandoffs(deps, rescue).then(() => undefined, (err: unknown) => void emitter.emit('error', err as Error)));
     // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
     if (counts.size > 0) wake();
   };
 
   const recorder = createRecorder(deps, emitter, settle, options.lingerMs ?? 0);
+
+  /** A handed-over delivery no longer counts against its endpoint's share. */
+  const unclaim = (handoff: Map<string, string>, delivery: string): void => {
+    const e = handoff.get(delivery);
+    if (e === undefined) return;
+    handoff.delete(delivery);
+    adjust(handedOver, e, -1);
+  };
+
+  /**
+   * Takes first attempts straight from an ingest transaction while this process has room: a free
+   * slot of max_in_flight, and fewer than endpoint_concurrency of the endpoint's deliveries in its
+   * handoffs (pg-boss's job groups do not see these, so each process keeps its own count; the
+   * rest of the endpoint's deliveries are queued and capped by their job group as before).
+   */
+  emitter.claim = (jobs): Claim | null => {
+    if (!running) return null;
+    const taken: DeliveryJobInsert[] = [];
+    const rest: DeliveryJobInsert[] = [];
+    const byEndpoint = new Map<string, number>();
+    for (const j of jobs) {
+      const n = byEndpoint.get(j.endpoint) ?? 0;
+      const room = openDeliveries + taken.length < options.maxInFlight && busy(j.endpoint) + n < options.endpointConcurrency;
+      if (room && j.attempt === 1 && !j.delaySeconds) {
+        taken.push(j);
+        byEndpoint.set(j.endpoint, n + 1);
+      } else rest.push(j);
+    }
+    if (taken.length === 0) return null;
+    const job: HeldJob = { id: uuidv7(), handoff: new Map(taken.map((j) => [j.delivery_id, j.endpoint])), open: taken.length, failed: false };
+    openDeliveries += taken.length;
+    for (const [e, n] of byEndpoint) adjust(handedOver, e, n);
+    let state: 'claimed' | 'started' | 'released' = 'claimed';
+    return {
+      id: job.id,
+      taken,
+      rest,
+      start: () => {
+        if (state !== 'claimed') return;
+        state = 'started';
+        held.set(job.id, job);
+        if (!running) {
+          // Stopped while the ingest committed: its deliveries are queued for whoever runs next.
+          settle(allOf(job), false);
+          return;
+        }
+        track(startBatch([{ job, ds: taken.map((j): [string, number] => [j.delivery_id, 1]) }]));
+      },
+      release: () => {
+        if (state !== 'claimed') return;
+        state = 'released';
+        openDeliveries -= job.open;
+        for (const d of taken) unclaim(job.handoff!, d.delivery_id);
+        wake();
+      },
+    };
+  };
 
   const fetchLoop = async (): Promise<void> => {
     while (running) {
@@ -257,7 +347,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
             const fetched = jobs.map((j) => {
               const ds = deliveriesOfJob(j.data);
               // An empty job (never queued by Wharf) is held as one delivery that has nothing to do.
-              const job: HeldJob = { id: j.id, open: Math.max(1, ds.length), failed: false };
+              const job: HeldJob = { id: j.id, handoff: null, open: Math.max(1, ds.length), failed: false };
               held.set(j.id, job);
               openDeliveries += job.open;
               return { job, ds };
@@ -293,7 +383,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       live = await loadLive(deps, fetched, recorder);
     } catch (err) {
       emitter.emit('error', err as Error);
-      settle(new Map(fetched.map((f) => [f.job, f.job.open])), false);
+      settle(fetched.flatMap((f) => allOf(f.job)), false);
       return;
     }
     // A project past its share waits a moment, as the same attempt, so one tenant's slow
@@ -323,7 +413,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       await sendAll(now);
     } catch (err) {
       emitter.emit('error', err as Error);
-      settle(perJob(inHand), false);
+      settle(inHand.map((l) => ({ job: l.job, delivery: l.row.id })), false);
     }
   };
 
@@ -343,28 +433,42 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     };
     // One query for the secrets of every endpoint the batch will actually send to.
     const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
-    const byJob = new Map<HeldJob, Live[]>();
+    // Lanes per job and endpoint: a handoff carries many endpoints' deliveries, and one that
+    // hangs must not hold back the others behind it.
+    const byJob = new Map<string, Live[]>();
     for (const l of sendable) {
-      perProject.set(l.row.project_id, (perProject.get(l.row.project_id) ?? 0) + 1);
-      const lives = byJob.get(l.job);
+      adjust(perProject, l.row.project_id, 1);
+      const key = `${l.job.id}\u0000${refKey(l.row)}`;
+      const lives = byJob.get(key);
       if (lives) lives.push(l);
-      else byJob.set(l.job, [l]);
+      else byJob.set(key, [l]);
     }
     const sendAndRecord = async (l: Live): Promise<void> => {
-      const project = l.row.project_id;
-      const o = await sendOne(deps, l, secretsOf.get(refKey(l.row)) ?? [], credentials).catch((err: unknown): Outcome => {
+      const endpoint = refKey(l.row);
+      // A handed-over delivery holds its share from its claim; a job's takes one now, if the
+      // handoffs left one (pg-boss's job groups keep jobs to the share, but do not see handoffs).
+      const fromJob = !l.job.handoff && !discarded(l.row);
+      if (fromJob && busy(endpoint) >= options.endpointConcurrency) {
+        adjust(perProject, l.row.project_id, -1);
+        void recorder.defer([{ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 }]);
+        return;
+      }
+      if (fromJob) adjust(sendingJobs, endpoint, 1);
+      const o = await sendOne(deps, l, secretsOf.get(endpoint) ?? [], credentials).catch((err: unknown): Outcome => {
         // A send never throws by contract; if it did, the attempt counts as a failure.
         emitter.emit('error', err as Error);
         return failedOutcome(l, err as Error);
       });
-      const left = (perProject.get(project) ?? 1) - 1;
-      if (left === 0) perProject.delete(project);
-      else perProject.set(project, left);
+      // The endpoint has answered: a delivery waiting only to be recorded holds none of its share.
+      if (fromJob) adjust(sendingJobs, endpoint, -1);
+      else if (l.job.handoff) unclaim(l.job.handoff, l.row.id);
+      adjust(perProject, l.row.project_id, -1);
       // Each delivery is recorded as soon as it is done; nothing waits for the job's slowest.
       void recorder.record(o, l.job);
     };
     // A job sends at most `shares.perJob` of its deliveries at once: with pg-boss's cap on the
-    // endpoint's active jobs, that keeps endpoint_concurrency a cap on deliveries in flight.
+    // endpoint's active jobs, that keeps endpoint_concurrency a cap on deliveries in flight. A
+    // handoff does the same for each of its endpoints.
     for (const lives of byJob.values()) {
       let next = 0;
       const lane = async (): Promise<void> => {
@@ -377,7 +481,20 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   let heartbeat: NodeJS.Timeout | null = null;
   const beat = async (): Promise<void> => {
     if (held.size === 0) return;
-    await deps.boss.touch(DELIVERY_QUEUE, [...held.keys()]).catch((err: unknown) => emitter.emit('error', err as Error));
+    const jobs: string[] = [];
+    const handoffs: string[] = [];
+    for (const j of held.values()) (j.handoff ? handoffs : jobs).push(j.id);
+    const fail = (err: unknown): void => void emitter.emit('error', err as Error);
+    await Promise.all([
+      jobs.length > 0 ? deps.boss.touch(DELIVERY_QUEUE, jobs).catch(fail) : undefined,
+      renewHandoffs(deps.pool, handoffs).catch(fail),
+    ]);
+  };
+
+  // Handoffs of processes that died: any dispatcher queues their deliveries.
+  let sweeper: NodeJS.Timeout | null = null;
+  const sweep = (): void => {
+    track(rescueHandoffs(deps).then(() => undefined, (err: unknown) => void (running && emitter.emit('error', err as Error))));
   };
 
   emitter.start = async () => {
@@ -386,6 +503,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     // Half the queue's heartbeat: a live process's jobs never look stale, a dead one's soon do.
     heartbeat = setInterval(() => void beat(), (DELIVERY_HEARTBEAT_SECONDS * 1000) / 2);
     heartbeat.unref();
+    sweeper = setInterval(sweep, HANDOFF_SWEEP_SECONDS * 1000);
+    sweeper.unref();
     if (options.listen) {
       const db = deps.boss.getDb();
       // A missed NOTIFY only costs a polling interval, so a listener that cannot start is not fatal.
@@ -400,6 +519,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   emitter.stop = async () => {
     if (!running) return;
     running = false;
+    if (sweeper) clearInterval(sweeper);
+    sweeper = null;
     if (lingering) clearTimeout(lingering);
     lingering = null;
     wake();
@@ -446,22 +567,23 @@ async function loadLive(deps: DispatcherDeps, fetched: Fetched[], recorder: Reco
   // A delivery is live only while it waits for exactly the attempt its job asks for.
   const live: Live[] = [];
   const seen = new Set<string>();
-  const idle: HeldJob[] = [];
+  const idle: Settled[] = [];
   for (const { job, ds } of fetched) {
-    if (ds.length === 0) idle.push(job);
+    if (ds.length === 0) idle.push({ job, delivery: null });
     for (const [d, a] of ds) {
       const row = byId.get(d);
-      if (!row || TERMINAL.has(row.status) || row.attempts !== a - 1 || seen.has(row.id)) {
-        idle.push(job);
-        continue;
+      if (seen.has(d)) idle.push({ job, delivery: null });
+      else if (!row || TERMINAL.has(row.status) || row.attempts !== a - 1) idle.push({ job, delivery: d });
+      else {
+        seen.add(d);
+        live.push({ row, attempt: a, job });
       }
-      seen.add(row.id);
-      live.push({ row, attempt: a, job });
     }
   }
-  for (const job of idle) void recorder.skip(job);
+  for (const i of idle) void recorder.skip(i);
   return live;
 }
+
 
 async function sendOne(deps: DispatcherDeps, { row, attempt }: Live, secrets: EndpointSecret[], credentials: (row: WorkRow) => EndpointCredentials): Promise<Outcome> {
   if (discarded(row)) {
@@ -531,8 +653,8 @@ async function failJobs(deps: DispatcherDeps, ids: string[]): Promise<void> {
 interface Recorder {
   /** Queues an outcome; resolves once it is committed (or given up on). */
   record(outcome: Outcome, job: HeldJob): Promise<void>;
-  /** Queues a delivery of `job` that had nothing to do (recorded already, finished, listed twice). */
-  skip(job: HeldJob): Promise<void>;
+  /** Queues a delivery of a job that had nothing to do (recorded already, finished, listed twice). */
+  skip(item: Settled): Promise<void>;
   /** Queues deliveries to put back as the same attempt, each in a new job after its delay. */
   defer(items: Deferral[]): Promise<void>;
   /** Resolves when nothing is queued or being written. */
@@ -550,10 +672,10 @@ interface Recorder {
 function createRecorder(
   deps: DispatcherDeps,
   emitter: Dispatcher,
-  settle: (counts: Map<HeldJob, number>, ok: boolean) => void,
+  settle: (items: Settled[], ok: boolean) => void,
   lingerMs: number,
 ): Recorder {
-  let queue: { job: HeldJob; outcome: Outcome | null; deferral: Deferral | null; at: number; done: () => void }[] = [];
+  let queue: (Settled & { outcome: Outcome | null; deferral: Deferral | null; at: number; done: () => void })[] = [];
   let writing: Promise<void> | null = null;
   // Answers that come densely wait up to lingerMs for others, so one transaction records several.
   const gaps = gapMeter(lingerMs);
@@ -571,7 +693,7 @@ function createRecorder(
       const counts = perJob(group);
       // A job ends with the transaction that settles its last open delivery, unless a part of it
       // failed (it goes back to pg-boss for that part instead).
-      const finished = [...counts].filter(([job, n]) => job.open === n && !job.failed).map(([job]) => job.id);
+      const finished = [...counts].filter(([job, n]) => job.open === n && !job.failed).map(([job]) => job);
       let ok = true;
       try {
         // Always a transaction, even for skips that end no job (rare: stale deliveries): `write`
@@ -595,7 +717,7 @@ function createRecorder(
         ok = false;
       }
       for (const g of group) g.done();
-      settle(counts, ok);
+      settle(group, ok);
     }
     writing = null;
   };
@@ -610,9 +732,9 @@ function createRecorder(
   };
 
   return {
-    record: (outcome, job) => enqueue([{ job, outcome, deferral: null }]),
-    skip: (job) => enqueue([{ job, outcome: null, deferral: null }]),
-    defer: (items) => enqueue(items.map((d) => ({ job: d.live.job, outcome: null, deferral: d }))),
+    record: (outcome, job) => enqueue([{ job, delivery: outcome.row.id, outcome, deferral: null }]),
+    skip: (item) => enqueue([{ ...item, outcome: null, deferral: null }]),
+    defer: (items) => enqueue(items.map((d) => ({ job: d.live.job, delivery: d.live.row.id, outcome: null, deferral: d }))),
     drain: async () => {
       while (writing) await writing;
     },
@@ -729,12 +851,14 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
  * its next attempt's job, the breaker and alerts), deferrals (the same attempt in a new job after
  * its delay) and the end of the jobs whose last open delivery is among them.
  */
-async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferrals: Deferral[], jobIds: string[]): Promise<EndpointChange[]> {
+async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferrals: Deferral[], finished: HeldJob[]): Promise<EndpointChange[]> {
   const sent = outcomes.filter((o) => o.result !== null);
   return withTransaction(deps.pool, async (client) => {
     // The jobs end with the last of what they asked for: a crash before this commit leaves them
-    // active for pg-boss to hand out again, and one after it finds them done.
-    await finishJobs(deps, client, jobIds);
+    // active for pg-boss to hand out again (a handoff: its lease runs out), and one after it
+    // finds them done.
+    await finishJobs(deps, client, finished.filter((j) => !j.handoff).map((j) => j.id));
+    await finishHandoffs(client, finished.filter((j) => j.handoff).map((j) => j.id));
     const deferred: DeliveryJobInsert[] = [];
     if (deferrals.length > 0) {
       // The delivery shows when it will go, and a new job waits for it. If this process dies (or a

@@ -11,9 +11,8 @@ import { WharfError } from '../core/errors.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { EventInput } from '../core/types.ts';
 import type { SourceDefinition } from '../sources/settings.ts';
-import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
-import { ingestInTransaction, type IngestDeps } from './persist.ts';
+import { ingestInTransaction, withIngestTransaction, type IngestDeps } from './persist.ts';
 import { forwardedHeaders, readEnvelope } from './normalize.ts';
 import { cleanHeaders, noNul } from './headers.ts';
 
@@ -143,10 +142,10 @@ async function storeDeadLetters(db: Queryable, source: BrokerSource, letters: De
 
 /** Stores one batch in one transaction; throws when the transaction fails. */
 async function storeBatch(deps: IngestDeps, source: BrokerSource, messages: BrokerMessage[], prepared: Prepared[]): Promise<AcceptResult[]> {
-  return withTransaction(deps.pool, async (db) => {
+  return withIngestTransaction(deps, async (db, handoff) => {
     const ok: number[] = [];
     prepared.forEach((p, i) => p.ok && ok.push(i));
-    const outcomes = await ingestInTransaction(deps.boss, db, ok.map((i) => (prepared[i] as { input: EventInput }).input));
+    const outcomes = await ingestInTransaction(deps.boss, db, ok.map((i) => (prepared[i] as { input: EventInput }).input), handoff);
     const results: AcceptResult[] = new Array(messages.length);
     const letters: (DeadLetterInput & { index: number })[] = [];
     prepared.forEach((p, i) => {
@@ -222,7 +221,7 @@ export async function replayDeadLetter(
   projectId: string,
   id: string,
 ): Promise<ReplayResult | null> {
-  return withTransaction(deps.pool, async (db) => {
+  return withIngestTransaction(deps, async (db, handoff) => {
     const { rows } = await db.query<{ source_id: string; broker_id: string; body: Buffer; headers: Record<string, string>; replayed_at: Date | null; event_id: string | null }>(
       `SELECT source_id, broker_id, body, headers, replayed_at, event_id FROM dead_letters
        WHERE project_id = $1 AND id = $2 FOR UPDATE`,
@@ -237,7 +236,7 @@ export async function replayDeadLetter(
     let result: ReplayResult;
     if (!prepared.ok) result = { status: 'rejected', code: prepared.code, reason: prepared.reason };
     else {
-      const [o] = await ingestInTransaction(deps.boss, db, [prepared.input]);
+      const [o] = await ingestInTransaction(deps.boss, db, [prepared.input], handoff);
       result = o!.status === 'rejected' ? { status: 'rejected', code: o!.code, reason: o!.reason } : { status: o!.status, event_id: o!.event_id };
     }
     if (result.status === 'rejected') {

@@ -5,6 +5,7 @@ import { uuidv7 } from '../core/ids.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
+import { insertHandoff, type Claim, type DirectDispatch } from '../dispatch/handoff.ts';
 import { refKey } from '../store/endpoints.ts';
 import { routeBatch } from './route.ts';
 import type { IngestLimits } from './limits.ts';
@@ -19,6 +20,36 @@ export interface IngestDeps {
   boss: PgBoss;
   /** What every event must satisfy before it is stored (limits.ts). */
   limits: IngestLimits;
+  /**
+   * This process's dispatcher, when it has one: it takes the first attempts it has room for
+   * straight from the ingest transaction, without a pg-boss job (dispatch/handoff.ts).
+   */
+  direct?: DirectDispatch;
+}
+
+/** The claims an ingest transaction made on its process's dispatcher: started once it commits. */
+export interface Handoff {
+  direct: DirectDispatch;
+  claims: Claim[];
+}
+
+/**
+ * Runs `fn` in one transaction that may ingest events: the deliveries it hands to this process's
+ * dispatcher are started once it commits, and their slots given back if it does not. A COMMIT
+ * whose answer was lost may still have committed: the handoff's row then outlives its lease and
+ * the sweep queues its deliveries (handoff.ts).
+ */
+export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Queryable, handoff: Handoff | null) => Promise<T>): Promise<T> {
+  const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
+  let result: T;
+  try {
+    result = await withTransaction(deps.pool, (db) => fn(db, handoff));
+  } catch (err) {
+    for (const c of handoff?.claims ?? []) c.release();
+    throw err;
+  }
+  for (const c of handoff?.claims ?? []) c.start();
+  return result;
 }
 
 /**
@@ -60,10 +91,14 @@ const INSERT_EVENTS = insertEventsSql('');
  */
 export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
   if (inputs.length === 0) return [];
-  return withTransaction(deps.pool, (client) => ingestInTransaction(deps.boss, client, inputs));
+  return withIngestTransaction(deps, (db, handoff) => ingestInTransaction(deps.boss, db, inputs, handoff));
 }
 
-export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: EventInput[]): Promise<IngestOutcome[]> {
+/**
+ * Ingests in the caller's transaction. With a `handoff` (withIngestTransaction), first attempts
+ * this process's dispatcher takes get no pg-boss job.
+ */
+export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: EventInput[], handoff: Handoff | null = null): Promise<IngestOutcome[]> {
   const outcomes: IngestOutcome[] = new Array(inputs.length);
 
   // Route per project (a batch nearly always has one).
@@ -160,6 +195,14 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
     jobs.push(...jobsOf.get(i)!);
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
   }
-  await enqueueDeliveries(boss, db, jobs);
+  let queued = jobs;
+  const claim = handoff && jobs.length > 0 ? handoff.direct.claim(jobs) : null;
+  if (claim) {
+    // Kept before the write: if the write fails, the caller gives the claim's slots back.
+    handoff!.claims.push(claim);
+    await insertHandoff(db, claim);
+    queued = claim.rest;
+  }
+  await enqueueDeliveries(boss, db, queued);
   return outcomes;
 }

@@ -7,42 +7,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
 import { ingestInTransaction } from '../../../src/ingest/persist.ts';
 import { withTransaction } from '../../../src/store/pool.ts';
 import { DELIVERY_QUEUE, MAX_DELIVERIES_PER_JOB, endpointShares, enqueueDeliveries, insertJobs } from '../../../src/dispatch/queue.ts';
 import { refKey } from '../../../src/store/endpoints.ts';
 import { uuidv7 } from '../../../src/core/ids.ts';
 
-async function endpoint(t: TestApp, name: string, url: string): Promise<string> {
-  const res = await t.api('POST', '/endpoints', { name, url, skip_ping_validation: true });
-  expect(res.status, res.text).toBe(201);
-  return res.body.data.uid as string;
-}
-
-const inputs = (endpointId: string, n: number, tag: string) =>
-  Array.from({ length: n }, (_, i) => ({
-    project_id: 'default',
-    source_id: null,
-    message_type: 'single' as const,
-    endpoint_id: endpointId,
-    event_type: 'packed.test',
-    data: JSON.stringify({ tag, i }),
-    custom_headers: {},
-    idempotency_key: null,
-  }));
-
 /** Stores n events for the endpoint in one transaction (as one ingest group commit would). */
 async function ingest(t: TestApp, endpointId: string, n: number, tag: string): Promise<void> {
   await withTransaction(t.app.pool, (db) => ingestInTransaction(t.app.boss, db, inputs(endpointId, n, tag)));
-}
-
-/** The delivery jobs waiting or active: their group and how many deliveries each carries. */
-async function jobs(t: TestApp): Promise<{ group_id: string; n: number; state: string }[]> {
-  const { rows } = await t.app.pool.query<{ group_id: string; n: number; state: string }>(
-    `SELECT group_id, jsonb_array_length(data->'ds') AS n, state FROM pgboss.job WHERE name = $1 ORDER BY group_id, n DESC`,
-    [DELIVERY_QUEUE],
-  );
-  return rows;
 }
 
 /** Counts the requests the receiver holds open at once (each answered after `delayMs`). */

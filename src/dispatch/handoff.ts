@@ -1,0 +1,93 @@
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { withTransaction } from '../store/pool.ts';
+import type { Queryable } from '../store/queryable.ts';
+import { refKey } from '../store/endpoints.ts';
+import { DELIVERY_HEARTBEAT_SECONDS, enqueueDeliveries, type DeliveryJobInsert } from './queue.ts';
+
+/**
+ * First attempts handed straight from ingest to its own process's dispatcher, without a pg-boss
+ * job: no job row inserted, claimed and deleted in pg-boss's table of 17 indexes, no fetch, no
+ * NOTIFY round. The ingest transaction writes one `handoffs` row listing the deliveries it hands
+ * over (migration 018), and the dispatcher starts them once it commits. The row is the handoff's
+ * lease: renewed while the process holds the deliveries, deleted with the record of the last of
+ * them. A process that dies leaves its rows to run out, and any dispatcher's sweep turns them into
+ * pg-boss jobs for the deliveries still waiting for their first attempt: at least once, as before.
+ */
+
+/**
+ * A handoff's lease: renewed every half of `DELIVERY_HEARTBEAT_SECONDS` (three renewals a lease),
+ * and swept every `HANDOFF_SWEEP_SECONDS` once run out: a dead process's first attempts are queued
+ * within about 20 s, as soon as its pg-boss jobs are.
+ */
+export const HANDOFF_LEASE_SECONDS = 1.5 * DELIVERY_HEARTBEAT_SECONDS;
+export const HANDOFF_SWEEP_SECONDS = 5;
+
+/** What ingest asks of its own process's dispatcher. */
+export interface DirectDispatch {
+  /**
+   * Takes what this process can send itself of `jobs` (first attempts due now), reserving their
+   * slots; null when it takes none. The caller writes the claim's row in its transaction, queues
+   * `rest` as usual, and calls `start` once the transaction committed or `release` if it did not.
+   */
+  claim(jobs: DeliveryJobInsert[]): Claim | null;
+}
+
+export interface Claim {
+  id: string;
+  taken: DeliveryJobInsert[];
+  rest: DeliveryJobInsert[];
+  start(): void;
+  release(): void;
+}
+
+/** The handoff row of a claim, in the ingest transaction. */
+export async function insertHandoff(db: Queryable, claim: Claim): Promise<void> {
+  await db.query(`INSERT INTO handoffs (id, deliveries, lease_until) VALUES ($1, $2::uuid[], now() + $3 * interval '1 second')`, [
+    claim.id,
+    claim.taken.map((j) => j.delivery_id),
+    HANDOFF_LEASE_SECONDS,
+  ]);
+}
+
+/** Ends handoffs whose every delivery is settled, in the recorder's transaction. */
+export async function finishHandoffs(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query('DELETE FROM handoffs WHERE id = ANY($1::uuid[])', [ids]);
+}
+
+/** Renews the leases of the handoffs this process holds. */
+export async function renewHandoffs(pool: pg.Pool, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await pool.query(`UPDATE handoffs SET lease_until = now() + $2 * interval '1 second' WHERE id = ANY($1::uuid[])`, [ids, HANDOFF_LEASE_SECONDS]);
+}
+
+/** Handoffs turned into jobs by one sweep, at most (the next sweep takes the rest). */
+const RESCUE_BATCH = 200;
+
+/**
+ * Turns handoffs into pg-boss jobs: those whose lease ran out (their process died or stalls), and
+ * `ids` at once (this process gave them up). Only deliveries still waiting for their first attempt
+ * get a job; the row goes in the same transaction. Returns the jobs' deliveries.
+ */
+export async function rescueHandoffs(deps: { pool: pg.Pool; boss: PgBoss }, ids: string[] = []): Promise<number> {
+  return withTransaction(deps.pool, async (db) => {
+    const { rows } = await db.query<{ id: string; project_id: string; endpoint_id: string }>(
+      `WITH due AS (
+         DELETE FROM handoffs WHERE id IN (
+           SELECT id FROM handoffs WHERE lease_until < now() OR id = ANY($1::uuid[])
+           LIMIT ${RESCUE_BATCH} FOR UPDATE SKIP LOCKED)
+         RETURNING deliveries
+       )
+       SELECT d.id, d.project_id, d.endpoint_id FROM deliveries d
+       WHERE d.id IN (SELECT unnest(deliveries) FROM due) AND d.attempts = 0 AND d.status = 'scheduled'`,
+      [ids],
+    );
+    await enqueueDeliveries(
+      deps.boss,
+      db,
+      rows.map((r) => ({ delivery_id: r.id, attempt: 1, endpoint: refKey(r) })),
+    );
+    return rows.length;
+  });
+}

@@ -1,0 +1,34 @@
+/** Endpoints, events and delivery jobs made and read directly, for the dispatcher's tests. */
+import { expect } from 'vitest';
+import type { TestApp } from './app.ts';
+import { DELIVERY_QUEUE } from '../../src/dispatch/queue.ts';
+import type { EventInput } from '../../src/core/types.ts';
+
+/** An endpoint of the default project, made through the API. */
+export async function endpoint(t: TestApp, name: string, url: string): Promise<string> {
+  const res = await t.api('POST', '/endpoints', { name, url, skip_ping_validation: true });
+  expect(res.status, res.text).toBe(201);
+  return res.body.data.uid as string;
+}
+
+/** n events of the default project for one endpoint, tagged. */
+export const inputs = (endpointId: string, n: number, tag: string): EventInput[] =>
+  Array.from({ length: n }, (_, i) => ({
+    project_id: 'default',
+    source_id: null,
+    message_type: 'single' as const,
+    endpoint_id: endpointId,
+    event_type: 'packed.test',
+    data: JSON.stringify({ tag, i }),
+    custom_headers: {},
+    idempotency_key: null,
+  }));
+
+/** The delivery jobs waiting or active: their group and how many deliveries each carries. */
+export async function jobs(t: TestApp): Promise<{ group_id: string; n: number; state: string }[]> {
+  const { rows } = await t.app.pool.query<{ group_id: string; n: number; state: string }>(
+    `SELECT group_id, jsonb_array_length(data->'ds') AS n, state FROM pgboss.job WHERE name = $1 ORDER BY group_id, n DESC`,
+    [DELIVERY_QUEUE],
+  );
+  return rows;
+}

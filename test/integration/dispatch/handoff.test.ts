@@ -1,0 +1,142 @@
+/**
+ * First attempts handed from ingest straight to its own process's dispatcher (issue 15,
+ * dispatch/handoff.ts): no pg-boss job for them, the handoff's row ended with their record, its
+ * slots given back when the ingest rolls back, what is past the endpoint's share queued as before,
+ * and a handoff whose process died queued by the sweep once its lease ran out.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../../harness/app.ts';
+import { startReceiver } from '../../harness/receiver.ts';
+import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
+import { ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
+import type { DirectDispatch } from '../../../src/dispatch/handoff.ts';
+import type { Queryable } from '../../../src/store/queryable.ts';
+
+const LIMITS = { maxJsonDepth: 64 };
+
+/** Ingests in one transaction, handing what it can to `direct`; `during` runs before the commit. */
+async function ingestVia(t: TestApp, direct: DirectDispatch, ep: string, n: number, during?: (db: Queryable) => Promise<void>): Promise<void> {
+  await withIngestTransaction({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct }, async (db, handoff) => {
+    await ingestInTransaction(t.app.boss, db, inputs(ep, n, 'handoff'), handoff);
+    await during?.(db);
+  });
+}
+
+const handoffRows = async (db: Queryable): Promise<{ n: number }[]> =>
+  (await db.query<{ n: number }>('SELECT cardinality(deliveries) AS n FROM handoffs ORDER BY n DESC')).rows;
+
+describe('handoffs from ingest to its own dispatcher', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  it('sends first attempts without a pg-boss job and ends the handoff with their record', async () => {
+    const t = await startTestApp();
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    const ep = await endpoint(t, 'direct', `${rx.url}/direct`);
+    const dispatcher = t.app.dispatcher!;
+
+    await ingestVia(t, dispatcher, ep, 5, async (db) => {
+      // Before the commit: one row lists the five, no job was queued, and their slots are taken.
+      expect(await handoffRows(db)).toEqual([{ n: 5 }]);
+      expect((await db.query(`SELECT 1 FROM pgboss.job WHERE name = 'wharf-deliver'`)).rowCount).toBe(0);
+      expect(dispatcher.inFlight).toBe(5);
+      // Nothing is sent before the events exist for everyone.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(rx.requests).toHaveLength(0);
+    });
+
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(5);
+    const success = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content.length;
+    await expect.poll(success, { timeout: 5_000 }).toBe(5);
+    await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
+    expect(dispatcher.inFlight).toBe(0);
+    expect(await jobs(t)).toEqual([]);
+  });
+
+  it('gives the slots back when the ingest transaction rolls back', async () => {
+    const t = await startTestApp();
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    const ep = await endpoint(t, 'rolled-back', `${rx.url}/rolled-back`);
+    const dispatcher = t.app.dispatcher!;
+
+    const failing = ingestVia(t, dispatcher, ep, 3, async () => {
+      expect(dispatcher.inFlight).toBe(3);
+      throw new Error('the ingest fails after its claim');
+    });
+    await expect(failing).rejects.toThrow('the ingest fails after its claim');
+    expect(dispatcher.inFlight).toBe(0);
+    expect(await handoffRows(t.app.pool)).toEqual([]);
+    const { rows } = await t.app.pool.query('SELECT 1 FROM deliveries WHERE endpoint_id = $1', [ep]);
+    expect(rows).toHaveLength(0);
+
+    // The slots are there for the next ingest.
+    await ingestVia(t, dispatcher, ep, 2);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(2);
+  });
+
+  it("queues what is past the endpoint's share, and never has more than the share open", async () => {
+    const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    let open = 0;
+    let most = 0;
+    rx.answer(() => {
+      open += 1;
+      most = Math.max(most, open);
+      setTimeout(() => (open -= 1), 200);
+      return { status: 200, delayMs: 200 };
+    });
+    const ep = await endpoint(t, 'shared', `${rx.url}/shared`);
+
+    await ingestVia(t, t.app.dispatcher!, ep, 10, async (db) => {
+      expect(await handoffRows(db)).toEqual([{ n: 3 }]);
+      const { rows } = await db.query<{ n: number }>(`SELECT sum(jsonb_array_length(data->'ds'))::int AS n FROM pgboss.job WHERE name = 'wharf-deliver'`);
+      expect(rows[0]!.n).toBe(7);
+    });
+    await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(10);
+    // The queued seven waited for the handed-over three: the share holds across both ways.
+    expect(most).toBe(3);
+    expect(new Set(rx.requests.map((r) => r.headers['x-wharf-delivery-id'])).size).toBe(10);
+  });
+
+  it('queues the deliveries of a handoff whose process died once its lease ran out, but not those recorded', async () => {
+    const t = await startTestApp();
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    const ep = await endpoint(t, 'orphaned', `${rx.url}/orphaned`);
+    const dispatcher = t.app.dispatcher!;
+    // A process that dies right after its ingest commits: the handoff is written, never started.
+    const dying: DirectDispatch = {
+      claim: (j) => {
+        const claim = dispatcher.claim(j);
+        return claim && { ...claim, start: () => claim.release() };
+      },
+    };
+    await ingestVia(t, dying, ep, 4);
+    expect(await handoffRows(t.app.pool)).toEqual([{ n: 4 }]);
+    // One of them was recorded before the process died (its record commits before the handoff ends).
+    const { rows: recorded } = await t.app.pool.query<{ id: string }>(
+      `UPDATE deliveries SET status = 'success', attempts = 1, next_attempt_at = NULL
+       WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1 ORDER BY id LIMIT 1) RETURNING id`,
+      [ep],
+    );
+
+    // While its lease lasts, the handoff is its process's: nobody else sends it.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(rx.requests).toHaveLength(0);
+
+    await t.app.pool.query(`UPDATE handoffs SET lease_until = now() - interval '1 second'`);
+    // The sweep (every 5 s) queues the three still waiting; the dispatcher sends them once.
+    await expect.poll(() => rx.requests.length, { timeout: 15_000 }).toBe(3);
+    expect(rx.requests.map((r) => r.headers['x-wharf-delivery-id'])).not.toContain(recorded[0]!.id);
+    expect(await handoffRows(t.app.pool)).toEqual([]);
+    const success = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content.length;
+    await expect.poll(success, { timeout: 5_000 }).toBe(4);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(rx.requests).toHaveLength(3);
+  });
+});
