@@ -164,13 +164,19 @@ describe('chaos', () => {
 
   it('loses no acknowledged event, stores none twice, and tries interrupted deliveries again within 30 s', async () => {
     const disruptions: Disruption[] = [];
-    /** Deliveries the database shows claimed and unfinished: after a SIGKILL, exactly what the dead process held. */
+    /**
+     * Deliveries the database shows claimed and unfinished: after a SIGKILL, exactly what the dead
+     * process held, by its pg-boss jobs (`active`) or its handoffs from ingest (their rows).
+     */
     const claimedNow = async (after: number): Promise<Interrupted[]> =>
       (
         await query<{ d: string }>(
-          `SELECT DISTINCT x.d FROM pgboss.job j, jsonb_array_elements(j.data->'ds') e, LATERAL (SELECT e->>0 AS d) x
+          `SELECT DISTINCT x.d FROM (
+             SELECT e->>0 AS d FROM pgboss.job j, jsonb_array_elements(j.data->'ds') e WHERE j.name = 'wharf-deliver' AND j.state = 'active'
+             UNION ALL SELECT unnest(deliveries)::text FROM handoffs
+           ) x
            JOIN deliveries dl ON dl.id = x.d::uuid
-           WHERE j.name = 'wharf-deliver' AND j.state = 'active' AND dl.status NOT IN ('success', 'failure', 'discarded')`,
+           WHERE dl.status NOT IN ('success', 'failure', 'discarded')`,
         )
       ).map((r) => ({ delivery: r.d, after }));
     const restart = async (): Promise<{ restartedAt: number; readyAt: number }> => {
