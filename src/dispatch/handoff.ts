@@ -27,27 +27,19 @@ export const HANDOFF_SWEEP_SECONDS = 5;
 export interface DirectDispatch {
   /**
    * Takes what this process can send itself of `jobs` (first attempts due now), reserving their
-   * slots; null when it takes none. The caller writes the claim's row in its transaction, queues
-   * `rest` as usual, and calls `start` once the transaction committed or `release` if it did not.
+   * slots; null when it takes none. The caller writes the claim's row in its transaction
+   * (ingest/persist.ts), queues the rest as usual, and calls `start` once the transaction
+   * committed or `release` if it did not.
    */
   claim(jobs: DeliveryJobInsert[]): Claim | null;
 }
 
 export interface Claim {
+  /** The id of its `handoffs` row. */
   id: string;
   taken: DeliveryJobInsert[];
-  rest: DeliveryJobInsert[];
   start(): void;
   release(): void;
-}
-
-/** The handoff row of a claim, in the ingest transaction. */
-export async function insertHandoff(db: Queryable, claim: Claim): Promise<void> {
-  await db.query(`INSERT INTO handoffs (id, deliveries, lease_until) VALUES ($1, $2::uuid[], now() + $3 * interval '1 second')`, [
-    claim.id,
-    claim.taken.map((j) => j.delivery_id),
-    HANDOFF_LEASE_SECONDS,
-  ]);
 }
 
 /** Ends handoffs whose every delivery is settled, in the recorder's transaction. */

@@ -218,6 +218,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const perProject = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
+  // The last fetch asked for less than batch_size, or for nothing, because slots were taken.
+  let capped = false;
   // A wake-up that came while a fetch was under way: the loop fetches again instead of sleeping.
   let woken = false;
   const wake = (): void => {
@@ -255,11 +257,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     const rescue: string[] = [];
     for (const { job, delivery } of items) if (job.handoff && delivery !== null) unclaim(job.handoff, delivery);
     const counts = perJob(items);
+    let jobEnded = false;
     for (const [job, n] of counts) {
       if (!ok) job.failed = true;
       job.open -= n;
       openDeliveries -= n;
       if (job.open > 0) continue;
+      if (!job.handoff) jobEnded = true;
       // Only this copy: pg-boss may have handed the same job out again (a heartbeat missed for
       // over 10 s), and the new copy is held on its own.
       if (held.get(job.id) === job) held.delete(job.id);
@@ -269,8 +273,10 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (failed.length > 0) track(failJobs(deps, failed));
     // A handoff given up on is queued at once; if the database is down too, its lease runs out.
     if (rescue.length > 0) track(rescueHandoffs(deps, rescue).then(() => undefined, (err: unknown) => void emitter.emit('error', err as Error)));
-    // Slots came free: a fetch cut short by the cap (or by group limits) may find more now.
-    if (counts.size > 0) wake();
+    // A fetch cut short by max_in_flight may find more now that slots came free, and one cut short
+    // by an endpoint's job group once one of its jobs ended. Otherwise the queue had nothing more
+    // (handoffs settle all the time, and a fetch per settle would mostly find nothing).
+    if (jobEnded || (capped && counts.size > 0)) wake();
   };
 
   const recorder = createRecorder(deps, emitter, settle, options.lingerMs ?? 0);
@@ -292,7 +298,6 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   emitter.claim = (jobs): Claim | null => {
     if (!running) return null;
     const taken: DeliveryJobInsert[] = [];
-    const rest: DeliveryJobInsert[] = [];
     const byEndpoint = new Map<string, number>();
     for (const j of jobs) {
       const n = byEndpoint.get(j.endpoint) ?? 0;
@@ -300,7 +305,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       if (room && j.attempt === 1 && !j.delaySeconds) {
         taken.push(j);
         byEndpoint.set(j.endpoint, n + 1);
-      } else rest.push(j);
+      }
     }
     if (taken.length === 0) return null;
     const job: HeldJob = { id: uuidv7(), handoff: new Map(taken.map((j) => [j.delivery_id, j.endpoint])), open: taken.length, failed: false };
@@ -310,7 +315,6 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     return {
       id: job.id,
       taken,
-      rest,
       start: () => {
         if (state !== 'claimed') return;
         state = 'started';
@@ -336,6 +340,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     while (running) {
       const free = options.maxInFlight - openDeliveries;
       woken = false;
+      capped = free < options.batchSize;
       let full = false;
       if (free > 0) {
         // Jobs, rounded up: a fetch can take up to MAX_DELIVERIES_PER_JOB − 1 deliveries past

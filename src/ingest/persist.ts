@@ -5,7 +5,7 @@ import { uuidv7 } from '../core/ids.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
-import { insertHandoff, type Claim, type DirectDispatch } from '../dispatch/handoff.ts';
+import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch } from '../dispatch/handoff.ts';
 import { refKey } from '../store/endpoints.ts';
 import { routeBatch } from './route.ts';
 import type { IngestLimits } from './limits.ts';
@@ -54,7 +54,8 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
 
 /**
  * Events and, joined on the events actually inserted, their deliveries: an event that loses on its
- * idempotency key gets none.
+ * idempotency key gets none. The deliveries handed to this process's dispatcher ($20, of those
+ * inserted) go into the handoff's row ($19; dispatch/handoff.ts), when there is one.
  */
 const insertEventsSql = (onConflict: string): string =>
   `WITH ev AS (
@@ -71,6 +72,11 @@ const insertEventsSql = (onConflict: string): string =>
      FROM unnest($12::uuid[], $13::text[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::jsonb[])
        AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)
      JOIN ev ON ev.id = d.event_id
+     RETURNING id
+   ), ho AS (
+     INSERT INTO handoffs (id, deliveries, lease_until)
+     SELECT $19::uuid, array_agg(dl.id), now() + $21 * interval '1 second' FROM dl WHERE dl.id = ANY($20::uuid[])
+     HAVING count(*) > 0
    )
    SELECT id FROM ev`;
 
@@ -132,10 +138,11 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
   // Each event's jobs, queued only if the event is stored.
   const jobsOf = new Map<number, DeliveryJobInsert[]>();
+  const ready: DeliveryJobInsert[] = [];
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
-    const ready: DeliveryJobInsert[] = [];
+    const mine: DeliveryJobInsert[] = [];
     for (const t of route.targets) {
       const id = uuidv7();
       // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
@@ -147,10 +154,19 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       delivery.type.push(inputs[i]!.event_type);
       delivery.status.push(status);
       delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
-      if (status === 'scheduled') ready.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
+      if (status === 'scheduled') mine.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
     }
-    jobsOf.set(i, ready);
+    jobsOf.set(i, mine);
+    ready.push(...mine);
   }
+
+  // This process's dispatcher takes what it has room for; the statement writes the handoff's row
+  // for those of them it inserts. One that loses on its idempotency key is found missing by the
+  // dispatcher and settled as having nothing to do.
+  const claim = handoff && ready.length > 0 ? handoff.direct.claim(ready) : null;
+  // Kept before the write: if the transaction fails, the caller gives the claim's slots back.
+  if (claim) handoff!.claims.push(claim);
+  const taken = new Set(claim?.taken.map((j) => j.delivery_id));
 
   const rows = toInsert.map((i) => inputs[i]!);
   const { rows: inserted } = await db.query<{ id: string }>(
@@ -168,6 +184,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       rows.map((r) => r.data),
       rows.map((r) => JSON.stringify(r.headers ?? {})),
       delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
+      claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS,
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));
@@ -195,14 +212,6 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
     jobs.push(...jobsOf.get(i)!);
     outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
   }
-  let queued = jobs;
-  const claim = handoff && jobs.length > 0 ? handoff.direct.claim(jobs) : null;
-  if (claim) {
-    // Kept before the write: if the write fails, the caller gives the claim's slots back.
-    handoff!.claims.push(claim);
-    await insertHandoff(db, claim);
-    queued = claim.rest;
-  }
-  await enqueueDeliveries(boss, db, queued);
+  await enqueueDeliveries(boss, db, jobs.filter((j) => !taken.has(j.delivery_id)));
   return outcomes;
 }

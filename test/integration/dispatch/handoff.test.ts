@@ -78,6 +78,30 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(2);
   });
 
+  it('lists only the deliveries it inserted: one that lost on its idempotency key leaves no slot taken', async () => {
+    const t = await startTestApp();
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    const ep = await endpoint(t, 'keyed', `${rx.url}/keyed`);
+    const dispatcher = t.app.dispatcher!;
+    const keyed = (key: string, n: number) => inputs(ep, n, key).map((e, i) => ({ ...e, idempotency_key: `${key}-${i}` }));
+    const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
+    await withIngestTransaction(via, (db, handoff) => ingestInTransaction(t.app.boss, db, keyed('first', 1), handoff));
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(1);
+
+    // first-0 is held already; second-0 and second-1 are new.
+    const outcomes = await withIngestTransaction(via, async (db, handoff) => {
+      const o = await ingestInTransaction(t.app.boss, db, [...keyed('first', 1), ...keyed('second', 2)], handoff);
+      expect(await handoffRows(db)).toEqual([{ n: 2 }]);
+      return o;
+    });
+    expect(outcomes.map((o) => o.status)).toEqual(['duplicate', 'stored', 'stored']);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
+    await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
+    expect(await jobs(t)).toEqual([]);
+  });
+
   it("queues what is past the endpoint's share, and never has more than the share open", async () => {
     const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
     const rx = await startReceiver();
