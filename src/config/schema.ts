@@ -350,8 +350,16 @@ export const configSchema = {
   dispatch: {
     batch_size: { doc: 'Deliveries one fetch asks for at most, rounded up to whole jobs (a job carries up to 8 deliveries of one endpoint).', format: 'wharf-int', min: 1, max: 10_000, default: 100 },
     concurrency: { doc: 'Deprecated and ignored: deliveries are sent and recorded one by one, up to max_in_flight at once.', format: 'wharf-int', min: 1, max: 1000, default: 2 },
-    max_in_flight: { doc: 'Deliveries one process sends at once (fetched and not yet recorded); a fetch of whole jobs can pass it by up to 7.', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
-    endpoint_concurrency: { doc: 'Deliveries of one endpoint in flight at once, across every replica: an endpoint that hangs holds at most this many slots.', format: 'wharf-int', min: 1, max: 100_000, default: 128 },
+    max_in_flight: { doc: 'Deliveries one process sends at once (fetched or handed over from its ingest, and not yet recorded); a fetch of whole jobs can pass it by up to 7.', format: 'wharf-int', min: 1, max: 100_000, default: 500 },
+    endpoint_concurrency: {
+      doc:
+        'Deliveries of one endpoint in flight at once: an endpoint that hangs holds at most this many slots of a process. Queued ' +
+        'deliveries keep to it across every replica; a replica also sends the first attempts it ingested itself within its own count.',
+      format: 'wharf-int',
+      min: 1,
+      max: 100_000,
+      default: 128,
+    },
     project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     linger_ms: {

@@ -289,11 +289,26 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     adjust(handedOver, e, -1);
   };
 
+  // Handoffs committed and not yet loaded. One load at a time takes all of them: handoffs hold at
+  // most one of the pool's connections however fast ingest commits (a load per commit, under a
+  // moment's slowness of the database, queued ahead of ingest's own transactions for the pool),
+  // and several are loaded with one work query and one secrets query.
+  let arrived: Fetched[] = [];
+  let loading: Promise<void> | null = null;
+  const loadArrived = async (): Promise<void> => {
+    while (arrived.length > 0) {
+      const batch = arrived;
+      arrived = [];
+      await startBatch(batch);
+    }
+    loading = null;
+  };
+
   /**
    * Takes first attempts straight from an ingest transaction while this process has room: a free
-   * slot of max_in_flight, and fewer than endpoint_concurrency of the endpoint's deliveries in its
-   * handoffs (pg-boss's job groups do not see these, so each process keeps its own count; the
-   * rest of the endpoint's deliveries are queued and capped by their job group as before).
+   * slot of max_in_flight, and the endpoint under endpoint_concurrency in this process (`busy`:
+   * pg-boss's job groups do not see handoffs, so each process keeps its own count; the rest of
+   * the endpoint's deliveries are queued and capped by their job group as before).
    */
   emitter.claim = (jobs): Claim | null => {
     if (!running) return null;
@@ -324,7 +339,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
           settle(allOf(job), false);
           return;
         }
-        track(startBatch([{ job, ds: taken.map((j): [string, number] => [j.delivery_id, 1]) }]));
+        arrived.push({ job, ds: taken.map((j): [string, number] => [j.delivery_id, 1]) });
+        if (!loading) track((loading = loadArrived()));
       },
       release: () => {
         if (state !== 'claimed') return;
@@ -588,7 +604,6 @@ async function loadLive(deps: DispatcherDeps, fetched: Fetched[], recorder: Reco
   for (const i of idle) void recorder.skip(i);
   return live;
 }
-
 
 async function sendOne(deps: DispatcherDeps, { row, attempt }: Live, secrets: EndpointSecret[], credentials: (row: WorkRow) => EndpointCredentials): Promise<Outcome> {
   if (discarded(row)) {

@@ -31,12 +31,17 @@ describe('handoffs from ingest to its own dispatcher', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  it('sends first attempts without a pg-boss job and ends the handoff with their record', async () => {
-    const t = await startTestApp();
+  /** An app with its dispatcher, a receiver, and an endpoint `name` at it. */
+  async function started(name: string, options: Parameters<typeof startTestApp>[0] = {}) {
+    const t = await startTestApp(options);
     const rx = await startReceiver();
     cleanup.push(() => t.stop(), () => rx.close());
-    const ep = await endpoint(t, 'direct', `${rx.url}/direct`);
-    const dispatcher = t.app.dispatcher!;
+    const ep = await endpoint(t, name, `${rx.url}/${name}`);
+    return { t, rx, ep, dispatcher: t.app.dispatcher! };
+  }
+
+  it('sends first attempts without a pg-boss job and ends the handoff with their record', async () => {
+    const { t, rx, ep, dispatcher } = await started('direct');
 
     await ingestVia(t, dispatcher, ep, 5, async (db) => {
       // Before the commit: one row lists the five, no job was queued, and their slots are taken.
@@ -57,11 +62,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   it('gives the slots back when the ingest transaction rolls back', async () => {
-    const t = await startTestApp();
-    const rx = await startReceiver();
-    cleanup.push(() => t.stop(), () => rx.close());
-    const ep = await endpoint(t, 'rolled-back', `${rx.url}/rolled-back`);
-    const dispatcher = t.app.dispatcher!;
+    const { t, rx, ep, dispatcher } = await started('rolled-back');
 
     const failing = ingestVia(t, dispatcher, ep, 3, async () => {
       expect(dispatcher.inFlight).toBe(3);
@@ -79,11 +80,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   it('lists only the deliveries it inserted: one that lost on its idempotency key leaves no slot taken', async () => {
-    const t = await startTestApp();
-    const rx = await startReceiver();
-    cleanup.push(() => t.stop(), () => rx.close());
-    const ep = await endpoint(t, 'keyed', `${rx.url}/keyed`);
-    const dispatcher = t.app.dispatcher!;
+    const { t, rx, ep, dispatcher } = await started('keyed');
     const keyed = (key: string, n: number) => inputs(ep, n, key).map((e, i) => ({ ...e, idempotency_key: `${key}-${i}` }));
     const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
     await withIngestTransaction(via, (db, handoff) => ingestInTransaction(t.app.boss, db, keyed('first', 1), handoff));
@@ -103,9 +100,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   it("queues what is past the endpoint's share, and never has more than the share open", async () => {
-    const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
-    const rx = await startReceiver();
-    cleanup.push(() => t.stop(), () => rx.close());
+    const { t, rx, ep } = await started('shared', { dispatch: { endpoint_concurrency: 3 } });
     let open = 0;
     let most = 0;
     rx.answer(() => {
@@ -114,7 +109,6 @@ describe('handoffs from ingest to its own dispatcher', () => {
       setTimeout(() => (open -= 1), 200);
       return { status: 200, delayMs: 200 };
     });
-    const ep = await endpoint(t, 'shared', `${rx.url}/shared`);
 
     await ingestVia(t, t.app.dispatcher!, ep, 10, async (db) => {
       expect(await handoffRows(db)).toEqual([{ n: 3 }]);
@@ -128,11 +122,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   it('queues the deliveries of a handoff whose process died once its lease ran out, but not those recorded', async () => {
-    const t = await startTestApp();
-    const rx = await startReceiver();
-    cleanup.push(() => t.stop(), () => rx.close());
-    const ep = await endpoint(t, 'orphaned', `${rx.url}/orphaned`);
-    const dispatcher = t.app.dispatcher!;
+    const { t, rx, ep, dispatcher } = await started('orphaned');
     // A process that dies right after its ingest commits: the handoff is written, never started.
     const dying: DirectDispatch = {
       claim: (j) => {
