@@ -140,6 +140,11 @@ export function createApp(options: AppOptions): App {
       );
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery dispatch failed; its jobs go back to pg-boss'));
       dispatcher.on('endpoint', (c) => logger.warn(c, `endpoint ${c.to}`));
+      dispatcher.on('claimed', metrics.claimed);
+      dispatcher.on('rescued', (n) => {
+        metrics.rescued(n);
+        logger.warn({ deliveries: n }, 'queued first attempts of handoffs as jobs: their process died, stalled or gave them up');
+      });
       dispatcher.on('attempt', (a) => {
         metrics.attempt(a);
         logger.debug(a, 'delivery attempt');

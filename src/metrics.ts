@@ -13,6 +13,10 @@ export interface Metrics {
   registry: Registry;
   sourceResults(source: { project_id: string; id: string; type: string }, results: AcceptResult[]): void;
   attempt(a: { status: DeliveryStatus; latencyMs: number }): void;
+  /** First attempts of one ingest transaction: taken by this process's dispatcher, or queued. */
+  claimed(c: { handedOver: number; queued: number }): void;
+  /** First attempts of handoffs a sweep (or their own process, giving up) queued as jobs. */
+  rescued(n: number): void;
   ingestRequest(source: { project_id: string; id: string }, outcome: string): void;
   /** Where the source gauges come from. */
   watchSources(status: () => SourceStatus[]): void;
@@ -86,6 +90,19 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const firstAttempts = new Counter({
+    name: 'wharf_dispatch_first_attempts_total',
+    help: 'First attempts of events ingested by this process, by way: handoff (sent by its own dispatcher) or queued (a pg-boss job: no room here).',
+    labelNames: ['way'],
+    registers: [registry],
+  });
+  for (const way of ['handoff', 'queued']) firstAttempts.inc({ way }, 0);
+  const rescued = new Counter({
+    name: 'wharf_dispatch_rescued_deliveries_total',
+    help: 'First attempts of handoffs queued as jobs by this process: their own process stopped renewing them (it died or stalled), or gave them up.',
+    registers: [registry],
+  });
+
   const purged = new Counter({
     name: 'wharf_retention_purged_rows_total',
     help: 'Rows deleted by retention, by kind: events, deliveries, attempts, dead_letters, meta_events.',
@@ -126,6 +143,13 @@ export function createMetrics(): Metrics {
     attempt(a) {
       attempts.inc({ status: a.status });
       latency.observe(a.latencyMs / 1000);
+    },
+    claimed(c) {
+      if (c.handedOver > 0) firstAttempts.inc({ way: 'handoff' }, c.handedOver);
+      if (c.queued > 0) firstAttempts.inc({ way: 'queued' }, c.queued);
+    },
+    rescued(n) {
+      rescued.inc(n);
     },
     watchSources(status) {
       sources = status;

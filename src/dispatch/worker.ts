@@ -68,6 +68,10 @@ export type { EndpointChange };
 export interface DispatcherEvents {
   endpoint: [EndpointChange];
   attempt: [{ deliveryId: string; endpointId: string; attempt: number; status: DeliveryStatus; statusCode: number | null; latencyMs: number; errorCode: string | null }];
+  /** An ingest transaction's first attempts: how many this process took (`handedOver`), how many it left to the queue. */
+  claimed: [{ handedOver: number; queued: number }];
+  /** First attempts of handoffs queued as jobs: their process stopped renewing them, or gave them up. */
+  rescued: [number];
   error: [Error];
 }
 
@@ -254,7 +258,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
    */
   const settle = (items: Settled[], ok: boolean): void => {
     const failed: string[] = [];
-    const rescue: string[] = [];
+    const toRescue: string[] = [];
     for (const { job, delivery } of items) if (job.handoff && delivery !== null) unclaim(job.handoff, delivery);
     const counts = perJob(items);
     let jobEnded = false;
@@ -268,11 +272,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       // over 10 s), and the new copy is held on its own.
       if (held.get(job.id) === job) held.delete(job.id);
       if (job.handoff) for (const d of [...job.handoff.keys()]) unclaim(job.handoff, d);
-      if (job.failed) (job.handoff ? rescue : failed).push(job.id);
+      if (job.failed) (job.handoff ? toRescue : failed).push(job.id);
     }
     if (failed.length > 0) track(failJobs(deps, failed));
     // A handoff given up on is queued at once; if the database is down too, its lease runs out.
-    if (rescue.length > 0) track(rescueHandoffs(deps, rescue).then(() => undefined, (err: unknown) => void emitter.emit('error', err as Error)));
+    if (toRescue.length > 0) track(rescue(toRescue));
     // A fetch cut short by max_in_flight may find more now that slots came free, and one cut short
     // by an endpoint's job group once one of its jobs ended. Otherwise the queue had nothing more
     // (handoffs settle all the time, and a fetch per settle would mostly find nothing).
@@ -280,6 +284,16 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   };
 
   const recorder = createRecorder(deps, emitter, settle, options.lingerMs ?? 0);
+
+  /** Queues the deliveries of run-out handoffs (and of `ids` at once) as jobs. */
+  const rescue = async (ids: string[] = []): Promise<void> => {
+    try {
+      const n = await rescueHandoffs(deps, ids);
+      if (n > 0) emitter.emit('rescued', n);
+    } catch (err) {
+      if (running || ids.length > 0) emitter.emit('error', err as Error);
+    }
+  };
 
   /** A handed-over delivery no longer counts against its endpoint's share. */
   const unclaim = (handoff: Map<string, string>, delivery: string): void => {
@@ -322,6 +336,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         byEndpoint.set(j.endpoint, n + 1);
       }
     }
+    emitter.emit('claimed', { handedOver: taken.length, queued: jobs.length - taken.length });
     if (taken.length === 0) return null;
     const job: HeldJob = { id: uuidv7(), handoff: new Map(taken.map((j) => [j.delivery_id, j.endpoint])), open: taken.length, failed: false };
     openDeliveries += taken.length;
@@ -514,9 +529,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
 
   // Handoffs of processes that died: any dispatcher queues their deliveries.
   let sweeper: NodeJS.Timeout | null = null;
-  const sweep = (): void => {
-    track(rescueHandoffs(deps).then(() => undefined, (err: unknown) => void (running && emitter.emit('error', err as Error))));
-  };
+  const sweep = (): void => track(rescue());
 
   emitter.start = async () => {
     if (running) return;

@@ -59,6 +59,9 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
     expect(dispatcher.inFlight).toBe(0);
     expect(await jobs(t)).toEqual([]);
+    const metrics = (await t.operator('GET', '/metrics')).text;
+    expect(metrics).toMatch(/^wharf_dispatch_first_attempts_total\{way="handoff"\} 5$/m);
+    expect(metrics).toMatch(/^wharf_dispatch_first_attempts_total\{way="queued"\} 0$/m);
   });
 
   it('gives the slots back when the ingest transaction rolls back', async () => {
@@ -115,6 +118,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
       const { rows } = await db.query<{ n: number }>(`SELECT sum(jsonb_array_length(data->'ds'))::int AS n FROM pgboss.job WHERE name = 'wharf-deliver'`);
       expect(rows[0]!.n).toBe(7);
     });
+    expect((await t.operator('GET', '/metrics')).text).toMatch(/^wharf_dispatch_first_attempts_total\{way="queued"\} 7$/m);
     await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(10);
     // The queued seven waited for the handed-over three: the share holds across both ways.
     expect(most).toBe(3);
@@ -152,5 +156,6 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await expect.poll(success, { timeout: 5_000 }).toBe(4);
     await new Promise((r) => setTimeout(r, 500));
     expect(rx.requests).toHaveLength(3);
+    expect((await t.operator('GET', '/metrics')).text).toMatch(/^wharf_dispatch_rescued_deliveries_total 3$/m);
   });
 });
