@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { sleep } from '../core/backoff.ts';
 import { WharfError } from '../core/errors.ts';
-import { withTransaction } from './pool.ts';
 
 interface MigrationFile {
   version: number;
@@ -15,12 +14,11 @@ const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
 const FILE_PATTERN = /^(\d{3})_([a-z0-9_-]+)\.sql$/;
 
 /**
- * An arbitrary constant naming Wharf's migration lock among the database's advisory locks.
- * Transaction-scoped on purpose: PGlite serves every socket connection from one backend session,
- * where a session lock would be shared by all of them and exclude nothing, whereas the socket
- * server already runs whole transactions one at a time. On Postgres the lock does the excluding.
+ * An arbitrary constant naming Wharf's migration lock among the database's advisory locks: held
+ * for the session on Postgres, for each transaction as well (what excludes on PGlite: `migrate`).
  */
-const LOCK_KEY = '374874395206'; // 0x5748415246, "WHARF"
+export const MIGRATION_LOCK_KEY = '374874395206';
+const LOCK_KEY = MIGRATION_LOCK_KEY; // 0x5748415246, "WHARF"
 const LOCK_SQL = `SELECT pg_advisory_xact_lock(${LOCK_KEY})`;
 
 /**
@@ -33,15 +31,39 @@ const NO_TRANSACTION = /^-- wharf:no-transaction\b/;
 
 /**
  * Applies the migrations not yet recorded in `wharf_migrations`, in version order, each in its
- * own transaction with the lock held (a no-transaction file: on one session holding it), so
- * replicas that start together apply each file once and a failed file leaves the ones before it
- * applied.
+ * own transaction (a no-transaction file: statement by statement), so replicas that start together
+ * apply each file once and a failed file leaves the ones before it applied.
+ *
+ * On Postgres the whole run holds the lock for its session, on one connection, and a replica
+ * waits for it by polling outside any transaction. A replica waiting inside a transaction (in
+ * `pg_advisory_xact_lock`) held a snapshot, and `CREATE INDEX CONCURRENTLY` in the replica holding
+ * the lock waits for every older snapshot's transaction to end: a deadlock, which Postgres broke
+ * by failing the build (seen when two replicas started on a fresh database). PGlite serves every
+ * connection from one backend session, where a session lock excludes nothing; there each
+ * transaction takes the transaction-scoped lock, and the socket server runs whole transactions
+ * one at a time. Both hold on Postgres too: a session holding a lock is granted it again.
  */
 export async function migrate(pool: pg.Pool): Promise<{ applied: string[] }> {
   const files = await listMigrations();
-  const applied: string[] = [];
+  const client = await pool.connect();
+  try {
+    const embedded = /\bPGlite\b/.test((await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v);
+    if (!embedded) {
+      while (!(await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`)).rows[0]!.ok) await sleep(100);
+    }
+    const result = await migrateOn(client, files, embedded);
+    if (!embedded) await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
+    client.release();
+    return result;
+  } catch (err) {
+    client.release(true); // closing the session is what releases its lock
+    throw err;
+  }
+}
 
-  const done = await withTransaction(pool, async (client) => {
+async function migrateOn(client: pg.PoolClient, files: MigrationFile[], embedded: boolean): Promise<{ applied: string[] }> {
+  const applied: string[] = [];
+  const done = await inTransaction(client, async () => {
     await client.query(LOCK_SQL);
     await client.query(`CREATE TABLE IF NOT EXISTS wharf_migrations (
       version    integer PRIMARY KEY,
@@ -52,30 +74,24 @@ export async function migrate(pool: pg.Pool): Promise<{ applied: string[] }> {
     return new Set(rows.map((r) => r.version));
   });
 
-  let embedded: boolean | undefined;
   for (const m of files) {
     if (done.has(m.version)) continue;
     const sql = await readFile(m.file, 'utf8');
-    if (NO_TRANSACTION.test(sql)) {
-      // PGlite serves every connection from one backend, where a session lock excludes nothing;
-      // it is one process's own database, so its build blocks nobody: the file runs as any other.
-      embedded ??= /\bPGlite\b/.test((await pool.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v);
-      if (!embedded) {
-        if (await applyOutsideTransaction(pool, m, sql)) applied.push(m.name);
-        continue;
-      }
+    const failed = (err: unknown) => new WharfError('WHARF_ERR_MIGRATION', `migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+    // PGlite's build blocks nobody (it is one process's own database): its file runs as any other.
+    if (NO_TRANSACTION.test(sql) && !embedded) {
+      for (const statement of splitStatements(sql)) await client.query(statement).catch((err: unknown) => Promise.reject(failed(err)));
+      await client.query('INSERT INTO wharf_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.name);
+      continue;
     }
-    const ran = await withTransaction(pool, async (client) => {
+    const ran = await inTransaction(client, async () => {
       await client.query(LOCK_SQL);
-      // Another replica may have applied it between our first look and taking the lock.
+      // Another process may have applied it between our first look and taking the lock.
       const { rowCount } = await client.query('SELECT 1 FROM wharf_migrations WHERE version = $1', [m.version]);
       if (rowCount) return false;
-      try {
-        // No parameters: the simple query protocol, which accepts a file of many statements.
-        await client.query(NO_TRANSACTION.test(sql) ? sql.replace(/\bCONCURRENTLY\b/g, '') : sql);
-      } catch (err) {
-        throw new WharfError('WHARF_ERR_MIGRATION', `migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
-      }
+      // No parameters: the simple query protocol, which accepts a file of many statements.
+      await client.query(NO_TRANSACTION.test(sql) ? sql.replace(/\bCONCURRENTLY\b/g, '') : sql).catch((err: unknown) => Promise.reject(failed(err)));
       await client.query('INSERT INTO wharf_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       return true;
     });
@@ -84,32 +100,15 @@ export async function migrate(pool: pg.Pool): Promise<{ applied: string[] }> {
   return { applied };
 }
 
-/**
- * Runs a no-transaction file on one connection holding the migration lock for its session. The
- * lock is polled, not waited for: a session blocked in pg_advisory_lock holds a snapshot, and
- * CREATE INDEX CONCURRENTLY waits for every older snapshot of the database, so the replica
- * building an index would wait for the replica waiting for it.
- */
-async function applyOutsideTransaction(pool: pg.Pool, m: MigrationFile, sql: string): Promise<boolean> {
-  const client = await pool.connect();
+/** BEGIN, `fn`, COMMIT on `client`; ROLLBACK and the original error if `fn` throws. */
+async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
   try {
-    while (!(await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`)).rows[0]!.ok) await sleep(100);
-    const { rowCount } = await client.query('SELECT 1 FROM wharf_migrations WHERE version = $1', [m.version]);
-    if (!rowCount) {
-      for (const statement of splitStatements(sql)) {
-        try {
-          await client.query(statement);
-        } catch (err) {
-          throw new WharfError('WHARF_ERR_MIGRATION', `migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
-        }
-      }
-      await client.query('INSERT INTO wharf_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-    }
-    await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
-    client.release();
-    return !rowCount;
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
   } catch (err) {
-    client.release(true); // closing the session is what releases its lock
+    await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
 }

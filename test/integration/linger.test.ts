@@ -76,8 +76,11 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
     const count = async () =>
       (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM delivery_attempts`)).rows[0]!;
     await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
-    // 1-3 here with a 200 ms linger, also on a loaded machine; 8 with dispatch.linger_ms 0
-    // (answers a few ms apart, each written as soon as the previous write ended).
-    expect(Number((await count()).txns)).toBeLessThanOrEqual(4);
+    // 4-5 here with a 200 ms linger; 8 with dispatch.linger_ms 0 (answers a few ms apart, each
+    // written as soon as the previous write ended). 1-3 before handoffs: the dispatcher then
+    // fetched every event's job at once; now each ingest transaction's deliveries are sent as it
+    // commits, so the answers come as spread out as the posts, and the linger's meter needs a
+    // few of them to find them dense.
+    expect(Number((await count()).txns)).toBeLessThanOrEqual(6);
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WharfError } from '../../src/core/errors.ts';
 import { createSecretBox, generateApiKey, hashApiKey, loadSecretBox } from '../../src/store/crypto.ts';
 import { startEmbeddedPostgres } from '../../src/store/embedded.ts';
-import { migrate } from '../../src/store/migrate.ts';
+import { MIGRATION_LOCK_KEY, migrate } from '../../src/store/migrate.ts';
 import { bossDb, createPool, withTransaction } from '../../src/store/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../harness/db.ts';
 
@@ -134,6 +134,37 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     await p.query('DELETE FROM wharf_migrations WHERE version = 16');
     expect((await migrate(p)).applied).toEqual(['016_ascending_indexes']);
     expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE indexname IN ('events_project', 'deliveries_project', 'deliveries_endpoint')`)).toBe(3);
+  });
+
+  // Seen in CI: two replicas started on a fresh database, one building 016's indexes while the
+  // other waited for the lock inside a transaction, and Postgres broke the deadlock by failing the build.
+  onPostgres('a replica waiting for the migration lock holds no transaction open: a concurrent index build goes on', async () => {
+    const fresh = await createTestDatabase(kind);
+    onCleanup(() => fresh.drop());
+    const p = createPool(fresh.url, { max: 2 });
+    onCleanup(() => p.end());
+    // Another replica holds the lock (as while it applies a no-transaction file).
+    const holder = new pg.Client(fresh.url);
+    await holder.connect();
+    onCleanup(() => holder.end());
+    await holder.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+    await holder.query('CREATE TABLE built (n int)');
+
+    const migrating = migrate(p);
+    // The waiting replica polls: never in a transaction, never blocked on a lock.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 60));
+      const { rows } = await holder.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND (xact_start IS NOT NULL AND state <> 'active' OR wait_event_type = 'Lock')`,
+      );
+      expect(rows[0]!.n).toBe(0);
+    }
+    // What the lock holder does meanwhile: an index build that waits for every older transaction.
+    await holder.query(`SET statement_timeout = '5s'`);
+    await holder.query('CREATE INDEX CONCURRENTLY built_n ON built (n)');
+    await holder.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    expect((await migrating).applied).toContain('001_init');
+    expect(await count(p, 'SELECT count(*) AS n FROM wharf_migrations')).toBeGreaterThan(15);
   });
 
   it('deleting events, an endpoint or a project deletes their deliveries and attempts', async () => {
