@@ -57,7 +57,8 @@ describe('handoffs from ingest to its own dispatcher', () => {
     const success = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content.length;
     await expect.poll(success, { timeout: 5_000 }).toBe(5);
     await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
-    expect(dispatcher.inFlight).toBe(0);
+    // Settled once the record's COMMIT has answered the dispatcher too.
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
     expect(await jobs(t)).toEqual([]);
     const metrics = (await t.operator('GET', '/metrics')).text;
     expect(metrics).toMatch(/^wharf_dispatch_first_attempts_total\{way="handoff"\} 5$/m);
@@ -88,6 +89,8 @@ describe('handoffs from ingest to its own dispatcher', () => {
     const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
     await withIngestTransaction(via, (db, handoff) => ingestInTransaction(t.app.boss, db, keyed('first', 1), handoff));
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(1);
+    // Its handoff ends with its record, a moment after the answer.
+    await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
 
     // first-0 is held already; second-0 and second-1 are new.
     const outcomes = await withIngestTransaction(via, async (db, handoff) => {
