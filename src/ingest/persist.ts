@@ -138,7 +138,6 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
   // Each event's jobs, queued only if the event is stored.
   const jobsOf = new Map<number, DeliveryJobInsert[]>();
-  const ready: DeliveryJobInsert[] = [];
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
@@ -157,8 +156,8 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       if (status === 'scheduled') mine.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
     }
     jobsOf.set(i, mine);
-    ready.push(...mine);
   }
+  const ready = [...jobsOf.values()].flat();
 
   // This process's dispatcher takes what it has room for; the statement writes the handoff's row
   // for those of them it inserts. One that loses on its idempotency key is found missing by the

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { sleep } from '../core/backoff.ts';
 import { WharfError } from '../core/errors.ts';
+import { inTransaction } from './pool.ts';
 
 interface MigrationFile {
   version: number;
@@ -98,19 +99,6 @@ async function migrateOn(client: pg.PoolClient, files: MigrationFile[], embedded
     if (ran) applied.push(m.name);
   }
   return { applied };
-}
-
-/** BEGIN, `fn`, COMMIT on `client`; ROLLBACK and the original error if `fn` throws. */
-async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await fn();
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
 }
 
 /** The statements of a no-transaction file: each ends with `;` at the end of a line. */

@@ -149,6 +149,19 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
   };
 }
 
+/** BEGIN, `fn`, COMMIT on a connection the caller holds; ROLLBACK and `fn`'s error if it throws. */
+export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /**
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when
  * it throws, and the original error is what the caller sees.

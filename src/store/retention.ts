@@ -25,7 +25,7 @@ import type pg from 'pg';
 import { WharfError, notFound } from '../core/errors.ts';
 import { RETENTION_KINDS, retentionAgeSeconds, type RetentionAges, type RetentionKind, type WharfConfig } from '../config/schema.ts';
 import type { Queryable } from './queryable.ts';
-import { checkOut } from './pool.ts';
+import { checkOut, inTransaction } from './pool.ts';
 
 /** What the purge counts, by table: `events` also takes `deliveries` and their `attempts`. */
 export type PurgedKind = 'events' | 'deliveries' | 'attempts' | 'dead_letters' | 'meta_events';
@@ -157,24 +157,18 @@ interface Step {
   batch: () => Promise<void>;
 }
 
-async function inTransaction<T>(db: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
-  await db.query('BEGIN');
-  try {
+/** A purge transaction: it gives up on a lock it cannot get within LOCK_TIMEOUT. */
+const purgeTransaction = <T>(db: pg.PoolClient, fn: () => Promise<T>): Promise<T> =>
+  inTransaction(db, async () => {
     await db.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-    const result = await fn();
-    await db.query('COMMIT');
-    return result;
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
-}
+    return fn();
+  });
 
 /** Events past their age with nothing still on its way, each with its deliveries and attempts. */
 async function purgeEvents(s: Step): Promise<void> {
   let after = NIL_UUID;
   for (;;) {
-    const { picked, last } = await inTransaction(s.db, async () => {
+    const { picked, last } = await purgeTransaction(s.db, async () => {
       // SKIP LOCKED: an event another transaction holds is left for the next pass.
       const { rows } = await s.db.query<{ id: string }>(
         `SELECT e.id FROM events e
@@ -225,7 +219,7 @@ const purgeRows = (s: Step, kind: 'dead_letters' | 'meta_events'): Promise<void>
 /** Deletes a table's rows of the project made before the cutoff (and `extra`), a batch at a time, walking ids up from `after`. */
 async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', table: string, extra: string, after: string): Promise<void> {
   for (;;) {
-    const { rows } = await inTransaction(s.db, () =>
+    const { rows } = await purgeTransaction(s.db, () =>
       s.db.query<{ n: number; last: string | null }>(
         `WITH gone AS (
            DELETE FROM ${table} WHERE id IN (
