@@ -4,6 +4,7 @@ import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { refKey } from '../store/endpoints.ts';
 import { DELIVERY_HEARTBEAT_SECONDS, enqueueDeliveries, type DeliveryJobInsert } from './queue.ts';
+import type { WorkRow } from './work.ts';
 
 /**
  * First attempts handed straight from ingest to its own process's dispatcher, without a pg-boss
@@ -23,6 +24,14 @@ import { DELIVERY_HEARTBEAT_SECONDS, enqueueDeliveries, type DeliveryJobInsert }
 export const HANDOFF_LEASE_SECONDS = 1.5 * DELIVERY_HEARTBEAT_SECONDS;
 export const HANDOFF_SWEEP_SECONDS = 5;
 
+/**
+ * A first attempt offered to the dispatcher, with everything its send needs, put together by
+ * ingest from what its transaction read and wrote: the dispatcher starts it without a query.
+ */
+export interface HandoffJob extends DeliveryJobInsert {
+  work: WorkRow;
+}
+
 /** What ingest asks of its own process's dispatcher. */
 export interface DirectDispatch {
   /**
@@ -31,13 +40,15 @@ export interface DirectDispatch {
    * (ingest/persist.ts), queues the rest as usual, and calls `start` once the transaction
    * committed or `release` if it did not.
    */
-  claim(jobs: DeliveryJobInsert[]): Claim | null;
+  claim(jobs: HandoffJob[]): Claim | null;
 }
 
 export interface Claim {
   /** The id of its `handoffs` row. */
   id: string;
-  taken: DeliveryJobInsert[];
+  taken: HandoffJob[];
+  /** Taken deliveries the transaction did not insert (their event lost on its idempotency key): nothing to send. */
+  drop(deliveryIds: string[]): void;
   start(): void;
   release(): void;
 }

@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import type { BreakerSettings, DeliveryStatus, EndpointSecret, EndpointContentType, EndpointStatus, RetrySettings, SignatureSettings, SubscriptionRetry } from '../core/types.ts';
+import type { DeliveryStatus, EndpointSecret, EndpointStatus, RetrySettings } from '../core/types.ts';
 import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
 import { transition, type EndpointChange } from './operations.ts';
 import { recordAlerts, statusAlerts, type AlertInput } from './alerts.ts';
 import { uuidv7 } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
-import { liveSecretsOf, openCredentials, refKey } from '../store/endpoints.ts';
+import { liveSecretsOf, openCredentials, refKey, unsealSecrets } from '../store/endpoints.ts';
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
@@ -30,7 +30,8 @@ import {
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
 import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
-import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch } from './handoff.ts';
+import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch, type HandoffJob } from './handoff.ts';
+import { endpointWorkColumns, type WorkRow } from './work.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
   pool: pg.Pool;
@@ -81,30 +82,6 @@ export interface Dispatcher extends EventEmitter<DispatcherEvents>, DirectDispat
   stop(): Promise<void>;
   /** Deliveries in hand now (fetched or handed over, not yet recorded). */
   readonly inFlight: number;
-}
-
-interface WorkRow {
-  id: string;
-  project_id: string;
-  endpoint_id: string;
-  event_id: string;
-  status: DeliveryStatus;
-  attempts: number;
-  event_type: string;
-  data: string;
-  custom_headers: Record<string, string>;
-  url: string;
-  http_timeout: number;
-  advanced_signatures: boolean;
-  content_type: EndpointContentType;
-  rate_limit: number;
-  rate_limit_duration: number;
-  /** The endpoint's sealed credentials, or null when it has none. */
-  credentials_enc: string | null;
-  endpoint_status: EndpointStatus;
-  settings: { signature: SignatureSettings; retry: RetrySettings; breaker?: BreakerSettings };
-  /** The retry_config of the subscription that routed this delivery (null: the project's `retry`). */
-  retry: SubscriptionRetry | null;
 }
 
 /** The subscription's retry settings over the project's, part by part. */
@@ -303,17 +280,18 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     adjust(handedOver, e, -1);
   };
 
-  // Handoffs committed and not yet loaded. One load at a time takes all of them: handoffs hold at
-  // most one of the pool's connections however fast ingest commits (a load per commit, under a
-  // moment's slowness of the database, queued ahead of ingest's own transactions for the pool),
-  // and several are loaded with one work query and one secrets query.
-  let arrived: Fetched[] = [];
+  // Handed-over deliveries committed and not yet started. Ingest put together what each needs
+  // (its WorkRow), so starting them reads nothing, but rate limits may: one start at a time takes
+  // all that arrived meanwhile, so handoffs hold at most one of the pool's connections however
+  // fast ingest commits (under a moment's slowness of the database, a query per commit would queue
+  // ahead of ingest's own transactions for the pool), and several share one query.
+  let arrived: Live[] = [];
   let loading: Promise<void> | null = null;
   const loadArrived = async (): Promise<void> => {
     while (arrived.length > 0) {
       const batch = arrived;
       arrived = [];
-      await startBatch(batch);
+      await startLive(batch);
     }
     loading = null;
   };
@@ -326,7 +304,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
    */
   emitter.claim = (jobs): Claim | null => {
     if (!running) return null;
-    const taken: DeliveryJobInsert[] = [];
+    const taken: HandoffJob[] = [];
     const byEndpoint = new Map<string, number>();
     for (const j of jobs) {
       const n = byEndpoint.get(j.endpoint) ?? 0;
@@ -342,9 +320,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     openDeliveries += taken.length;
     for (const [e, n] of byEndpoint) adjust(handedOver, e, n);
     let state: 'claimed' | 'started' | 'released' = 'claimed';
+    const dropped = new Set<string>();
     return {
       id: job.id,
       taken,
+      drop: (ids) => {
+        for (const d of ids) dropped.add(d);
+      },
       start: () => {
         if (state !== 'claimed') return;
         state = 'started';
@@ -354,8 +336,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
           settle(allOf(job), false);
           return;
         }
-        arrived.push({ job, ds: taken.map((j): [string, number] => [j.delivery_id, 1]) });
-        if (!loading) track((loading = loadArrived()));
+        for (const j of taken) {
+          if (dropped.has(j.delivery_id)) void recorder.skip({ job, delivery: j.delivery_id });
+          else arrived.push({ row: j.work, attempt: 1, job });
+        }
+        if (!loading && arrived.length > 0) track((loading = loadArrived()));
       },
       release: () => {
         if (state !== 'claimed') return;
@@ -422,6 +407,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       settle(fetched.flatMap((f) => allOf(f.job)), false);
       return;
     }
+    await startLive(live);
+  };
+
+  /** Starts the sends of loaded deliveries; resolves when they are handed on, not when they are sent. */
+  const startLive = async (live: Live[]): Promise<void> => {
     // A project past its share waits a moment, as the same attempt, so one tenant's slow
     // endpoints cannot take every slot of the process.
     const go: Live[] = [];
@@ -467,8 +457,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       }
       return c;
     };
-    // One query for the secrets of every endpoint the batch will actually send to.
-    const secretsOf = await liveSecretsOf(deps.pool, deps.box, sendable.filter((l) => !discarded(l.row)).map((l) => l.row));
+    // The secrets of every endpoint the batch will actually send to: handed-over deliveries
+    // brought theirs from ingest, sealed; one query reads the rest.
+    const sending = sendable.filter((l) => !discarded(l.row));
+    const secretsOf = await liveSecretsOf(deps.pool, deps.box, sending.filter((l) => !l.row.secrets).map((l) => l.row));
+    for (const { row } of sending) {
+      if (row.secrets && !secretsOf.has(refKey(row))) secretsOf.set(refKey(row), unsealSecrets(deps.box, row.secrets));
+    }
     // Lanes per job and endpoint: a handoff carries many endpoints' deliveries, and one that
     // hangs must not hold back the others behind it.
     const byJob = new Map<string, Live[]>();
@@ -586,9 +581,7 @@ interface Fetched {
 async function loadLive(deps: DispatcherDeps, fetched: Fetched[], recorder: Recorder): Promise<Live[]> {
   const { rows } = await deps.pool.query<WorkRow>(
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, d.retry, e.event_type, e.data,
-            e.custom_headers, ep.url, ep.http_timeout, ep.advanced_signatures, ep.content_type, ep.rate_limit, ep.rate_limit_duration,
-            ep.credentials_enc, ep.status AS endpoint_status,
-            p.settings
+            e.custom_headers, ${endpointWorkColumns('ep')}, p.settings
      FROM deliveries d
      JOIN events e ON e.id = d.event_id
      JOIN endpoints ep ON ep.project_id = d.project_id AND ep.id = d.endpoint_id

@@ -5,7 +5,7 @@ import { uuidv7 } from '../core/ids.ts';
 import { withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
-import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch } from '../dispatch/handoff.ts';
+import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch, type HandoffJob } from '../dispatch/handoff.ts';
 import { refKey } from '../store/endpoints.ts';
 import { routeBatch } from './route.ts';
 import type { IngestLimits } from './limits.ts';
@@ -116,7 +116,8 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   });
   const routes = new Array<Awaited<ReturnType<typeof routeBatch>>[number]>(inputs.length);
   for (const [projectId, idx] of byProject) {
-    const results = await routeBatch(db, projectId, idx.map((i) => inputs[i]!));
+    // With a handoff, routing also reads what the dispatcher needs to send at once.
+    const results = await routeBatch(db, projectId, idx.map((i) => inputs[i]!), handoff !== null);
     idx.forEach((i, k) => (routes[i] = results[k]!));
   }
 
@@ -136,24 +137,34 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   // events inserts those of the events it actually inserted (the join on RETURNING): one round
   // trip for both, and an event that lost on its idempotency key gets none.
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
-  // Each event's jobs, queued only if the event is stored.
-  const jobsOf = new Map<number, DeliveryJobInsert[]>();
+  // Each event's jobs, queued only if the event is stored (each with its work when routing read it).
+  const jobsOf = new Map<number, (DeliveryJobInsert & Partial<HandoffJob>)[]>();
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
-    const mine: DeliveryJobInsert[] = [];
+    const input = inputs[i]!;
+    const mine: (DeliveryJobInsert & Partial<HandoffJob>)[] = [];
     for (const t of route.targets) {
       const id = uuidv7();
       // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
       const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
       delivery.id.push(id);
-      delivery.project.push(inputs[i]!.project_id);
+      delivery.project.push(input.project_id);
       delivery.event.push(ids[i]!);
       delivery.endpoint.push(t.endpoint_id);
-      delivery.type.push(inputs[i]!.event_type);
+      delivery.type.push(input.event_type);
       delivery.status.push(status);
       delivery.retry.push(t.retry === null ? null : JSON.stringify(t.retry));
-      if (status === 'scheduled') mine.push({ delivery_id: id, attempt: 1, endpoint: refKey({ project_id: inputs[i]!.project_id, endpoint_id: t.endpoint_id }) });
+      if (status !== 'scheduled') continue;
+      const job: DeliveryJobInsert & Partial<HandoffJob> = { delivery_id: id, attempt: 1, endpoint: refKey({ project_id: input.project_id, endpoint_id: t.endpoint_id }) };
+      if (t.work) {
+        // The delivery as the work query would read it once committed: the dispatcher starts it as is.
+        job.work = {
+          id, project_id: input.project_id, endpoint_id: t.endpoint_id, event_id: ids[i]!, status, attempts: 0,
+          event_type: input.event_type, data: input.data, custom_headers: input.custom_headers, retry: t.retry, ...t.work,
+        };
+      }
+      mine.push(job);
     }
     jobsOf.set(i, mine);
   }
@@ -162,7 +173,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   // This process's dispatcher takes what it has room for; the statement writes the handoff's row
   // for those of them it inserts. One that loses on its idempotency key is found missing by the
   // dispatcher and settled as having nothing to do.
-  const claim = handoff && ready.length > 0 ? handoff.direct.claim(ready) : null;
+  const claim = handoff && ready.length > 0 ? handoff.direct.claim(ready.filter((j): j is HandoffJob => j.work !== undefined)) : null;
   // Kept before the write: if the transaction fails, the caller gives the claim's slots back.
   if (claim) handoff!.claims.push(claim);
   const taken = new Set(claim?.taken.map((j) => j.delivery_id));
@@ -187,6 +198,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));
+  if (claim) claim.drop(claim.taken.filter((j) => !stored.has(j.work.event_id)).map((j) => j.delivery_id));
 
   // Anything not inserted lost on its idempotency key: find the event that holds it.
   const dupes = toInsert.filter((i) => !stored.has(ids[i]!));

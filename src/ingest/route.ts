@@ -2,6 +2,8 @@ import type { EndpointStatus, EventInput, SubscriptionRetry } from '../core/type
 import type { Queryable } from '../store/queryable.ts';
 import { matchesFilter, type SubscriptionFilter } from './filter.ts';
 import { cleanHeaders } from './headers.ts';
+import { sealedSecretsJson } from '../store/endpoints.ts';
+import { endpointWorkColumns, type EndpointWork } from '../dispatch/work.ts';
 
 /**
  * Routing gives the event loop back this often. One filter evaluation is bounded (filter-cost.ts),
@@ -46,6 +48,8 @@ export interface RouteTarget {
   status: EndpointStatus;
   /** The retry_config of the subscription that routed the event here (null: the project's alone). */
   retry: SubscriptionRetry | null;
+  /** What a send to the endpoint needs, when routing was asked for it (`withWork`). */
+  work?: EndpointWork;
 }
 
 interface SubscriptionRow {
@@ -73,7 +77,7 @@ export type RouteResult = { ok: true; targets: RouteTarget[] } | { ok: false; co
  * an owner, `broadcast` every endpoint; subscriptions then decide which of those take the event
  * type (an endpoint without subscriptions takes every type). One query for the batch.
  */
-export async function routeBatch(db: Queryable, projectId: string, inputs: EventInput[]): Promise<RouteResult[]> {
+export async function routeBatch(db: Queryable, projectId: string, inputs: EventInput[], withWork = false): Promise<RouteResult[]> {
   const singleIds = new Set<string>();
   const owners = new Set<string>();
   let broadcast = false;
@@ -87,17 +91,22 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   // ingest costs (README, "Cost per webhook"). Subscriptions come oldest first: of two that both
   // take an event, the older one's retry_config holds. Each endpoint read is locked FOR KEY SHARE
   // until the ingest commits, in place of the foreign key its deliveries no longer check row by
-  // row (migration 017): it cannot be deleted between this read and their commit.
-  const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] }>(
+  // row (migration 017): it cannot be deleted between this read and their commit. With `withWork`
+  // the same round trip reads what a send needs (the endpoint, its live secrets, the project's
+  // settings), for the deliveries this process's dispatcher takes straight from ingest.
+  const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] } & Partial<EndpointWork>>(
     `SELECT e.id, e.owner_id, e.status,
        COALESCE((SELECT json_agg(json_build_object('endpoint_id', s.endpoint_id, 'source_id', s.source_id,
                    'event_types', s.event_types, 'filter', s.filter, 'retry_config', s.retry_config)
                  ORDER BY s.created_at, s.id)
-                 FROM subscriptions s WHERE s.project_id = e.project_id AND s.endpoint_id = e.id), '[]') AS subs
-     FROM endpoints e WHERE e.project_id = $1` + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))') + ' FOR KEY SHARE OF e',
+                 FROM subscriptions s WHERE s.project_id = e.project_id AND s.endpoint_id = e.id), '[]') AS subs` +
+      (withWork ? `, ${endpointWorkColumns('e')}, ${sealedSecretsJson('e')} AS secrets, p.settings` : '') +
+      ` FROM endpoints e` +
+      (withWork ? ' JOIN projects p ON p.id = e.project_id' : '') +
+      ' WHERE e.project_id = $1' + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))') + ' FOR KEY SHARE OF e',
     broadcast ? [projectId] : [projectId, [...singleIds], [...owners]],
   );
-  const endpoints = rows.map(({ id, owner_id, status }) => ({ id, owner_id, status }));
+  const endpoints = rows.map(({ id, owner_id, status, subs: _, ...work }) => ({ id, owner_id, status, work: withWork ? (work as EndpointWork) : undefined }));
   const subs = new Map(rows.map((e) => [e.id, e.subs]));
   const byId = new Map(endpoints.map((e) => [e.id, e]));
   const byOwner = new Map<string, typeof endpoints>();
@@ -143,7 +152,7 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
     const targets: RouteTarget[] = [];
     for (const e of list) {
       const by = await subscribed(e.id, input);
-      if (by) targets.push({ endpoint_id: e.id, status: e.status, retry: by.retry_config });
+      if (by) targets.push({ endpoint_id: e.id, status: e.status, retry: by.retry_config, work: e.work });
     }
     return targets;
   };

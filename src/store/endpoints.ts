@@ -185,6 +185,31 @@ export interface EndpointRef {
 }
 export const refKey = (r: EndpointRef): string => `${r.project_id}/${r.endpoint_id}`;
 
+/** A live secret as stored, sealed (read as json: its times are strings). */
+export interface SealedSecret {
+  id: string;
+  value_enc: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+/** The live secrets of the endpoint `alias` names, sealed, newest first: a json array of SealedSecret. */
+export const sealedSecretsJson = (alias: string): string =>
+  `COALESCE((SELECT json_agg(json_build_object('id', s.id, 'value_enc', s.value_enc, 'created_at', s.created_at,
+                'expires_at', s.expires_at) ORDER BY s.created_at DESC, s.id DESC)
+             FROM endpoint_secrets s WHERE s.project_id = ${alias}.project_id AND s.endpoint_id = ${alias}.id
+               AND (s.expires_at IS NULL OR s.expires_at > now())), '[]')`;
+
+/** Unseals what sealedSecretsJson read. */
+export function unsealSecrets(box: SecretBox, sealed: SealedSecret[]): EndpointSecret[] {
+  return sealed.map((s) => ({
+    id: s.id,
+    value: box.decrypt(s.value_enc),
+    created_at: new Date(s.created_at),
+    expires_at: s.expires_at === null ? null : new Date(s.expires_at),
+  }));
+}
+
 /** Live secrets of endpoints of any projects in one query, newest first, keyed by refKey. */
 export async function liveSecretsOf(db: Queryable, box: SecretBox, refs: EndpointRef[]): Promise<Map<string, EndpointSecret[]>> {
   const out = new Map<string, EndpointSecret[]>();

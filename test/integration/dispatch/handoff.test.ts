@@ -4,6 +4,7 @@
  * slots given back when the ingest rolls back, what is past the endpoint's share queued as before,
  * and a handoff whose process died queued by the sweep once its lease ran out.
  */
+import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver } from '../../harness/receiver.ts';
@@ -63,6 +64,39 @@ describe('handoffs from ingest to its own dispatcher', () => {
     const metrics = (await t.operator('GET', '/metrics')).text;
     expect(metrics).toMatch(/^wharf_dispatch_first_attempts_total\{way="handoff"\} 5$/m);
     expect(metrics).toMatch(/^wharf_dispatch_first_attempts_total\{way="queued"\} 0$/m);
+  });
+
+  it('starts handed-over deliveries from what ingest read, signed with the secret it read: no work or secrets query', async () => {
+    const { t, rx, dispatcher } = await started('unused');
+    const secret = 'handoff-secret-0123456789abcdef';
+    const created = await t.api('POST', '/endpoints', { name: 'from-ingest', url: `${rx.url}/from-ingest`, secret, skip_ping_validation: true });
+    expect(created.status, created.text).toBe(201);
+    const ep = created.body.data.uid as string;
+    // Every statement the dispatcher runs on the pool (ingest's run on its own transaction's client).
+    const pool = t.app.pool;
+    const query = pool.query;
+    const texts: string[] = [];
+    pool.query = function (this: typeof pool, ...args: unknown[]) {
+      const q = args[0];
+      texts.push(typeof q === 'string' ? q : String((q as { text?: string }).text));
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof pool.query;
+    cleanup.push(async () => void (pool.query = query));
+
+    await ingestVia(t, dispatcher, ep, 4);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(4);
+    for (const r of rx.requests) {
+      const m = /^t=(\d+),v1=([0-9a-f]+)$/.exec(String(r.headers['x-convoy-signature']));
+      expect(m, String(r.headers['x-convoy-signature'])).not.toBeNull();
+      expect(m![2]).toBe(createHmac('sha256', secret).update(`${m![1]},`).update(r.body).digest('hex'));
+    }
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
+    const reads = (): string[] => texts.filter((q) => /JOIN events e ON e\.id = d\.event_id|FROM endpoint_secrets/.test(q));
+    expect(reads()).toEqual([]);
+    // The control: the same deliveries queued as a job are read by the dispatcher, work and secrets.
+    await ingestVia(t, { claim: () => null }, ep, 2);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(6);
+    expect(reads()).toHaveLength(2);
   });
 
   it('gives the slots back when the ingest transaction rolls back', async () => {
