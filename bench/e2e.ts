@@ -1116,10 +1116,10 @@ async function main(): Promise<number> {
         `WAL ${fmt(perHook.wal_bytes, 0)} B, wharf CPU ${perHook.wharf_cpu_us === null ? 'n/a' : `${fmt(perHook.wharf_cpu_us, 0)} µs`} (targets ≤ 150 µs, ≤ 1,536 B, ≤ 200 µs)` +
         (othersDuring > 0 ? `; other databases committed ${othersDuring} transactions meanwhile (WAL is the whole server's)` : ''),
     );
-    console.log('rows/webhook  table                         ins    upd    hot    del  indexes  index entries  index blocks');
+    console.log('rows/webhook  table                         ins    upd    hot    del  indexes  index entries  index blocks  table B  index B');
     for (const t of result.tables.slice(0, 12)) {
       console.log(
-        `              ${t.table.padEnd(28)} ${fmt(t.ins, 2).padStart(5)}  ${fmt(t.upd, 2).padStart(5)}  ${fmt(t.hot_upd, 2).padStart(5)}  ${fmt(t.del, 2).padStart(5)}  ${String(t.indexes).padStart(7)}  ${fmt(t.idx_entries, 2).padStart(13)}  ${fmt(t.idx_blks, 2).padStart(12)}`,
+        `              ${t.table.padEnd(28)} ${fmt(t.ins, 2).padStart(5)}  ${fmt(t.upd, 2).padStart(5)}  ${fmt(t.hot_upd, 2).padStart(5)}  ${fmt(t.del, 2).padStart(5)}  ${String(t.indexes).padStart(7)}  ${fmt(t.idx_entries, 2).padStart(13)}  ${fmt(t.idx_blks, 2).padStart(12)}  ${fmt(t.heap_bytes, 0).padStart(7)}  ${fmt(t.idx_bytes, 0).padStart(7)}`,
       );
     }
     console.log(

@@ -15,6 +15,9 @@ export interface TableCounters {
   indexes: number;
   /** Index blocks read or hit in shared buffers (insertions and lookups alike). */
   idxBlks: number;
+  /** The table's size on disk (heap, with its TOAST and free-space map), and its indexes'. */
+  heapBytes: number;
+  idxBytes: number;
 }
 
 export type StatSnapshot = Map<string, TableCounters>;
@@ -24,14 +27,18 @@ export type StatSnapshot = Map<string, TableCounters>;
  * once a second and when it goes idle, so take the closing snapshot a little after the load ends.
  */
 export async function statSnapshot(client: pg.Client): Promise<StatSnapshot> {
-  const { rows } = await client.query<{ t: string; ins: string; upd: string; hot: string; del: string; indexes: string; blks: string }>(
+  const { rows } = await client.query<{ t: string; ins: string; upd: string; hot: string; del: string; indexes: string; blks: string; heap: string; idx: string }>(
     `SELECT t.schemaname || '.' || t.relname AS t, t.n_tup_ins AS ins, t.n_tup_upd AS upd, t.n_tup_hot_upd AS hot, t.n_tup_del AS del,
-            count(i.indexrelid) AS indexes, coalesce(sum(i.idx_blks_read + i.idx_blks_hit), 0) AS blks
+            count(i.indexrelid) AS indexes, coalesce(sum(i.idx_blks_read + i.idx_blks_hit), 0) AS blks,
+            pg_table_size(t.relid) AS heap, pg_indexes_size(t.relid) AS idx
      FROM pg_stat_user_tables t LEFT JOIN pg_statio_user_indexes i ON i.relid = t.relid
-     GROUP BY 1, 2, 3, 4, 5`,
+     GROUP BY t.relid, 1, 2, 3, 4, 5`,
   );
   return new Map(
-    rows.map((r) => [r.t, { ins: Number(r.ins), upd: Number(r.upd), hot: Number(r.hot), del: Number(r.del), indexes: Number(r.indexes), idxBlks: Number(r.blks) }]),
+    rows.map((r) => [
+      r.t,
+      { ins: Number(r.ins), upd: Number(r.upd), hot: Number(r.hot), del: Number(r.del), indexes: Number(r.indexes), idxBlks: Number(r.blks), heapBytes: Number(r.heap), idxBytes: Number(r.idx) },
+    ]),
   );
 }
 
@@ -46,6 +53,9 @@ export interface TableCost {
   /** Index entries written: every insert and non-HOT update adds one to each index. An upper bound (partial indexes). */
   idx_entries: number;
   idx_blks: number;
+  /** Growth of the table on disk, and of its indexes, in bytes per webhook (dead row versions and free space included). */
+  heap_bytes: number;
+  idx_bytes: number;
 }
 
 /** Per-webhook deltas of the tables that changed, busiest first. */
@@ -53,14 +63,17 @@ export function statDelta(before: StatSnapshot, after: StatSnapshot, webhooks: n
   const per = (x: number): number => Math.round((x / Math.max(1, webhooks)) * 100) / 100;
   const out: TableCost[] = [];
   for (const [table, a] of after) {
-    const b = before.get(table) ?? { ins: 0, upd: 0, hot: 0, del: 0, indexes: a.indexes, idxBlks: 0 };
+    const b = before.get(table) ?? { ins: 0, upd: 0, hot: 0, del: 0, indexes: a.indexes, idxBlks: 0, heapBytes: 0, idxBytes: 0 };
     const ins = a.ins - b.ins;
     const upd = a.upd - b.upd;
     const hot = a.hot - b.hot;
     const del = a.del - b.del;
     const blks = a.idxBlks - b.idxBlks;
     if (ins + upd + del + blks === 0) continue;
-    out.push({ table, ins: per(ins), upd: per(upd), hot_upd: per(hot), del: per(del), indexes: a.indexes, idx_entries: per((ins + upd - hot) * a.indexes), idx_blks: per(blks) });
+    out.push({
+      table, ins: per(ins), upd: per(upd), hot_upd: per(hot), del: per(del), indexes: a.indexes, idx_entries: per((ins + upd - hot) * a.indexes), idx_blks: per(blks),
+      heap_bytes: per(a.heapBytes - b.heapBytes), idx_bytes: per(a.idxBytes - b.idxBytes),
+    });
   }
   return out.sort((x, y) => y.idx_blks + y.ins + y.upd - (x.idx_blks + x.ins + x.upd));
 }
