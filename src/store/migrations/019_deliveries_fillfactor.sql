@@ -4,5 +4,5 @@
 -- in each of the table's four indexes. Half of each new page is now kept for the updates:
 -- `npm run bench -- --wal-records` measured every outcome's update HOT, WAL 2,116–2,134 →
 -- 1,978–1,982 B a webhook, and the table with its indexes 528 → 546 B a delivery on disk
--- (the heap +10 %, its indexes −7 %). Only new pages are affected; no rewrite, no lock held.
+-- (the heap +10 %, its indexes −7 %). Only new pages are affected: no rewrite, a brief lock.
 ALTER TABLE deliveries SET (fillfactor = 50);
