@@ -171,8 +171,8 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const ready = [...jobsOf.values()].flat();
 
   // This process's dispatcher takes what it has room for; the statement writes the handoff's row
-  // for those of them it inserts. One that loses on its idempotency key is found missing by the
-  // dispatcher and settled as having nothing to do.
+  // for those of them it inserts. One whose event loses on its idempotency key is dropped from the
+  // claim once the statement has answered, and settled as having nothing to do.
   const claim = handoff && ready.length > 0 ? handoff.direct.claim(ready.filter((j): j is HandoffJob => j.work !== undefined)) : null;
   // Kept before the write: if the transaction fails, the caller gives the claim's slots back.
   if (claim) handoff!.claims.push(claim);
