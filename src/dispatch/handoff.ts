@@ -69,23 +69,28 @@ export async function renewHandoffs(pool: pg.Pool, ids: string[]): Promise<void>
 const RESCUE_BATCH = 200;
 
 /**
+ * Deletes the handoffs due ($1: ids given up on, and every run-out one) and returns their
+ * deliveries still waiting for their first attempt. The deliveries are looked up as an array, an
+ * index condition whatever the table's size when the plan was made (worker.ts, above
+ * RECORD_OUTCOMES_SQL): this runs every few seconds on every dispatcher.
+ */
+export const RESCUE_HANDOFFS_SQL = `WITH due AS (
+     DELETE FROM handoffs WHERE id IN (
+       SELECT id FROM handoffs WHERE lease_until < now() OR id = ANY($1::uuid[])
+       LIMIT ${RESCUE_BATCH} FOR UPDATE SKIP LOCKED)
+     RETURNING deliveries
+   )
+   SELECT d.id, d.project_id, d.endpoint_id FROM deliveries d
+   WHERE d.id = ANY(ARRAY(SELECT unnest(deliveries) FROM due)) AND d.attempts = 0 AND d.status = 'scheduled'`;
+
+/**
  * Turns handoffs into pg-boss jobs: those whose lease ran out (their process died or stalls), and
  * `ids` at once (this process gave them up). Only deliveries still waiting for their first attempt
  * get a job; the row goes in the same transaction. Returns the jobs' deliveries.
  */
 export async function rescueHandoffs(deps: { pool: pg.Pool; boss: PgBoss }, ids: string[] = []): Promise<number> {
   return withTransaction(deps.pool, async (db) => {
-    const { rows } = await db.query<{ id: string; project_id: string; endpoint_id: string }>(
-      `WITH due AS (
-         DELETE FROM handoffs WHERE id IN (
-           SELECT id FROM handoffs WHERE lease_until < now() OR id = ANY($1::uuid[])
-           LIMIT ${RESCUE_BATCH} FOR UPDATE SKIP LOCKED)
-         RETURNING deliveries
-       )
-       SELECT d.id, d.project_id, d.endpoint_id FROM deliveries d
-       WHERE d.id IN (SELECT unnest(deliveries) FROM due) AND d.attempts = 0 AND d.status = 'scheduled'`,
-      [ids],
-    );
+    const { rows } = await db.query<{ id: string; project_id: string; endpoint_id: string }>(RESCUE_HANDOFFS_SQL, [ids]);
     await enqueueDeliveries(
       deps.boss,
       db,

@@ -872,6 +872,41 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
   return { changes: [...changes.values()], failing };
 }
 
+// The recorder's statements look rows of `deliveries` up by the ids they list. Each names them with
+// `d.id = ANY($n)` as well as joining them: a prepared statement's generic plan is costed with the
+// table as it was when the plan was made, and a plan made while `deliveries` was small (a new
+// database, the first minutes after a deploy) hash-joined a scan of the whole table, kept until the
+// next ANALYZE. With the list as an index condition the plan is index lookups whatever the size
+// (`prepared-statements.test.ts` checks every such statement's generic plan).
+
+/** Deferrals: the same attempt, due again after its delay. $1 ids, $2 delays (s). */
+export const DEFER_DELIVERIES_SQL = `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
+   FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = ANY($1::uuid[]) AND d.id = u.id`;
+
+/**
+ * Outcomes: each delivery's state after its attempt. The attempts guard (`attempts_before`) makes
+ * a concurrent duplicate of a batch a no-op rather than a double count.
+ */
+export const RECORD_OUTCOMES_SQL = `UPDATE deliveries d SET
+     status = u.status,
+     attempts = d.attempts + u.sent,
+     last_status_code = COALESCE(u.status_code, CASE WHEN u.sent = 1 THEN NULL ELSE d.last_status_code END),
+     last_error = CASE WHEN u.sent = 1 THEN u.error ELSE d.last_error END,
+     next_attempt_at = CASE WHEN u.retry_in IS NULL THEN NULL
+                            ELSE now() + u.retry_in * interval '1 second' END,
+     updated_at = now()
+   FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[])
+     AS u(id, status, sent, status_code, error, retry_in, attempts_before)
+   WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.attempts = u.attempts_before
+   RETURNING d.id`;
+
+/** Attempts, for the deliveries that still exist. */
+export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
+     status_code, latency_ms, response_headers, response_body, error, error_code)
+   SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
+     $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[]) AS u(id, delivery_id)
+   WHERE u.delivery_id IN (SELECT d.id FROM deliveries d WHERE d.id = ANY($2::uuid[]))`;
+
 /**
  * Settles a group of deliveries in one transaction: outcomes (attempt rows, the delivery's state,
  * its next attempt's job, the breaker and alerts), deferrals (the same attempt in a new job after
@@ -891,11 +926,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       // later record of the same job fails) before the job that listed it ends, pg-boss hands that
       // job out again while the delivery still waits for this attempt, so it can be sent by both
       // jobs: a duplicate, never a loss (at least once; one job per delivery could not do this).
-      await client.query(
-        `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
-         FROM unnest($1::uuid[], $2::float8[]) AS u(id, delay) WHERE d.id = u.id`,
-        [deferrals.map((i) => i.live.row.id), deferrals.map((i) => i.delaySeconds)],
-      );
+      await client.query(DEFER_DELIVERIES_SQL, [deferrals.map((i) => i.live.row.id), deferrals.map((i) => i.delaySeconds)]);
       for (const { live, delaySeconds } of deferrals) deferred.push({ delivery_id: live.row.id, attempt: live.attempt, delaySeconds, endpoint: refKey(live.row) });
     }
     if (outcomes.length === 0) {
@@ -904,18 +935,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     }
     // The attempts guard makes a concurrent duplicate of this batch a no-op rather than a double count.
     const { rows: updated } = await client.query<{ id: string }>(
-      `UPDATE deliveries d SET
-         status = u.status,
-         attempts = d.attempts + u.sent,
-         last_status_code = COALESCE(u.status_code, CASE WHEN u.sent = 1 THEN NULL ELSE d.last_status_code END),
-         last_error = CASE WHEN u.sent = 1 THEN u.error ELSE d.last_error END,
-         next_attempt_at = CASE WHEN u.retry_in IS NULL THEN NULL
-                                ELSE now() + u.retry_in * interval '1 second' END,
-         updated_at = now()
-       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[])
-         AS u(id, status, sent, status_code, error, retry_in, attempts_before)
-       WHERE d.id = u.id AND d.attempts = u.attempts_before
-       RETURNING d.id`,
+      RECORD_OUTCOMES_SQL,
       [
         outcomes.map((o) => o.row.id),
         outcomes.map((o) => o.status),
@@ -931,11 +951,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     // to until commit, so a delivery deleted meanwhile takes these attempts with it.
     if (sent.length > 0) {
       await client.query(
-        `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
-           status_code, latency_ms, response_headers, response_body, error, error_code)
-         SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
-           $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[]) AS u(id, delivery_id)
-         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)`,
+        RECORD_ATTEMPTS_SQL,
         [
           sent.map(() => uuidv7()),
           sent.map((o) => o.row.id),

@@ -90,6 +90,18 @@ const INSERT_EVENTS_KEYED = insertEventsSql('ON CONFLICT (project_id, idempotenc
 const INSERT_EVENTS = insertEventsSql('');
 
 /**
+ * The events holding idempotency keys ($1 projects, $2 keys, pairwise): one index lookup per key.
+ * The lateral subquery (kept apart by OFFSET 0) is what makes it so in a generic plan made while
+ * `events` was small, which otherwise hash-joins a scan of the whole table (worker.ts, above
+ * RECORD_OUTCOMES_SQL).
+ */
+export const HOLDERS_SQL = `SELECT e.id, e.project_id, e.idempotency_key
+   FROM unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
+   CROSS JOIN LATERAL (
+     SELECT e.id, e.project_id, e.idempotency_key FROM events e
+     WHERE e.project_id = k.project_id AND e.idempotency_key = k.idempotency_key OFFSET 0) e`;
+
+/**
  * Stores a batch of events, their deliveries and their jobs in one transaction: when this
  * resolves, all of it is durable; when it rejects, none of it is (the caller must not ack).
  * Outcomes are per input and in input order. A repeated idempotency key, in the database or
@@ -204,9 +216,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const dupes = toInsert.filter((i) => !stored.has(ids[i]!));
   if (dupes.length > 0) {
     const { rows: existing } = await db.query<{ id: string; project_id: string; idempotency_key: string }>(
-      `SELECT e.id, e.project_id, e.idempotency_key FROM events e
-       JOIN unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
-         ON e.project_id = k.project_id AND e.idempotency_key = k.idempotency_key`,
+      HOLDERS_SQL,
       [dupes.map((i) => inputs[i]!.project_id), dupes.map((i) => inputs[i]!.idempotency_key)],
     );
     const holder = new Map(existing.map((r) => [`${r.project_id}\u0000${r.idempotency_key}`, r.id]));

@@ -2,6 +2,9 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, preparedName } from '../../src/store/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../harness/db.ts';
+import { DEFER_DELIVERIES_SQL, RECORD_ATTEMPTS_SQL, RECORD_OUTCOMES_SQL } from '../../src/dispatch/worker.ts';
+import { RESCUE_HANDOFFS_SQL } from '../../src/dispatch/handoff.ts';
+import { HOLDERS_SQL } from '../../src/ingest/persist.ts';
 
 /** The prepared statements of the pool's one connection, as Postgres lists them. */
 const preparedOn = async (pool: pg.Pool): Promise<{ name: string; statement: string }[]> =>
@@ -48,5 +51,62 @@ describe('prepared statements on a real Postgres (PreparingClient)', () => {
     await expect(pool.query(sql, [7])).rejects.toMatchObject({ code: '0A000' });
     expect((await pool.query(sql, [7])).rows).toEqual([{ a: 7, b: 9 }]);
     expect((await pool.query(sql, [7])).rows).toEqual([{ a: 7, b: 9 }]);
+  });
+});
+
+/**
+ * A prepared statement's generic plan is costed with the tables as they were when it was made and
+ * kept until the next ANALYZE. The statements that find rows of the large tables by the ids (or
+ * keys) they list must plan index lookups even when made while those tables were small: a new
+ * database, the first minutes of a deploy. Before, three of them hash-joined a scan of the whole
+ * `deliveries` table on every call, until autovacuum got to it (issue 15, 1 ms a call at 21,000 rows).
+ */
+describe('generic plans of the statements that look rows up by id', () => {
+  let db: TestDatabase;
+  let admin: pg.Pool;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres', { migrated: true });
+    admin = createPool(db.url, { max: 1, applicationName: 'wharf-test-generic-plans' });
+    // Small, never analyzed: what a plan made in a new database's first minutes sees.
+    await admin.query(
+      `INSERT INTO events (id, project_id, event_type, message_type, data, custom_headers, headers, idempotency_key)
+       SELECT gen_random_uuid(), 'default', 't', 'single', '{}', '{}', '{}', 'k' || g FROM generate_series(1, 2000) g`,
+    );
+    await admin.query(
+      `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status)
+       SELECT gen_random_uuid(), 'default', gen_random_uuid(), 'ep', 't', 'scheduled' FROM generate_series(1, 2000)`,
+    );
+  });
+  afterAll(async () => {
+    await admin?.end();
+    await db?.drop();
+  });
+
+  /** The plan Postgres keeps for `sql` once it goes generic, whatever the parameters. */
+  async function genericPlan(sql: string): Promise<string> {
+    const params = Math.max(...[...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    const client = await admin.connect();
+    try {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query(`PREPARE generic_probe AS ${sql}`);
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE generic_probe(${Array(params).fill('NULL').join(', ')})`);
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    } finally {
+      await client.query('DEALLOCATE ALL; RESET plan_cache_mode').catch(() => undefined);
+      client.release();
+    }
+  }
+
+  it.each([
+    ['the outcomes (worker.ts)', RECORD_OUTCOMES_SQL, 'deliveries_pkey'],
+    ['the attempts (worker.ts)', RECORD_ATTEMPTS_SQL, 'deliveries_pkey'],
+    ['the deferrals (worker.ts)', DEFER_DELIVERIES_SQL, 'deliveries_pkey'],
+    ['the handoffs sweep (handoff.ts)', RESCUE_HANDOFFS_SQL, 'deliveries_pkey'],
+    ['the idempotency keys held (persist.ts)', HOLDERS_SQL, 'events_idempotency'],
+  ])('%s: index lookups, no scan of the table', async (_, sql, index) => {
+    const plan = await genericPlan(sql);
+    expect(plan).not.toMatch(/Seq Scan on (deliveries|events)\b/);
+    expect(plan).toContain(index);
   });
 });
