@@ -71,7 +71,7 @@ describe('portal in a browser', () => {
   it('opens the link, finds the failed delivery and reads the response; markup in the payload stays text', async () => {
     await page.goto(linkUrl);
     expect(new URL(page.url()).pathname).toBe('/portal/');
-    await expect.poll(() => page.locator('h1').textContent()).toBe('Endpoints');
+    await expect.poll(() => page.locator('h1').textContent(), { timeout: 15_000 }).toBe('Endpoints');
     expect(await page.locator('table').textContent()).toContain('Orders hook');
     expect(await page.content()).not.toContain('Beta hook');
 
