@@ -933,7 +933,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       await enqueueDeliveries(deps.boss, client, deferred);
       return [];
     }
-    // The attempts guard makes a concurrent duplicate of this batch a no-op rather than a double count.
     const { rows: updated } = await client.query<{ id: string }>(
       RECORD_OUTCOMES_SQL,
       [
