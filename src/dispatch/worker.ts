@@ -286,14 +286,14 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   // fast ingest commits (under a moment's slowness of the database, a query per commit would queue
   // ahead of ingest's own transactions for the pool), and several share one query.
   let arrived: Live[] = [];
-  let loading: Promise<void> | null = null;
-  const loadArrived = async (): Promise<void> => {
+  let starting: Promise<void> | null = null;
+  const startArrived = async (): Promise<void> => {
     while (arrived.length > 0) {
       const batch = arrived;
       arrived = [];
       await startLive(batch);
     }
-    loading = null;
+    starting = null;
   };
 
   /**
@@ -340,7 +340,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
           if (dropped.has(j.delivery_id)) void recorder.skip({ job, delivery: j.delivery_id });
           else arrived.push({ row: j.work, attempt: 1, job });
         }
-        if (!loading && arrived.length > 0) track((loading = loadArrived()));
+        if (!starting && arrived.length > 0) track((starting = startArrived()));
       },
       release: () => {
         if (state !== 'claimed') return;

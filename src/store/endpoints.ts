@@ -146,6 +146,9 @@ export async function addSecret(
   );
 }
 
+/** Whether the secret row `alias` names still signs: not expired. */
+const liveSecret = (alias: string): string => `(${alias}.expires_at IS NULL OR ${alias}.expires_at > now())`;
+
 /** Live secrets' metadata for API answers (never the value), newest first, for several endpoints at once. */
 export async function listSecretInfo(
   db: Queryable,
@@ -154,7 +157,7 @@ export async function listSecretInfo(
 ): Promise<Map<string, SecretInfo[]>> {
   const { rows } = await db.query<SecretInfo & { endpoint_id: string }>(
     `SELECT endpoint_id, id AS uid, created_at, expires_at, created_by FROM endpoint_secrets
-     WHERE project_id = $1 AND endpoint_id = ANY($2) AND (expires_at IS NULL OR expires_at > now())
+     WHERE project_id = $1 AND endpoint_id = ANY($2) AND ${liveSecret('endpoint_secrets')}
      ORDER BY created_at DESC, id DESC`,
     [projectId, endpointIds],
   );
@@ -185,12 +188,12 @@ export interface EndpointRef {
 }
 export const refKey = (r: EndpointRef): string => `${r.project_id}/${r.endpoint_id}`;
 
-/** A live secret as stored, sealed (read as json: its times are strings). */
+/** A live secret as stored, sealed (its times are strings when read as json). */
 export interface SealedSecret {
   id: string;
   value_enc: string;
-  created_at: string;
-  expires_at: string | null;
+  created_at: string | Date;
+  expires_at: string | Date | null;
 }
 
 /** The live secrets of the endpoint `alias` names, sealed, newest first: a json array of SealedSecret. */
@@ -198,9 +201,9 @@ export const sealedSecretsJson = (alias: string): string =>
   `COALESCE((SELECT json_agg(json_build_object('id', s.id, 'value_enc', s.value_enc, 'created_at', s.created_at,
                 'expires_at', s.expires_at) ORDER BY s.created_at DESC, s.id DESC)
              FROM endpoint_secrets s WHERE s.project_id = ${alias}.project_id AND s.endpoint_id = ${alias}.id
-               AND (s.expires_at IS NULL OR s.expires_at > now())), '[]')`;
+               AND ${liveSecret('s')}), '[]')`;
 
-/** Unseals what sealedSecretsJson read. */
+/** Unseals live secrets, as liveSecretsOf or sealedSecretsJson read them. */
 export function unsealSecrets(box: SecretBox, sealed: SealedSecret[]): EndpointSecret[] {
   return sealed.map((s) => ({
     id: s.id,
@@ -214,19 +217,20 @@ export function unsealSecrets(box: SecretBox, sealed: SealedSecret[]): EndpointS
 export async function liveSecretsOf(db: Queryable, box: SecretBox, refs: EndpointRef[]): Promise<Map<string, EndpointSecret[]>> {
   const out = new Map<string, EndpointSecret[]>();
   if (refs.length === 0) return out;
-  const { rows } = await db.query<EndpointRef & { id: string; value_enc: string; created_at: Date; expires_at: Date | null }>(
+  const { rows } = await db.query<EndpointRef & SealedSecret>(
     `SELECT project_id, endpoint_id, id, value_enc, created_at, expires_at FROM endpoint_secrets
      WHERE (project_id, endpoint_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-       AND (expires_at IS NULL OR expires_at > now())
+       AND ${liveSecret('endpoint_secrets')}
      ORDER BY created_at DESC, id DESC`,
     [refs.map((r) => r.project_id), refs.map((r) => r.endpoint_id)],
   );
+  const sealed = new Map<string, SealedSecret[]>();
   for (const r of rows) {
-    const key = refKey(r);
-    const list = out.get(key) ?? [];
-    list.push({ id: r.id, value: box.decrypt(r.value_enc), created_at: r.created_at, expires_at: r.expires_at });
-    out.set(key, list);
+    const list = sealed.get(refKey(r)) ?? [];
+    list.push(r);
+    sealed.set(refKey(r), list);
   }
+  for (const [key, list] of sealed) out.set(key, unsealSecrets(box, list));
   return out;
 }
 

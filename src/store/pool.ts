@@ -149,47 +149,38 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
   };
 }
 
-/** BEGIN, `fn`, COMMIT on a connection the caller holds; ROLLBACK and `fn`'s error if it throws. */
-export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
+/**
+ * BEGIN, `fn`, COMMIT on a connection the caller holds; ROLLBACK and `fn`'s error if it throws
+ * (also after a failed COMMIT: Postgres has then ended the transaction and ROLLBACK is a harmless
+ * no-op, unless the connection itself is gone). `broken` hears of a BEGIN or ROLLBACK that failed:
+ * the connection may still hold a transaction open and must not serve anyone else.
+ */
+export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>, broken: (err: unknown) => void = () => undefined): Promise<T> {
+  try {
+    await client.query('BEGIN');
+  } catch (err) {
+    broken(err);
+    throw err;
+  }
   try {
     const result = await fn();
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch(broken);
     throw err;
   }
 }
 
 /**
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it resolves, ROLLBACK when
- * it throws, and the original error is what the caller sees.
+ * it throws, and the original error is what the caller sees. A connection that could not begin
+ * or roll back is destroyed rather than handed to the next caller.
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await checkOut(pool);
   try {
-    await c.client.query('BEGIN');
-  } catch (err) {
-    c.fail(err);
-    c.done();
-    throw err;
-  }
-  try {
-    const result = await fn(c.client);
-    await c.client.query('COMMIT');
-    return result;
-  } catch (err) {
-    // Also after a failed COMMIT: Postgres has then ended the transaction and ROLLBACK is a
-    // harmless no-op, unless the connection itself is gone, which the ROLLBACK reveals.
-    try {
-      await c.client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      // A connection that cannot roll back may still hold the transaction open; handing it to
-      // the next caller would run their statements inside it, so the pool destroys it instead.
-      c.fail(rollbackErr);
-    }
-    throw err;
+    return await inTransaction(c.client, () => fn(c.client), c.fail);
   } finally {
     c.done();
   }

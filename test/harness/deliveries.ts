@@ -4,9 +4,9 @@ import type { TestApp } from './app.ts';
 import { DELIVERY_QUEUE } from '../../src/dispatch/queue.ts';
 import type { EventInput } from '../../src/core/types.ts';
 
-/** An endpoint of the default project, made through the API. */
-export async function endpoint(t: TestApp, name: string, url: string): Promise<string> {
-  const res = await t.api('POST', '/endpoints', { name, url, skip_ping_validation: true });
+/** An endpoint of the default project, made through the API (`fields`: more of its body, e.g. its secret). */
+export async function endpoint(t: TestApp, name: string, url: string, fields: Record<string, unknown> = {}): Promise<string> {
+  const res = await t.api('POST', '/endpoints', { name, url, skip_ping_validation: true, ...fields });
   expect(res.status, res.text).toBe(201);
   return res.body.data.uid as string;
 }

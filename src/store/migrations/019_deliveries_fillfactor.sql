@@ -6,7 +6,7 @@
 -- delivery on disk), deliveries only:
 --
 --   fillfactor | --mode max: HOT, WAL a webhook, disk | --mode rate --rate 700: WAL, disk
---   70         | 71–74 %, 2,117–2,134 B, 524–529 B     | 2,077 B, 559 B
+--   70         | 71–74 %, 2,114–2,134 B, 524–529 B     | 2,077 B, 559 B
 --   60         | 88–90 %, 2,030–2,041 B, 523–527 B     | 2,073 B, 603 B
 --   50         | 100 %,   1,978–1,982 B, 544–548 B     | 2,070–2,079 B, 689–700 B
 --

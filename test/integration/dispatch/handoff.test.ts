@@ -32,12 +32,12 @@ describe('handoffs from ingest to its own dispatcher', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  /** An app with its dispatcher, a receiver, and an endpoint `name` at it. */
-  async function started(name: string, options: Parameters<typeof startTestApp>[0] = {}) {
+  /** An app with its dispatcher, a receiver, and an endpoint `name` at it (`fields`: more of its body). */
+  async function started(name: string, options: Parameters<typeof startTestApp>[0] = {}, fields: Record<string, unknown> = {}) {
     const t = await startTestApp(options);
     const rx = await startReceiver();
     cleanup.push(() => t.stop(), () => rx.close());
-    const ep = await endpoint(t, name, `${rx.url}/${name}`);
+    const ep = await endpoint(t, name, `${rx.url}/${name}`, fields);
     return { t, rx, ep, dispatcher: t.app.dispatcher! };
   }
 
@@ -67,11 +67,8 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   it('starts handed-over deliveries from what ingest read, signed with the secret it read: no work or secrets query', async () => {
-    const { t, rx, dispatcher } = await started('unused');
     const secret = 'handoff-secret-0123456789abcdef';
-    const created = await t.api('POST', '/endpoints', { name: 'from-ingest', url: `${rx.url}/from-ingest`, secret, skip_ping_validation: true });
-    expect(created.status, created.text).toBe(201);
-    const ep = created.body.data.uid as string;
+    const { t, rx, ep, dispatcher } = await started('from-ingest', {}, { secret });
     // Every statement the dispatcher runs on the pool (ingest's run on its own transaction's client).
     const pool = t.app.pool;
     const query = pool.query;
