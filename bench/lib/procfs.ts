@@ -17,16 +17,56 @@ export function procMemory(pid: number): { rss: number; hwm: number } | null {
 
 const TICK_MS = 10; // USER_HZ is 100 on every Linux that matters
 
-/** utime + stime of one process in ms, or null when it is gone. */
-export function procCpuMs(pid: number): number | null {
+/** The fields of /proc/PID/stat after `(comm)` (which may itself hold spaces), or null when it is gone. */
+function statFields(pid: number): string[] | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the `(comm)`, which may itself hold spaces.
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) * TICK_MS;
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** utime + stime of one process in ms, or null when it is gone. */
+export function procCpuMs(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) * TICK_MS : null;
+}
+
+/**
+ * cutime + cstime of one process in ms: the CPU of its children that have exited and been reaped
+ * (a postmaster's: backends that disconnected, autovacuum workers that finished), which no live
+ * process's own figure holds any more. Null when it is gone.
+ */
+export function exitedChildrenCpuMs(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? (Number(f[13]) + Number(f[14])) * TICK_MS : null;
+}
+
+/** The pid of the oldest process named `comm` whose parent is not also `comm` (a postmaster), or null. */
+export function rootProcess(comm: string): number | null {
+  let best: { pid: number; start: number } | null = null;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== comm) continue;
+    } catch {
+      continue;
+    }
+    const f = statFields(Number(name));
+    if (!f) continue;
+    const parent = Number(f[1]);
+    let parentComm = '';
+    try {
+      parentComm = readFileSync(`/proc/${parent}/comm`, 'utf8').trim();
+    } catch {
+      // the parent is gone or hidden
+    }
+    if (parentComm === comm) continue;
+    const start = Number(f[19]);
+    if (!best || start < best.start) best = { pid: Number(name), start };
+  }
+  return best?.pid ?? null;
 }
 
 /**

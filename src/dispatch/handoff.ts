@@ -71,7 +71,7 @@ const RESCUE_BATCH = 200;
 /**
  * Deletes the handoffs due ($1: ids given up on, and every run-out one) and returns their
  * deliveries still waiting for their first attempt. The deliveries are looked up as an array, an
- * index condition whatever the table's size when the plan was made (worker.ts, above
+ * index condition, in a transaction with sequential scans off (worker.ts, above
  * RECORD_OUTCOMES_SQL): this runs every few seconds on every dispatcher.
  */
 export const RESCUE_HANDOFFS_SQL = `WITH due AS (
@@ -97,5 +97,5 @@ export async function rescueHandoffs(deps: { pool: pg.Pool; boss: PgBoss }, ids:
       rows.map((r) => ({ delivery_id: r.id, attempt: 1, endpoint: refKey(r) })),
     );
     return rows.length;
-  });
+  }, 'lookups');
 }

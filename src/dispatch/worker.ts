@@ -873,11 +873,12 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
 }
 
 // The recorder's statements look rows of `deliveries` up by the ids they list. Each names them with
-// `d.id = ANY($n)` as well as joining them: a prepared statement's generic plan is costed with the
-// table as it was when the plan was made, and a plan made while `deliveries` was small (a new
-// database, the first minutes after a deploy) hash-joined a scan of the whole table, kept until the
-// next ANALYZE. With the list as an index condition the plan is index lookups whatever the size
-// (`prepared-statements.test.ts` checks every such statement's generic plan).
+// `d.id = ANY($n)` as well as joining them, so that one index scan finds them all, and runs in a
+// transaction with sequential scans off (pool.ts, `Begin`): a prepared statement's generic plan
+// is costed with the table as it was when the plan was made and kept until the next ANALYZE, and
+// a plan made while `deliveries` was tiny (a new database, the first minutes after a deploy)
+// scanned the whole table at every batch as it grew. `prepared-statements.test.ts` checks every
+// such statement's generic plan.
 
 /** Deferrals: the same attempt, due again after its delay. $1 ids, $2 delays (s). */
 export const DEFER_DELIVERIES_SQL = `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
@@ -979,5 +980,5 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     const happened = await transition(client, changes);
     await recordAlerts(deps, client, [...statusAlerts(happened), ...failing]);
     return happened;
-  });
+  }, 'lookups');
 }

@@ -43,7 +43,8 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
   const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
   let result: T;
   try {
-    result = await withTransaction(deps.pool, (db) => fn(db, handoff));
+    // Its statements look events up by their keys (HOLDERS_SQL): index lookups always (pool.ts, Begin).
+    result = await withTransaction(deps.pool, (db) => fn(db, handoff), 'lookups');
   } catch (err) {
     for (const c of handoff?.claims ?? []) c.release();
     throw err;
@@ -91,9 +92,9 @@ const INSERT_EVENTS = insertEventsSql('');
 
 /**
  * The events holding idempotency keys ($1 projects, $2 keys, pairwise): one index lookup per key.
- * The lateral subquery (kept apart by OFFSET 0) is what makes it so in a generic plan made while
- * `events` was small, which otherwise hash-joins a scan of the whole table (worker.ts, above
- * RECORD_OUTCOMES_SQL).
+ * The lateral subquery (kept apart by OFFSET 0) and the ingest transaction's sequential scans off
+ * are what make it so in a generic plan made while `events` was small, which otherwise scans the
+ * whole table (worker.ts, above RECORD_OUTCOMES_SQL).
  */
 export const HOLDERS_SQL = `SELECT e.id, e.project_id, e.idempotency_key
    FROM unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)

@@ -150,14 +150,46 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
 }
 
 /**
+ * How a transaction begins. `lookups` is for the hot paths whose statements find rows of the
+ * growing tables by the ids or keys they list (ingest, the recorder, the handoffs' sweep): it
+ * turns sequential scans off for the transaction (and JIT, below), in the same round trip as its
+ * BEGIN.
+ *
+ * Why: those statements are prepared, and Postgres keeps a prepared statement's generic plan
+ * until the table's next ANALYZE. Planned while a table holds a few pages (a new database, a
+ * deploy's first minutes), `d.id = ANY($1)` is costed cheaper as a scan of the whole table than
+ * as index lookups. The plan then stays while the table grows by thousands of rows a second, and
+ * autovacuum visits a database once a minute: each batch's statement reads the whole table,
+ * batches grow because each takes longer, and the cost per row grows with them. In
+ * `npm run bench` half the runs went that way: the recorder's two statements took 7 times as long
+ * for the same rows, and Postgres's CPU a webhook doubled (README, "Plans made while the tables
+ * were small"). An index lookup is never far from the best plan for a list of ids, whatever the
+ * table's size; a scan is only right while the table is tiny.
+ */
+export type Begin = 'plain' | 'lookups';
+
+const BEGIN: Record<Begin, string> = {
+  plain: 'BEGIN',
+  // One simple-protocol message: no extra round trip. A statement that has no index to use still
+  // scans, costed as disabled; JIT goes off with it, or that cost would have such a statement
+  // compiled at every execution (100 ms and more).
+  lookups: 'BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off',
+};
+
+/**
  * BEGIN, `fn`, COMMIT on a connection the caller holds; ROLLBACK and `fn`'s error if it throws
  * (also after a failed COMMIT: Postgres has then ended the transaction and ROLLBACK is a harmless
  * no-op, unless the connection itself is gone). `broken` hears of a BEGIN or ROLLBACK that failed:
  * the connection may still hold a transaction open and must not serve anyone else.
  */
-export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>, broken: (err: unknown) => void = () => undefined): Promise<T> {
+export async function inTransaction<T>(
+  client: pg.PoolClient,
+  fn: () => Promise<T>,
+  broken: (err: unknown) => void = () => undefined,
+  begin: Begin = 'plain',
+): Promise<T> {
   try {
-    await client.query('BEGIN');
+    await client.query(BEGIN[begin]);
   } catch (err) {
     broken(err);
     throw err;
@@ -177,10 +209,10 @@ export async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<
  * it throws, and the original error is what the caller sees. A connection that could not begin
  * or roll back is destroyed rather than handed to the next caller.
  */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin: Begin = 'plain'): Promise<T> {
   const c = await checkOut(pool);
   try {
-    return await inTransaction(c.client, () => fn(c.client), c.fail);
+    return await inTransaction(c.client, () => fn(c.client), c.fail, begin);
   } finally {
     c.done();
   }
