@@ -35,10 +35,10 @@ export async function fillHistory(url: string, endpointId: string, n: number, op
       [endpointId, options.eventType],
     );
     await client.query(
-      `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, status_code, latency_ms, response_body, created_at)
-       SELECT ${uuidAt('d.created_at', "d.id::text || 'a'")}, d.id, 'default', $1, 1, 'http://127.0.0.1/old', 200, 3, 'ok', d.created_at
-       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = $2`,
-      [endpointId, options.eventType],
+      `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, status_code, latency_ms, response_body, created_at)
+       SELECT ${uuidAt('d.created_at', "d.id::text || 'a'")}, d.id, 1, 'http://127.0.0.1/old', 200, 3, 'ok', d.created_at
+       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = $1`,
+      [options.eventType],
     );
     await client.query('VACUUM ANALYZE events, deliveries, delivery_attempts');
     return { rows: 3 * n, ms: performance.now() - t };

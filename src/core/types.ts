@@ -201,6 +201,9 @@ export interface Delivery {
 export interface DeliveryAttempt {
   id: string;
   delivery_id: string;
+  /** Its delivery's (an attempt's row does not repeat them: migration 020). */
+  project_id: string;
+  endpoint_id: string;
   attempt: number;
   url: string;
   request_headers: Record<string, string>;

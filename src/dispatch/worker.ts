@@ -901,11 +901,14 @@ export const RECORD_OUTCOMES_SQL = `UPDATE deliveries d SET
    WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.attempts = u.attempts_before
    RETURNING d.id`;
 
-/** Attempts, for the deliveries that still exist. */
-export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, project_id, endpoint_id, attempt, url, request_headers,
+/**
+ * Attempts, for the deliveries that still exist. Their project and endpoint are the delivery's,
+ * not written again (migration 020).
+ */
+export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, request_headers,
      status_code, latency_ms, response_headers, response_body, error, error_code)
-   SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::jsonb[],
-     $8::int[], $9::int[], $10::jsonb[], $11::text[], $12::text[], $13::text[]) AS u(id, delivery_id)
+   SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[],
+     $6::int[], $7::int[], $8::jsonb[], $9::text[], $10::text[], $11::text[]) AS u(id, delivery_id)
    WHERE u.delivery_id IN (SELECT d.id FROM deliveries d WHERE d.id = ANY($2::uuid[]))`;
 
 /**
@@ -955,8 +958,6 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
         [
           sent.map(() => uuidv7()),
           sent.map((o) => o.row.id),
-          sent.map((o) => o.row.project_id),
-          sent.map((o) => o.row.endpoint_id),
           sent.map((o) => o.attempt),
           sent.map((o) => o.url),
           sent.map((o) => JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type }))),

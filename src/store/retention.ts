@@ -207,26 +207,42 @@ async function purgeEvents(s: Step): Promise<void> {
 
 /**
  * Attempts past their age. They have no per-project index, so the primary key is walked from the
- * last pass's cutoff (less a lookback) up to this one's: each pass reads only what aged since.
+ * last pass's cutoff (less a lookback) up to this one's: each pass reads only what aged since. An
+ * attempt's project is its delivery's (migration 020: new attempts do not repeat it).
  */
 const purgeAttempts = (s: Step, previous: Date | null): Promise<void> =>
-  purgeAged(s, 'attempts', 'delivery_attempts', '', previous === null ? NIL_UUID : uuidv7Floor(previous.getTime() - ATTEMPT_LOOKBACK_MS));
+  purgeAged(
+    s,
+    'attempts',
+    'delivery_attempts',
+    `SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.project_id = $1 AND a.id > $2 AND a.id < $3 AND a.created_at < $4
+     ORDER BY a.id LIMIT $5 FOR UPDATE OF a SKIP LOCKED`,
+    previous === null ? NIL_UUID : uuidv7Floor(previous.getTime() - ATTEMPT_LOOKBACK_MS),
+  );
 
 /** Dead letters not seen again since their age; meta events past their age once sent or failed. */
 const purgeRows = (s: Step, kind: 'dead_letters' | 'meta_events'): Promise<void> =>
-  purgeAged(s, kind, kind, kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`, NIL_UUID);
+  purgeAged(
+    s,
+    kind,
+    kind,
+    `SELECT id FROM ${kind}
+     WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`}
+     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`,
+    NIL_UUID,
+  );
 
-/** Deletes a table's rows of the project made before the cutoff (and `extra`), a batch at a time, walking ids up from `after`. */
-async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', table: string, extra: string, after: string): Promise<void> {
+/**
+ * Deletes the rows of `table` that `aged` picks, a batch at a time, walking ids up from `after`:
+ * `aged` selects and locks the ids of the project ($1) after $2, made before the cutoff ($3 as
+ * an id, $4 as a time), in id order, $5 at most.
+ */
+async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', table: string, aged: string, after: string): Promise<void> {
   for (;;) {
     const { rows } = await purgeTransaction(s.db, () =>
       s.db.query<{ n: number; last: string | null }>(
-        `WITH gone AS (
-           DELETE FROM ${table} WHERE id IN (
-             SELECT id FROM ${table}
-             WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${extra}
-             ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
-           RETURNING id)
+        `WITH gone AS (DELETE FROM ${table} WHERE id IN (${aged}) RETURNING id)
          SELECT count(*)::int AS n, max(id::text) AS last FROM gone`,
         [s.projectId, after, uuidv7Floor(s.cutoff), new Date(s.cutoff), s.batchSize],
       ),

@@ -128,7 +128,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const otherEvents = [];
     for (let i = 0; i < 3; i++) otherEvents.push(await post('other', 'ok', 'order.paid'));
     await Promise.all(otherEvents.map((e) => deliveryOf(e, ['success'])));
-    const { rows: olderAttempts } = await t.app.pool.query<{ id: string }>('SELECT id FROM delivery_attempts WHERE project_id = $1 ORDER BY id', ['shop']);
+    const { rows: olderAttempts } = await t.app.pool.query<{ id: string }>('SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = $1 ORDER BY a.id', ['shop']);
     expect(olderAttempts).toHaveLength(6);
 
     const letter = async (project: string): Promise<string> => {
@@ -173,7 +173,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const week = await purge(mid + 7 * DAY, { batchSize: 4, onPurged: (kind, n) => { calls.push([kind, n]); metrics.retentionPurged(kind, n); } });
     expect(week.rows).toEqual({ events: 0, deliveries: 0, attempts: 6, dead_letters: 0, meta_events: 0 });
     expect(calls).toEqual([['attempts', 4], ['attempts', 2]]);
-    expect(await count(`SELECT count(*) AS n FROM delivery_attempts WHERE project_id = 'shop'`)).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = 'shop'`)).toBe(2);
     // The deliveries keep their counters and last status.
     expect((await t.app.pool.query('SELECT attempts, last_status_code FROM deliveries WHERE id = $1', [olderDeliveries[0]!.id])).rows[0]).toEqual({ attempts: 1, last_status_code: 200 });
 
