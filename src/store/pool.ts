@@ -161,10 +161,10 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
  * as index lookups. The plan then stays while the table grows by thousands of rows a second, and
  * autovacuum visits a database once a minute: each batch's statement reads the whole table,
  * batches grow because each takes longer, and the cost per row grows with them. In
- * `npm run bench` half the runs went that way: the recorder's two statements took 7 times as long
- * for the same rows, and Postgres's CPU a webhook doubled (README, "Plans made while the tables
- * were small"). An index lookup is never far from the best plan for a list of ids, whatever the
- * table's size; a scan is only right while the table is tiny.
+ * `npm run bench` two runs in five went that way: the recorder's two statements took 7 times as
+ * long for the same rows, and Postgres's CPU a webhook doubled (README, "Plans made while the
+ * tables were tiny"). An index lookup is never far from the best plan for a list of ids, whatever
+ * the table's size; a scan is only right while the table is tiny.
  */
 export type Begin = 'plain' | 'lookups';
 
