@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { DeliveryStatus, EventInput } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { withTransaction } from '../store/pool.ts';
+import { INDEX_LOOKUPS_SQL, withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
 import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch, type HandoffJob } from '../dispatch/handoff.ts';
@@ -43,8 +43,7 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
   const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
   let result: T;
   try {
-    // Its statements look events up by their keys (HOLDERS_SQL): index lookups always (pool.ts, Begin).
-    result = await withTransaction(deps.pool, (db) => fn(db, handoff), 'lookups');
+    result = await withTransaction(deps.pool, (db) => fn(db, handoff));
   } catch (err) {
     for (const c of handoff?.claims ?? []) c.release();
     throw err;
@@ -92,9 +91,9 @@ const INSERT_EVENTS = insertEventsSql('');
 
 /**
  * The events holding idempotency keys ($1 projects, $2 keys, pairwise): one index lookup per key.
- * The lateral subquery (kept apart by OFFSET 0) and the ingest transaction's sequential scans off
- * are what make it so in a generic plan made while `events` was small, which otherwise scans the
- * whole table (worker.ts, above RECORD_OUTCOMES_SQL).
+ * The lateral subquery (kept apart by OFFSET 0) and sequential scans off before it
+ * (INDEX_LOOKUPS_SQL) are what make it so in a generic plan made while `events` was small, which
+ * otherwise scans the whole table (worker.ts, above RECORD_OUTCOMES_SQL).
  */
 export const HOLDERS_SQL = `SELECT e.id, e.project_id, e.idempotency_key
    FROM unnest($1::text[], $2::text[]) AS k(project_id, idempotency_key)
@@ -216,6 +215,10 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   // Anything not inserted lost on its idempotency key: find the event that holds it.
   const dupes = toInsert.filter((i) => !stored.has(ids[i]!));
   if (dupes.length > 0) {
+    // Index lookups for the keys, however small `events` was when the plan was made (pool.ts,
+    // INDEX_LOOKUPS_SQL): a round trip only when a key was taken, and the common ingest keeps
+    // Postgres's own choices.
+    await db.query(INDEX_LOOKUPS_SQL);
     const { rows: existing } = await db.query<{ id: string; project_id: string; idempotency_key: string }>(
       HOLDERS_SQL,
       [dupes.map((i) => inputs[i]!.project_id), dupes.map((i) => inputs[i]!.idempotency_key)],

@@ -151,8 +151,8 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
 
 /**
  * How a transaction begins. `lookups` is for the hot paths whose statements find rows of the
- * growing tables by the ids or keys they list (ingest, the recorder, the handoffs' sweep): it
- * turns sequential scans off for the transaction (and JIT, below), in the same round trip as its
+ * growing tables by the ids they list (the recorder, the handoffs' sweep): it turns sequential
+ * and index-only scans off for the transaction (and JIT, below), in the same round trip as its
  * BEGIN.
  *
  * Why: those statements are prepared, and Postgres keeps a prepared statement's generic plan
@@ -168,12 +168,24 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
  */
 export type Begin = 'plain' | 'lookups';
 
+/**
+ * The rest of the transaction plans index lookups (`Begin`), also for a transaction that needs it
+ * only for one rare statement (ingest's idempotency lookup).
+ * - Sequential scans off: on a table of a page or two they look cheaper than the lookups.
+ * - Index-only scans off: with sequential scans off, a table analyzed at 30 or 50 rows got a
+ *   full index-only scan of another index that holds `id` (deliveries_endpoint), filtered by the
+ *   list; without them, the primary key's lookups win from the smallest table autovacuum analyzes
+ *   (`prepared-statements.test.ts`). Only a table analyzed by hand at a handful of rows can still
+ *   get a full index scan, until its next ANALYZE.
+ * - JIT off: a statement that has no index to use still scans, costed as disabled, and that cost
+ *   alone would have it compiled at every execution (100 ms and more).
+ */
+export const INDEX_LOOKUPS_SQL = 'SET LOCAL enable_seqscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL jit = off';
+
 const BEGIN: Record<Begin, string> = {
   plain: 'BEGIN',
-  // One simple-protocol message: no extra round trip. A statement that has no index to use still
-  // scans, costed as disabled; JIT goes off with it, or that cost would have such a statement
-  // compiled at every execution (100 ms and more).
-  lookups: 'BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL jit = off',
+  // One simple-protocol message: no extra round trip.
+  lookups: `BEGIN; ${INDEX_LOOKUPS_SQL}`,
 };
 
 /**

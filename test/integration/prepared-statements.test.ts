@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, inTransaction, preparedName, type Begin } from '../../src/store/pool.ts';
+import { createPool, inTransaction, INDEX_LOOKUPS_SQL, preparedName, type Begin } from '../../src/store/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../harness/db.ts';
 import { DEFER_DELIVERIES_SQL, RECORD_ATTEMPTS_SQL, RECORD_OUTCOMES_SQL } from '../../src/dispatch/worker.ts';
 import { RESCUE_HANDOFFS_SQL } from '../../src/dispatch/handoff.ts';
@@ -61,7 +61,8 @@ describe('prepared statements on a real Postgres (PreparingClient)', () => {
  * database, the first minutes of a deploy. Planned on a page or two of rows, a scan of the whole
  * table looks cheaper, and it stays the plan while the table grows: in `npm run bench` the
  * recorder's statements then took 7 times as long and Postgres's CPU a webhook doubled (issue 15).
- * Their transactions begin with sequential scans off (pool.ts, `Begin`).
+ * Their transactions begin with sequential and index-only scans off (pool.ts, `Begin`), or turn
+ * them off just before (ingest's idempotency lookup, `INDEX_LOOKUPS_SQL`).
  */
 describe('generic plans of the statements that look rows up by id', () => {
   let db: TestDatabase;
@@ -70,23 +71,28 @@ describe('generic plans of the statements that look rows up by id', () => {
   beforeAll(async () => {
     db = await createTestDatabase('postgres', { migrated: true });
     admin = createPool(db.url, { max: 1, applicationName: 'wharf-test-generic-plans' });
-    // A few rows, never analyzed: what a plan made in a new database's first seconds sees.
+    // 50 rows, analyzed: what a plan made in a new database's first seconds sees once autovacuum
+    // has been by (its first ANALYZE of a table comes after 50 rows changed).
     await admin.query(
       `INSERT INTO events (id, project_id, event_type, message_type, data, custom_headers, headers, idempotency_key)
-       SELECT gen_random_uuid(), 'default', 't', 'single', '{}', '{}', '{}', 'k' || g FROM generate_series(1, 30) g`,
+       SELECT gen_random_uuid(), 'default', 't', 'single', '{}', '{}', '{}', 'k' || g FROM generate_series(1, 50) g`,
     );
     await admin.query(
       `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status)
-       SELECT gen_random_uuid(), 'default', gen_random_uuid(), 'ep', 't', 'scheduled' FROM generate_series(1, 30)`,
+       SELECT gen_random_uuid(), 'default', gen_random_uuid(), 'ep', 't', 'scheduled' FROM generate_series(1, 50)`,
     );
+    await admin.query('ANALYZE events, deliveries');
   });
   afterAll(async () => {
     await admin?.end();
     await db?.drop();
   });
 
-  /** The plan Postgres keeps for `sql` once it goes generic, made in a transaction begun as `begin`. */
-  async function genericPlan(sql: string, begin: Begin): Promise<string> {
+  /**
+   * The plan Postgres keeps for `sql` once it goes generic, made in a transaction begun as `begin`
+   * (and `set` run in it first).
+   */
+  async function genericPlan(sql: string, begin: Begin, set?: string): Promise<string> {
     const params = Math.max(...[...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
     const client = await admin.connect();
     try {
@@ -94,6 +100,7 @@ describe('generic plans of the statements that look rows up by id', () => {
         client,
         async () => {
           await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
+          if (set) await client.query(set);
           await client.query(`PREPARE generic_probe AS ${sql}`);
           const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE generic_probe(${Array(params).fill('NULL').join(', ')})`);
           return rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -108,13 +115,14 @@ describe('generic plans of the statements that look rows up by id', () => {
   }
 
   it.each([
-    ['the outcomes (worker.ts)', RECORD_OUTCOMES_SQL, 'deliveries_pkey'],
-    ['the attempts (worker.ts)', RECORD_ATTEMPTS_SQL, 'deliveries_pkey'],
-    ['the deferrals (worker.ts)', DEFER_DELIVERIES_SQL, 'deliveries_pkey'],
-    ['the handoffs sweep (handoff.ts)', RESCUE_HANDOFFS_SQL, 'deliveries_pkey'],
-    ['the idempotency keys held (persist.ts)', HOLDERS_SQL, 'events_idempotency'],
-  ])('%s: index lookups, no scan of the table, and no JIT', async (_, sql, index) => {
-    const plan = await genericPlan(sql, 'lookups');
+    ['the outcomes (worker.ts)', RECORD_OUTCOMES_SQL, 'deliveries_pkey', undefined],
+    ['the attempts (worker.ts)', RECORD_ATTEMPTS_SQL, 'deliveries_pkey', undefined],
+    ['the deferrals (worker.ts)', DEFER_DELIVERIES_SQL, 'deliveries_pkey', undefined],
+    ['the handoffs sweep (handoff.ts)', RESCUE_HANDOFFS_SQL, 'deliveries_pkey', undefined],
+    // Ingest begins plainly and turns scans off only before this lookup.
+    ['the idempotency keys held (persist.ts)', HOLDERS_SQL, 'events_idempotency', INDEX_LOOKUPS_SQL],
+  ])('%s: index lookups, no scan of the table, and no JIT', async (_, sql, index, set) => {
+    const plan = set === undefined ? await genericPlan(sql, 'lookups') : await genericPlan(sql, 'plain', set);
     expect(plan).not.toMatch(/Seq Scan on (deliveries|events)\b/);
     expect(plan).toContain(index);
     // A plan that still scans (the handoffs, a small table without an index on its lease) is
@@ -122,7 +130,7 @@ describe('generic plans of the statements that look rows up by id', () => {
     expect(plan).not.toContain('JIT');
   });
 
-  it('control: begun plainly, the same tiny table gets the outcomes a scan of the whole table', async () => {
+  it('control: begun plainly, the same small table gets the outcomes a scan of the whole table', async () => {
     expect(await genericPlan(RECORD_OUTCOMES_SQL, 'plain')).toMatch(/Seq Scan on deliveries\b/);
   });
 });
