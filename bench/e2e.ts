@@ -520,6 +520,9 @@ interface CpuSnapshot {
   postgres: Map<number, number>;
   /** The bench database's own backends (and autovacuum workers), by their process titles. */
   postgresOurs: Map<number, number>;
+  /** Their user time alone: with `wharfUser`, how much of the CPU is the processes' own code. */
+  postgresOursUser: Map<number, number>;
+  wharfUser: number;
   /**
    * The CPU of postgres processes that have exited (the postmaster's reaped children): an
    * autovacuum worker that finishes, a connection that closes. A process that exits within the
@@ -542,6 +545,8 @@ function cpuSnapshot(wharf: RunningWharf | null): CpuSnapshot {
     bench: (u.user + u.system) / 1000,
     postgres: cpuByComm('postgres'),
     postgresOurs: cpuByComm('postgres', ourDbTitle),
+    postgresOursUser: cpuByComm('postgres', ourDbTitle, 'user'),
+    wharfUser: wharf?.cpuMs('user') ?? 0,
     postgresExited: postmaster === null ? 0 : (exitedChildrenCpuMs(postmaster) ?? 0),
     machine: machineCpuMs(),
   };
@@ -977,6 +982,12 @@ async function main(): Promise<number> {
     const pgExitedMs = cpu1.postgresExited - cpu0.postgresExited;
     const pgMs = cpuDelta(cpu0.postgres, cpu1.postgres) + pgExitedMs;
     const pgOursMs = cpuDelta(cpu0.postgresOurs, cpu1.postgresOurs) + pgExitedMs;
+    // The share of user time (the processes' own code, not the kernel's work for them: syscalls,
+    // loopback TCP, fsync). Postgres's is of its live backends'; drain mode measures Wharf in two
+    // windows and gives none.
+    const share = (user: number, all: number): number | null => (all > 0 ? round(user / all, 2) : null);
+    const pgUserShare = share(cpuDelta(cpu0.postgresOursUser, cpu1.postgresOursUser), cpuDelta(cpu0.postgresOurs, cpu1.postgresOurs));
+    const wharfUserShare = where === 'inproc' || mode === 'drain' ? null : share(cpu1.wharfUser - cpu0.wharfUser, cpu1.wharf - cpu0.wharf);
     const perEventCpu = (ms: number): string => `${fmt((ms * 1000) / Math.max(1, delivered), 0)} µs/webhook`;
     const wharfMs =
       where === 'inproc' ? NaN : mode === 'drain' ? cpuApi!.wharf + (cpu1.wharf - cpuDispatch0!.wharf) : cpu1.wharf - cpu0.wharf;
@@ -1042,6 +1053,8 @@ async function main(): Promise<number> {
         postgres_cpu_exited_us: round((pgExitedMs * 1000) / Math.max(1, delivered)),
         wal_bytes: round(check.wal_bytes / Math.max(1, delivered)),
         wharf_cpu_us: Number.isNaN(wharfMs) ? null : round((wharfMs * 1000) / Math.max(1, delivered)),
+        wharf_user_share: wharfUserShare,
+        postgres_user_share: pgUserShare,
         other_databases_commits: othersDuring,
       },
       tables: statDelta(stats0, stats1, delivered),
@@ -1129,6 +1142,7 @@ async function main(): Promise<number> {
       `cost/webhook  postgres CPU ${fmt(perHook.postgres_cpu_us, 0)} µs (this database's backends; all postgres processes ${fmt(perHook.postgres_cpu_all_processes_us, 0)} µs; ` +
         `of both, ${fmt(perHook.postgres_cpu_exited_us, 0)} µs in processes that exited meanwhile), ` +
         `WAL ${fmt(perHook.wal_bytes, 0)} B, wharf CPU ${perHook.wharf_cpu_us === null ? 'n/a' : `${fmt(perHook.wharf_cpu_us, 0)} µs`} (targets ≤ 150 µs, ≤ 1,536 B, ≤ 200 µs)` +
+        `; user time: postgres ${pgUserShare === null ? 'n/a' : `${fmt(pgUserShare * 100, 0)} %`}, wharf ${wharfUserShare === null ? 'n/a' : `${fmt(wharfUserShare * 100, 0)} %`}` +
         (othersDuring > 0 ? `; other databases committed ${othersDuring} transactions meanwhile (WAL is the whole server's)` : ''),
     );
     console.log('rows/webhook  table                         ins    upd    hot    del  indexes  index entries  index blocks  table B  index B');

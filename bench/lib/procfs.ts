@@ -27,10 +27,13 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-/** utime + stime of one process in ms, or null when it is gone. */
-export function procCpuMs(pid: number): number | null {
+/** Which CPU time: user and system together, or user (the process's own code) alone. */
+export type CpuPart = 'all' | 'user';
+
+/** utime + stime (or utime alone) of one process in ms, or null when it is gone. */
+export function procCpuMs(pid: number, part: CpuPart = 'all'): number | null {
   const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) * TICK_MS : null;
+  return f ? (Number(f[11]) + (part === 'all' ? Number(f[12]) : 0)) * TICK_MS : null;
 }
 
 /**
@@ -72,9 +75,9 @@ export function rootProcess(comm: string): number | null {
 /**
  * CPU ms of every process named `comm` by pid (e.g. all postgres backends and helpers); with
  * `title`, only those whose command line (a postgres backend's process title: "postgres: 15/main:
- * user database host state") holds it.
+ * user database host state") holds it; `part` as procCpuMs.
  */
-export function cpuByComm(comm: string, title?: string): Map<number, number> {
+export function cpuByComm(comm: string, title?: string, part: CpuPart = 'all'): Map<number, number> {
   const out = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -84,7 +87,7 @@ export function cpuByComm(comm: string, title?: string): Map<number, number> {
     } catch {
       continue;
     }
-    const ms = procCpuMs(Number(name));
+    const ms = procCpuMs(Number(name), part);
     if (ms !== null) out.set(Number(name), ms);
   }
   return out;

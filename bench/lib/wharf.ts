@@ -7,7 +7,7 @@ import pino from 'pino';
 import { stringify } from 'yaml';
 import type { Role } from '../../src/app.ts';
 import { NODE_FLAGS } from '../../src/node-flags.ts';
-import { procCpuMs, procMemory } from './procfs.ts';
+import { procCpuMs, procMemory, type CpuPart } from './procfs.ts';
 
 export interface WharfSettings {
   where: 'child' | 'inproc';
@@ -34,8 +34,8 @@ export interface RunningWharf {
   pid: number;
   /** RSS now and the peak the kernel saw (VmHWM), bytes. In-process: the whole benchmark process. */
   memory(): { rss: number; hwm: number };
-  /** CPU time used so far, ms. In-process: the whole benchmark process. */
-  cpuMs(): number;
+  /** CPU time used so far (or its user part), ms. In-process: the whole benchmark process. */
+  cpuMs(part?: CpuPart): number;
   stop(): Promise<void>;
 }
 
@@ -89,9 +89,9 @@ async function startInProcess(file: string, role: Role, dir: string): Promise<Ru
     url: app.url,
     pid: process.pid,
     memory: () => ({ rss: process.memoryUsage().rss, hwm: procMemory(process.pid)?.hwm ?? 0 }),
-    cpuMs: () => {
+    cpuMs: (part = 'all') => {
       const u = process.cpuUsage();
-      return (u.user + u.system) / 1000;
+      return (u.user + (part === 'all' ? u.system : 0)) / 1000;
     },
     async stop() {
       await app.stop();
@@ -130,12 +130,12 @@ async function startChild(s: WharfSettings, file: string, role: Role, dir: strin
   });
   const pid = child.pid!;
   let last = { rss: 0, hwm: 0 };
-  let lastCpu = 0;
+  const lastCpu: Record<CpuPart, number> = { all: 0, user: 0 };
   return {
     url,
     pid,
     memory: () => (last = procMemory(pid) ?? last),
-    cpuMs: () => (lastCpu = procCpuMs(pid) ?? lastCpu),
+    cpuMs: (part = 'all') => (lastCpu[part] = procCpuMs(pid, part) ?? lastCpu[part]),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.send({ type: 'stop' });

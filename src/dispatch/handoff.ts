@@ -71,7 +71,7 @@ const RESCUE_BATCH = 200;
 /**
  * Deletes the handoffs due ($1: ids given up on, and every run-out one) and returns their
  * deliveries still waiting for their first attempt. The deliveries are looked up as an array, an
- * index condition, in a transaction with sequential scans off (worker.ts, above
+ * index condition, in a transaction that plans index lookups (worker.ts, above
  * RECORD_OUTCOMES_SQL): this runs every few seconds on every dispatcher.
  */
 export const RESCUE_HANDOFFS_SQL = `WITH due AS (

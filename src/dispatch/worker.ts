@@ -874,7 +874,7 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
 
 // The recorder's statements look rows of `deliveries` up by the ids they list. Each names them with
 // `d.id = ANY($n)` as well as joining them, so that one index scan finds them all, and runs in a
-// transaction with sequential scans off (pool.ts, `Begin`): a prepared statement's generic plan
+// transaction that plans index lookups (pool.ts, `Begin`): a prepared statement's generic plan
 // is costed with the table as it was when the plan was made and kept until the next ANALYZE, and
 // a plan made while `deliveries` was tiny (a new database, the first minutes after a deploy)
 // scanned the whole table at every batch as it grew. `prepared-statements.test.ts` checks every
