@@ -583,7 +583,7 @@ async function loadLive(deps: DispatcherDeps, fetched: Fetched[], recorder: Reco
     `SELECT d.id, d.project_id, d.endpoint_id, d.event_id, d.status, d.attempts, d.retry, e.event_type, e.data,
             e.custom_headers, ${endpointWorkColumns('ep')}, p.settings
      FROM deliveries d
-     JOIN events e ON e.id = d.event_id
+     JOIN events e ON e.project_id = d.project_id AND e.id = d.event_id
      JOIN endpoints ep ON ep.project_id = d.project_id AND ep.id = d.endpoint_id
      JOIN projects p ON p.id = d.project_id
      WHERE d.id = ANY($1::uuid[])`,

@@ -192,7 +192,7 @@ async function purgeEvents(s: Step): Promise<void> {
         [gone],
       );
       const deliveries = await s.db.query('DELETE FROM deliveries WHERE event_id = ANY($1::uuid[])', [gone]);
-      const events = await s.db.query('DELETE FROM events WHERE id = ANY($1::uuid[])', [gone]);
+      const events = await s.db.query('DELETE FROM events WHERE project_id = $1 AND id = ANY($2::uuid[])', [s.projectId, gone]);
       s.count('attempts', attempts.rowCount ?? 0);
       s.count('deliveries', deliveries.rowCount ?? 0);
       s.count('events', events.rowCount ?? 0);

@@ -76,13 +76,54 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     const { rows } = await pool.query<{ name: string; def: string; valid: boolean }>(
       `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def, i.indisvalid AS valid
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        WHERE c.relname IN ('events_project', 'deliveries_project', 'deliveries_endpoint') ORDER BY 1`,
+        WHERE c.relname IN ('events_pkey', 'events_project', 'deliveries_project', 'deliveries_endpoint') ORDER BY 1`,
     );
     expect(rows.map((r) => [r.name, r.valid, /DESC/.test(r.def)])).toEqual([
       ['deliveries_endpoint', true, false],
       ['deliveries_project', true, false],
-      ['events_project', true, false],
+      ['events_pkey', true, false],
     ]);
+    // 021: the events' primary key is what orders a project's events; no second index does it.
+    expect(rows.find((r) => r.name === 'events_pkey')!.def).toMatch(/UNIQUE INDEX events_pkey ON public\.events USING btree \(project_id, id\)$/);
+    expect(await count(pool, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'events'`)).toBe(2);
+  });
+
+  it('021 makes (project_id, id) the events\' primary key, keeps every event, and can run again', async () => {
+    const fresh = await createTestDatabase(kind);
+    onCleanup(() => fresh.drop());
+    const p = createPool(fresh.url, { max: 2 });
+    onCleanup(() => p.end());
+    await migrate(p);
+    // Back to 020: the primary key on id alone beside the project's index, and 021 not recorded.
+    await p.query(`ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id)`);
+    await p.query(`CREATE INDEX events_project ON events (project_id, id)`);
+    await p.query(`DELETE FROM wharf_migrations WHERE version = 21`);
+    await insertProject(p, 'keyed');
+    await insertProject(p, 'other');
+    await p.query(
+      `INSERT INTO events (id, project_id, event_type, message_type, data)
+       SELECT gen_random_uuid(), CASE WHEN g % 2 = 0 THEN 'keyed' ELSE 'other' END, 't', 'fanout', '{"n":' || g || '}' FROM generate_series(1, 20) g`,
+    );
+    const before = (await p.query('SELECT project_id, id, data FROM events ORDER BY id')).rows;
+    const keyOf = async () =>
+      (await p.query<{ def: string }>(
+        `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i WHERE i.indrelid = 'events'::regclass AND i.indisprimary`,
+      )).rows.map((r) => r.def);
+
+    for (const run of [1, 2]) {
+      expect((await migrate(p)).applied, `run ${run}`).toEqual(['021_events_project_key']);
+      expect(await keyOf()).toEqual([expect.stringMatching(/\(project_id, id\)$/)]);
+      expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'events' AND indexname IN ('events_project', 'events_key')`)).toBe(0);
+      expect((await p.query('SELECT project_id, id, data FROM events ORDER BY id')).rows).toEqual(before);
+      // As after a crash before the version was recorded.
+      await p.query(`DELETE FROM wharf_migrations WHERE version = 21`);
+    }
+    await migrate(p);
+    // Still a key: the same id twice in a project is refused.
+    const [one] = before as { project_id: string; id: string }[];
+    await expect(
+      p.query(`INSERT INTO events (id, project_id, event_type, message_type, data) VALUES ($1, $2, 't', 'fanout', '{}')`, [one!.id, one!.project_id]),
+    ).rejects.toMatchObject({ code: '23505' });
   });
 
   // A no-transaction migration builds its indexes CONCURRENTLY: writers go on while it waits.
@@ -93,7 +134,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     onCleanup(() => p.end());
     await migrate(p);
     // Back to 015: the descending index, and 016 not yet recorded.
-    await p.query(`DROP INDEX events_project; CREATE INDEX events_project ON events (project_id, id DESC);
+    await p.query(`DROP INDEX IF EXISTS events_project; CREATE INDEX events_project ON events (project_id, id DESC);
                    DELETE FROM wharf_migrations WHERE version = 16`);
     await insertProject(p, 'busy');
     const insertEvent = (db: pg.Pool | pg.Client) =>
