@@ -776,7 +776,7 @@ async function sizesOf(url: string): Promise<Record<string, { rows: number; mib:
 async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Promise<DbCheck> {
   const c1 = await clusterSnapshot(client);
   const { rows } = await client.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
-  const { rows: att } = await client.query<{ n: string }>('SELECT count(*) AS n FROM delivery_attempts');
+  const { rows: att } = await client.query<{ n: string }>('SELECT count(*) AS n FROM attempts');
   const groups = async (table: string) => {
     const { rows: g } = await client.query<{ count: string; mean: string | null; max: string | null }>(
       `SELECT count(*) AS count, avg(n) AS mean, max(n) AS max
@@ -794,7 +794,7 @@ async function dbCheck(client: pg.Client, c0: ClusterSnapshot, from: number): Pr
     wal_lsn: { from: c0.lsn, to: c1.lsn },
     checkpoints: c1.checkpoints - c0.checkpoints,
     ingest_txns: await groups('events'),
-    dispatch_txns: await groups('delivery_attempts'),
+    dispatch_txns: await groups('attempts'),
   };
 }
 

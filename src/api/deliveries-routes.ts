@@ -48,12 +48,15 @@ function presentAttempt(a: AttemptRow): Json {
   } as unknown as Json;
 }
 
-/** A delivery's attempts, oldest first. The caller has checked the delivery is the project's. */
+/**
+ * A delivery's attempts, oldest first, wherever they are kept (the view `attempts`: the delivery's
+ * own row holds its first, migration 022). The caller has checked the delivery is the project's.
+ */
 export async function deliveryAttempts(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
   const { rows } = await db.query<AttemptRow>(
     `SELECT a.id, a.delivery_id, d.project_id, d.endpoint_id, a.attempt, a.url, ${REQUEST_HEADERS_SQL} AS request_headers, a.status_code, a.latency_ms,
             a.response_headers, a.response_body, a.error, a.error_code, a.created_at
-     FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
      WHERE a.delivery_id = $1 ORDER BY a.attempt, a.created_at`,
     [deliveryId],
   );

@@ -63,7 +63,7 @@ export function storedRequestHeaders(headers: Record<string, string>, of: { even
 }
 
 /**
- * An attempt's request headers as sent, from `a` (its delivery_attempts row) and `d` (its
+ * An attempt's request headers as sent, from `a` (its row of the view `attempts`) and `d` (its
  * delivery, whose event_type is its event's): what the row keeps wins, so rows written before the
  * three were left out read the same.
  */

@@ -7,12 +7,13 @@ import { acquireMany } from './rate-limit.ts';
 import { DEFAULT_BREAKER, recordAttempts, type AttemptKind } from './breaker.ts';
 import { transition, type EndpointChange } from './operations.ts';
 import { recordAlerts, statusAlerts, type AlertInput } from './alerts.ts';
-import { uuidv7 } from '../core/ids.ts';
+import { uuidv7, uuidv7Time } from '../core/ids.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import { liveSecretsOf, openCredentials, refKey, unsealSecrets } from '../store/endpoints.ts';
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
+import { FOLD_WITHIN_MS } from '../store/retention.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest, storedRequestHeaders } from '../delivery/request.ts';
 import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
@@ -886,7 +887,9 @@ export const DEFER_DELIVERIES_SQL = `UPDATE deliveries d SET next_attempt_at = n
 
 /**
  * Outcomes: each delivery's state after its attempt. The attempts guard (`attempts_before`) makes
- * a concurrent duplicate of a batch a no-op rather than a double count.
+ * a concurrent duplicate of a batch a no-op rather than a double count. A first attempt the
+ * recorder folds (`first_id` not NULL: `foldsFirstAttempt`) is kept in the delivery's own row
+ * (migration 022), written by the same update; the others are left as they are.
  */
 export const RECORD_OUTCOMES_SQL = `UPDATE deliveries d SET
      status = u.status,
@@ -895,21 +898,64 @@ export const RECORD_OUTCOMES_SQL = `UPDATE deliveries d SET
      last_error = CASE WHEN u.sent = 1 THEN u.error ELSE d.last_error END,
      next_attempt_at = CASE WHEN u.retry_in IS NULL THEN NULL
                             ELSE now() + u.retry_in * interval '1 second' END,
-     updated_at = now()
-   FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[])
-     AS u(id, status, sent, status_code, error, retry_in, attempts_before)
+     updated_at = now(),
+     first_attempt_id = COALESCE(u.first_id, d.first_attempt_id),
+     first_attempted_at = CASE WHEN u.first_id IS NULL THEN d.first_attempted_at ELSE now() END,
+     first_status_code = CASE WHEN u.first_id IS NULL THEN d.first_status_code ELSE u.status_code END,
+     first_latency_ms = CASE WHEN u.first_id IS NULL THEN d.first_latency_ms ELSE u.latency_ms END,
+     first_url = CASE WHEN u.first_id IS NULL THEN d.first_url ELSE u.url END,
+     first_request_headers = CASE WHEN u.first_id IS NULL THEN d.first_request_headers ELSE u.request_headers END,
+     first_response_headers = CASE WHEN u.first_id IS NULL THEN d.first_response_headers ELSE u.response_headers END,
+     first_response_body = CASE WHEN u.first_id IS NULL THEN d.first_response_body ELSE u.response_body END,
+     first_error = CASE WHEN u.first_id IS NULL THEN d.first_error ELSE u.error END,
+     first_error_code = CASE WHEN u.first_id IS NULL THEN d.first_error_code ELSE u.error_code END
+   FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[],
+     $8::uuid[], $9::int[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[])
+     AS u(id, status, sent, status_code, error, retry_in, attempts_before,
+          first_id, latency_ms, url, request_headers, response_headers, response_body, error_code)
    WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.attempts = u.attempts_before
    RETURNING d.id`;
 
 /**
- * Attempts, for the deliveries that still exist. Their project and endpoint are the delivery's,
- * not written again (migration 020).
+ * Attempts kept as rows of their own, for the deliveries that still exist. Their project and
+ * endpoint are the delivery's, not written again (migration 020).
  */
 export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, request_headers,
      status_code, latency_ms, response_headers, response_body, error, error_code)
    SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[],
      $6::int[], $7::int[], $8::jsonb[], $9::text[], $10::text[], $11::text[]) AS u(id, delivery_id)
    WHERE u.delivery_id IN (SELECT d.id FROM deliveries d WHERE d.id = ANY($2::uuid[]))`;
+
+/**
+ * A first attempt is folded into its delivery's row only when made within FOLD_WITHIN_MS
+ * (retention.ts) of its delivery, and only when its stored text is this short: the row, a quarter of a page per row as
+ * inserted (fillfactor 25), must still hold its longer version on the same page for the update to
+ * stay HOT. A longer one (a large response body) is a row of delivery_attempts.
+ */
+export const FOLD_MAX_CHARS = 400;
+
+/** An attempt's fields as stored. */
+interface StoredAttempt {
+  o: Outcome;
+  id: string;
+  requestHeaders: string;
+  responseHeaders: string;
+  responseBody: string;
+}
+
+/**
+ * Whether `a` is kept in its delivery's row (migration 022): a first attempt, made within
+ * FOLD_WITHIN_MS of its delivery (retention finds it by the delivery's id: retention.ts), whose
+ * stored text is at most FOLD_MAX_CHARS.
+ */
+export function foldsFirstAttempt(a: StoredAttempt, now: number): boolean {
+  if (a.o.attempt !== 1) return false;
+  const made = uuidv7Time(a.o.row.id);
+  if (made === null || now - made > FOLD_WITHIN_MS) return false;
+  const r = a.o.result!;
+  const chars = a.o.url.length + a.requestHeaders.length + a.responseHeaders.length + a.responseBody.length + (r.error?.length ?? 0) + (r.errorCode?.length ?? 0);
+  return chars <= FOLD_MAX_CHARS;
+}
 
 /**
  * Settles a group of deliveries in one transaction: outcomes (attempt rows, the delivery's state,
@@ -937,6 +983,17 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       await enqueueDeliveries(deps.boss, client, deferred);
       return [];
     }
+    const stored: StoredAttempt[] = sent.map((o) => ({
+      o,
+      id: uuidv7(),
+      requestHeaders: JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type })),
+      responseHeaders: JSON.stringify(o.result!.responseHeaders),
+      // Postgres text cannot hold NUL; a binary answer is kept readable rather than rejected.
+      responseBody: o.result!.responseBody.replaceAll('\u0000', '\uFFFD'),
+    }));
+    const now = Date.now();
+    const folds = new Map(stored.filter((a) => foldsFirstAttempt(a, now)).map((a) => [a.o, a]));
+    const fold = (o: Outcome) => folds.get(o);
     const { rows: updated } = await client.query<{ id: string }>(
       RECORD_OUTCOMES_SQL,
       [
@@ -947,31 +1004,39 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
         outcomes.map((o) => o.result?.error ?? null),
         outcomes.map((o) => o.retryIn),
         outcomes.map((o) => o.attempt - 1),
+        outcomes.map((o) => fold(o)?.id ?? null),
+        outcomes.map((o) => (fold(o) ? o.result!.latencyMs : null)),
+        outcomes.map((o) => (fold(o) ? o.url : null)),
+        outcomes.map((o) => fold(o)?.requestHeaders ?? null),
+        outcomes.map((o) => fold(o)?.responseHeaders ?? null),
+        outcomes.map((o) => fold(o)?.responseBody ?? null),
+        outcomes.map((o) => (fold(o) ? o.result!.errorCode : null)),
       ],
     );
+    const applied = new Set(updated.map((r) => r.id));
     // Every send is kept, a duplicate's too, but only for a delivery that still exists (no foreign
     // key checks it: migration 017). The update above holds the row of each delivery it applied
-    // to until commit, so a delivery deleted meanwhile takes these attempts with it.
-    if (sent.length > 0) {
+    // to until commit, so a delivery deleted meanwhile takes these attempts with it. A folded
+    // attempt whose update did not apply (a duplicate's) is a row of its own as well.
+    const rows = stored.filter((a) => !(folds.has(a.o) && applied.has(a.o.row.id)));
+    if (rows.length > 0) {
       await client.query(
         RECORD_ATTEMPTS_SQL,
         [
-          sent.map(() => uuidv7()),
-          sent.map((o) => o.row.id),
-          sent.map((o) => o.attempt),
-          sent.map((o) => o.url),
-          sent.map((o) => JSON.stringify(storedRequestHeaders(o.requestHeaders, { eventId: o.row.event_id, deliveryId: o.row.id, eventType: o.row.event_type }))),
-          sent.map((o) => o.result!.statusCode),
-          sent.map((o) => o.result!.latencyMs),
-          sent.map((o) => JSON.stringify(o.result!.responseHeaders)),
-          // Postgres text cannot hold NUL; a binary answer is kept readable rather than rejected.
-          sent.map((o) => o.result!.responseBody.replaceAll('\u0000', '\uFFFD')),
-          sent.map((o) => o.result!.error),
-          sent.map((o) => o.result!.errorCode),
+          rows.map((a) => a.id),
+          rows.map((a) => a.o.row.id),
+          rows.map((a) => a.o.attempt),
+          rows.map((a) => a.o.url),
+          rows.map((a) => a.requestHeaders),
+          rows.map((a) => a.o.result!.statusCode),
+          rows.map((a) => a.o.result!.latencyMs),
+          rows.map((a) => a.responseHeaders),
+          rows.map((a) => a.responseBody),
+          rows.map((a) => a.o.result!.error),
+          rows.map((a) => a.o.result!.errorCode),
         ],
       );
     }
-    const applied = new Set(updated.map((r) => r.id));
     const next: DeliveryJobInsert[] = outcomes
       .filter((o) => o.retryIn !== null && applied.has(o.row.id))
       .map((o) => ({ delivery_id: o.row.id, attempt: o.attempt + 1, delaySeconds: o.retryIn!, endpoint: refKey(o.row) }));

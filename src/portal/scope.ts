@@ -102,14 +102,15 @@ export async function scopedDeliveries(db: Queryable, scope: Scope, f: DeliveryF
   if (f.to !== null) add((n) => `d.created_at < $${n}`, f.to);
   if (f.before !== null) add((n) => `d.id < $${n}`, f.before);
   params.push(f.perPage + 1);
-  // The latest attempt's latency comes from the attempts index, one row per listed delivery.
+  // The latest attempt's latency: the delivery's own row when it holds its only attempt, else
+  // the attempts index, one row per listed delivery.
   const { rows } = await db.query<DeliveryListRow>(
     `SELECT d.id, d.endpoint_id, e.name AS endpoint_name, d.event_type, d.status, d.attempts, d.last_status_code,
             a.latency_ms, d.created_at
      FROM deliveries d
      JOIN endpoints e ON e.project_id = d.project_id AND e.id = d.endpoint_id
      LEFT JOIN LATERAL (
-       SELECT latency_ms FROM delivery_attempts WHERE delivery_id = d.id ORDER BY attempt DESC, created_at DESC LIMIT 1
+       SELECT latency_ms FROM attempts WHERE delivery_id = d.id ORDER BY attempt DESC, created_at DESC LIMIT 1
      ) a ON true
      WHERE ${where.join(' AND ')}
      ORDER BY d.id DESC LIMIT $${params.length}`,

@@ -23,6 +23,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { WharfError, notFound } from '../core/errors.ts';
+import { uuidv7Floor, uuidv7Time } from '../core/ids.ts';
 import { RETENTION_KINDS, retentionAgeSeconds, type RetentionAges, type RetentionKind, type WharfConfig } from '../config/schema.ts';
 import type { Queryable } from './queryable.ts';
 import { checkOut, inTransaction } from './pool.ts';
@@ -60,6 +61,12 @@ const PENDING_STATUSES = ['scheduled', 'processing', 'retry'];
 const PENDING = `(${PENDING_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 /** Attempts are walked from a little before the last pass's cutoff: an id and its created_at may differ by a clock's skew. */
 const ATTEMPT_LOOKBACK_MS = 3_600_000;
+/**
+ * The recorder keeps a first attempt in its delivery's row (migration 022) only when it is made this
+ * soon after the delivery: less than the lookback, so the walk of the project's deliveries from the
+ * last cutoff less the lookback finds every such attempt not yet cleared.
+ */
+export const FOLD_WITHIN_MS = ATTEMPT_LOOKBACK_MS / 2;
 /** A batch waits this long at most for a row lock (a delivery being resent), then the pass ends and the next one retries. */
 const LOCK_TIMEOUT = '2s';
 const LOCK_KEY = `hashtext('wharf.retention')`;
@@ -78,18 +85,6 @@ export function policiesOf(config: Pick<WharfConfig, 'retention' | 'projects'>):
   const fallback = resolve({});
   const own = new Map(config.projects.map((p) => [p.id, resolve(p.retention ?? {})]));
   return (projectId) => own.get(projectId) ?? fallback;
-}
-
-/** The smallest UUIDv7 of millisecond `ms`: every id made before `ms` sorts below it. */
-export function uuidv7Floor(ms: number): string {
-  const h = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-7000-8000-000000000000`;
-}
-
-/** When a UUIDv7 was made (ms), or null for any other id. */
-export function uuidv7Time(id: string): number | null {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)) return null;
-  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }
 
 /**
@@ -191,10 +186,15 @@ async function purgeEvents(s: Step): Promise<void> {
         'DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ANY($1::uuid[]))',
         [gone],
       );
-      const deliveries = await s.db.query('DELETE FROM deliveries WHERE event_id = ANY($1::uuid[])', [gone]);
+      // A delivery's row holds its first attempt when the recorder folded it (migration 022).
+      const { rows: deliveries } = await s.db.query<{ n: number; folded: number }>(
+        `WITH gone AS (DELETE FROM deliveries WHERE event_id = ANY($1::uuid[]) RETURNING first_attempt_id)
+         SELECT count(*)::int AS n, count(first_attempt_id)::int AS folded FROM gone`,
+        [gone],
+      );
       const events = await s.db.query('DELETE FROM events WHERE project_id = $1 AND id = ANY($2::uuid[])', [s.projectId, gone]);
-      s.count('attempts', attempts.rowCount ?? 0);
-      s.count('deliveries', deliveries.rowCount ?? 0);
+      s.count('attempts', (attempts.rowCount ?? 0) + deliveries[0]!.folded);
+      s.count('deliveries', deliveries[0]!.n);
       s.count('events', events.rowCount ?? 0);
       return { picked: rows.length, last: ids[ids.length - 1]! };
     });
@@ -206,43 +206,63 @@ async function purgeEvents(s: Step): Promise<void> {
 }
 
 /**
- * Attempts past their age. They have no per-project index, so the primary key is walked from the
- * last pass's cutoff (less a lookback) up to this one's: each pass reads only what aged since. An
- * attempt's project is its delivery's (migration 020: new attempts do not repeat it).
+ * Attempts past their age. Those kept as rows of their own have no per-project index, so the
+ * primary key is walked from the last pass's cutoff (less a lookback) up to this one's: each pass
+ * reads only what aged since. An attempt's project is its delivery's (migration 020: new attempts
+ * do not repeat it). A first attempt kept in its delivery's row (migration 022) is cleared from
+ * it; the recorder folds only an attempt made within FOLD_WITHIN_MS of its delivery, less than the
+ * lookback, so walking the project's deliveries from the same point finds every one not yet cleared.
  */
-const purgeAttempts = (s: Step, previous: Date | null): Promise<void> =>
-  purgeAged(
+async function purgeAttempts(s: Step, previous: Date | null): Promise<void> {
+  const after = previous === null ? NIL_UUID : uuidv7Floor(previous.getTime() - ATTEMPT_LOOKBACK_MS);
+  await purgeAged(
     s,
     'attempts',
-    'delivery_attempts',
-    `SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-     WHERE d.project_id = $1 AND a.id > $2 AND a.id < $3 AND a.created_at < $4
-     ORDER BY a.id LIMIT $5 FOR UPDATE OF a SKIP LOCKED`,
-    previous === null ? NIL_UUID : uuidv7Floor(previous.getTime() - ATTEMPT_LOOKBACK_MS),
+    `DELETE FROM delivery_attempts WHERE id IN (
+       SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+       WHERE d.project_id = $1 AND a.id > $2 AND a.id < $3 AND a.created_at < $4
+       ORDER BY a.id LIMIT $5 FOR UPDATE OF a SKIP LOCKED) RETURNING id`,
+    after,
   );
+  await purgeAged(
+    s,
+    'attempts',
+    `UPDATE deliveries SET ${FIRST_ATTEMPT_COLUMNS.map((c) => `${c} = NULL`).join(', ')} WHERE id IN (
+       SELECT id FROM deliveries
+       WHERE project_id = $1 AND id > $2 AND id < $3 AND first_attempt_id < $3 AND first_attempted_at < $4
+       ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id`,
+    after,
+  );
+}
+
+/** The columns of a delivery's row that hold its first attempt (migration 022). */
+const FIRST_ATTEMPT_COLUMNS = [
+  'first_attempt_id', 'first_attempted_at', 'first_status_code', 'first_latency_ms', 'first_url',
+  'first_request_headers', 'first_response_headers', 'first_response_body', 'first_error', 'first_error_code',
+];
 
 /** Dead letters not seen again since their age; meta events past their age once sent or failed. */
 const purgeRows = (s: Step, kind: 'dead_letters' | 'meta_events'): Promise<void> =>
   purgeAged(
     s,
     kind,
-    kind,
-    `SELECT id FROM ${kind}
-     WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`}
-     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`,
+    `DELETE FROM ${kind} WHERE id IN (
+       SELECT id FROM ${kind}
+       WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`}
+       ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id`,
     NIL_UUID,
   );
 
 /**
- * Deletes the rows of `table` that `aged` picks, a batch at a time, walking ids up from `after`:
- * `aged` selects and locks the ids of the project ($1) after $2, made before the cutoff ($3 as
- * an id, $4 as a time), in id order, $5 at most.
+ * Removes a batch at a time what `remove` picks, walking ids up from `after`: `remove` deletes (or
+ * clears) the rows of the project ($1) after $2, made before the cutoff ($3 as an id, $4 as a
+ * time), in id order, $5 at most, and returns their ids.
  */
-async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', table: string, aged: string, after: string): Promise<void> {
+async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', remove: string, after: string): Promise<void> {
   for (;;) {
     const { rows } = await purgeTransaction(s.db, () =>
       s.db.query<{ n: number; last: string | null }>(
-        `WITH gone AS (DELETE FROM ${table} WHERE id IN (${aged}) RETURNING id)
+        `WITH gone AS (${remove})
          SELECT count(*)::int AS n, max(id::text) AS last FROM gone`,
         [s.projectId, after, uuidv7Floor(s.cutoff), new Date(s.cutoff), s.batchSize],
       ),

@@ -228,7 +228,7 @@ describe('chaos', () => {
       const byDelivery = new Map(sent.map((r) => [String(r.headers['x-wharf-delivery-id']), r.at]));
       await delay(2_000);
       const recorded = await query<{ d: string }>(
-        `SELECT DISTINCT delivery_id AS d FROM delivery_attempts WHERE delivery_id = ANY($1::uuid[]) AND created_at < to_timestamp($2 / 1000.0)`,
+        `SELECT DISTINCT delivery_id AS d FROM attempts WHERE delivery_id = ANY($1::uuid[]) AND created_at < to_timestamp($2 / 1000.0)`,
         [[...byDelivery.keys()], readyAt],
       );
       for (const r of recorded) byDelivery.delete(r.d);

@@ -164,7 +164,7 @@ describe('Convoy client compatibility', () => {
     // project_id and endpoint_id are the delivery's: the attempt's row does not store them again (migration 020).
     expect(attempts.body.data[0]).toMatchObject({ http_status: '200 OK', status: true, msg_id: d.uid, method: 'POST', project_id: d.project_id, endpoint_id: endpointId });
     expect(d.project_id).toEqual(expect.any(String));
-    const { rows: stored } = await t.app.pool.query('SELECT project_id, endpoint_id FROM delivery_attempts WHERE id = $1', [attempts.body.data[0].uid]);
+    const { rows: stored } = await t.app.pool.query('SELECT project_id, endpoint_id FROM attempts WHERE id = $1', [attempts.body.data[0].uid]);
     expect(stored).toEqual([{ project_id: null, endpoint_id: null }]);
     const one = await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts/${attempts.body.data[0].uid}`);
     expect(one.status, one.text).toBe(200);

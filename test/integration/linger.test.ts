@@ -79,7 +79,7 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
     expect((await Promise.all(answers)).map((a) => a.status)).toEqual(Array(40).fill(201));
     await expect.poll(() => rx!.requests.filter((r) => r.path === '/linger').length, { timeout: 15_000 }).toBe(40);
     const count = async () =>
-      (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM delivery_attempts`)).rows[0]!;
+      (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM attempts`)).rows[0]!;
     await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
     // 4-5 here with a 200 ms linger; 8 with dispatch.linger_ms 0 (answers a few ms apart, each
     // written as soon as the previous write ended). 1-3 before handoffs: the dispatcher then

@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { uuidv7 } from '../../src/core/ids.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { policiesOf, purgeRetention, uuidv7Floor, uuidv7Time, type PurgeReport, type PurgedKind } from '../../src/store/retention.ts';
+import { policiesOf, purgeRetention, type PurgeReport, type PurgedKind } from '../../src/store/retention.ts';
+import { uuidv7, uuidv7Floor, uuidv7Time } from '../../src/core/ids.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
 import { portalClient } from '../harness/portal.ts';
@@ -72,7 +72,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
       async () => {
         const { rows } = await t.app.pool.query<{ id: string; status: string }>('SELECT id, status FROM deliveries WHERE event_id = $1', [eventId]);
         if (!rows[0] || !statuses.includes(rows[0].status)) throw new Error(`delivery of ${eventId} is ${rows[0]?.status ?? 'missing'}`);
-        if ((await count('SELECT count(*) AS n FROM delivery_attempts WHERE delivery_id = $1', [rows[0].id])) === 0) throw new Error('no attempt yet');
+        if ((await count('SELECT count(*) AS n FROM attempts WHERE delivery_id = $1', [rows[0].id])) === 0) throw new Error('no attempt yet');
         return rows[0];
       },
       { timeout: 20_000, interval: 100 },
@@ -128,7 +128,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const otherEvents = [];
     for (let i = 0; i < 3; i++) otherEvents.push(await post('other', 'ok', 'order.paid'));
     await Promise.all(otherEvents.map((e) => deliveryOf(e, ['success'])));
-    const { rows: olderAttempts } = await t.app.pool.query<{ id: string }>('SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = $1 ORDER BY a.id', ['shop']);
+    const { rows: olderAttempts } = await t.app.pool.query<{ id: string }>('SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = $1 ORDER BY a.id', ['shop']);
     expect(olderAttempts).toHaveLength(6);
 
     const letter = async (project: string): Promise<string> => {
@@ -154,7 +154,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const sentAlert = await metaEvent('success');
     const scheduledAlert = await metaEvent('scheduled');
 
-    const { rows: pendingAttempts } = await t.app.pool.query<{ id: string }>('SELECT id FROM delivery_attempts WHERE delivery_id = $1', [pending.id]);
+    const { rows: pendingAttempts } = await t.app.pool.query<{ id: string }>('SELECT id FROM attempts WHERE delivery_id = $1', [pending.id]);
     // Everything made from this millisecond on is "newer" (ids carry the millisecond they were made in).
     await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(uuidv7Time(scheduledAlert)!), { timeout: 1000, interval: 5 });
     const mid = Date.now();
@@ -163,7 +163,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const newerLetter = await letter('shop');
 
     const before = {
-      other: await count(`SELECT count(*) AS n FROM events e JOIN deliveries d ON d.event_id = e.id JOIN delivery_attempts a ON a.delivery_id = d.id WHERE e.project_id = 'other'`),
+      other: await count(`SELECT count(*) AS n FROM events e JOIN deliveries d ON d.event_id = e.id JOIN attempts a ON a.delivery_id = d.id WHERE e.project_id = 'other'`),
     };
     expect(before.other).toBe(3);
 
@@ -173,7 +173,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     const week = await purge(mid + 7 * DAY, { batchSize: 4, onPurged: (kind, n) => { calls.push([kind, n]); metrics.retentionPurged(kind, n); } });
     expect(week.rows).toEqual({ events: 0, deliveries: 0, attempts: 6, dead_letters: 0, meta_events: 0 });
     expect(calls).toEqual([['attempts', 4], ['attempts', 2]]);
-    expect(await count(`SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = 'shop'`)).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = 'shop'`)).toBe(2);
     // The deliveries keep their counters and last status.
     expect((await t.app.pool.query('SELECT attempts, last_status_code FROM deliveries WHERE id = $1', [olderDeliveries[0]!.id])).rows[0]).toEqual({ attempts: 1, last_status_code: 200 });
 
@@ -194,7 +194,7 @@ describe.each(['postgres', 'embedded'] as const)('retention on %s', (kind) => {
     // The other project keeps everything.
     for (const id of otherEvents) expect(await exists('events', id)).toBe(true);
     expect(await exists('dead_letters', otherLetter)).toBe(true);
-    expect(await count(`SELECT count(*) AS n FROM events e JOIN deliveries d ON d.event_id = e.id JOIN delivery_attempts a ON a.delivery_id = d.id WHERE e.project_id = 'other'`)).toBe(before.other);
+    expect(await count(`SELECT count(*) AS n FROM events e JOIN deliveries d ON d.event_id = e.id JOIN attempts a ON a.delivery_id = d.id WHERE e.project_id = 'other'`)).toBe(before.other);
 
     const purgedRows = (await metrics.registry.getSingleMetric('wharf_retention_purged_rows_total')!.get()).values;
     expect(Object.fromEntries(purgedRows.map((v) => [v.labels.kind, v.value]))).toEqual({ events: 5, deliveries: 5, attempts: 8, dead_letters: 2, meta_events: 1 });

@@ -30,7 +30,7 @@ describe('graceful shutdown', () => {
     try {
       const { rows } = await client.query(
         `SELECT d.status, d.attempts, a.status_code, a.response_body FROM deliveries d
-         JOIN delivery_attempts a ON a.delivery_id = d.id WHERE d.event_id = $1`,
+         JOIN attempts a ON a.delivery_id = d.id WHERE d.event_id = $1`,
         [ev.body.data.uid],
       );
       expect(rows).toEqual([{ status: 'success', attempts: 1, status_code: 200, response_body: 'slow but fine' }]);

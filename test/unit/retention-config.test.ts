@@ -9,8 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import { retentionAgeSeconds } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/core/errors.ts';
-import { policiesOf, uuidv7Floor, uuidv7Time } from '../../src/store/retention.ts';
-import { uuidv7 } from '../../src/core/ids.ts';
+import { policiesOf } from '../../src/store/retention.ts';
+import { uuidv7, uuidv7Floor, uuidv7Time } from '../../src/core/ids.ts';
 
 let dir: string;
 let file: string;

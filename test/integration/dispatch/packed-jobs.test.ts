@@ -153,7 +153,7 @@ describe('packed delivery jobs', () => {
     expect((await success()).map((d) => d.attempts)).toEqual([1, 1, 1]);
     // Recorded the first time: none of the three was sent again.
     expect(rx.requests).toHaveLength(4);
-    const orphans = await t.app.pool.query('SELECT 1 FROM delivery_attempts WHERE delivery_id = $1', [goneId]);
+    const orphans = await t.app.pool.query('SELECT 1 FROM attempts WHERE delivery_id = $1', [goneId]);
     expect(orphans.rowCount).toBe(0);
     await watching;
     expect(await jobs(t)).toEqual([]);

@@ -1,0 +1,140 @@
+/**
+ * A delivery's first attempt kept in the delivery's own row (migration 022, issue 15): which
+ * attempts the recorder folds there, that the API shows them as it shows any attempt, in order
+ * with the ones kept as rows of delivery_attempts, and that recording one is a HOT update.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../../harness/app.ts';
+import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import { FOLD_MAX_CHARS, foldsFirstAttempt } from '../../../src/dispatch/worker.ts';
+import { FOLD_WITHIN_MS } from '../../../src/store/retention.ts';
+import { uuidv7 } from '../../../src/core/ids.ts';
+
+describe("a delivery's first attempt in its own row", () => {
+  let t: TestApp;
+  let rx: Receiver;
+  const flaky = new Set<string>();
+  beforeAll(async () => {
+    rx = await startReceiver();
+    rx.answer((r) => {
+      if (r.path === '/large') return { status: 200, body: 'x'.repeat(FOLD_MAX_CHARS + 1) };
+      const id = String(r.headers['x-wharf-delivery-id']);
+      if (r.path === '/flaky' && !flaky.has(id)) {
+        flaky.add(id);
+        return { status: 503, body: 'busy' };
+      }
+      return { status: 200, body: 'ok' };
+    });
+    t = await startTestApp({ projects: [{ id: 'default', retry: { strategy: 'linear', duration: 1, retry_count: 2 } }] });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await rx?.close();
+  });
+
+  /** Posts an event to a new endpoint at `path` and waits for its delivery to end as `status`. */
+  async function deliver(path: string, status: string): Promise<string> {
+    const ep = await t.api('POST', '/endpoints', { name: path, url: `${rx.url}${path}`, skip_ping_validation: true });
+    expect(ep.status, ep.text).toBe(201);
+    const ev = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'first.attempt', data: { path } });
+    expect(ev.status, ev.text).toBe(201);
+    const delivery = async () => (await t.api('GET', `/eventdeliveries?eventId=${ev.body.data.uid}`)).body.data.content[0];
+    await expect.poll(async () => (await delivery())?.status, { timeout: 15_000 }).toBe(status);
+    return (await delivery()).uid as string;
+  }
+
+  const rowsOf = async (deliveryId: string) =>
+    (await t.app.pool.query<{ attempt: number; status_code: number }>('SELECT attempt, status_code FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt', [deliveryId])).rows;
+  const firstOf = async (deliveryId: string) =>
+    (await t.app.pool.query<{ first_attempt_id: string | null; first_status_code: number | null; first_response_body: string | null }>(
+      'SELECT first_attempt_id, first_status_code, first_response_body FROM deliveries WHERE id = $1',
+      [deliveryId],
+    )).rows[0]!;
+
+  it('keeps a small first attempt in the delivery, in an update that stays HOT, and shows it as any attempt', async () => {
+    const stats = async () =>
+      (await t.app.pool.query<{ upd: number; hot: number }>(
+        `SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'deliveries'`,
+      )).rows[0]!;
+    const before = await stats();
+    const id = await deliver('/small', 'Success');
+    expect(await rowsOf(id)).toEqual([]);
+    const first = await firstOf(id);
+    expect(first).toMatchObject({ first_status_code: 200, first_response_body: 'ok' });
+    const sent = rx.requests.find((r) => r.headers['x-wharf-delivery-id'] === id)!;
+
+    const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
+    expect(body.data).toHaveLength(1);
+    expect(body.data[0]).toMatchObject({
+      uid: first.first_attempt_id,
+      attempt: 1,
+      http_status: '200 OK',
+      status: true,
+      response_data: 'ok',
+      url: `${rx.url}/small`,
+      msg_id: id,
+    });
+    // The request headers as sent, the signature among them.
+    for (const [k, v] of Object.entries(body.data[0].request_http_header as Record<string, string>)) expect([k, sent.headers[k.toLowerCase()]]).toEqual([k, v]);
+    expect(Object.keys(body.data[0].request_http_header).map((k) => k.toLowerCase())).toContain('x-convoy-signature');
+    const one = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts/${first.first_attempt_id}`);
+    expect(one.status, one.text).toBe(200);
+    expect(one.body.data.uid).toBe(first.first_attempt_id);
+
+    // The update that wrote it kept the row on its page: no new index entries (what the fold saves).
+    // (Postgres's statistics arrive within a second of the recorder's commit.)
+    await expect.poll(async () => (await stats()).upd - before.upd, { timeout: 5_000 }).toBeGreaterThan(0);
+    const after = await stats();
+    expect(after.hot - before.hot).toBe(after.upd - before.upd);
+  });
+
+  it('keeps a first attempt with a long answer as a row of its own', async () => {
+    const id = await deliver('/large', 'Success');
+    expect(await rowsOf(id)).toEqual([{ attempt: 1, status_code: 200 }]);
+    expect((await firstOf(id)).first_attempt_id).toBeNull();
+    const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
+    expect(body.data.map((a: { attempt: number; response_data: string }) => [a.attempt, a.response_data.length])).toEqual([[1, FOLD_MAX_CHARS + 1]]);
+  });
+
+  it('a retried delivery: its first attempt in the row, the next in delivery_attempts, listed in order', async () => {
+    const id = await deliver('/flaky', 'Success');
+    expect((await firstOf(id)).first_status_code).toBe(503);
+    expect(await rowsOf(id)).toEqual([{ attempt: 2, status_code: 200 }]);
+    const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
+    expect(body.data.map((a: { attempt: number; status_code: number; response_data: string }) => [a.attempt, a.status_code, a.response_data])).toEqual([
+      [1, 503, 'busy'],
+      [2, 200, 'ok'],
+    ]);
+    // The delivery's own counters are those of its last attempt.
+    const d = (await t.api('GET', `/eventdeliveries/${id}`)).body.data;
+    expect(d).toMatchObject({ attempts: 2, last_status_code: 200 });
+  });
+});
+
+describe('which first attempts are folded', () => {
+  const attempt = (over: { attempt?: number; madeAgoMs?: number; body?: string }) => {
+    const made = Date.now() - (over.madeAgoMs ?? 0);
+    const hex = made.toString(16).padStart(12, '0');
+    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${uuidv7().slice(15)}`;
+    return {
+      o: {
+        attempt: over.attempt ?? 1,
+        row: { id },
+        url: 'http://127.0.0.1:9/hook',
+        result: { error: null, errorCode: null },
+      },
+      id: uuidv7(),
+      requestHeaders: '{"user-agent":"Wharf"}',
+      responseHeaders: '{}',
+      responseBody: over.body ?? 'ok',
+    } as unknown as Parameters<typeof foldsFirstAttempt>[0];
+  };
+
+  it('folds a short first attempt made soon after its delivery, and no other', () => {
+    const now = Date.now();
+    expect(foldsFirstAttempt(attempt({}), now)).toBe(true);
+    expect(foldsFirstAttempt(attempt({ attempt: 2 }), now)).toBe(false);
+    expect(foldsFirstAttempt(attempt({ madeAgoMs: FOLD_WITHIN_MS + 60_000 }), now)).toBe(false);
+    expect(foldsFirstAttempt(attempt({ body: 'x'.repeat(FOLD_MAX_CHARS) }), now)).toBe(false);
+  });
+});
