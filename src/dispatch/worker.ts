@@ -928,9 +928,10 @@ export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_
 
 /**
  * A first attempt is folded into its delivery's row only when made within FOLD_WITHIN_MS
- * (retention.ts) of its delivery, and only when its stored text is this short: the row, a quarter of a page per row as
- * inserted (fillfactor 25), must still hold its longer version on the same page for the update to
- * stay HOT. A longer one (a large response body) is a row of delivery_attempts.
+ * (retention.ts) of its delivery, and only when its stored text is this short: a page of
+ * `deliveries` takes rows up to a fifth of its size at insert (fillfactor 20, migration 022), about
+ * ten, and must hold each one's longer version as well for the update to stay HOT. A longer one
+ * (a large response body) is a row of delivery_attempts.
  */
 export const FOLD_MAX_CHARS = 400;
 

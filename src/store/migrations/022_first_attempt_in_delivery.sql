@@ -1,7 +1,7 @@
 -- Cost per webhook (issue 15). Nearly every delivery is attempted once, soon after it is made, and
 -- that attempt was a row of its own in delivery_attempts: a heap insert and two index entries,
--- about 230 bytes of WAL a webhook more than writing the same fields into the delivery's row in
--- the update that records its outcome anyway. So a delivery's first attempt, when it comes within
+-- about 240 bytes of WAL a webhook more than writing the same fields into the delivery's row in
+-- the update that records its outcome anyway (`npm run bench -- --wal-records`). So a delivery's first attempt, when it comes within
 -- the half hour after the delivery was made and its stored fields are small, is kept in these
 -- columns (the recorder decides: dispatch/worker.ts, `foldsFirstAttempt`); every other attempt
 -- (later ones, late or large first ones, a duplicate send's) is a row of delivery_attempts as
@@ -18,11 +18,13 @@ ALTER TABLE deliveries
   ADD COLUMN first_error text,
   ADD COLUMN first_error_code text;
 
--- The update that records the first attempt makes the row about three times as long as it was
+-- The update that records the first attempt makes the row about four times as long as it was
 -- inserted. It stays a HOT update (no new index entries) only while the new version fits on the
--- row's page: at 60 % most pages would be full after a third of their rows were updated. New pages
--- are filled to a quarter; existing pages keep what they hold.
-ALTER TABLE deliveries SET (fillfactor = 25);
+-- row's page beside the old one: at 60 % most pages were full after a third of their rows were
+-- updated, and at 25 % one update in ten still went to another page (`npm run bench`); filled to a
+-- fifth, every row's longer version fits, even before the old ones are pruned. New pages are filled
+-- so; existing pages keep what they hold.
+ALTER TABLE deliveries SET (fillfactor = 20);
 
 -- Every attempt, wherever it is kept, with the columns delivery_attempts has (project_id and
 -- endpoint_id as that table keeps them: NULL for attempts since migration 020; read the delivery's).
