@@ -860,7 +860,7 @@ async function main(): Promise<number> {
 
     if (purgeOld > 0) {
       const filled = await fillOldHistory(db.url, endpointIds[0]!, purgeOld);
-      console.log(`purge: ${filled.rows} old rows (${purgeOld} events, deliveries, attempts) written in ${fmt(filled.ms / 1000, 2)} s`);
+      console.log(`purge: ${filled.rows} old rows (${purgeOld} events and their deliveries, each holding its attempt) written in ${fmt(filled.ms / 1000, 2)} s`);
     }
     let tableSizes: Record<string, { rows: number; mib: number }> | null = null;
     if (history > 0 || historyJobs > 0) {
@@ -868,7 +868,7 @@ async function main(): Promise<number> {
       const jobs = historyJobs > 0 ? await fillJobHistory(db.url, 'wharf-deliver', historyJobs) : { rows: 0, ms: 0 };
       tableSizes = await sizesOf(db.url);
       console.log(
-        `history: ${filled.rows} rows (${history} events, deliveries, attempts) in ${fmt(filled.ms / 1000, 1)} s and ${jobs.rows} completed pg-boss jobs in ${fmt(jobs.ms / 1000, 1)} s; ` +
+        `history: ${filled.rows} rows (${history} events and their deliveries, each holding its attempt) in ${fmt(filled.ms / 1000, 1)} s and ${jobs.rows} completed pg-boss jobs in ${fmt(jobs.ms / 1000, 1)} s; ` +
           Object.entries(tableSizes ?? {})
             .map(([t, v]) => `${t} ${v.rows} rows ${fmt(v.mib, 0)} MiB`)
             .join(', '),

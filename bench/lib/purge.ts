@@ -11,10 +11,14 @@ import { policiesOf, purgeRetention, type PurgeReport } from '../../src/store/re
 const uuidAt = (ts: string, salt: string): string =>
   `(lpad(to_hex((extract(epoch FROM ${ts}) * 1000)::bigint), 12, '0') || '7' || substr(md5(${salt}), 1, 3) || '8' || substr(md5(${salt}), 4, 15))::uuid`;
 
+/** An old attempt's headers: what the bench's own attempts store (a signature, a local receiver's answer). */
+const OLD_REQUEST_HEADERS = JSON.stringify({ 'user-agent': 'Wharf/0.1.0', 'content-type': 'application/json', 'X-Convoy-Signature': `t=1796426267,v1=${'5e'.repeat(32)}` });
+const OLD_RESPONSE_HEADERS = JSON.stringify({ date: 'Fri, 04 Dec 2026 23:17:47 GMT', connection: 'keep-alive', 'keep-alive': 'timeout=60', 'content-type': 'text/plain', 'content-length': '2' });
+
 /**
  * Writes `n` delivered events, `ageDays` old (one per millisecond from then on), each with its
- * delivery and attempt (3n rows) of type `eventType`, with set-based INSERT … SELECT, and vacuums
- * them, as old rows would be.
+ * delivery holding its first attempt as the recorder keeps it (migration 022: 2n rows) of type
+ * `eventType`, with set-based INSERT … SELECT, and vacuums them, as old rows would be.
  */
 export async function fillHistory(url: string, endpointId: string, n: number, options: { ageDays: number; eventType: string }): Promise<{ rows: number; ms: number }> {
   const client = new pg.Client({ connectionString: url, application_name: 'wharf-bench-fill' });
@@ -34,14 +38,16 @@ export async function fillHistory(url: string, endpointId: string, n: number, op
        FROM events e WHERE e.project_id = 'default' AND e.event_type = $2`,
       [endpointId, options.eventType],
     );
+    // The attempt comes with the update that records it, as in Wharf: the row grows on its page.
     await client.query(
-      `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, status_code, latency_ms, response_body, created_at)
-       SELECT ${uuidAt('d.created_at', "d.id::text || 'a'")}, d.id, 1, 'http://127.0.0.1/old', 200, 3, 'ok', d.created_at
-       FROM deliveries d WHERE d.project_id = 'default' AND d.event_type = $1`,
-      [options.eventType],
+      `UPDATE deliveries d SET first_attempt_id = ${uuidAt('d.created_at', "d.id::text || 'a'")}, first_attempted_at = d.created_at,
+         first_status_code = 200, first_latency_ms = 3, first_url = 'http://127.0.0.1/old',
+         first_request_headers = $2, first_response_headers = $3, first_response_body = 'ok'
+       WHERE d.project_id = 'default' AND d.event_type = $1`,
+      [options.eventType, OLD_REQUEST_HEADERS, OLD_RESPONSE_HEADERS],
     );
-    await client.query('VACUUM ANALYZE events, deliveries, delivery_attempts');
-    return { rows: 3 * n, ms: performance.now() - t };
+    await client.query('VACUUM ANALYZE events, deliveries');
+    return { rows: 2 * n, ms: performance.now() - t };
   } finally {
     await client.end();
   }
