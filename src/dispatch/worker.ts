@@ -914,7 +914,7 @@ export const RECORD_OUTCOMES_SQL = `UPDATE deliveries d SET
      AS u(id, status, sent, status_code, error, retry_in, attempts_before,
           first_id, latency_ms, url, request_headers, response_headers, response_body, error_code)
    WHERE d.id = ANY($1::uuid[]) AND d.id = u.id AND d.attempts = u.attempts_before
-   RETURNING d.id`;
+   RETURNING d.id, d.first_attempt_id`;
 
 /**
  * Attempts kept as rows of their own, for the deliveries that still exist. Their project and
@@ -995,7 +995,7 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     const now = Date.now();
     const folds = new Map(stored.filter((a) => foldsFirstAttempt(a, now)).map((a) => [a.o, a]));
     const fold = (o: Outcome) => folds.get(o);
-    const { rows: updated } = await client.query<{ id: string }>(
+    const { rows: updated } = await client.query<{ id: string; first_attempt_id: string | null }>(
       RECORD_OUTCOMES_SQL,
       [
         outcomes.map((o) => o.row.id),
@@ -1017,9 +1017,11 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     const applied = new Set(updated.map((r) => r.id));
     // Every send is kept, a duplicate's too, but only for a delivery that still exists (no foreign
     // key checks it: migration 017). The update above holds the row of each delivery it applied
-    // to until commit, so a delivery deleted meanwhile takes these attempts with it. A folded
-    // attempt whose update did not apply (a duplicate's) is a row of its own as well.
-    const rows = stored.filter((a) => !(folds.has(a.o) && applied.has(a.o.row.id)));
+    // to until commit, so a delivery deleted meanwhile takes these attempts with it. Every attempt
+    // but those the update wrote into their delivery is a row of its own: a folded one whose update
+    // did not apply (a duplicate's), or lost to another outcome of the same delivery in the batch.
+    const inRow = new Set(updated.map((r) => r.first_attempt_id));
+    const rows = stored.filter((a) => !inRow.has(a.id));
     if (rows.length > 0) {
       await client.query(
         RECORD_ATTEMPTS_SQL,
