@@ -33,6 +33,14 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
   let db: TestDatabase;
   let pool: pg.Pool;
   const onCleanup = cleanups();
+  /** A new database of this kind and a pool of `max` on it, both gone after the test. */
+  const freshPool = async (max: number) => {
+    const fresh = await createTestDatabase(kind);
+    onCleanup(() => fresh.drop());
+    const p = createPool(fresh.url, { max });
+    onCleanup(() => p.end());
+    return { fresh, p };
+  };
   // Some behaviour exists only on a real server; those tests are not defined for the embedded one.
   const onPostgres = (name: string, fn: () => Promise<void>) => {
     if (kind === 'postgres') it(name, fn);
@@ -89,10 +97,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
   });
 
   it('021 makes (project_id, id) the events\' primary key, keeps every event, and can run again', async () => {
-    const fresh = await createTestDatabase(kind);
-    onCleanup(() => fresh.drop());
-    const p = createPool(fresh.url, { max: 2 });
-    onCleanup(() => p.end());
+    const { p } = await freshPool(2);
     await migrate(p);
     // Back to 020: the primary key on id alone beside the project's index, and 021 not recorded.
     await p.query(`ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id)`);
@@ -128,10 +133,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
 
   // A no-transaction migration builds its indexes CONCURRENTLY: writers go on while it waits.
   onPostgres('016 rebuilds the indexes of a table that is being written without blocking its writers', async () => {
-    const fresh = await createTestDatabase(kind);
-    onCleanup(() => fresh.drop());
-    const p = createPool(fresh.url, { max: 3 });
-    onCleanup(() => p.end());
+    const { fresh, p } = await freshPool(3);
     await migrate(p);
     // Back to 015: the descending index, and 016 not yet recorded.
     await p.query(`DROP INDEX IF EXISTS events_project; CREATE INDEX events_project ON events (project_id, id DESC);
@@ -180,10 +182,7 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
   // Seen in CI: two replicas started on a fresh database, one building 016's indexes while the
   // other waited for the lock inside a transaction, and Postgres broke the deadlock by failing the build.
   onPostgres('a replica waiting for the migration lock holds no transaction open: a concurrent index build goes on', async () => {
-    const fresh = await createTestDatabase(kind);
-    onCleanup(() => fresh.drop());
-    const p = createPool(fresh.url, { max: 2 });
-    onCleanup(() => p.end());
+    const { fresh, p } = await freshPool(2);
     // Another replica holds the lock (as while it applies a no-transaction file).
     const holder = new pg.Client(fresh.url);
     await holder.connect();
