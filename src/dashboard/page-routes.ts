@@ -248,11 +248,14 @@ export async function dashboardPages(app: FastifyInstance, deps: PageDeps): Prom
   app.get('/deliveries/:deliveryID', async (req, res) => {
     const p = await projectOf(req, res);
     const path = `/eventdeliveries/${seg(idOf(req, 'deliveryID'))}`;
-    // Attempts first, then the delivery: an outcome writes both in one transaction, so the
-    // delivery read after its attempts is never older than them (read together, a page could show
-    // a new attempt under a summary from before it).
-    const attempts = await call(p.call, `${path}/deliveryattempts`);
+    // The delivery first, then its attempts: an outcome writes both in one transaction, so the
+    // attempts read after the delivery hold every attempt its summary counts. A page whose summary
+    // is final (nothing more refreshes it) then shows them all; read the other way round, an
+    // outcome committed between the reads left a final summary over the attempts from before it,
+    // and the page stayed so. A new attempt under a summary from before it is the smaller fault:
+    // that summary is still on its way, and the page looks again in two seconds.
     const d = await call(p.call, path);
+    const attempts = await call(p.call, `${path}/deliveryattempts`);
     return sendPage(res, 200, deliveryPage({ ...p.frame, notice: notice(req) }, p.id, d, attempts));
   });
 
