@@ -205,6 +205,12 @@ async function purgeEvents(s: Step): Promise<void> {
   }
 }
 
+/** The columns of a delivery's row that hold its first attempt (migration 022). */
+const FIRST_ATTEMPT_COLUMNS = [
+  'first_attempt_id', 'first_attempted_at', 'first_status_code', 'first_latency_ms', 'first_url',
+  'first_request_headers', 'first_response_headers', 'first_response_body', 'first_error', 'first_error_code',
+];
+
 /**
  * Attempts past their age. Those kept as rows of their own have no per-project index, so the
  * primary key is walked from the last pass's cutoff (less a lookback) up to this one's: each pass
@@ -234,12 +240,6 @@ async function purgeAttempts(s: Step, previous: Date | null): Promise<void> {
     after,
   );
 }
-
-/** The columns of a delivery's row that hold its first attempt (migration 022). */
-const FIRST_ATTEMPT_COLUMNS = [
-  'first_attempt_id', 'first_attempted_at', 'first_status_code', 'first_latency_ms', 'first_url',
-  'first_request_headers', 'first_response_headers', 'first_response_body', 'first_error', 'first_error_code',
-];
 
 /** Dead letters not seen again since their age; meta events past their age once sent or failed. */
 const purgeRows = (s: Step, kind: 'dead_letters' | 'meta_events'): Promise<void> =>

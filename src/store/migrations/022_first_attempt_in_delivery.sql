@@ -18,12 +18,13 @@ ALTER TABLE deliveries
   ADD COLUMN first_error text,
   ADD COLUMN first_error_code text;
 
--- The update that records the first attempt makes the row about four times as long as it was
--- inserted. It stays a HOT update (no new index entries) only while the new version fits on the
--- row's page beside the old one: at 60 % most pages were full after a third of their rows were
--- updated, and at 25 % one update in ten still went to another page (`npm run bench`); filled to a
--- fifth, every row's longer version fits, even before the old ones are pruned. New pages are filled
--- so; existing pages keep what they hold.
+-- The update that records the first attempt makes the row three and a half times as long as it
+-- was inserted (~160 to ~560 bytes in `npm run bench`). It stays a HOT update (no new index
+-- entries) only while the new version fits on the row's page beside the old one: by those sizes a
+-- page filled to 60 % is full after about a quarter of its rows are updated, and at 25 % one update
+-- in ten still went to another page (`npm run bench`); filled to a fifth, every row's longer
+-- version fits, even before the old ones are pruned. New pages are filled so; existing pages keep
+-- what they hold. The cost is disk: the space the old versions leave is not reused for new rows.
 ALTER TABLE deliveries SET (fillfactor = 20);
 
 -- Every attempt, wherever it is kept, with the columns delivery_attempts has (project_id and

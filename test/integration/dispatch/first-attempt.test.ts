@@ -8,7 +8,7 @@ import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver, type Receiver } from '../../harness/receiver.ts';
 import { FOLD_MAX_CHARS, foldsFirstAttempt } from '../../../src/dispatch/worker.ts';
 import { FOLD_WITHIN_MS } from '../../../src/store/retention.ts';
-import { uuidv7 } from '../../../src/core/ids.ts';
+import { uuidv7, uuidv7Floor } from '../../../src/core/ids.ts';
 
 describe("a delivery's first attempt in its own row", () => {
   let t: TestApp;
@@ -113,13 +113,11 @@ describe("a delivery's first attempt in its own row", () => {
 
 describe('which first attempts are folded', () => {
   const attempt = (over: { attempt?: number; madeAgoMs?: number; body?: string }) => {
-    const made = Date.now() - (over.madeAgoMs ?? 0);
-    const hex = made.toString(16).padStart(12, '0');
-    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7${uuidv7().slice(15)}`;
     return {
       o: {
         attempt: over.attempt ?? 1,
-        row: { id },
+        // The delivery's id says when it was made.
+        row: { id: uuidv7Floor(Date.now() - (over.madeAgoMs ?? 0)) },
         url: 'http://127.0.0.1:9/hook',
         result: { error: null, errorCode: null },
       },
