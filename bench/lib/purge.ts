@@ -40,7 +40,7 @@ export async function fillHistory(url: string, endpointId: string, n: number, op
     );
     // The attempt comes with the update that records it, as in Wharf: the row grows on its page.
     await client.query(
-      `UPDATE deliveries d SET first_attempt_id = ${uuidAt('d.created_at', "d.id::text || 'a'")}, first_attempted_at = d.created_at,
+      `UPDATE deliveries d SET first_attempted_at = d.created_at,
          first_status_code = 200, first_latency_ms = 3, first_url = 'http://127.0.0.1/old',
          first_request_headers = $2, first_response_headers = $3, first_response_body = 'ok'
        WHERE d.project_id = 'default' AND d.event_type = $1`,

@@ -50,15 +50,17 @@ function presentAttempt(a: AttemptRow): Json {
 
 /**
  * A delivery's attempts, oldest first, wherever they are kept (the view `attempts`: the delivery's
- * own row holds its first, migration 022). The caller has checked the delivery is the project's.
+ * own row holds its first, migration 022), each with its delivery's project and endpoint. The
+ * project finds the delivery by its key (migration 023). The caller has checked the delivery is
+ * the project's.
  */
-export async function deliveryAttempts(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
+export async function deliveryAttempts(db: Queryable, projectId: string, deliveryId: string): Promise<AttemptRow[]> {
   const { rows } = await db.query<AttemptRow>(
-    `SELECT a.id, a.delivery_id, d.project_id, d.endpoint_id, a.attempt, a.url, ${REQUEST_HEADERS_SQL} AS request_headers, a.status_code, a.latency_ms,
+    `SELECT a.id, a.delivery_id, a.project_id, a.endpoint_id, a.attempt, a.url, ${REQUEST_HEADERS_SQL} AS request_headers, a.status_code, a.latency_ms,
             a.response_headers, a.response_body, a.error, a.error_code, a.created_at
-     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-     WHERE a.delivery_id = $1 ORDER BY a.attempt, a.created_at`,
-    [deliveryId],
+     FROM attempts a JOIN deliveries d ON d.project_id = a.project_id AND d.id = a.delivery_id
+     WHERE a.project_id = $1 AND a.delivery_id = $2 ORDER BY a.attempt, a.created_at`,
+    [projectId, deliveryId],
   );
   return rows;
 }
@@ -122,14 +124,14 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
   app.get('/eventdeliveries/:deliveryID/deliveryattempts', async (req, res) => {
     const { deliveryID } = req.params as { deliveryID: string };
     const d = await deliveryOf(req.project.id, deliveryID);
-    const attempts = await deliveryAttempts(pool, d.id);
+    const attempts = await deliveryAttempts(pool, req.project.id, d.id);
     return reply(res, 200, 'Delivery attempts fetched', attempts.map(presentAttempt));
   });
 
   app.get('/eventdeliveries/:deliveryID/deliveryattempts/:attemptID', async (req, res) => {
     const { deliveryID, attemptID } = req.params as { deliveryID: string; attemptID: string };
     const d = await deliveryOf(req.project.id, deliveryID);
-    const attempt = (await deliveryAttempts(pool, d.id)).find((a) => a.id === attemptID);
+    const attempt = (await deliveryAttempts(pool, req.project.id, d.id)).find((a) => a.id === attemptID);
     if (!attempt) throw await missing(pool, req.project.id, 'attempts', 'delivery attempt', attemptID);
     return reply(res, 200, 'Delivery attempt fetched', presentAttempt(attempt));
   });

@@ -60,8 +60,11 @@ export function uuidv7Floor(ms: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-7000-8000-000000000000`;
 }
 
-/** When a UUIDv7 was made (ms), or null for any other id. */
+/**
+ * When a UUIDv7 was made (ms), or null for any other id. The id of a first attempt kept in its
+ * delivery's row is its delivery's with the version 8 (migration 023): its delivery's time.
+ */
 export function uuidv7Time(id: string): number | null {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)) return null;
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[78][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)) return null;
   return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
 }

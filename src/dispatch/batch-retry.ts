@@ -63,7 +63,7 @@ async function retryChunk(pool: pg.Pool, deps: AlertDeps, f: BatchRetryFilter): 
     const { sql, params } = where(f);
     const { rows } = await db.query<{ id: string; attempts: number; endpoint_id: string }>(
       `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()
-       WHERE id IN (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
+       WHERE project_id = $1 AND id IN (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
        RETURNING id, attempts, endpoint_id`,
       params,
     );

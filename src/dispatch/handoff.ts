@@ -70,18 +70,28 @@ const RESCUE_BATCH = 200;
 
 /**
  * Deletes the handoffs due ($1: ids given up on, and every run-out one) and returns their
- * deliveries still waiting for their first attempt. The deliveries are looked up as an array, an
- * index condition, in a transaction that plans index lookups (worker.ts, above
- * RECORD_OUTCOMES_SQL): this runs every few seconds on every dispatcher.
+ * deliveries still waiting for their first attempt, in a transaction that plans index lookups
+ * (worker.ts, above DEFER_DELIVERIES_SQL): this runs every few seconds on every dispatcher. A
+ * handoff's deliveries are found by the key, each under every project the handoff lists (migration
+ * 023; nearly always one), a lookup each: the subquery kept apart by OFFSET 0 is what makes the
+ * plan use both columns (joined plainly, it looked the ids up alone and matched the projects by a
+ * hash). A row written by a replica on the previous version lists none: its
+ * deliveries are looked up by id alone, a scan of the key's index that an empty list skips.
  */
 export const RESCUE_HANDOFFS_SQL = `WITH due AS (
      DELETE FROM handoffs WHERE id IN (
        SELECT id FROM handoffs WHERE lease_until < now() OR id = ANY($1::uuid[])
        LIMIT ${RESCUE_BATCH} FOR UPDATE SKIP LOCKED)
-     RETURNING deliveries
+     RETURNING deliveries, projects
    )
+   SELECT d.id, d.project_id, d.endpoint_id
+   FROM due CROSS JOIN LATERAL unnest(due.projects) AS p(project_id) CROSS JOIN LATERAL unnest(due.deliveries) AS k(id)
+   CROSS JOIN LATERAL (
+     SELECT d.id, d.project_id, d.endpoint_id FROM deliveries d
+     WHERE d.project_id = p.project_id AND d.id = k.id AND d.attempts = 0 AND d.status = 'scheduled' OFFSET 0) d
+   UNION ALL
    SELECT d.id, d.project_id, d.endpoint_id FROM deliveries d
-   WHERE d.id = ANY(ARRAY(SELECT unnest(deliveries) FROM due)) AND d.attempts = 0 AND d.status = 'scheduled'`;
+   WHERE d.id = ANY(ARRAY(SELECT unnest(deliveries) FROM due WHERE projects IS NULL)) AND d.attempts = 0 AND d.status = 'scheduled'`;
 
 /**
  * Turns handoffs into pg-boss jobs: those whose lease ran out (their process died or stalls), and

@@ -121,8 +121,8 @@ export async function resendDelivery(deps: OperationDeps, db: Queryable, project
   }
   const { rows } = await db.query<DeliveryRow>(
     `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = now()
-     WHERE id = $1 RETURNING ${DELIVERY_COLUMNS}`,
-    [d.id],
+     WHERE project_id = $1 AND id = $2 RETURNING ${DELIVERY_COLUMNS}`,
+    [projectId, d.id],
   );
   await applyTransitions(deps, db, [
     { project_id: projectId, endpoint_id: d.endpoint_id, from: ['inactive'], to: 'pending', reason: `delivery ${d.id} resent by ${actor}` },

@@ -55,7 +55,8 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
 /**
  * Events and, joined on the events actually inserted, their deliveries: an event that loses on its
  * idempotency key gets none. The deliveries handed to this process's dispatcher ($20, of those
- * inserted) go into the handoff's row ($19; dispatch/handoff.ts), when there is one.
+ * inserted) go into the handoff's row ($19, with their projects $22; dispatch/handoff.ts), when
+ * there is one.
  */
 const insertEventsSql = (onConflict: string): string =>
   `WITH ev AS (
@@ -74,8 +75,8 @@ const insertEventsSql = (onConflict: string): string =>
      JOIN ev ON ev.id = d.event_id
      RETURNING id
    ), ho AS (
-     INSERT INTO handoffs (id, deliveries, lease_until)
-     SELECT $19::uuid, array_agg(dl.id), now() + $21 * interval '1 second' FROM dl WHERE dl.id = ANY($20::uuid[])
+     INSERT INTO handoffs (id, deliveries, projects, lease_until)
+     SELECT $19::uuid, array_agg(dl.id), $22::text[], now() + $21 * interval '1 second' FROM dl WHERE dl.id = ANY($20::uuid[])
      HAVING count(*) > 0
    )
    SELECT id FROM ev`;
@@ -206,7 +207,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       rows.map((r) => r.data),
       rows.map((r) => JSON.stringify(r.headers ?? {})),
       delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
-      claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS,
+      claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));

@@ -261,7 +261,7 @@ export async function portalRoutes(app: FastifyInstance, deps: PortalDeps): Prom
         throw purged ? new PortalRefusal(404, 'WHARF_ERR_PURGED', 'No longer kept', `This delivery was ${purged}.`) : notFoundPage();
       }
       const { delivery, endpoint } = found;
-      const [event, sent, project] = await Promise.all([findEvent(pool, scope.projectId, delivery.event_id), deliveryAttempts(pool, delivery.id), projectOf(req)]);
+      const [event, sent, project] = await Promise.all([findEvent(pool, scope.projectId, delivery.event_id), deliveryAttempts(pool, scope.projectId, delivery.id), projectOf(req)]);
       const attempts = sent.map((a) => ({ ...a, request_headers: redactRequestHeaders(a.request_headers, project.signature.header) }));
       let sentBody: string | null = null;
       if (event && endpoint.content_type !== 'application/json') {

@@ -110,7 +110,7 @@ export async function scopedDeliveries(db: Queryable, scope: Scope, f: DeliveryF
      FROM deliveries d
      JOIN endpoints e ON e.project_id = d.project_id AND e.id = d.endpoint_id
      LEFT JOIN LATERAL (
-       SELECT latency_ms FROM attempts WHERE delivery_id = d.id ORDER BY attempt DESC, created_at DESC LIMIT 1
+       SELECT latency_ms FROM attempts WHERE project_id = d.project_id AND delivery_id = d.id ORDER BY attempt DESC, created_at DESC LIMIT 1
      ) a ON true
      WHERE ${where.join(' AND ')}
      ORDER BY d.id DESC LIMIT $${params.length}`,

@@ -187,6 +187,11 @@ export interface EndpointRef {
   endpoint_id: string;
 }
 export const refKey = (r: EndpointRef): string => `${r.project_id}/${r.endpoint_id}`;
+/** The project of a `refKey` (project ids hold no "/": core/settings.ts `id`), or null for anything else. */
+export const projectOfKey = (key: string): string | null => {
+  const at = key.indexOf('/');
+  return at > 0 ? key.slice(0, at) : null;
+};
 
 /** A live secret as stored, sealed (its times are strings when read as json). */
 export interface SealedSecret {

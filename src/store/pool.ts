@@ -172,15 +172,18 @@ export type Begin = 'plain' | 'lookups';
  * The rest of the transaction plans index lookups (`Begin`), also for a transaction that needs it
  * only for one rare statement (ingest's idempotency lookup).
  * - Sequential scans off: on a table of a page or two they look cheaper than the lookups.
- * - Index-only scans off: with sequential scans off, a table analyzed at 30 or 50 rows got a
- *   full index-only scan of another index that holds `id` (deliveries_endpoint), filtered by the
- *   list; without them, the primary key's lookups win from the smallest table autovacuum analyzes
- *   (`prepared-statements.test.ts`). Only a table analyzed by hand at a handful of rows can still
- *   get a full index scan, until its next ANALYZE.
+ * - Plain and index-only index scans off too, so that an index is read only by a bitmap scan,
+ *   which needs a condition: with sequential scans alone off, a table analyzed at 50 rows got a
+ *   full scan of an index (in key order, no condition) joined to the list by a hash or a merge,
+ *   costed cheaper than a lookup per listed row. Since deliveries are found by their key of two
+ *   columns (migration 023), a list of them is a join of (project, id) pairs to the key, no longer
+ *   one `id = ANY($1)` condition, so nothing else keeps the lookups. A bitmap lookup of one row
+ *   costs about as much as a plain one (`npm run bench`; README, "Deliveries keyed by their
+ *   project"), and `prepared-statements.test.ts` checks the plans.
  * - JIT off: a statement that has no index to use still scans, costed as disabled, and that cost
  *   alone would have it compiled at every execution (100 ms and more).
  */
-export const INDEX_LOOKUPS_SQL = 'SET LOCAL enable_seqscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL jit = off';
+export const INDEX_LOOKUPS_SQL = 'SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL jit = off';
 
 const BEGIN: Record<Begin, string> = {
   plain: 'BEGIN',

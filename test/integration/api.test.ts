@@ -751,7 +751,7 @@ describe('event deliveries', () => {
     const rewritten =
       ((await t.app.pool.query(`UPDATE delivery_attempts a SET request_headers = ${REQUEST_HEADERS_SQL} FROM deliveries d WHERE d.id = a.delivery_id AND a.delivery_id = $1`, [okDelivery.uid])).rowCount ?? 0) +
       ((await t.app.pool.query(
-        `UPDATE deliveries d SET first_request_headers = ${REQUEST_HEADERS_SQL.replace('a.request_headers', 'd.first_request_headers')} WHERE d.id = $1 AND d.first_attempt_id IS NOT NULL`,
+        `UPDATE deliveries d SET first_request_headers = ${REQUEST_HEADERS_SQL.replace('a.request_headers', 'd.first_request_headers')} WHERE d.id = $1 AND d.first_attempted_at IS NOT NULL`,
         [okDelivery.uid],
       )).rowCount ?? 0);
     expect(rewritten).toBe(1);

@@ -164,8 +164,9 @@ describe('Convoy client compatibility', () => {
     // project_id and endpoint_id are the delivery's: the attempt's row does not store them again (migration 020).
     expect(attempts.body.data[0]).toMatchObject({ http_status: '200 OK', status: true, msg_id: d.uid, method: 'POST', project_id: d.project_id, endpoint_id: endpointId });
     expect(d.project_id).toEqual(expect.any(String));
+    // The view of every attempt answers them from the delivery too (migration 023), wherever the attempt is kept.
     const { rows: stored } = await t.app.pool.query('SELECT project_id, endpoint_id FROM attempts WHERE id = $1', [attempts.body.data[0].uid]);
-    expect(stored).toEqual([{ project_id: null, endpoint_id: null }]);
+    expect(stored).toEqual([{ project_id: d.project_id, endpoint_id: endpointId }]);
     const one = await t.api('GET', `/eventdeliveries/${d.uid}/deliveryattempts/${attempts.body.data[0].uid}`);
     expect(one.status, one.text).toBe(200);
     expect(one.body.data.uid).toBe(attempts.body.data[0].uid);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -84,51 +85,58 @@ describe.each(['postgres', 'embedded'] as const)('store on %s', (kind) => {
     const { rows } = await pool.query<{ name: string; def: string; valid: boolean }>(
       `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def, i.indisvalid AS valid
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        WHERE c.relname IN ('events_pkey', 'events_project', 'deliveries_project', 'deliveries_endpoint') ORDER BY 1`,
+        WHERE c.relname IN ('events_pkey', 'events_project', 'deliveries_pkey', 'deliveries_project', 'deliveries_endpoint') ORDER BY 1`,
     );
     expect(rows.map((r) => [r.name, r.valid, /DESC/.test(r.def)])).toEqual([
       ['deliveries_endpoint', true, false],
-      ['deliveries_project', true, false],
+      ['deliveries_pkey', true, false],
       ['events_pkey', true, false],
     ]);
-    // 021: the events' primary key is what orders a project's events; no second index does it.
+    // 021 and 023: each primary key is what orders a project's rows; no second index does it.
     expect(rows.find((r) => r.name === 'events_pkey')!.def).toMatch(/UNIQUE INDEX events_pkey ON public\.events USING btree \(project_id, id\)$/);
+    expect(rows.find((r) => r.name === 'deliveries_pkey')!.def).toMatch(/UNIQUE INDEX deliveries_pkey ON public\.deliveries USING btree \(project_id, id\)$/);
     expect(await count(pool, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'events'`)).toBe(2);
+    expect(await count(pool, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'deliveries'`)).toBe(3);
   });
 
-  it('021 makes (project_id, id) the events\' primary key, keeps every event, and can run again', async () => {
+  /** A row of `table` for the project ($1) and an id ($2): what the key migrations below keep. */
+  const ROW_OF: Record<'events' | 'deliveries', string> = {
+    events: `INSERT INTO events (id, project_id, event_type, message_type, data) VALUES ($2, $1, 't', 'fanout', '{}')`,
+    deliveries: `INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status) VALUES ($2, $1, gen_random_uuid(), 'ep', 't', 'success')`,
+  };
+
+  it.each([
+    ['events', 21, '021_events_project_key', 'events_project', 'events_key'],
+    ['deliveries', 23, '023_deliveries_project_key', 'deliveries_project', 'deliveries_key'],
+  ] as const)("%s: migration %i makes (project_id, id) the primary key, keeps every row, and can run again", async (table, version, name, second, building) => {
     const { p } = await freshPool(2);
     await migrate(p);
-    // Back to 020: the primary key on id alone beside the project's index, and 021 not recorded.
-    await p.query(`ALTER TABLE events DROP CONSTRAINT events_pkey, ADD PRIMARY KEY (id)`);
-    await p.query(`CREATE INDEX events_project ON events (project_id, id)`);
-    await p.query(`DELETE FROM wharf_migrations WHERE version = 21`);
+    // Back to the version before: the primary key on id alone beside the project's index, and the migration not recorded.
+    await p.query(`ALTER TABLE ${table} DROP CONSTRAINT ${table}_pkey, ADD PRIMARY KEY (id)`);
+    await p.query(`CREATE INDEX ${second} ON ${table} (project_id, id)`);
+    await p.query(`DELETE FROM wharf_migrations WHERE version = ${version}`);
     await insertProject(p, 'keyed');
     await insertProject(p, 'other');
-    await p.query(
-      `INSERT INTO events (id, project_id, event_type, message_type, data)
-       SELECT gen_random_uuid(), CASE WHEN g % 2 = 0 THEN 'keyed' ELSE 'other' END, 't', 'fanout', '{"n":' || g || '}' FROM generate_series(1, 20) g`,
-    );
-    const before = (await p.query('SELECT project_id, id, data FROM events ORDER BY id')).rows;
+    for (let g = 1; g <= 20; g++) await p.query(ROW_OF[table], [g % 2 === 0 ? 'keyed' : 'other', randomUUID()]);
+    const before = (await p.query(`SELECT * FROM ${table} ORDER BY id`)).rows;
+    expect(before).toHaveLength(20);
     const keyOf = async () =>
       (await p.query<{ def: string }>(
-        `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i WHERE i.indrelid = 'events'::regclass AND i.indisprimary`,
+        `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i WHERE i.indrelid = '${table}'::regclass AND i.indisprimary`,
       )).rows.map((r) => r.def);
 
     for (const run of [1, 2]) {
-      expect((await migrate(p)).applied, `run ${run}`).toEqual(['021_events_project_key']);
+      expect((await migrate(p)).applied, `run ${run}`).toEqual([name]);
       expect(await keyOf()).toEqual([expect.stringMatching(/\(project_id, id\)$/)]);
-      expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'events' AND indexname IN ('events_project', 'events_key')`)).toBe(0);
-      expect((await p.query('SELECT project_id, id, data FROM events ORDER BY id')).rows).toEqual(before);
+      expect(await count(p, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = '${table}' AND indexname IN ('${second}', '${building}')`)).toBe(0);
+      expect((await p.query(`SELECT * FROM ${table} ORDER BY id`)).rows).toEqual(before);
       // As after a crash before the version was recorded.
-      await p.query(`DELETE FROM wharf_migrations WHERE version = 21`);
+      await p.query(`DELETE FROM wharf_migrations WHERE version = ${version}`);
     }
     await migrate(p);
     // Still a key: the same id twice in a project is refused.
     const [one] = before as { project_id: string; id: string }[];
-    await expect(
-      p.query(`INSERT INTO events (id, project_id, event_type, message_type, data) VALUES ($1, $2, 't', 'fanout', '{}')`, [one!.id, one!.project_id]),
-    ).rejects.toMatchObject({ code: '23505' });
+    await expect(p.query(ROW_OF[table], [one!.project_id, one!.id])).rejects.toMatchObject({ code: '23505' });
   });
 
   // A no-transaction migration builds its indexes CONCURRENTLY: writers go on while it waits.

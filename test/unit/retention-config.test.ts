@@ -109,5 +109,7 @@ projects:
     expect(uuidv7Floor(before) <= id).toBe(true);
     expect(uuidv7Floor(before + 60_000) > id).toBe(true);
     expect(uuidv7Time('6f9619ff-8b86-4011-b42d-00c04fc964ff')).toBeNull();
+    // A first attempt kept in its delivery's row has the delivery's id with version 8: the delivery's time.
+    expect(uuidv7Time(`${id.slice(0, 14)}8${id.slice(15)}`)).toBe(uuidv7Time(id));
   });
 });

@@ -46,8 +46,8 @@ describe("a delivery's first attempt in its own row", () => {
   const rowsOf = async (deliveryId: string) =>
     (await t.app.pool.query<{ attempt: number; status_code: number }>('SELECT attempt, status_code FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt', [deliveryId])).rows;
   const firstOf = async (deliveryId: string) =>
-    (await t.app.pool.query<{ first_attempt_id: string | null; first_status_code: number | null; first_response_body: string | null }>(
-      'SELECT first_attempt_id, first_status_code, first_response_body FROM deliveries WHERE id = $1',
+    (await t.app.pool.query<{ first_attempt_id: string | null; first_attempted_at: Date | null; first_status_code: number | null; first_response_body: string | null }>(
+      'SELECT first_attempt_id, first_attempted_at, first_status_code, first_response_body FROM deliveries WHERE id = $1',
       [deliveryId],
     )).rows[0]!;
 
@@ -60,13 +60,16 @@ describe("a delivery's first attempt in its own row", () => {
     const id = await deliver('/small', 'Success');
     expect(await rowsOf(id)).toEqual([]);
     const first = await firstOf(id);
-    expect(first).toMatchObject({ first_status_code: 200, first_response_body: 'ok' });
+    // No id stored for it (migration 023): it is the delivery's, version 8 where the delivery's is 7.
+    expect(first).toMatchObject({ first_attempt_id: null, first_attempted_at: expect.any(Date), first_status_code: 200, first_response_body: 'ok' });
+    const attemptId = `${id.slice(0, 14)}8${id.slice(15)}`;
+    expect(id[14]).toBe('7');
     const sent = rx.requests.find((r) => r.headers['x-wharf-delivery-id'] === id)!;
 
     const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
     expect(body.data).toHaveLength(1);
     expect(body.data[0]).toMatchObject({
-      uid: first.first_attempt_id,
+      uid: attemptId,
       attempt: 1,
       http_status: '200 OK',
       status: true,
@@ -77,9 +80,9 @@ describe("a delivery's first attempt in its own row", () => {
     // The request headers as sent, the signature among them.
     for (const [k, v] of Object.entries(body.data[0].request_http_header as Record<string, string>)) expect([k, sent.headers[k.toLowerCase()]]).toEqual([k, v]);
     expect(Object.keys(body.data[0].request_http_header).map((k) => k.toLowerCase())).toContain('x-convoy-signature');
-    const one = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts/${first.first_attempt_id}`);
+    const one = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts/${attemptId}`);
     expect(one.status, one.text).toBe(200);
-    expect(one.body.data.uid).toBe(first.first_attempt_id);
+    expect(one.body.data.uid).toBe(attemptId);
 
     // The update that wrote it kept the row on its page: no new index entries (what the fold saves).
     // (Postgres's statistics arrive within a second of the recorder's commit.)
@@ -88,10 +91,19 @@ describe("a delivery's first attempt in its own row", () => {
     expect(after.hot - before.hot).toBe(after.upd - before.upd);
   });
 
+  it('a first attempt folded before migration 023 keeps the id it was stored with', async () => {
+    const id = await deliver('/small', 'Success');
+    const stored = uuidv7();
+    await t.app.pool.query('UPDATE deliveries SET first_attempt_id = $2 WHERE id = $1', [id, stored]);
+    const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
+    expect(body.data.map((a: { uid: string; attempt: number }) => [a.uid, a.attempt])).toEqual([[stored, 1]]);
+    expect((await t.api('GET', `/eventdeliveries/${id}/deliveryattempts/${stored}`)).body.data.uid).toBe(stored);
+  });
+
   it('keeps a first attempt with a long answer as a row of its own', async () => {
     const id = await deliver('/large', 'Success');
     expect(await rowsOf(id)).toEqual([{ attempt: 1, status_code: 200 }]);
-    expect((await firstOf(id)).first_attempt_id).toBeNull();
+    expect((await firstOf(id)).first_attempted_at).toBeNull();
     const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
     expect(body.data.map((a: { attempt: number; response_data: string }) => [a.attempt, a.response_data.length])).toEqual([[1, FOLD_MAX_CHARS + 1]]);
   });

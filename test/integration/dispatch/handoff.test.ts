@@ -12,6 +12,8 @@ import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
 import { ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
 import type { DirectDispatch } from '../../../src/dispatch/handoff.ts';
 import type { Queryable } from '../../../src/store/queryable.ts';
+import { LOAD_WORK_SQL } from '../../../src/dispatch/worker.ts';
+import type pg from 'pg';
 
 const LIMITS = { maxJsonDepth: 64 };
 
@@ -69,16 +71,32 @@ describe('handoffs from ingest to its own dispatcher', () => {
   it('starts handed-over deliveries from what ingest read, signed with the secret it read: no work or secrets query', async () => {
     const secret = 'handoff-secret-0123456789abcdef';
     const { t, rx, ep, dispatcher } = await started('from-ingest', {}, { secret });
-    // Every statement the dispatcher runs on the pool (ingest's run on its own transaction's client).
+    // Every statement run on the pool, and on the connections checked out of it (ingest's
+    // transactions among them, whose routing reads secrets too: only the work query counts there).
     const pool = t.app.pool;
     const query = pool.query;
     const texts: string[] = [];
+    const inTransactions: string[] = [];
+    const textOf = (q: unknown): string => (typeof q === 'string' ? q : String((q as { text?: string }).text));
     pool.query = function (this: typeof pool, ...args: unknown[]) {
-      const q = args[0];
-      texts.push(typeof q === 'string' ? q : String((q as { text?: string }).text));
+      texts.push(textOf(args[0]));
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof pool.query;
-    cleanup.push(async () => void (pool.query = query));
+    const watched = new WeakSet<object>();
+    const watch = (client: pg.PoolClient): void => {
+      if (watched.has(client)) return;
+      watched.add(client);
+      const own = client.query;
+      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+        inTransactions.push(textOf(args[0]));
+        return (own as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof client.query;
+    };
+    pool.on('acquire', watch);
+    cleanup.push(async () => {
+      pool.query = query;
+      pool.off('acquire', watch);
+    });
 
     await ingestVia(t, dispatcher, ep, 4);
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(4);
@@ -88,7 +106,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
       expect(m![2]).toBe(createHmac('sha256', secret).update(`${m![1]},`).update(r.body).digest('hex'));
     }
     await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
-    const reads = (): string[] => texts.filter((q) => /JOIN events e ON |FROM endpoint_secrets/.test(q));
+    const reads = (): string[] => [...texts.filter((q) => /JOIN events e ON |FROM endpoint_secrets/.test(q)), ...inTransactions.filter((q) => q === LOAD_WORK_SQL)];
     expect(reads()).toEqual([]);
     // The control: the same deliveries queued as a job are read by the dispatcher, work and secrets.
     await ingestVia(t, { claim: () => null }, ep, 2);
@@ -159,7 +177,11 @@ describe('handoffs from ingest to its own dispatcher', () => {
     expect(new Set(rx.requests.map((r) => r.headers['x-wharf-delivery-id'])).size).toBe(10);
   });
 
-  it('queues the deliveries of a handoff whose process died once its lease ran out, but not those recorded', async () => {
+  it.each([
+    ['', false],
+    // Its row lists no projects: the sweep looks its deliveries up by id alone (migration 023).
+    [', written by a replica on the previous version', true],
+  ])('queues the deliveries of a handoff whose process died once its lease ran out, but not those recorded%s', async (_, previousVersion) => {
     const { t, rx, ep, dispatcher } = await started('orphaned');
     // A process that dies right after its ingest commits: the handoff is written, never started.
     const dying: DirectDispatch = {
@@ -170,6 +192,9 @@ describe('handoffs from ingest to its own dispatcher', () => {
     };
     await ingestVia(t, dying, ep, 4);
     expect(await handoffRows(t.app.pool)).toEqual([{ n: 4 }]);
+    // The row lists its deliveries' project, once, by which the sweep finds them.
+    expect((await t.app.pool.query('SELECT projects FROM handoffs')).rows).toEqual([{ projects: ['default'] }]);
+    if (previousVersion) await t.app.pool.query('UPDATE handoffs SET projects = NULL');
     // One of them was recorded before the process died (its record commits before the handoff ends).
     const { rows: recorded } = await t.app.pool.query<{ id: string }>(
       `UPDATE deliveries SET status = 'success', attempts = 1, next_attempt_at = NULL
