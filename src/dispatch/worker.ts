@@ -595,7 +595,7 @@ const workOf = (deliveries: string): string => `SELECT d.id, d.project_id, d.end
  * The work of the deliveries listed ($1 projects, $2 ids, pairwise), each looked up by the key
  * (migration 023). The subquery kept apart by OFFSET 0 is what keeps that lookup first: joined
  * plainly, a custom plan made on a table not yet analyzed started from the endpoint and read every
- * delivery of it (25 deliveries in 175 ms on a bench database of 21,000).
+ * delivery of it (25 deliveries in 175–225 ms on a bench database of 21,000).
  */
 export const LOAD_WORK_SQL = workOf(`unnest($1::text[], $2::uuid[]) AS k(project_id, id)
      CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.project_id = k.project_id AND d.id = k.id OFFSET 0) d`);
