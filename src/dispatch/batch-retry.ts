@@ -61,10 +61,12 @@ export async function countMatching(db: Queryable, f: BatchRetryFilter): Promise
 async function retryChunk(pool: pg.Pool, deps: AlertDeps, f: BatchRetryFilter): Promise<number> {
   return withTransaction(pool, async (db) => {
     const { sql, params } = where(f);
+    // The chunk is picked once, in a CTE of its own (as retention's clearing pass: retention.ts).
     const { rows } = await db.query<{ id: string; attempts: number; endpoint_id: string }>(
-      `UPDATE deliveries SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()
-       WHERE project_id = $1 AND id IN (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
-       RETURNING id, attempts, endpoint_id`,
+      `WITH picked AS MATERIALIZED (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
+       UPDATE deliveries d SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()
+       FROM picked WHERE d.project_id = $1 AND d.id = picked.id
+       RETURNING d.id, d.attempts, d.endpoint_id`,
       params,
     );
     // As with a single resend, a disabled endpoint is tried again: pending until its first answer.
