@@ -960,7 +960,7 @@ export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_
  * A first attempt is folded into its delivery's row only when made within FOLD_WITHIN_MS
  * (retention.ts) of its delivery, and only when its stored text is this short: a page of
  * `deliveries` takes rows up to a fifth of its size at insert (fillfactor 20, migration 022), about
- * ten, and must hold each one's longer version as well for the update to stay HOT. A longer one
+ * nine (8.7 measured), and must hold each one's longer version as well for the update to stay HOT. A longer one
  * (a large response body) is a row of delivery_attempts.
  */
 export const FOLD_MAX_CHARS = 400;

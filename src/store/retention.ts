@@ -224,24 +224,19 @@ async function purgeAttempts(s: Step, previous: Date | null): Promise<void> {
   await purgeAged(
     s,
     'attempts',
-    `DELETE FROM delivery_attempts WHERE id IN (
-       SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-       WHERE d.project_id = $1 AND a.id > $2 AND a.id < $3 AND a.created_at < $4
-       ORDER BY a.id LIMIT $5 FOR UPDATE OF a SKIP LOCKED) RETURNING id`,
+    { table: 'delivery_attempts', key: ['id'] },
+    `SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.project_id = $1 AND a.id > $2 AND a.id < $3 AND a.created_at < $4
+     ORDER BY a.id LIMIT $5 FOR UPDATE OF a SKIP LOCKED`,
     after,
   );
   await purgeAged(
     s,
     'attempts',
-    // The pick runs once, as a CTE of its own: written as `d.project_id = $1 AND d.id IN (pick)`,
-    // its plan could run the pick again, and the lock skipped the rows this statement had cleared,
-    // so a batch of four cleared six (`retention.test.ts`).
-    `WITH picked AS MATERIALIZED (
-       SELECT id FROM deliveries
-       WHERE project_id = $1 AND id > $2 AND id < $3 AND first_attempted_at < $4
-       ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)
-     UPDATE deliveries d SET ${FIRST_ATTEMPT_COLUMNS.map((c) => `${c} = NULL`).join(', ')}
-     FROM picked WHERE d.project_id = $1 AND d.id = picked.id RETURNING d.id`,
+    { table: 'deliveries', key: ['project_id', 'id'], clear: FIRST_ATTEMPT_COLUMNS },
+    `SELECT project_id, id FROM deliveries
+     WHERE project_id = $1 AND id > $2 AND id < $3 AND first_attempted_at < $4
+     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`,
     after,
   );
 }
@@ -251,23 +246,37 @@ const purgeRows = (s: Step, kind: 'dead_letters' | 'meta_events'): Promise<void>
   purgeAged(
     s,
     kind,
-    `DELETE FROM ${kind} WHERE id IN (
-       SELECT id FROM ${kind}
-       WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`}
-       ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING id`,
+    { table: kind, key: ['id'] },
+    `SELECT id FROM ${kind}
+     WHERE project_id = $1 AND id > $2 AND id < $3 AND created_at < $4 ${kind === 'dead_letters' ? 'AND updated_at < $4' : `AND status <> 'scheduled'`}
+     ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED`,
     NIL_UUID,
   );
 
+/** The rows a purge removes: deleted, or only `clear`ed (a first attempt kept in its delivery's row); `key` finds them. */
+interface PurgeTarget {
+  table: string;
+  key: string[];
+  clear?: string[];
+}
+
 /**
- * Removes a batch at a time what `remove` picks, walking ids up from `after`: `remove` deletes (or
- * clears) the rows of the project ($1) after $2, made before the cutoff ($3 as an id, $4 as a
- * time), in id order, $5 at most, and returns their ids.
+ * Removes a batch at a time the rows of `target` that `pick` selects and locks, walking ids up from
+ * `after`: those of the project ($1) after $2, made before the cutoff ($3 as an id, $4 as a time),
+ * in id order, $5 at most, by their key. The pick runs once per batch, materialized: written as
+ * `id IN (pick)` beside a condition on the table's key, its plan could run the pick again, the
+ * lock then skipped the rows the statement had already removed, and a batch of four removed six
+ * (`retention.test.ts`).
  */
-async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', remove: string, after: string): Promise<void> {
+async function purgeAged(s: Step, kind: 'attempts' | 'dead_letters' | 'meta_events', target: PurgeTarget, pick: string, after: string): Promise<void> {
+  const match = target.key.map((c) => `t.${c} = picked.${c}`).join(' AND ');
+  const remove = target.clear
+    ? `UPDATE ${target.table} t SET ${target.clear.map((c) => `${c} = NULL`).join(', ')} FROM picked WHERE ${match} RETURNING t.id`
+    : `DELETE FROM ${target.table} t USING picked WHERE ${match} RETURNING t.id`;
   for (;;) {
     const { rows } = await purgeTransaction(s.db, () =>
       s.db.query<{ n: number; last: string | null }>(
-        `WITH gone AS (${remove})
+        `WITH picked AS MATERIALIZED (${pick}), gone AS (${remove})
          SELECT count(*)::int AS n, max(id::text) AS last FROM gone`,
         [s.projectId, after, uuidv7Floor(s.cutoff), new Date(s.cutoff), s.batchSize],
       ),
