@@ -40,19 +40,19 @@ export async function sendWithCredentials(
   body: Buffer,
 ): Promise<{ result: SendResult; recorded: Record<string, string> }> {
   const auth = credentials.authentication;
-  let extra: Record<string, string> = {};
-  if (auth) {
-    try {
-      extra = await deps.auth.headers(auth, target.cacheKey);
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      return { result: failedBeforeSending(e.message ?? String(err), e.code ?? 'WHARF_ERR_AUTH'), recorded: headers };
-    }
+  const send = (sent: Record<string, string>) =>
+    deps.sender.send({ url: target.url, headers: sent, body, timeoutMs: target.timeoutMs, dispatcher: deps.agents.forTls(tlsOf(credentials)) });
+  // No authentication (most endpoints): the headers go and are recorded as they are.
+  if (!auth) return { result: await send(headers), recorded: headers };
+  let extra: Record<string, string>;
+  try {
+    extra = await deps.auth.headers(auth, target.cacheKey);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return { result: failedBeforeSending(e.message ?? String(err), e.code ?? 'WHARF_ERR_AUTH'), recorded: headers };
   }
-  const dispatcher = deps.agents.forTls(tlsOf(credentials));
-  const sent = withHeaders(headers, extra);
-  const result = await deps.sender.send({ url: target.url, headers: sent, body, timeoutMs: target.timeoutMs, dispatcher });
+  const result = await send(withHeaders(headers, extra));
   // A refused token (revoked, rotated at the issuer) is not used again until it expires.
-  if (auth?.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(target.cacheKey);
+  if (auth.type === 'oauth2' && result.statusCode === 401) deps.auth.invalidate(target.cacheKey);
   return { result, recorded: withHeaders(headers, Object.fromEntries(Object.keys(extra).map((k) => [k, REDACTED]))) };
 }
