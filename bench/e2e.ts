@@ -1053,6 +1053,9 @@ async function main(): Promise<number> {
         postgres_cpu_exited_us: round((pgExitedMs * 1000) / Math.max(1, delivered)),
         wal_bytes: round(check.wal_bytes / Math.max(1, delivered)),
         wharf_cpu_us: Number.isNaN(wharfMs) ? null : round((wharfMs * 1000) / Math.max(1, delivered)),
+        // Drain mode runs ingest and dispatch in two processes: each one's share of the above.
+        wharf_ingest_cpu_us: cpuApi && !Number.isNaN(wharfMs) ? round((cpuApi.wharf * 1000) / Math.max(1, delivered)) : null,
+        wharf_dispatch_cpu_us: cpuApi && !Number.isNaN(wharfMs) ? round(((wharfMs - cpuApi.wharf) * 1000) / Math.max(1, delivered)) : null,
         wharf_user_share: wharfUserShare,
         postgres_user_share: pgUserShare,
         other_databases_commits: othersDuring,
@@ -1143,6 +1146,9 @@ async function main(): Promise<number> {
         `of both, ${fmt(perHook.postgres_cpu_exited_us, 0)} µs in processes that exited meanwhile), ` +
         `WAL ${fmt(perHook.wal_bytes, 0)} B, wharf CPU ${perHook.wharf_cpu_us === null ? 'n/a' : `${fmt(perHook.wharf_cpu_us, 0)} µs`} (targets ≤ 150 µs, ≤ 1,536 B, ≤ 200 µs)` +
         `; user time: postgres ${pgUserShare === null ? 'n/a' : `${fmt(pgUserShare * 100, 0)} %`}, wharf ${wharfUserShare === null ? 'n/a' : `${fmt(wharfUserShare * 100, 0)} %`}` +
+        (perHook.wharf_ingest_cpu_us === null || perHook.wharf_dispatch_cpu_us === null
+          ? ''
+          : `; wharf: ingest ${fmt(perHook.wharf_ingest_cpu_us, 0)} µs, dispatch ${fmt(perHook.wharf_dispatch_cpu_us, 0)} µs`) +
         (othersDuring > 0 ? `; other databases committed ${othersDuring} transactions meanwhile (WAL is the whole server's)` : ''),
     );
     console.log('rows/webhook  table                         ins    upd    hot    del  indexes  index entries  index blocks  table B  index B');
