@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSender } from '../../../src/delivery/sender.ts';
-import type { SendRequest } from '../../../src/delivery/sender.ts';
+import type { SendRequest, SendResult } from '../../../src/delivery/sender.ts';
 
 const MAX_BYTES = 1024;
 const hung: ServerResponse[] = [];
@@ -69,7 +69,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-function send(path: string, timeoutMs = 5_000, dispatcher = agent): Promise<Awaited<ReturnType<ReturnType<typeof createSender>['send']>>> {
+function send(path: string, timeoutMs = 5_000, dispatcher = agent): Promise<SendResult> {
   const sender = createSender({ dispatcher, maxResponseBytes: MAX_BYTES });
   const req: SendRequest = { url: `http://127.0.0.1:${port}${path}`, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"a":1}'), timeoutMs };
   return sender.send(req);
