@@ -5,7 +5,7 @@
  * and `wharf` scripts and src/main.ts's shebang. test/unit/node-flags.test.ts keeps those equal to
  * this list, and the benchmarks start their Wharf child with it.
  *
- * Why (issue 15, measured with `npm run bench -- --mode max`, README "Cost per webhook"): on a
+ * Why (issue 15, measured with `npm run bench -- --mode max`, docs/cost-per-webhook.md, "Memory"): on a
  * machine with a lot of memory V8 lets the young generation grow to 64 MiB per semi-space and the
  * old generation to about four times its live size before a full collection. Wharf's live heap
  * under load is ~40 MiB, but its peak RSS reached 350–370 MiB.

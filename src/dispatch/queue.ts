@@ -28,7 +28,7 @@ export type DeliveryJobData = DeliveryJob | LegacyDeliveryJob;
  * Deliveries one job carries at most. With `MIN_ENDPOINT_JOBS` it sets how much of one endpoint
  * can be in hand: jobs × this = endpoint_concurrency at the default of 128, so an endpoint that
  * hangs holds no more of the process's max_in_flight than when every delivery had its own job.
- * Measured (README "Cost per webhook"): 16 writes fewer job rows but, with half as many jobs of an
+ * Measured (docs/cost-per-webhook.md, "Packed jobs"): 16 writes fewer job rows but, with half as many jobs of an
  * endpoint at once, a busy endpoint's deliveries waited for their jobs' slowest.
  */
 export const MAX_DELIVERIES_PER_JOB = 8;

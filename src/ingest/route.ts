@@ -88,7 +88,7 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   }
 
   // Endpoints and their subscriptions in one round trip: a round trip, not a row, is what an
-  // ingest costs (README, "Cost per webhook"). Subscriptions come oldest first: of two that both
+  // ingest costs (docs/cost-per-webhook.md). Subscriptions come oldest first: of two that both
   // take an event, the older one's retry_config holds. Each endpoint read is locked FOR KEY SHARE
   // until the ingest commits, in place of the foreign key its deliveries no longer check row by
   // row (migration 017): it cannot be deleted between this read and their commit. With `withWork`

@@ -162,7 +162,7 @@ export async function checkOut(pool: pg.Pool): Promise<CheckedOut> {
  * autovacuum visits a database once a minute: each batch's statement reads the whole table,
  * batches grow because each takes longer, and the cost per row grows with them. In
  * `npm run bench` two runs in five went that way: the recorder's two statements took 7 times as
- * long for the same rows, and Postgres's CPU a webhook doubled (README, "Plans made while the
+ * long for the same rows, and Postgres's CPU a webhook doubled (docs/cost-per-webhook.md, "Plans made while the
  * tables were tiny"). An index lookup is never far from the best plan for a list of ids, whatever
  * the table's size; a scan is only right while the table is tiny.
  */
@@ -178,7 +178,7 @@ export type Begin = 'plain' | 'lookups';
  *   costed cheaper than a lookup per listed row. Since deliveries are found by their key of two
  *   columns (migration 023), a list of them is a join of (project, id) pairs to the key, no longer
  *   one `id = ANY($1)` condition, so nothing else keeps the lookups. A bitmap lookup of one row
- *   costs a little more than a plain one (10 against 8.4 µs by `EXPLAIN ANALYZE`; README,
+ *   costs a little more than a plain one (10 against 8.4 µs by `EXPLAIN ANALYZE`; docs/cost-per-webhook.md,
  *   "Deliveries keyed by their project"), and `prepared-statements.test.ts` checks the plans.
  * - JIT off: a statement that has no index to use still scans, costed as disabled, and that cost
  *   alone would have it compiled at every execution (100 ms and more).
