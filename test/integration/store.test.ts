@@ -484,6 +484,15 @@ describe('secret box', () => {
     expect(box.encrypt('same')).not.toBe(box.encrypt('same'));
   });
 
+  it('keeps its own copy of the key: a caller that zeroes its buffer changes nothing', () => {
+    const mine = Buffer.from(key);
+    const box = createSecretBox(mine);
+    const sealed = box.encrypt('kept');
+    mine.fill(0);
+    expect(box.decrypt(sealed)).toBe('kept');
+    expect(createSecretBox(key).decrypt(box.encrypt('the same key'))).toBe('the same key');
+  });
+
   it('rejects altered values and other keys with WHARF_ERR_DECRYPT, never showing the plaintext', () => {
     const box = createSecretBox(key);
     const plain = 'top-secret-value';
