@@ -8,7 +8,7 @@ import { REDACTED } from '../core/redact.ts';
 import type { AuthHeaders } from './auth.ts';
 import { tlsOf, type EndpointCredentials } from './credentials.ts';
 import { withHeaders } from './request.ts';
-import { failedBeforeSending, type SendResult, type Sender } from './sender.ts';
+import { unanswered, type SendResult, type Sender } from './sender.ts';
 import type { TlsOptions } from './tls.ts';
 
 export interface OutboundDeps {
@@ -49,7 +49,7 @@ export async function sendWithCredentials(
     extra = await deps.auth.headers(auth, target.cacheKey);
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    return { result: failedBeforeSending(e.message ?? String(err), e.code ?? 'WHARF_ERR_AUTH'), recorded: headers };
+    return { result: unanswered(e.message ?? String(err), e.code ?? 'WHARF_ERR_AUTH'), recorded: headers };
   }
   const result = await send(withHeaders(headers, extra));
   // A refused token (revoked, rotated at the issuer) is not used again until it expires.

@@ -24,9 +24,12 @@ export interface SendResult {
   retryAfterSeconds: number | null;
 }
 
-/** The result of an attempt that failed before any request went out (no token, an internal error). */
-export function failedBeforeSending(error: string, errorCode: string): SendResult {
-  return { ok: false, statusCode: null, latencyMs: 0, responseHeaders: {}, responseBody: '', error, errorCode, retryAfterSeconds: null };
+/**
+ * The result of an attempt that got no answer, after `latencyMs`; 0 for one that failed before any
+ * request went out (no token, an internal error).
+ */
+export function unanswered(error: string, errorCode: string, latencyMs = 0): SendResult {
+  return { ok: false, statusCode: null, latencyMs, responseHeaders: {}, responseBody: '', error, errorCode, retryAfterSeconds: null };
 }
 
 export interface SenderOptions {
@@ -107,8 +110,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) controller.abort(new Error('the exchange was over before it started'));
   }
 
+  // Called once for each 1xx (informational) answer too; the final answer's start comes last and
+  // replaces what they set, and nothing is answered before the body's end (or its cap).
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200) return; // 1xx: informational, the answer is still to come
     this.statusCode = statusCode;
     this.headers = flattenHeaders(headers);
   }
@@ -163,8 +167,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private failure(error: string, errorCode: string): SendResult {
-    const latencyMs = Math.round(performance.now() - this.started);
-    return { ok: false, statusCode: null, latencyMs, responseHeaders: {}, responseBody: '', error, errorCode, retryAfterSeconds: null };
+    return unanswered(error, errorCode, Math.round(performance.now() - this.started));
   }
 
   private finish(result: SendResult): void {

@@ -61,7 +61,7 @@ export async function countMatching(db: Queryable, f: BatchRetryFilter): Promise
 async function retryChunk(pool: pg.Pool, deps: AlertDeps, f: BatchRetryFilter): Promise<number> {
   return withTransaction(pool, async (db) => {
     const { sql, params } = where(f);
-    // The chunk is picked once, in a CTE of its own (as retention's clearing pass: retention.ts).
+    // The chunk is picked once, in a CTE of its own, as retention's purges pick theirs (purgeAged).
     const { rows } = await db.query<{ id: string; attempts: number; endpoint_id: string }>(
       `WITH picked AS MATERIALIZED (SELECT id FROM deliveries WHERE ${sql} ORDER BY id LIMIT ${CHUNK} FOR UPDATE SKIP LOCKED)
        UPDATE deliveries d SET status = 'scheduled', next_attempt_at = now(), updated_at = clock_timestamp()

@@ -16,7 +16,7 @@ import { withTransaction } from '../store/pool.ts';
 import { FOLD_WITHIN_MS } from '../store/retention.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest, storedRequestHeaders } from '../delivery/request.ts';
-import { failedBeforeSending, type SendResult } from '../delivery/sender.ts';
+import { unanswered, type SendResult } from '../delivery/sender.ts';
 import {
   DELIVERY_HEARTBEAT_SECONDS,
   DELIVERY_QUEUE,
@@ -683,7 +683,7 @@ function outcomeOf({ row, attempt }: Pick<Live, 'row' | 'attempt'>, result: Send
 }
 
 function failedOutcome(l: Live, err: Error): Outcome {
-  return outcomeOf(l, failedBeforeSending(`internal error before the request was sent: ${err.message}`, 'WHARF_ERR_INTERNAL'), {});
+  return outcomeOf(l, unanswered(`internal error before the request was sent: ${err.message}`, 'WHARF_ERR_INTERNAL'), {});
 }
 
 /**
