@@ -265,7 +265,10 @@ describe('pubsub connector (against pstest)', () => {
     const sink = new TestSink();
     const hold = latch();
     sink.gate = () => hold.wait;
-    const c = await started({ subscription: ch.subscription, batch_wait_ms: 50 }, sink);
+    // One batch must take all three (one worker: a second batch would wait behind the held one).
+    // pstest hands a stream one message every 10 ms; a loaded full run once took over 50 ms for
+    // three, so the batch waits up to 5 s and closes as soon as it holds them.
+    const c = await started({ subscription: ch.subscription, batch_size: 3, batch_wait_ms: 5_000 }, sink);
     const ids = await ch.publish(Array.from({ length: 3 }, (_, i) => ({ body: `t-${i}` })));
     await until(() => sink.calls.flat().length, (n) => n === ids.length, 'all in the sink');
     const t0 = Date.now();
