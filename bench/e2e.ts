@@ -56,6 +56,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --pool-size N             Wharf database.pool_size                             [10]
   --warmup N                events posted and delivered before measuring (not drain)  [1000]
   --payload-bytes N         approximate size of each event's data                [256]
+  --payload-shape S         flat: one long string; object: an order of nested
+                            objects, numbers and short strings, as webhooks carry  [flat]
   --drain-timeout S         longest wait for the last delivery after posting     [60]
   --wharf child|inproc      where Wharf runs                                     [child]
   --cpu-prof DIR            write a V8 CPU profile of the Wharf child into DIR
@@ -105,6 +107,7 @@ const { values: opt } = parseArgs({
     'pool-size': { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1000' },
     'payload-bytes': { type: 'string', default: '256' },
+    'payload-shape': { type: 'string', default: 'flat' },
     'drain-timeout': { type: 'string', default: '60' },
     wharf: { type: 'string', default: 'child' },
     'cpu-prof': { type: 'string' },
@@ -159,6 +162,7 @@ if (mode === 'rate') {
 }
 const warmup = mode === 'drain' ? 0 : num('warmup', opt.warmup, 0, 100_000);
 const payloadBytes = num('payload-bytes', opt['payload-bytes'], 0, 1_000_000);
+const payloadShape = oneOf('payload-shape', opt['payload-shape'], ['flat', 'object'] as const);
 const drainTimeoutMs = num('drain-timeout', opt['drain-timeout'], 1, 3600, false) * 1000;
 const where = oneOf('wharf', opt.wharf, ['child', 'inproc'] as const);
 const dispatch = {
@@ -195,6 +199,7 @@ const settings = {
   message,
   warmup,
   payload_bytes: payloadBytes,
+  payload_shape: payloadShape,
   wharf: where,
   dispatch: { ...dispatch },
   hung_endpoint: hung ? { rate: hungRate } : null,
@@ -368,12 +373,23 @@ interface HttpProbe {
 const postingPool = (baseUrl: string, connections: number): Pool =>
   new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
 
-const pad = 'x'.repeat(Math.max(0, payloadBytes - 60));
+/** What follows `"seq":N,` in each event's data: `--payload-bytes` of it, in `--payload-shape`. */
+const dataTail = ((): string => {
+  if (payloadShape === 'flat') return `"pad":"${'x'.repeat(Math.max(0, payloadBytes - 60))}"`;
+  const customer = { id: 'cus_01HZX3', email: 'someone@example.com', address: { line1: '1 Main St', city: 'Zürich', zip: '8001' } };
+  const items: unknown[] = [];
+  const tail = () => `"order":${JSON.stringify({ id: 'ord_01HZX3', customer, items, total: 1234.5, currency: 'EUR', paid: true, notes: null })}`;
+  while (tail().length + 12 < payloadBytes) {
+    const i = items.length;
+    items.push({ sku: `SKU-${i}-abab`, name: `Item "${i}" deluxe`, qty: i % 5, price: 19.99 + i, tags: ['a', 'b', `t${i}`] });
+  }
+  return tail();
+})();
 /** The event the bench posts: `--payload-bytes` of JSON data numbered `seq`; broadcast when endpointId is null. */
 const eventBody = (endpointId: string | null, seq: number): string =>
   endpointId === null
-    ? `{"event_type":"bench.event","data":{"seq":${seq},"pad":"${pad}"}}`
-    : `{"endpoint_id":"${endpointId}","event_type":"bench.event","data":{"seq":${seq},"pad":"${pad}"}}`;
+    ? `{"event_type":"bench.event","data":{"seq":${seq},${dataTail}}}`
+    : `{"endpoint_id":"${endpointId}","event_type":"bench.event","data":{"seq":${seq},${dataTail}}}`;
 
 interface Poster {
   post(idx: number, scheduled?: number): Promise<void>;

@@ -5,7 +5,7 @@ import { UUID_RE } from '../core/ids.ts';
 import { trafficProblem, type EventRecord, type MessageType } from '../core/types.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { convoyQuery, listFilters, onlyFilters, pageByIdDesc, pageRequest, timeRange, unsupported } from './pagination.ts';
-import { reply, type ApiDeps } from './context.ts';
+import { JSON_SLOT, reply, replyWithJson, type ApiDeps } from './context.ts';
 import { object, onlyKeys, settingsError, type Json } from '../core/validate.ts';
 import { Reader } from '../core/settings.ts';
 import { uuidv7 } from '../core/ids.ts';
@@ -29,7 +29,11 @@ export type EventRow = Omit<EventRecord, 'data' | 'created_at'> & { data: string
 const EVENT_COLUMNS = `id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key,
   custom_headers, data, created_at`;
 
-export function presentEvent(e: EventRow): Json {
+/**
+ * An event as the API answers it. `data` is what to answer as its data, the stored text read
+ * (readableData) unless the caller has it already.
+ */
+export function presentEvent(e: EventRow, data: { data: unknown; data_is_text?: true } = readableData(e.data)): Json {
   return {
     uid: e.id,
     id: e.id,
@@ -44,7 +48,7 @@ export function presentEvent(e: EventRow): Json {
     custom_headers: e.custom_headers,
     // What the request or broker message carried (credential headers are dropped at ingest).
     ...(e.headers === undefined ? {} : { headers: e.headers }),
-    ...readableData(e.data),
+    ...data,
     created_at: e.created_at,
   };
 }
@@ -110,18 +114,29 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         });
       }
       case 'stored':
-        return reply(res, 201, 'Event created', {
-          ...presentEvent({
-            ...input,
-            id: outcome!.event_id,
-            endpoint_id: input.endpoint_id ?? null,
-            owner_id: input.owner_id ?? null,
-            headers: input.headers ?? {},
-            created_at: new Date(),
-          }),
-          duplicate: false,
-          deliveries: outcome!.deliveries,
-        });
+        // input.data is the text readEnvelope serialised from the body's data (its depth bounded):
+        // it goes into the answer as it is.
+        return replyWithJson(
+          res,
+          201,
+          'Event created',
+          {
+            ...presentEvent(
+              {
+                ...input,
+                id: outcome!.event_id,
+                endpoint_id: input.endpoint_id ?? null,
+                owner_id: input.owner_id ?? null,
+                headers: input.headers ?? {},
+                created_at: new Date(),
+              },
+              { data: JSON_SLOT },
+            ),
+            duplicate: false,
+            deliveries: outcome!.deliveries,
+          },
+          input.data,
+        );
     }
   };
 
@@ -173,7 +188,7 @@ export async function eventRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       filters: [...listFilters(q, EVENT_FILTERS), ...timeRange(q)],
       page,
     });
-    return reply(res, 200, 'Events fetched', { content: result.content.map(presentEvent), pagination: result.pagination });
+    return reply(res, 200, 'Events fetched', { content: result.content.map((e) => presentEvent(e)), pagination: result.pagination });
   });
 
   // Convoy's replay: the event's deliveries that have come to rest are sent again, in the

@@ -56,14 +56,18 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
  * Events and, joined on the events actually inserted, their deliveries: an event that loses on its
  * idempotency key gets none. The deliveries handed to this process's dispatcher ($20, of those
  * inserted) go into the handoff's row ($19, with their projects $22; dispatch/handoff.ts), when
- * there is one.
+ * there is one. The events' data is one bytea ($10) with each one's place in it ($23, $24):
+ * packTexts.
  */
 const insertEventsSql = (onConflict: string): string =>
   `WITH ev AS (
      INSERT INTO events (id, project_id, source_id, event_type, message_type, endpoint_id, owner_id,
        idempotency_key, custom_headers, data, headers)
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-       $8::text[], $9::jsonb[], $10::text[], $11::jsonb[])
+     SELECT u.id, u.project_id, u.source_id, u.event_type, u.message_type, u.endpoint_id, u.owner_id,
+       u.idempotency_key, u.custom_headers, convert_from(substring($10::bytea FROM u.data_at FOR u.data_len), 'UTF8'), u.headers
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+       $8::text[], $9::jsonb[], $23::int[], $24::int[], $11::jsonb[])
+       AS u(id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key, custom_headers, data_at, data_len, headers)
      ${onConflict}
      RETURNING id
    ), dl AS (
@@ -80,6 +84,28 @@ const insertEventsSql = (onConflict: string): string =>
      HAVING count(*) > 0
    )
    SELECT id FROM ev`;
+
+/**
+ * Texts as one buffer of their UTF-8 bytes, with where each starts (from 1, as Postgres's
+ * substring counts) and how many bytes it takes. node-postgres sends a Buffer as a binary
+ * parameter, as it is; a text[] parameter is written as an array literal, every element escaped
+ * by two regex replaces (pg's escapeElement) and unescaped again by Postgres. An event's data is
+ * JSON, full of quotes: for a 1.6 KB order that was 27 µs of Wharf's CPU a webhook, the largest
+ * cost that grows with the payload (bench/e2e.ts --payload-shape object, a --cpu-prof). Every
+ * text here is valid UTF-16 (JSON.stringify's, or bytes decoded as UTF-8), so its bytes decode
+ * back to the same text; none holds NUL (JSON has none raw), which convert_from would refuse.
+ */
+export function packTexts(texts: readonly string[]): { bytes: Buffer; starts: number[]; lengths: number[] } {
+  const lengths = texts.map((t) => Buffer.byteLength(t, 'utf8'));
+  const bytes = Buffer.allocUnsafe(lengths.reduce((a, b) => a + b, 0));
+  const starts: number[] = new Array(texts.length);
+  let at = 0;
+  texts.forEach((t, i) => {
+    starts[i] = at + 1;
+    at += bytes.write(t, at, 'utf8');
+  });
+  return { bytes, starts, lengths };
+}
 
 /** A batch with an idempotency key: a key the project already holds skips its event. */
 const INSERT_EVENTS_KEYED = insertEventsSql('ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING');
@@ -192,6 +218,7 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
   const taken = new Set(claim?.taken.map((j) => j.delivery_id));
 
   const rows = toInsert.map((i) => inputs[i]!);
+  const data = packTexts(rows.map((r) => r.data));
   const { rows: inserted } = await db.query<{ id: string }>(
     rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
     [
@@ -204,10 +231,11 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       rows.map((r) => r.owner_id ?? null),
       rows.map((r) => r.idempotency_key),
       rows.map((r) => JSON.stringify(r.custom_headers)),
-      rows.map((r) => r.data),
+      data.bytes,
       rows.map((r) => JSON.stringify(r.headers ?? {})),
       delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
       claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
+      data.starts, data.lengths,
     ],
   );
   const stored = new Set(inserted.map((r) => r.id));

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
+import { JSON_SLOT } from '../../src/api/context.ts';
+import { ingestInTransaction } from '../../src/ingest/persist.ts';
+import { withTransaction } from '../../src/store/pool.ts';
 
 describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
   let t: TestApp;
@@ -46,6 +49,66 @@ describe.each(['postgres', 'embedded'] as const)('events on %s', (kind) => {
     expect(await count('SELECT count(*) AS n FROM events WHERE idempotency_key = $1', [body.idempotency_key])).toBe(1);
     expect(await count('SELECT count(*) AS n FROM deliveries WHERE event_id = $1', [first.body.data.uid])).toBe(1);
     await expect.poll(() => rx.requests.filter((r) => r.path === '/idem').length, { timeout: 10_000 }).toBe(1);
+  });
+
+  it('answers a new event with its data as sent, the bytes JSON.stringify writes, whatever the tenant spells', async () => {
+    const ep = await createEndpoint('/data-echo', { skip_ping_validation: true });
+    // Escapes, astral and line-separator characters, numbers JSON writes its own way, nesting, and
+    // the slot the answer's data is spliced into (tests run in Wharf's process, so they can spell
+    // it; a tenant cannot): in a value and a key of the data, and in every tenant value before it.
+    const data = {
+      s: 'quote " backslash \\ slash / é 😀 \u2028 \u0001 </script>',
+      n: [0, 1e21, 1.5, -2, 123456789012345680000],
+      deep: { a: { b: { c: [null, true, false, {}, []] } } },
+      [JSON_SLOT]: JSON_SLOT,
+      slot: `"${JSON_SLOT}"`,
+    };
+    const res = await t.api('POST', '/events', {
+      endpoint_id: ep.uid,
+      event_type: JSON_SLOT,
+      idempotency_key: JSON_SLOT,
+      custom_headers: { 'x-slot': JSON_SLOT },
+      data,
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(res.body.data.data).toEqual(data);
+    expect(res.body.data).toMatchObject({ event_type: JSON_SLOT, idempotency_key: JSON_SLOT, custom_headers: { 'x-slot': JSON_SLOT }, duplicate: false });
+    // Byte for byte what serialising the parsed answer writes: reply()'s own bytes.
+    expect(res.text).toBe(JSON.stringify(res.body));
+    const got = await t.api('GET', `/events/${res.body.data.uid}`);
+    expect(got.body.data.data).toEqual(data);
+    await expect.poll(() => rx.requests.filter((r) => r.path === '/data-echo').length, { timeout: 10_000 }).toBe(1);
+    expect(JSON.parse(rx.requests.find((r) => r.path === '/data-echo')!.body.toString())).toEqual(data);
+  });
+
+  it('stores each event of one batch with its own data, byte for byte, whatever its characters and size', async () => {
+    const ep = await createEndpoint('/batch-data', { skip_ping_validation: true });
+    // The batch's data goes to Postgres as one buffer cut at byte offsets (packTexts): multibyte
+    // characters before an event must not shift the next one.
+    const texts = [
+      JSON.stringify({ s: 'é😀€ \u2028 "quoted" back\\slash', n: 1 }),
+      'null',
+      '"😀"',
+      ' {"raw": "a broker\'s bytes, spaces and all"}\n',
+      JSON.stringify({ nul: '\u0000', ctrl: '\u0001\t' }),
+      JSON.stringify({ big: 'ü'.repeat(50_000) }),
+      '{}',
+    ];
+    const inputs = texts.map((data, i) => ({
+      project_id: 'default', source_id: null, message_type: 'single' as const, endpoint_id: ep.uid,
+      event_type: 'batch.data', data, custom_headers: {}, idempotency_key: null, headers: { n: String(i) },
+    }));
+    const outcomes = await withTransaction(t.app.pool, (db) => ingestInTransaction(t.app.boss, db, inputs));
+    expect(outcomes.map((o) => o.status)).toEqual(texts.map(() => 'stored'));
+    const { rows } = await t.app.pool.query<{ id: string; data: string }>('SELECT id, data FROM events WHERE id = ANY($1::uuid[])', [
+      outcomes.map((o) => (o as { event_id: string }).event_id),
+    ]);
+    const byId = new Map(rows.map((r) => [r.id, r.data]));
+    expect(outcomes.map((o) => byId.get((o as { event_id: string }).event_id))).toEqual(texts);
+    // And what is sent is the same text.
+    await expect.poll(() => rx.requests.filter((r) => r.path === '/batch-data').length, { timeout: 15_000 }).toBe(texts.length);
+    expect(rx.requests.filter((r) => r.path === '/batch-data').map((r) => r.body.toString()).sort()).toEqual([...texts].sort());
   });
 
   // Not defined on PGlite, which runs one transaction at a time: a delete held open there would
