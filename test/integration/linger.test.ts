@@ -81,11 +81,13 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
     const count = async () =>
       (await app.app.pool.query<{ attempts: string; txns: string }>(`SELECT count(*) AS attempts, count(DISTINCT created_at) AS txns FROM attempts`)).rows[0]!;
     await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
-    // 4-5 here with a 200 ms linger; 8 with dispatch.linger_ms 0 (answers a few ms apart, each
-    // written as soon as the previous write ended). 1-3 before handoffs: the dispatcher then
-    // fetched every event's job at once; now each ingest transaction's deliveries are sent as it
-    // commits, so the answers come as spread out as the posts, and the linger's meter needs a
-    // few of them to find them dense.
-    expect(Number((await count()).txns)).toBeLessThanOrEqual(6);
+    // Each ingest transaction's deliveries are sent as it commits, so the answers come as spread
+    // out as the posts. With a 200 ms linger they share one transaction per 200 ms of them, and a
+    // partial one at each end: 2-3 here over 190-280 ms; 5-7 with dispatch.linger_ms 0 (each
+    // written as soon as the previous write ended). The bound follows their spread, which a
+    // loaded machine widens (a CI run saw 7 under the fixed bound of 6 this had).
+    const at = rx!.requests.filter((r) => r.path === '/linger').map((r) => r.at);
+    const spanMs = Math.max(...at) - Math.min(...at);
+    expect(Number((await count()).txns), `answers over ${spanMs} ms`).toBeLessThanOrEqual(Math.ceil(spanMs / 200) + 2);
   });
 });
