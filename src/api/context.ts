@@ -69,8 +69,10 @@ declare module 'fastify' {
 
 /** Convoy's envelope: `{ status, message, data }`. */
 export function reply<T>(res: FastifyReply, code: number, message: string, data: T): FastifyReply {
-  return res.code(code).send({ status: code < 400, message, data });
+  return res.code(code).send(envelope(code, message, data));
 }
+
+const envelope = <T>(code: number, message: string, data: T) => ({ status: code < 400, message, data });
 
 /**
  * A value for one place in `reply`'s data that `replyWithJson` fills with JSON text as it is.
@@ -93,7 +95,7 @@ export function replyWithJson<T>(res: FastifyReply, code: number, message: strin
 
 /** replyWithJson's body: Convoy's envelope as text, `json` at the data's JSON_SLOT. */
 export function envelopeWithJson(code: number, message: string, data: unknown, json: string): string {
-  const text = JSON.stringify({ status: code < 400, message, data });
+  const text = JSON.stringify(envelope(code, message, data));
   const slot = `"${JSON_SLOT}"`;
   const at = text.lastIndexOf(slot);
   if (at === -1) throw new Error('replyWithJson: the data has no JSON_SLOT');

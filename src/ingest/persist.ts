@@ -95,7 +95,7 @@ const insertEventsSql = (onConflict: string): string =>
  * text here is valid UTF-16 (JSON.stringify's, or bytes decoded as UTF-8), so its bytes decode
  * back to the same text; none holds NUL (JSON has none raw), which convert_from would refuse.
  */
-export function packTexts(texts: readonly string[]): { bytes: Buffer; starts: number[]; lengths: number[] } {
+function packTexts(texts: readonly string[]): { bytes: Buffer; starts: number[]; lengths: number[] } {
   const lengths = texts.map((t) => Buffer.byteLength(t, 'utf8'));
   const bytes = Buffer.allocUnsafe(lengths.reduce((a, b) => a + b, 0));
   const starts: number[] = new Array(texts.length);
