@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { DeliveryStatus, EventInput } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
-import { INDEX_LOOKUPS_SQL, withTransaction } from '../store/pool.ts';
+import { INDEX_LOOKUPS_SQL, checkOut, inTransaction, withTransaction } from '../store/pool.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
 import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch, type HandoffJob } from '../dispatch/handoff.ts';
@@ -129,14 +129,36 @@ export const HOLDERS_SQL = `SELECT e.id, e.project_id, e.idempotency_key
      WHERE e.project_id = k.project_id AND e.idempotency_key = k.idempotency_key OFFSET 0) e`;
 
 /**
- * Stores a batch of events, their deliveries and their jobs in one transaction: when this
- * resolves, all of it is durable; when it rejects, none of it is (the caller must not ack).
- * Outcomes are per input and in input order. A repeated idempotency key, in the database or
- * earlier in the same batch, is a duplicate of the first.
+ * Stores a batch of events, their deliveries and their jobs atomically: when this resolves, all
+ * of it is durable; when it rejects, none of it is (the caller must not ack), unless it rejects
+ * after the write itself (see below). Outcomes are per input and in input order. A repeated
+ * idempotency key, in the database or earlier in the same batch, is a duplicate of the first.
+ *
+ * Without BEGIN and COMMIT when it can (issue 15): routing only reads, and when every delivery to
+ * send goes to this process's dispatcher (a handoff) the one statement that inserts events,
+ * deliveries and the handoff's row is the only write, and a statement is atomic on its own. That
+ * is two round trips a batch instead of four; at a steady 700 events/s, with batches of about
+ * five, a third of ingest's round trips. Under READ COMMITTED each statement of a transaction
+ * took its own snapshot anyway, so routing sees what it did. A batch with jobs for pg-boss (no
+ * dispatcher here, or one without room) writes them in one transaction with the insert, as
+ * before. A batch that lost idempotency keys looks their holders up after the insert has
+ * committed: if that lookup fails the caller sees the error, though the events it inserted are
+ * stored and sent (a retry with the same keys finds them as duplicates).
  */
 export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
   if (inputs.length === 0) return [];
-  return withIngestTransaction(deps, (db, handoff) => ingestInTransaction(deps.boss, db, inputs, handoff));
+  const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
+  const c = await checkOut(deps.pool);
+  try {
+    const outcomes = await ingestWith(deps.boss, c.client, inputs, handoff, (fn) => inTransaction(c.client, fn, c.fail));
+    for (const claim of handoff?.claims ?? []) claim.start();
+    return outcomes;
+  } catch (err) {
+    for (const claim of handoff?.claims ?? []) claim.release();
+    throw err;
+  } finally {
+    c.done();
+  }
 }
 
 /**
@@ -144,6 +166,19 @@ export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Prom
  * this process's dispatcher takes get no pg-boss job.
  */
 export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: EventInput[], handoff: Handoff | null = null): Promise<IngestOutcome[]> {
+  return ingestWith(boss, db, inputs, handoff, null);
+}
+
+/** Runs `fn` in a transaction of its own on ingest's connection (ingestEvents). */
+type OwnTransaction = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/**
+ * Ingest's steps. `transaction` null: `db` is already in the caller's transaction. Otherwise
+ * `db` is in none, and the writes take one only when there is more than the insert to write
+ * (ingestEvents); the claims made on this process's dispatcher then start once the insert has
+ * committed, before the rest.
+ */
+async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], handoff: Handoff | null, transaction: OwnTransaction | null): Promise<IngestOutcome[]> {
   const outcomes: IngestOutcome[] = new Array(inputs.length);
 
   // Route per project (a batch nearly always has one).
@@ -219,31 +254,34 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
 
   const rows = toInsert.map((i) => inputs[i]!);
   const data = packTexts(rows.map((r) => r.data));
-  const { rows: inserted } = await db.query<{ id: string }>(
-    rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
-    [
-      toInsert.map((i) => ids[i]),
-      rows.map((r) => r.project_id),
-      rows.map((r) => r.source_id),
-      rows.map((r) => r.event_type),
-      rows.map((r) => r.message_type),
-      rows.map((r) => r.endpoint_id ?? null),
-      rows.map((r) => r.owner_id ?? null),
-      rows.map((r) => r.idempotency_key),
-      rows.map((r) => JSON.stringify(r.custom_headers)),
-      data.bytes,
-      rows.map((r) => JSON.stringify(r.headers ?? {})),
-      delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
-      claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
-      data.starts, data.lengths,
-    ],
-  );
-  const stored = new Set(inserted.map((r) => r.id));
-  if (claim) claim.drop(claim.taken.filter((j) => !stored.has(j.work.event_id)).map((j) => j.delivery_id));
+  const insert = async (): Promise<Set<string>> => {
+    const { rows: inserted } = await db.query<{ id: string }>(
+      rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
+      [
+        toInsert.map((i) => ids[i]),
+        rows.map((r) => r.project_id),
+        rows.map((r) => r.source_id),
+        rows.map((r) => r.event_type),
+        rows.map((r) => r.message_type),
+        rows.map((r) => r.endpoint_id ?? null),
+        rows.map((r) => r.owner_id ?? null),
+        rows.map((r) => r.idempotency_key),
+        rows.map((r) => JSON.stringify(r.custom_headers)),
+        data.bytes,
+        rows.map((r) => JSON.stringify(r.headers ?? {})),
+        delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
+        claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
+        data.starts, data.lengths,
+      ],
+    );
+    const stored = new Set(inserted.map((r) => r.id));
+    if (claim) claim.drop(claim.taken.filter((j) => !stored.has(j.work.event_id)).map((j) => j.delivery_id));
+    return stored;
+  };
 
   // Anything not inserted lost on its idempotency key: find the event that holds it.
-  const dupes = toInsert.filter((i) => !stored.has(ids[i]!));
-  if (dupes.length > 0) {
+  const lostKeys = (stored: Set<string>): number[] => toInsert.filter((i) => !stored.has(ids[i]!));
+  const settleDuplicates = async (dupes: number[]): Promise<void> => {
     // Index lookups for the keys, however small `events` was when the plan was made (pool.ts,
     // INDEX_LOOKUPS_SQL): a round trip only when a key was taken, and the common ingest keeps
     // Postgres's own choices.
@@ -257,15 +295,36 @@ export async function ingestInTransaction(boss: PgBoss, db: Queryable, inputs: E
       const key = `${inputs[i]!.project_id}\u0000${inputs[i]!.idempotency_key}`;
       outcomes[i] = { status: 'duplicate', event_id: holder.get(key)! };
     }
-  }
+  };
 
-  const jobs: DeliveryJobInsert[] = [];
-  for (const i of toInsert) {
-    const route = routes[i]!;
-    if (!stored.has(ids[i]!) || !route.ok) continue;
-    jobs.push(...jobsOf.get(i)!);
-    outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
+  // The stored events' outcomes, and their jobs that go to pg-boss.
+  const settleStored = (stored: Set<string>): DeliveryJobInsert[] => {
+    const jobs: DeliveryJobInsert[] = [];
+    for (const i of toInsert) {
+      const route = routes[i]!;
+      if (!stored.has(ids[i]!) || !route.ok) continue;
+      jobs.push(...jobsOf.get(i)!);
+      outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
+    }
+    return jobs.filter((j) => !taken.has(j.delivery_id));
+  };
+
+  const writeAll = async (): Promise<void> => {
+    const stored = await insert();
+    const dupes = lostKeys(stored);
+    if (dupes.length > 0) await settleDuplicates(dupes);
+    await enqueueDeliveries(boss, db, settleStored(stored));
+  };
+  if (transaction === null) await writeAll();
+  else if (ready.some((j) => !taken.has(j.delivery_id))) await transaction(writeAll);
+  else {
+    // The insert is the only write: a statement of its own, committed when it answers, so the
+    // dispatcher may start on what it took (and the caller has no claims left to start or release).
+    const stored = await insert();
+    for (const c of handoff?.claims.splice(0) ?? []) c.start();
+    settleStored(stored);
+    const dupes = lostKeys(stored);
+    if (dupes.length > 0) await transaction(() => settleDuplicates(dupes));
   }
-  await enqueueDeliveries(boss, db, jobs.filter((j) => !taken.has(j.delivery_id)));
   return outcomes;
 }

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver } from '../../harness/receiver.ts';
 import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
-import { ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
+import { ingestEvents, ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
 import type { DirectDispatch } from '../../../src/dispatch/handoff.ts';
 import type { Queryable } from '../../../src/store/queryable.ts';
 import { LOAD_WORK_SQL } from '../../../src/dispatch/worker.ts';
@@ -152,6 +152,97 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
     await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
     expect(await jobs(t)).toEqual([]);
+  });
+
+  /** Every statement run on the connections checked out of `t`'s pool from now on, in order. */
+  function statementsOf(t: TestApp): string[] {
+    const pool = t.app.pool;
+    const texts: string[] = [];
+    const watched = new WeakMap<pg.PoolClient, pg.PoolClient['query']>();
+    const watch = (client: pg.PoolClient): void => {
+      if (watched.has(client)) return;
+      const own = client.query;
+      watched.set(client, own);
+      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+        texts.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text));
+        return (own as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof client.query;
+    };
+    pool.on('acquire', watch);
+    cleanup.push(async () => {
+      pool.off('acquire', watch);
+    });
+    return texts;
+  }
+  const shortly = (texts: string[]): string[] => texts.map((q) => q.replace(/\s+/g, ' ').slice(0, 18));
+
+  it('REST ingest: a batch the dispatcher takes whole is one statement, without BEGIN and COMMIT; one with pg-boss jobs is one transaction', async () => {
+    const { t, rx, ep, dispatcher } = await started('autocommit');
+    const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
+    const texts = statementsOf(t);
+    const mine = (): string[] => shortly(texts.filter((q) => !/handoffs|deliveries d|clock AS/.test(q) || /^WITH ev AS/.test(q)));
+
+    const outcomes = await ingestEvents(via, inputs(ep, 3, 'autocommit'));
+    expect(outcomes.map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
+    // Routing's read, then the insert of events, deliveries and the handoff's row.
+    expect(mine()).toEqual(['SELECT e.id, e.own', 'WITH ev AS ( INSER']);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
+    await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
+
+    // The control: no room in the dispatcher, so the deliveries are pg-boss jobs, written with them.
+    texts.length = 0;
+    await ingestEvents({ ...via, direct: { claim: () => null } }, inputs(ep, 2, 'queued'));
+    expect(mine()[0]).toBe('SELECT e.id, e.own');
+    expect(mine().slice(1, 3)).toEqual(['BEGIN', 'WITH ev AS ( INSER']);
+    expect(mine().at(-1)).toBe('COMMIT');
+    expect(mine().length).toBeGreaterThan(4);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(5);
+    expect(new Set(rx.requests.map((r) => r.headers['x-wharf-delivery-id'])).size).toBe(5);
+  });
+
+  it('REST ingest without a transaction: lost idempotency keys find their holders, and what was inserted is sent once', async () => {
+    const { t, rx, ep, dispatcher } = await started('autocommit-keyed');
+    const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
+    const keyed = (key: string, n: number) => inputs(ep, n, key).map((e, i) => ({ ...e, idempotency_key: `${key}-${i}` }));
+    const [first] = await ingestEvents(via, keyed('first', 1));
+    expect(first!.status).toBe('stored');
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(1);
+
+    const texts = statementsOf(t);
+    // first-0 is held, and second-0 comes twice in the batch: the later one is a duplicate of the earlier.
+    const outcomes = await ingestEvents(via, [...keyed('first', 1), ...keyed('second', 2), ...keyed('second', 1)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['duplicate', 'stored', 'stored', 'duplicate']);
+    expect(outcomes[0]).toEqual({ status: 'duplicate', event_id: (first as { event_id: string }).event_id });
+    expect(outcomes[3]).toEqual({ status: 'duplicate', event_id: (outcomes[1] as { event_id: string }).event_id });
+    // The holders are looked up after the insert, in a transaction of their own that plans index lookups.
+    const insertAt = texts.findIndex((q) => q.startsWith('WITH ev AS'));
+    expect(shortly(texts.slice(insertAt + 1)).filter((q) => !/^(DELETE FROM handoff|UPDATE deliveries|WITH clock AS)/.test(q))).toEqual(
+      expect.arrayContaining(['BEGIN', 'SET LOCAL enable_s', 'SELECT e.id, e.pro', 'COMMIT']),
+    );
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
+    expect(await jobs(t)).toEqual([]);
+  });
+
+  it('REST ingest without a transaction: an insert that fails stores none of the batch and gives its slots back', async () => {
+    const { t, rx, ep, dispatcher } = await started('autocommit-fails');
+    const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
+    // The batch's third event fails the statement after the first two rows are written.
+    await t.app.pool.query(`CREATE FUNCTION refuse_third() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.idempotency_key = 'third' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+    await t.app.pool.query('CREATE TRIGGER refuse_third BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_third()');
+    const batch = inputs(ep, 3, 'fails').map((e, i) => ({ ...e, idempotency_key: ['first', 'second', 'third'][i]! }));
+    await expect(ingestEvents(via, batch)).rejects.toThrow('refused by the test');
+    expect(dispatcher.inFlight).toBe(0);
+    expect(await handoffRows(t.app.pool)).toEqual([]);
+    expect((await t.app.pool.query('SELECT 1 FROM events WHERE endpoint_id = $1', [ep])).rows).toHaveLength(0);
+    expect((await t.app.pool.query('SELECT 1 FROM deliveries WHERE endpoint_id = $1', [ep])).rows).toHaveLength(0);
+
+    // The slots are there for the next batch.
+    await t.app.pool.query('DROP TRIGGER refuse_third ON events');
+    expect((await ingestEvents(via, batch)).map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
   });
 
   it("queues what is past the endpoint's share, and never has more than the share open", async () => {
