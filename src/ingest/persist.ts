@@ -58,6 +58,14 @@ export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Querya
  * inserted) go into the handoff's row ($19, with their projects $22; dispatch/handoff.ts), when
  * there is one. The events' data is one bytea ($10) with each one's place in it ($23, $24):
  * packTexts.
+ *
+ * The endpoints the deliveries go to are locked FOR KEY SHARE (`ep`) until the statement's
+ * transaction commits, in place of the foreign key deliveries no longer check row by row
+ * (migration 017): an endpoint deleted meanwhile either waits for the deliveries and then takes
+ * them along (its cascade), or is gone before the lock, and its deliveries are not inserted.
+ * Routing reads the endpoints without a lock: its statement may be a transaction of its own
+ * (ingestEvents). Answers the events inserted, and the deliveries listed but not inserted (of an
+ * event that lost its key, or of an endpoint deleted since routing read it).
  */
 const insertEventsSql = (onConflict: string): string =>
   `WITH ev AS (
@@ -70,6 +78,10 @@ const insertEventsSql = (onConflict: string): string =>
        AS u(id, project_id, source_id, event_type, message_type, endpoint_id, owner_id, idempotency_key, custom_headers, data_at, data_len, headers)
      ${onConflict}
      RETURNING id
+   ), ep AS (
+     SELECT e.project_id, e.id FROM endpoints e
+     WHERE (e.project_id, e.id) IN (SELECT * FROM unnest($13::text[], $15::text[]))
+     FOR KEY SHARE OF e
    ), dl AS (
      INSERT INTO deliveries (id, project_id, event_id, endpoint_id, event_type, status, next_attempt_at, retry)
      SELECT d.id, d.project_id, d.event_id, d.endpoint_id, d.event_type, d.status,
@@ -77,13 +89,16 @@ const insertEventsSql = (onConflict: string): string =>
      FROM unnest($12::uuid[], $13::text[], $14::uuid[], $15::text[], $16::text[], $17::text[], $18::jsonb[])
        AS d(id, project_id, event_id, endpoint_id, event_type, status, retry)
      JOIN ev ON ev.id = d.event_id
+     JOIN ep ON ep.project_id = d.project_id AND ep.id = d.endpoint_id
      RETURNING id
    ), ho AS (
      INSERT INTO handoffs (id, deliveries, projects, lease_until)
      SELECT $19::uuid, array_agg(dl.id), $22::text[], now() + $21 * interval '1 second' FROM dl WHERE dl.id = ANY($20::uuid[])
      HAVING count(*) > 0
    )
-   SELECT id FROM ev`;
+   SELECT id, true AS event FROM ev
+   UNION ALL
+   SELECT d.id, false FROM unnest($12::uuid[]) AS d(id) WHERE NOT EXISTS (SELECT 1 FROM dl WHERE dl.id = d.id)`;
 
 /**
  * Texts as one buffer of their UTF-8 bytes, with where each starts (from 1, as Postgres's
@@ -211,15 +226,20 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
   // events inserts those of the events it actually inserted (the join on RETURNING): one round
   // trip for both, and an event that lost on its idempotency key gets none.
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
-  // Each event's jobs, queued only if the event is stored (each with its work when routing read it).
+  // Each event's jobs, queued only if the event is stored (each with its work when routing read it),
+  // and its deliveries.
   const jobsOf = new Map<number, (DeliveryJobInsert & Partial<HandoffJob>)[]>();
+  const deliveriesOf = new Map<number, string[]>();
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
     const input = inputs[i]!;
     const mine: (DeliveryJobInsert & Partial<HandoffJob>)[] = [];
+    const made: string[] = [];
+    deliveriesOf.set(i, made);
     for (const t of route.targets) {
       const id = uuidv7();
+      made.push(id);
       // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
       const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
       delivery.id.push(id);
@@ -254,8 +274,10 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
 
   const rows = toInsert.map((i) => inputs[i]!);
   const data = packTexts(rows.map((r) => r.data));
-  const insert = async (): Promise<Set<string>> => {
-    const { rows: inserted } = await db.query<{ id: string }>(
+  // What the statement wrote: the events, and the deliveries it did not (ep in insertEventsSql).
+  interface Written { stored: Set<string>; lost: Set<string> }
+  const insert = async (): Promise<Written> => {
+    const { rows: answered } = await db.query<{ id: string; event: boolean }>(
       rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
       [
         toInsert.map((i) => ids[i]),
@@ -274,9 +296,10 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
         data.starts, data.lengths,
       ],
     );
-    const stored = new Set(inserted.map((r) => r.id));
-    if (claim) claim.drop(claim.taken.filter((j) => !stored.has(j.work.event_id)).map((j) => j.delivery_id));
-    return stored;
+    const stored = new Set(answered.filter((r) => r.event).map((r) => r.id));
+    const lost = new Set(answered.filter((r) => !r.event).map((r) => r.id));
+    if (claim && lost.size > 0) claim.drop(claim.taken.filter((j) => lost.has(j.delivery_id)).map((j) => j.delivery_id));
+    return { stored, lost };
   };
 
   // Anything not inserted lost on its idempotency key: find the event that holds it.
@@ -297,33 +320,32 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
     }
   };
 
-  // The stored events' outcomes, and their jobs that go to pg-boss.
-  const settleStored = (stored: Set<string>): DeliveryJobInsert[] => {
+  // The stored events' outcomes, and the jobs of their deliveries that go to pg-boss.
+  const settleStored = ({ stored, lost }: Written): DeliveryJobInsert[] => {
     const jobs: DeliveryJobInsert[] = [];
     for (const i of toInsert) {
-      const route = routes[i]!;
-      if (!stored.has(ids[i]!) || !route.ok) continue;
+      if (!stored.has(ids[i]!)) continue;
       jobs.push(...jobsOf.get(i)!);
-      outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length };
+      outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: deliveriesOf.get(i)!.filter((id) => !lost.has(id)).length };
     }
-    return jobs.filter((j) => !taken.has(j.delivery_id));
+    return jobs.filter((j) => !taken.has(j.delivery_id) && !lost.has(j.delivery_id));
   };
 
   const writeAll = async (): Promise<void> => {
-    const stored = await insert();
-    const dupes = lostKeys(stored);
+    const written = await insert();
+    const dupes = lostKeys(written.stored);
     if (dupes.length > 0) await settleDuplicates(dupes);
-    await enqueueDeliveries(boss, db, settleStored(stored));
+    await enqueueDeliveries(boss, db, settleStored(written));
   };
   if (transaction === null) await writeAll();
   else if (ready.some((j) => !taken.has(j.delivery_id))) await transaction(writeAll);
   else {
     // The insert is the only write: a statement of its own, committed when it answers, so the
     // dispatcher may start on what it took (and the caller has no claims left to start or release).
-    const stored = await insert();
+    const written = await insert();
     for (const c of handoff?.claims.splice(0) ?? []) c.start();
-    settleStored(stored);
-    const dupes = lostKeys(stored);
+    settleStored(written);
+    const dupes = lostKeys(written.stored);
     if (dupes.length > 0) await transaction(() => settleDuplicates(dupes));
   }
   return outcomes;

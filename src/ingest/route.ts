@@ -89,9 +89,10 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
 
   // Endpoints and their subscriptions in one round trip: a round trip, not a row, is what an
   // ingest costs (docs/cost-per-webhook.md). Subscriptions come oldest first: of two that both
-  // take an event, the older one's retry_config holds. Each endpoint read is locked FOR KEY SHARE
-  // until the ingest commits, in place of the foreign key its deliveries no longer check row by
-  // row (migration 017): it cannot be deleted between this read and their commit. With `withWork`
+  // take an event, the older one's retry_config holds. No lock: the statement that inserts the
+  // deliveries locks their endpoints (persist.ts, insertEventsSql), in place of the foreign key
+  // they no longer check row by row (migration 017), and leaves out those of an endpoint deleted
+  // since this read. With `withWork`
   // the same round trip reads what a send needs (the endpoint, its live secrets, the project's
   // settings), for the deliveries this process's dispatcher takes straight from ingest.
   const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] } & Partial<EndpointWork>>(
@@ -103,7 +104,7 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
       (withWork ? `, ${endpointWorkColumns('e')}, ${sealedSecretsJson('e')} AS secrets, p.settings` : '') +
       ` FROM endpoints e` +
       (withWork ? ' JOIN projects p ON p.id = e.project_id' : '') +
-      ' WHERE e.project_id = $1' + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))') + ' FOR KEY SHARE OF e',
+      ' WHERE e.project_id = $1' + (broadcast ? '' : ' AND (e.id = ANY($2) OR e.owner_id = ANY($3))'),
     broadcast ? [projectId] : [projectId, [...singleIds], [...owners]],
   );
   const endpoints = rows.map(({ id, owner_id, status, subs: _, ...work }) => ({ id, owner_id, status, work: withWork ? (work as EndpointWork) : undefined }));

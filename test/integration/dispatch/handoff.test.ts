@@ -4,6 +4,7 @@
  * slots given back when the ingest rolls back, what is past the endpoint's share queued as before,
  * and a handoff whose process died queued by the sweep once its lease ran out.
  */
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
@@ -243,6 +244,36 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await t.app.pool.query('DROP TRIGGER refuse_third ON events');
     expect((await ingestEvents(via, batch)).map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
+  });
+
+  it('REST ingest: an endpoint deleted after routing read it gets no delivery, and its claimed slots are dropped', async () => {
+    const { t, rx, ep, dispatcher } = await started('vanishing');
+    const other = await endpoint(t, 'staying', `${rx.url}/staying`);
+    // The claim comes between routing's read and the insert: the delete commits there, in another
+    // session (psql, synchronously), before the insert locks the endpoints it inserts for.
+    let claimed = 0;
+    const direct: DirectDispatch = {
+      claim: (j) => {
+        execFileSync('psql', [t.db.url, '-qAtc', `DELETE FROM endpoints WHERE project_id = 'default' AND id = '${ep}'`]);
+        const claim = dispatcher.claim(j);
+        claimed = claim?.taken.length ?? 0;
+        return claim;
+      },
+    };
+    const outcomes = await ingestEvents({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct }, [...inputs(ep, 2, 'gone'), ...inputs(other, 1, 'kept')]);
+    expect(claimed).toBe(3);
+    // The events are stored (as if the endpoint had been deleted just after them, with their deliveries).
+    expect(outcomes).toEqual([
+      expect.objectContaining({ status: 'stored', deliveries: 0 }),
+      expect.objectContaining({ status: 'stored', deliveries: 0 }),
+      expect.objectContaining({ status: 'stored', deliveries: 1 }),
+    ]);
+    expect((await t.app.pool.query('SELECT endpoint_id FROM deliveries')).rows).toEqual([{ endpoint_id: other }]);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(1);
+    expect(rx.requests[0]!.path).toBe('/staying');
+    await expect.poll(() => dispatcher.inFlight, { timeout: 5_000 }).toBe(0);
+    await expect.poll(async () => (await handoffRows(t.app.pool)).length, { timeout: 5_000 }).toBe(0);
+    expect(await jobs(t)).toEqual([]);
   });
 
   it("queues what is past the endpoint's share, and never has more than the share open", async () => {
