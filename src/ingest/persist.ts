@@ -40,10 +40,18 @@ export interface Handoff {
  * the sweep queues its deliveries (handoff.ts).
  */
 export async function withIngestTransaction<T>(deps: IngestDeps, fn: (db: Queryable, handoff: Handoff | null) => Promise<T>): Promise<T> {
+  return withClaims(deps, (handoff) => withTransaction(deps.pool, (db) => fn(db, handoff)));
+}
+
+/**
+ * Runs `write`, which may claim first attempts on this process's dispatcher: the claims still held
+ * when it resolves start (what it wrote has committed), and when it rejects they are given back.
+ */
+async function withClaims<T>(deps: IngestDeps, write: (handoff: Handoff | null) => Promise<T>): Promise<T> {
   const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
   let result: T;
   try {
-    result = await withTransaction(deps.pool, (db) => fn(db, handoff));
+    result = await write(handoff);
   } catch (err) {
     for (const c of handoff?.claims ?? []) c.release();
     throw err;
@@ -162,18 +170,14 @@ export const HOLDERS_SQL = `SELECT e.id, e.project_id, e.idempotency_key
  */
 export async function ingestEvents(deps: IngestDeps, inputs: EventInput[]): Promise<IngestOutcome[]> {
   if (inputs.length === 0) return [];
-  const handoff: Handoff | null = deps.direct ? { direct: deps.direct, claims: [] } : null;
-  const c = await checkOut(deps.pool);
-  try {
-    const outcomes = await ingestWith(deps.boss, c.client, inputs, handoff, (fn) => inTransaction(c.client, fn, c.fail));
-    for (const claim of handoff?.claims ?? []) claim.start();
-    return outcomes;
-  } catch (err) {
-    for (const claim of handoff?.claims ?? []) claim.release();
-    throw err;
-  } finally {
-    c.done();
-  }
+  return withClaims(deps, async (handoff) => {
+    const c = await checkOut(deps.pool);
+    try {
+      return await ingestWith(deps.boss, c.client, inputs, handoff, (fn) => inTransaction(c.client, fn, c.fail));
+    } finally {
+      c.done();
+    }
+  });
 }
 
 /**
@@ -226,20 +230,15 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
   // events inserts those of the events it actually inserted (the join on RETURNING): one round
   // trip for both, and an event that lost on its idempotency key gets none.
   const delivery = { id: [] as string[], project: [] as string[], event: [] as string[], endpoint: [] as string[], type: [] as string[], status: [] as DeliveryStatus[], retry: [] as (string | null)[] };
-  // Each event's jobs, queued only if the event is stored (each with its work when routing read it),
-  // and its deliveries.
+  // Each event's jobs, queued only if the event is stored (each with its work when routing read it).
   const jobsOf = new Map<number, (DeliveryJobInsert & Partial<HandoffJob>)[]>();
-  const deliveriesOf = new Map<number, string[]>();
   for (const i of toInsert) {
     const route = routes[i]!;
     if (!route.ok) continue;
     const input = inputs[i]!;
     const mine: (DeliveryJobInsert & Partial<HandoffJob>)[] = [];
-    const made: string[] = [];
-    deliveriesOf.set(i, made);
     for (const t of route.targets) {
       const id = uuidv7();
-      made.push(id);
       // A paused or disabled endpoint keeps a record of what it missed, and nothing is sent.
       const status: DeliveryStatus = t.status === 'active' || t.status === 'pending' ? 'scheduled' : 'discarded';
       delivery.id.push(id);
@@ -322,11 +321,15 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
 
   // The stored events' outcomes, and the jobs of their deliveries that go to pg-boss.
   const settleStored = ({ stored, lost }: Written): DeliveryJobInsert[] => {
+    // A stored event's deliveries not inserted: of an endpoint deleted since routing read it (rare).
+    const lostOf = new Map<string, number>();
+    if (lost.size > 0) delivery.id.forEach((id, k) => lost.has(id) && lostOf.set(delivery.event[k]!, (lostOf.get(delivery.event[k]!) ?? 0) + 1));
     const jobs: DeliveryJobInsert[] = [];
     for (const i of toInsert) {
-      if (!stored.has(ids[i]!)) continue;
+      const route = routes[i]!;
+      if (!stored.has(ids[i]!) || !route.ok) continue;
       jobs.push(...jobsOf.get(i)!);
-      outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: deliveriesOf.get(i)!.filter((id) => !lost.has(id)).length };
+      outcomes[i] = { status: 'stored', event_id: ids[i]!, deliveries: route.targets.length - (lostOf.get(ids[i]!) ?? 0) };
     }
     return jobs.filter((j) => !taken.has(j.delivery_id) && !lost.has(j.delivery_id));
   };

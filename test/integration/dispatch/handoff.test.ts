@@ -35,6 +35,29 @@ describe('handoffs from ingest to its own dispatcher', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
+  const textOf = (q: unknown): string => (typeof q === 'string' ? q : String((q as { text?: string }).text));
+  /** Every statement run on the connections checked out of `t`'s pool from now on, in order. */
+  function statementsOf(t: TestApp): string[] {
+    const pool = t.app.pool;
+    const texts: string[] = [];
+    const watched = new WeakSet<pg.PoolClient>();
+    const watch = (client: pg.PoolClient): void => {
+      if (watched.has(client)) return;
+      watched.add(client);
+      const own = client.query;
+      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+        texts.push(textOf(args[0]));
+        return (own as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof client.query;
+    };
+    pool.on('acquire', watch);
+    cleanup.push(async () => {
+      pool.off('acquire', watch);
+    });
+    return texts;
+  }
+  const shortly = (texts: string[]): string[] => texts.map((q) => q.replace(/\s+/g, ' ').slice(0, 18));
+
   /** An app with its dispatcher, a receiver, and an endpoint `name` at it (`fields`: more of its body). */
   async function started(name: string, options: Parameters<typeof startTestApp>[0] = {}, fields: Record<string, unknown> = {}) {
     const t = await startTestApp(options);
@@ -77,27 +100,14 @@ describe('handoffs from ingest to its own dispatcher', () => {
     const pool = t.app.pool;
     const query = pool.query;
     const texts: string[] = [];
-    const inTransactions: string[] = [];
-    const textOf = (q: unknown): string => (typeof q === 'string' ? q : String((q as { text?: string }).text));
     pool.query = function (this: typeof pool, ...args: unknown[]) {
       texts.push(textOf(args[0]));
       return (query as (...a: unknown[]) => unknown).apply(this, args);
     } as typeof pool.query;
-    const watched = new WeakSet<object>();
-    const watch = (client: pg.PoolClient): void => {
-      if (watched.has(client)) return;
-      watched.add(client);
-      const own = client.query;
-      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
-        inTransactions.push(textOf(args[0]));
-        return (own as (...a: unknown[]) => unknown).apply(this, args);
-      } as typeof client.query;
-    };
-    pool.on('acquire', watch);
     cleanup.push(async () => {
       pool.query = query;
-      pool.off('acquire', watch);
     });
+    const inTransactions = statementsOf(t);
 
     await ingestVia(t, dispatcher, ep, 4);
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(4);
@@ -155,27 +165,6 @@ describe('handoffs from ingest to its own dispatcher', () => {
     expect(await jobs(t)).toEqual([]);
   });
 
-  /** Every statement run on the connections checked out of `t`'s pool from now on, in order. */
-  function statementsOf(t: TestApp): string[] {
-    const pool = t.app.pool;
-    const texts: string[] = [];
-    const watched = new WeakMap<pg.PoolClient, pg.PoolClient['query']>();
-    const watch = (client: pg.PoolClient): void => {
-      if (watched.has(client)) return;
-      const own = client.query;
-      watched.set(client, own);
-      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
-        texts.push(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string }).text));
-        return (own as (...a: unknown[]) => unknown).apply(this, args);
-      } as typeof client.query;
-    };
-    pool.on('acquire', watch);
-    cleanup.push(async () => {
-      pool.off('acquire', watch);
-    });
-    return texts;
-  }
-  const shortly = (texts: string[]): string[] => texts.map((q) => q.replace(/\s+/g, ' ').slice(0, 18));
 
   it('REST ingest: a batch the dispatcher takes whole is one statement, without BEGIN and COMMIT; one with pg-boss jobs is one transaction', async () => {
     const { t, rx, ep, dispatcher } = await started('autocommit');
