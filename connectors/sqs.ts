@@ -307,9 +307,11 @@ class SqsConnector implements Connector {
         httpAgent: guardedAgent(HttpAgent, deps.egress, maxSockets),
         httpsAgent: guardedAgent(HttpsAgent, deps.egress, maxSockets),
       },
+      // No `info`: the SDK calls it for every response with a redacted deep copy of the request
+      // and the answer (every message received), which it builds only when `info` exists.
       logger: {
         debug: () => undefined,
-        info: () => undefined,
+        info: undefined as unknown as () => void,
         warn: (...content: unknown[]) => deps.logger.warn({ connector: deps.name, sdk: content.map(String).join(' ') }, 'SQS client warning'),
         error: (...content: unknown[]) => deps.logger.error({ connector: deps.name, sdk: content.map(String).join(' ') }, 'SQS client error'),
       },

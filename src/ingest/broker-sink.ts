@@ -1,7 +1,7 @@
 /**
  * The sink broker connectors write into: each message becomes an event (with its deliveries and
- * jobs) or, when it can never become one, a dead letter, in one transaction per batch. Only then
- * does the connector ack. A failure of the database as such rejects the whole batch, so nothing is
+ * jobs) or, when it can never become one, a dead letter, in one transaction for the batch (and for
+ * the source's other batches that wait with it). Only then does the connector ack. A failure of the database as such rejects the whole batch, so nothing is
  * acked and the broker redelivers; a failure caused by one message's content dead-letters that
  * message alone, so it cannot block the ones after it.
  */
@@ -165,11 +165,34 @@ async function storeBatch(deps: IngestDeps, source: BrokerSource, messages: Brok
 export interface BrokerSinkOptions {
   /** Told of every batch's results once committed (metrics, logs). */
   onResults?: (results: AcceptResult[], messages: BrokerMessage[]) => void;
+  /** Transactions of this source in flight at once; batches handed over meanwhile wait and go together. */
+  maxInFlight?: number;
+  /** Most messages batches that waited are joined into (a larger batch still goes whole, alone). */
+  maxBatch?: number;
 }
 
+interface Waiting {
+  messages: BrokerMessage[];
+  resolve: (results: AcceptResult[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A source's sink. Its batches are group-committed: at most `maxInFlight` transactions at once, and
+ * the batches that arrive while they run are stored together in the next, in arrival order. A
+ * connector that hands over many small batches at once (SQS's ten messages a receive, Pub/Sub's
+ * flow-controlled streams, Kafka's partitions) pays one transaction for them, not one each, and a
+ * busy source holds at most `maxInFlight` of the pool's connections. Each batch still resolves with
+ * its own results, after the commit that stored it; a transient failure rejects every batch of the
+ * transaction, and none of them is acked.
+ */
 export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options: BrokerSinkOptions = {}): Sink {
-  const accept = async (messages: BrokerMessage[]): Promise<AcceptResult[]> => {
-    if (messages.length === 0) return [];
+  const maxInFlight = options.maxInFlight ?? 2;
+  const maxBatch = options.maxBatch ?? 500;
+  const queue: Waiting[] = [];
+  let inFlight = 0;
+
+  const store = async (messages: BrokerMessage[]): Promise<AcceptResult[]> => {
     const prepared = messages.map((m) => prepareMessage(source, m, deps.limits));
     let results: AcceptResult[];
     try {
@@ -180,6 +203,29 @@ export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options
     }
     options.onResults?.(results, messages);
     return results;
+  };
+
+  const storeGroup = async (group: Waiting[]): Promise<void> => {
+    try {
+      const results = await store(group.length === 1 ? group[0]!.messages : group.flatMap((w) => w.messages));
+      let at = 0;
+      for (const w of group) w.resolve(results.slice(at, (at += w.messages.length)));
+    } catch (err) {
+      for (const w of group) w.reject(err);
+    }
+  };
+
+  const pump = (): void => {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      let n = queue[0]!.messages.length;
+      let k = 1;
+      while (k < queue.length && n + queue[k]!.messages.length <= maxBatch) n += queue[k++]!.messages.length;
+      inFlight += 1;
+      void storeGroup(queue.splice(0, k)).finally(() => {
+        inFlight -= 1;
+        pump();
+      });
+    }
   };
 
   // The database refused something in the batch: store each message alone, so the one it refuses
@@ -200,7 +246,15 @@ export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options
     return results;
   };
 
-  return { accept };
+  return {
+    accept(messages) {
+      if (messages.length === 0) return Promise.resolve([]);
+      return new Promise<AcceptResult[]>((resolve, reject) => {
+        queue.push({ messages, resolve, reject });
+        pump();
+      });
+    },
+  };
 }
 
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_JSON_DEPTH } from '../../src/ingest/limits.ts';
+import type { AcceptResult, BrokerMessage } from '../../src/core/connector.ts';
 import { createBrokerSink } from '../../src/ingest/broker-sink.ts';
 import { createPool } from '../../src/store/pool.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
@@ -60,6 +61,44 @@ describe('broker sink (real Postgres)', () => {
     const { rows } = await t.app.pool.query('SELECT custom_headers, headers FROM events WHERE id = $1', [(r as { event_id: string }).event_id]);
     expect(rows[0].custom_headers).toEqual({ 'x-trace': 't', 'X-Own': 'mine' });
     expect(rows[0].headers).toEqual({ 'x-trace': 't', 'x-other': 'o' });
+  });
+
+  it('stores the batches handed over while a transaction runs together, answering each with its own results', async () => {
+    // As SQS's receive loops hand over ten messages at a time: ten batches at once. Rows written
+    // by one transaction share its xmin.
+    const seqsOf = (batch: BrokerMessage[]) => batch.map((m) => (JSON.parse(m.body.toString()) as { data: { seq: number } }).data.seq);
+    const storedSeqs = async (results: AcceptResult[]) => {
+      const ids = results.flatMap((r) => (r.status === 'stored' ? [r.event_id] : []));
+      const { rows } = await t.app.pool.query(`SELECT (data::jsonb->>'seq')::int AS seq FROM events WHERE id = ANY($1::uuid[]) ORDER BY 1`, [ids]);
+      return rows.map((r: { seq: number }) => r.seq);
+    };
+    const s = sink();
+    const batches = Array.from({ length: 10 }, (_, b) => Array.from({ length: 3 }, (_, k) => good(4000 + b * 3 + k)));
+    const answers = await Promise.all(batches.map((batch) => s.accept(batch)));
+    for (const [b, results] of answers.entries()) {
+      expect(results.map((r) => r.status)).toEqual(['stored', 'stored', 'stored']);
+      expect(await storedSeqs(results)).toEqual(seqsOf(batches[b]!));
+    }
+    // The first two went alone (two transactions at once); the other eight waited, and went together.
+    const { rows } = await t.app.pool.query(`SELECT count(DISTINCT xmin::text)::int AS n FROM events WHERE (data::jsonb->>'seq')::int BETWEEN 4000 AND 4029`);
+    expect(rows[0].n).toBeLessThanOrEqual(3);
+
+    // A message the database refuses in a joined group: its group is stored one by one, the
+    // message is dead-lettered, and every batch still gets its own answers in order.
+    await t.app.pool.query(`ALTER TABLE events ADD CONSTRAINT refuses_one CHECK (event_type <> 'refused.by.database')`);
+    try {
+      const more = Array.from({ length: 6 }, (_, b) =>
+        Array.from({ length: 3 }, (_, k) => good(5000 + b * 3 + k, b === 4 && k === 1 ? { event_type: 'refused.by.database' } : {})),
+      );
+      const got = await Promise.all(more.map((batch) => s.accept(batch)));
+      for (const [b, results] of got.entries()) {
+        expect(results.map((r) => r.status)).toEqual(b === 4 ? ['stored', 'rejected', 'stored'] : ['stored', 'stored', 'stored']);
+        expect(await storedSeqs(results)).toEqual(seqsOf(more[b]!).filter((_, k) => b !== 4 || k !== 1));
+      }
+      expect((got[4]![1] as { code: string }).code).toBe('WHARF_ERR_DATABASE_REFUSED');
+    } finally {
+      await t.app.pool.query('ALTER TABLE events DROP CONSTRAINT refuses_one');
+    }
   });
 
   it('rejects the whole batch, storing nothing, when the database cannot be reached', async () => {
