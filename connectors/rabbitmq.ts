@@ -69,7 +69,9 @@ function parse(r: Reader, value: unknown, at: string): RabbitMQConfig {
   if (exchange === null && ((!absent(b.exchange_type) && exchangeType !== 'topic') || (!absent(b.routing_key) && routingKey !== '#'))) {
     r.bad(`${at}.${absent(b.routing_key) ? 'exchange_type' : 'routing_key'}`, 'applies only with exchange (the binding of the queue)');
   }
-  const prefetch = r.integer(b.prefetch, `${at}.prefetch`, 1, 65_535, 100);
+  // Twice the default batch: the broker sends the next batch while one is being stored, rather
+  // than only after its ack.
+  const prefetch = r.integer(b.prefetch, `${at}.prefetch`, 1, 65_535, 200);
   const workers = r.integer(b.workers, `${at}.workers`, 1, 64, 1);
   if (workers > prefetch) r.bad(`${at}.workers`, `must be at most prefetch (${prefetch}): each worker needs at least one message in flight${got(b.workers)}`);
   const batchSize = r.integer(b.batch_size, `${at}.batch_size`, 1, 10_000, Math.min(100, prefetch));

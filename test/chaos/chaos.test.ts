@@ -29,7 +29,7 @@ const REDELIVERY_LIMIT_MS = 30_000;
 /** Each load, per second; with the deliveries they make, about what two cores carry beside the rest. */
 const RATE = 25;
 /** The RabbitMQ source's prefetch (Wharf's default): the most it holds unacked. */
-const PREFETCH = 100;
+const PREFETCH = 200;
 
 /** mulberry32: small, seedable, good enough to pick moments. */
 function seeded(seed: number): () => number {

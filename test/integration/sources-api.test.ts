@@ -93,7 +93,7 @@ describe('sources API', () => {
     expect(res.status, res.text).toBe(201);
     const id = res.body.data.uid;
     expect(res.body.data).toMatchObject({ name: 'orders', type: 'rabbitmq', format: 'envelope', from_config: false, max_body_bytes: 1_048_576 });
-    expect(res.body.data.rabbitmq).toMatchObject({ url: '********', queue: q, prefetch: 100, workers: 1 });
+    expect(res.body.data.rabbitmq).toMatchObject({ url: '********', queue: q, prefetch: 200, workers: 1 });
     expect(res.text).not.toContain('guest:guest');
 
     await eventually(() => state(id), (s) => s === 'running', 20_000, 'running');

@@ -20,7 +20,7 @@ describe('rabbitmq settings', () => {
         exchange_type: 'topic',
         routing_key: '#',
         dead_letter_exchange: null,
-        prefetch: 100,
+        prefetch: 200,
         workers: 1,
         batch_size: 100,
         batch_wait_ms: 20,

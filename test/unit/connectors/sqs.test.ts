@@ -1,5 +1,8 @@
+import { createServer } from 'node:http';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { connector, regionOfQueueUrl, toBrokerMessage } from '../../../connectors/sqs.ts';
+import { createHash, createHmac } from 'node:crypto';
+import { connector, regionOfQueueUrl, Sha256, toBrokerMessage } from '../../../connectors/sqs.ts';
 import { settingsWithDefaultCredentials } from './settings.ts';
 
 const AT = 'projects[0].sources[2].sqs';
@@ -215,5 +218,107 @@ describe('sqs toBrokerMessage', () => {
   it('keys a FIFO message by its group', () => {
     expect(toBrokerMessage(message, true).key).toBe('customer-7');
     expect(toBrokerMessage({ MessageId: 'm-2', Body: '' }, true)).toMatchObject({ key: null, headers: {}, body: Buffer.alloc(0) });
+  });
+});
+
+describe('the SigV4 signer\'s hash', () => {
+  const hex = async (h: Sha256) => Buffer.from(await h.digest()).toString('hex');
+
+  it('answers RFC 4231\'s HMAC-SHA-256 vectors and FIPS 180-2\'s SHA-256 of "abc"', async () => {
+    const plain = new Sha256();
+    plain.update('abc');
+    expect(await hex(plain)).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(await hex(plain)).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'); // asked twice
+    // Test case 2 (a string key, as the signer's first HMAC has) and test case 1 (a 20-byte key).
+    const jefe = new Sha256('Jefe');
+    jefe.update('what do ya want for nothing?');
+    expect(await hex(jefe)).toBe('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+    const key = new Uint8Array(20).fill(0x0b);
+    for (let i = 0; i < 2; i++) {
+      // The same key object twice: the second HMAC takes the converted key.
+      const h = new Sha256(key);
+      h.update(new TextEncoder().encode('Hi There'));
+      expect(await hex(h)).toBe('b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7');
+    }
+  });
+
+  it('agrees with node:crypto for keys and data given as views into larger buffers, and after reset', async () => {
+    const backing = Buffer.from('0123456789abcdef0123456789abcdef', 'utf8');
+    const key = new Uint8Array(backing.buffer, backing.byteOffset + 3, 16);
+    const data = new DataView(backing.buffer, backing.byteOffset + 5, 20);
+    const h = new Sha256(key);
+    h.update(data);
+    h.update('é and more');
+    const expected = createHmac('sha256', Buffer.from(key)).update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).update('é and more', 'utf8').digest('hex');
+    expect(await hex(h)).toBe(expected);
+    h.reset();
+    h.update(new Uint8Array([1, 2, 3]).buffer);
+    expect(await hex(h)).toBe(createHmac('sha256', Buffer.from(key)).update(Buffer.from([1, 2, 3])).digest('hex'));
+    const other = new Sha256(new Uint8Array(16).fill(7));
+    other.update('x');
+    expect(await hex(other)).toBe(createHmac('sha256', Buffer.alloc(16, 7)).update('x').digest('hex'));
+    const plain = new Sha256();
+    plain.update(new Uint8Array([0xff]));
+    expect(await hex(plain)).toBe(createHash('sha256').update(Buffer.from([0xff])).digest('hex'));
+  });
+});
+
+describe('SQS requests signed with that hash', () => {
+  const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+
+  /** AWS Signature Version 4 worked out from the request as it arrived, with node:crypto alone. */
+  function expectedSignature(method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer): string {
+    const auth = String(headers.authorization);
+    const [, scope, signed] = /Credential=AKIDEXAMPLE\/([^,]+), SignedHeaders=([^,]+),/.exec(auth)!;
+    const names = signed!.split(';');
+    const canonical = [
+      method,
+      path,
+      '',
+      ...names.map((n) => `${n}:${String(headers[n]).trim().replace(/\s+/g, ' ')}`),
+      '',
+      signed,
+      createHash('sha256').update(body).digest('hex'),
+    ].join('\n');
+    const amzDate = String(headers['x-amz-date']);
+    const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
+    const [day, region, service, terminator] = scope!.split('/');
+    let key: Buffer = Buffer.from(`AWS4${SECRET}`);
+    for (const part of [day!, region!, service!, terminator!]) key = createHmac('sha256', key).update(part).digest();
+    return createHmac('sha256', key).update(toSign).digest('hex');
+  }
+
+  it('verify under SigV4, request after request, as those signed with the SDK\'s own hash do', async () => {
+    const checked: { own: boolean; ok: boolean }[] = [];
+    let own = false;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const got = /Signature=([0-9a-f]{64})$/.exec(String(req.headers.authorization))?.[1];
+        checked.push({ own, ok: got === expectedSignature(req.method!, req.url!, req.headers, Buffer.concat(chunks)) });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end('{"Messages":[]}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      for (const mine of [false, true]) {
+        own = mine;
+        const client = new SQSClient({
+          region: 'eu-west-1',
+          endpoint: `http://127.0.0.1:${port}`,
+          credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET },
+          ...(mine ? { sha256: Sha256 } : {}),
+        });
+        for (let i = 0; i < 3; i++) {
+          await client.send(new ReceiveMessageCommand({ QueueUrl: `http://127.0.0.1:${port}/000000000000/orders-é`, MaxNumberOfMessages: 10, WaitTimeSeconds: i }));
+        }
+        client.destroy();
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(checked).toEqual([...Array(3).fill({ own: false, ok: true }), ...Array(3).fill({ own: true, ok: true })]);
   });
 });
