@@ -4,7 +4,7 @@ import { createApp, type Role } from './app.ts';
 import { loadConfig } from './config/load.ts';
 import { ConfigError } from './core/errors.ts';
 import { VERSION } from './core/version.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, logProcessWarnings } from './logger.ts';
 import { migrate } from './store/migrate.ts';
 import { createPool } from './store/pool.ts';
 
@@ -69,6 +69,7 @@ async function main(): Promise<number> {
   }
 
   const logger = createLogger(config.log.level);
+  logProcessWarnings(logger);
 
   if (command === 'migrate') {
     const embedded = config.database.url ? null : await (await import('./store/embedded.ts')).startEmbeddedPostgres({ dataDir: config.data_dir });
