@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_JSON_DEPTH } from '../../src/ingest/limits.ts';
 import type { AcceptResult, BrokerMessage } from '../../src/core/connector.ts';
 import { createBrokerSink } from '../../src/ingest/broker-sink.ts';
+import pg from 'pg';
 import { createPool } from '../../src/store/pool.ts';
 import { startTestApp, type TestApp } from '../harness/app.ts';
 import { brokerMessage as message, brokerSink, brokerSource as source } from '../harness/broker-sink.ts';
@@ -98,6 +99,39 @@ describe('broker sink (real Postgres)', () => {
       expect((got[4]![1] as { code: string }).code).toBe('WHARF_ERR_DATABASE_REFUSED');
     } finally {
       await t.app.pool.query('ALTER TABLE events DROP CONSTRAINT refuses_one');
+    }
+  });
+
+  it('holds at most two of the pool\'s connections for one source, however many batches it hands over', async () => {
+    // The events table locked from outside: every insert waits, so the transactions a source has
+    // open show as backends waiting on that lock.
+    // Both on connections of their own, so the pool's are all the source's to take.
+    const locker = new pg.Client({ connectionString: t.db.url });
+    const watcher = new pg.Client({ connectionString: t.db.url });
+    await locker.connect();
+    await watcher.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+      const s = sink();
+      const pending = Array.from({ length: 10 }, (_, b) => s.accept([good(6000 + b * 2), good(6001 + b * 2)]));
+      const waiting = async () =>
+        (
+          // Not on the locker's connection: a transaction sees pg_stat_activity as it first read it.
+          await watcher.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO events%'`,
+          )
+        ).rows[0]!.n;
+      const deadline = Date.now() + 5_000;
+      while ((await waiting()) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200)); // room for more to start, were they allowed to
+      expect(await waiting()).toBe(2);
+      await locker.query('COMMIT');
+      const answers = await Promise.all(pending);
+      expect(answers.flat().map((r) => r.status)).toEqual(Array(20).fill('stored'));
+    } finally {
+      await locker.end();
+      await watcher.end();
     }
   });
 
