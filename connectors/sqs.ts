@@ -265,7 +265,7 @@ function hmacKey(secret: HashInput): string | KeyObject {
  * SDK's own converts its cached signing key to a key object for every HMAC (on Node 24, createHmac
  * with bytes costs more than with a KeyObject, as src/core/hmac.ts measured) and copies each hash
  * before its digest; this one converts each key once and digests once, as the signer asks.
- * About 10 % less of the client's CPU a receive and delete (.wharf-test microbenchmark, README).
+ * About a tenth less of the client's CPU a receive and its delete (`node bench/sqs-client.ts`).
  */
 export class Sha256 {
   readonly #secret: HashInput | undefined;
