@@ -261,11 +261,12 @@ function hmacKey(secret: HashInput): string | KeyObject {
 }
 
 /**
- * SHA-256 and HMAC-SHA-256 for the SDK's SigV4 signer (two hashes and an HMAC a request). The
- * SDK's own converts its cached signing key to a key object for every HMAC (on Node 24, createHmac
- * with bytes costs more than with a KeyObject, as src/core/hmac.ts measured) and copies each hash
- * before its digest; this one converts each key once and digests once, as the signer asks.
- * About a tenth less of the client's CPU a receive and its delete (`node bench/sqs-client.ts`).
+ * SHA-256 and HMAC-SHA-256 for the SDK's SigV4 signer (a request takes two hashes, an HMAC keyed by
+ * the secret access key as text, and one keyed by the cached signing key). The SDK's own converts
+ * the signing key to a key object for every HMAC (on Node 24, createHmac with bytes costs more than
+ * with a KeyObject, as src/core/hmac.ts measured) and copies each hash before its digest; this one
+ * converts each key once and digests once, as the signer asks. About a tenth less of the client's
+ * CPU a receive and its delete (`node bench/sqs-client.ts`).
  */
 export class Sha256 {
   readonly #secret: HashInput | undefined;
@@ -286,7 +287,7 @@ export class Sha256 {
     else this.#hash.update(ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data));
   }
 
-  /** The same answer however often it is asked; update after it throws, as node:crypto does. */
+  /** The same digest however often it is asked for; an update after it throws, as node:crypto's does. */
   digest(): Promise<Uint8Array> {
     if (this.#digest === null) {
       const out = this.#hash.digest();
@@ -364,9 +365,9 @@ class SqsConnector implements Connector {
         httpAgent: guardedAgent(HttpAgent, deps.egress, maxSockets),
         httpsAgent: guardedAgent(HttpsAgent, deps.egress, maxSockets),
       },
+      sha256: Sha256,
       // No `info`: the SDK calls it for every response with a redacted deep copy of the request
       // and the answer (every message received), which it builds only when `info` exists.
-      sha256: Sha256,
       logger: {
         debug: () => undefined,
         info: undefined as unknown as () => void,

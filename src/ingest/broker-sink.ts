@@ -1,9 +1,10 @@
 /**
  * The sink broker connectors write into: each message becomes an event (with its deliveries and
  * jobs) or, when it can never become one, a dead letter, in one transaction for the batch (and for
- * the source's other batches that wait with it). Only then does the connector ack. A failure of the database as such rejects the whole batch, so nothing is
- * acked and the broker redelivers; a failure caused by one message's content dead-letters that
- * message alone, so it cannot block the ones after it.
+ * the source's other batches that wait with it). Only then does the connector ack. A failure of
+ * the database as such rejects the whole batch, so nothing is acked and the broker redelivers; a
+ * failure caused by one message's content dead-letters that message alone, so it cannot block the
+ * ones after it.
  */
 import { checkDepth, checkEventType, type IngestLimits } from './limits.ts';
 import type { AcceptResult, BrokerMessage, Sink } from '../core/connector.ts';
