@@ -229,19 +229,25 @@ export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options
     }
   };
 
-  // The database refused something in the batch: store each message alone, so the one it refuses
-  // is dead-lettered with the database's reason and the rest go on. Transient errors still throw.
-  const isolate = async (messages: BrokerMessage[], prepared: Prepared[], first: unknown): Promise<AcceptResult[]> => {
+  // The database refused something in the batch (`refusal`): store each half on its own, and
+  // halve again what is refused, down to the message the database refuses, which is dead-lettered
+  // with its reason while the rest go on. One such message among n costs about 2·log2(n)
+  // transactions, not n; the halving is at most log2(n) deep. Transient errors still throw.
+  const isolate = async (messages: BrokerMessage[], prepared: Prepared[], refusal: unknown): Promise<AcceptResult[]> => {
+    if (messages.length === 1) {
+      const reason = `the database refused the event: ${(refusal as Error).message}`;
+      return storeBatch(deps, source, messages, [{ ok: false, code: 'WHARF_ERR_DATABASE_REFUSED', reason }]);
+    }
+    const half = Math.ceil(messages.length / 2);
     const results: AcceptResult[] = [];
-    for (const [i, message] of messages.entries()) {
+    for (const [from, to] of [[0, half], [half, messages.length]] as const) {
+      const part = messages.slice(from, to);
+      const parts = prepared.slice(from, to);
       try {
-        if (messages.length === 1) throw first;
-        results.push(...(await storeBatch(deps, source, [message], [prepared[i]!])));
+        results.push(...(await storeBatch(deps, source, part, parts)));
       } catch (err) {
         if (!isMessageError(err)) throw err;
-        const reason = `the database refused the event: ${(err as Error).message}`;
-        const poison: Prepared = { ok: false, code: 'WHARF_ERR_DATABASE_REFUSED', reason };
-        results.push(...(await storeBatch(deps, source, [message], [poison])));
+        results.push(...(await isolate(part, parts, err)));
       }
     }
     return results;

@@ -43,6 +43,20 @@ describe('broker sink (real Postgres)', () => {
     await t.app.pool.query('ALTER TABLE events DROP CONSTRAINT refuses_one');
   });
 
+  it('finds the message the database refuses by halving the batch, not by storing every message alone', async () => {
+    await t.app.pool.query(`ALTER TABLE events ADD CONSTRAINT refuses_one CHECK (event_type <> 'refused.by.database')`);
+    try {
+      const batch = Array.from({ length: 64 }, (_, k) => good(7000 + k, k === 37 ? { event_type: 'refused.by.database' } : {}));
+      const results = await sink().accept(batch);
+      expect(results.map((r, k) => (k === 37 ? r.status === 'rejected' : r.status === 'stored'))).toEqual(Array(64).fill(true));
+      // Halves of 32, 16, 8, 4, 2 and 1 stored: six transactions for the 63, where one each took 63.
+      const { rows } = await t.app.pool.query(`SELECT count(*)::int AS n, count(DISTINCT xmin::text)::int AS txns FROM events WHERE (data::jsonb->>'seq')::int BETWEEN 7000 AND 7063`);
+      expect(rows[0]).toEqual({ n: 63, txns: 6 });
+    } finally {
+      await t.app.pool.query('ALTER TABLE events DROP CONSTRAINT refuses_one');
+    }
+  });
+
   it('deduplicates by idempotency_key when the message has one, by broker id when not', async () => {
     const twelve = good(12);
     const [a, b, c] = await sink().accept([
