@@ -4,6 +4,7 @@
  * slots given back when the ingest rolls back, what is past the endpoint's share queued as before,
  * and a handoff whose process died queued by the sweep once its lease ran out.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -36,8 +37,12 @@ describe('handoffs from ingest to its own dispatcher', () => {
   });
 
   const textOf = (q: unknown): string => (typeof q === 'string' ? q : String((q as { text?: string }).text));
-  /** Every statement run on the connections checked out of `t`'s pool from now on, in order. */
-  function statementsOf(t: TestApp): string[] {
+  /**
+   * Every statement run on the connections checked out of `t`'s pool from now on, in order; with
+   * `scope`, only those issued inside `scope.run` (not the app's background work: the sources'
+   * reload every 0.25 s, sweeps, the breaker).
+   */
+  function statementsOf(t: TestApp, scope?: AsyncLocalStorage<true>): string[] {
     const pool = t.app.pool;
     const texts: string[] = [];
     const watched = new WeakSet<pg.PoolClient>();
@@ -46,7 +51,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
       watched.add(client);
       const own = client.query;
       client.query = function (this: pg.PoolClient, ...args: unknown[]) {
-        texts.push(textOf(args[0]));
+        if (!scope || scope.getStore()) texts.push(textOf(args[0]));
         return (own as (...a: unknown[]) => unknown).apply(this, args);
       } as typeof client.query;
     };
@@ -169,10 +174,12 @@ describe('handoffs from ingest to its own dispatcher', () => {
   it('REST ingest: a batch the dispatcher takes whole is one statement, without BEGIN and COMMIT; one with pg-boss jobs is one transaction', async () => {
     const { t, rx, ep, dispatcher } = await started('autocommit');
     const via = { pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: dispatcher };
-    const texts = statementsOf(t);
+    const scope = new AsyncLocalStorage<true>();
+    const texts = statementsOf(t, scope);
+    // The dispatcher's own statements, started from ingest's claim, run in its scope too.
     const mine = (): string[] => shortly(texts.filter((q) => !/handoffs|deliveries d|clock AS/.test(q) || /^WITH ev AS/.test(q)));
 
-    const outcomes = await ingestEvents(via, inputs(ep, 3, 'autocommit'));
+    const outcomes = await scope.run(true, () => ingestEvents(via, inputs(ep, 3, 'autocommit')));
     expect(outcomes.map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
     // Routing's read, then the insert of events, deliveries and the handoff's row.
     expect(mine()).toEqual(['SELECT e.id, e.own', 'WITH ev AS ( INSER']);
@@ -182,7 +189,7 @@ describe('handoffs from ingest to its own dispatcher', () => {
 
     // The control: no room in the dispatcher, so the deliveries are pg-boss jobs, written with them.
     texts.length = 0;
-    await ingestEvents({ ...via, direct: { claim: () => null } }, inputs(ep, 2, 'queued'));
+    await scope.run(true, () => ingestEvents({ ...via, direct: { claim: () => null } }, inputs(ep, 2, 'queued')));
     expect(mine()[0]).toBe('SELECT e.id, e.own');
     expect(mine().slice(1, 3)).toEqual(['BEGIN', 'WITH ev AS ( INSER']);
     expect(mine().at(-1)).toBe('COMMIT');
