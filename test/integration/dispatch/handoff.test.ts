@@ -276,11 +276,14 @@ describe('handoffs from ingest to its own dispatcher', () => {
     const { t, rx, ep } = await started('shared', { dispatch: { endpoint_concurrency: 3 } });
     let open = 0;
     let most = 0;
+    // Each answer takes a second: the three sent at once overlap at the receiver even if the test
+    // process (Wharf and the receiver both) stalls for a few hundred ms on a loaded machine, as a
+    // CI run with 200 ms once saw (2 open at most).
     rx.answer(() => {
       open += 1;
       most = Math.max(most, open);
-      setTimeout(() => (open -= 1), 200);
-      return { status: 200, delayMs: 200 };
+      setTimeout(() => (open -= 1), 1_000);
+      return { status: 200, delayMs: 1_000 };
     });
 
     await ingestVia(t, t.app.dispatcher!, ep, 10, async (db) => {
