@@ -166,11 +166,12 @@ async function storeBatch(deps: IngestDeps, source: BrokerSource, messages: Brok
 export interface BrokerSinkOptions {
   /** Told of every batch's results once committed (metrics, logs). */
   onResults?: (results: AcceptResult[], messages: BrokerMessage[]) => void;
-  /** Transactions of this source in flight at once; batches handed over meanwhile wait and go together. */
-  maxInFlight?: number;
-  /** Most messages batches that waited are joined into (a larger batch still goes whole, alone). */
-  maxBatch?: number;
 }
+
+/** A source's transactions open at once; batches handed over meanwhile wait and go together. */
+const SOURCE_TRANSACTIONS = 2;
+/** Most messages waiting batches are joined into (a larger batch still goes whole, alone). */
+const JOINED_MESSAGES = 500;
 
 interface Waiting {
   messages: BrokerMessage[];
@@ -179,17 +180,15 @@ interface Waiting {
 }
 
 /**
- * A source's sink. Its batches are group-committed: at most `maxInFlight` transactions at once, and
+ * A source's sink. Its batches are group-committed: at most SOURCE_TRANSACTIONS at once, and
  * the batches that arrive while they run are stored together in the next, in arrival order. A
  * connector that hands over many small batches at once (SQS's ten messages a receive, Pub/Sub's
  * flow-controlled streams, Kafka's partitions) pays one transaction for them, not one each, and a
- * busy source holds at most `maxInFlight` of the pool's connections. Each batch still resolves with
+ * busy source holds at most that many of the pool's connections. Each batch still resolves with
  * its own results, after the commit that stored it; a transient failure rejects every batch of the
  * transaction, and none of them is acked.
  */
 export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options: BrokerSinkOptions = {}): Sink {
-  const maxInFlight = options.maxInFlight ?? 2;
-  const maxBatch = options.maxBatch ?? 500;
   const queue: Waiting[] = [];
   let inFlight = 0;
 
@@ -217,10 +216,10 @@ export function createBrokerSink(deps: IngestDeps, source: BrokerSource, options
   };
 
   const pump = (): void => {
-    while (inFlight < maxInFlight && queue.length > 0) {
+    while (inFlight < SOURCE_TRANSACTIONS && queue.length > 0) {
       let n = queue[0]!.messages.length;
       let k = 1;
-      while (k < queue.length && n + queue[k]!.messages.length <= maxBatch) n += queue[k++]!.messages.length;
+      while (k < queue.length && n + queue[k]!.messages.length <= JOINED_MESSAGES) n += queue[k++]!.messages.length;
       inFlight += 1;
       void storeGroup(queue.splice(0, k)).finally(() => {
         inFlight -= 1;

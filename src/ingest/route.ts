@@ -92,9 +92,9 @@ export async function routeBatch(db: Queryable, projectId: string, inputs: Event
   // take an event, the older one's retry_config holds. No lock: the statement that inserts the
   // deliveries locks their endpoints (persist.ts, insertEventsSql), in place of the foreign key
   // they no longer check row by row (migration 017), and leaves out those of an endpoint deleted
-  // since this read. With `withWork`
-  // the same round trip reads what a send needs (the endpoint, its live secrets, the project's
-  // settings), for the deliveries this process's dispatcher takes straight from ingest.
+  // since this read. With `withWork` the same round trip reads what a send needs (the endpoint,
+  // its live secrets, the project's settings), for the deliveries this process's dispatcher takes
+  // straight from ingest.
   const { rows } = await db.query<{ id: string; owner_id: string | null; status: EndpointStatus; subs: SubscriptionRow[] } & Partial<EndpointWork>>(
     `SELECT e.id, e.owner_id, e.status,
        COALESCE((SELECT json_agg(json_build_object('endpoint_id', s.endpoint_id, 'source_id', s.source_id,
