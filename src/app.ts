@@ -63,8 +63,8 @@ export function createApp(options: AppOptions): App {
   let agents: AgentPool | null = null;
   let dispatcher: Dispatcher | null = null;
   let retention: RetentionTask | null = null;
-  // The projects and defaults retention follows; a reload replaces them from the next pass.
-  let retentionConfig: Pick<WharfConfig, 'retention' | 'projects'> = config;
+  // The operator's retention policy of each project; a reload replaces it from the next pass.
+  let retentionPolicies = policiesOf(config);
   let sources: SourceManager | null = null;
   let box: SecretBox | null = null;
   let server: FastifyInstance | null = null;
@@ -157,7 +157,7 @@ export function createApp(options: AppOptions): App {
       });
       // Dispatch replicas purge old history; an advisory lock lets one of them at a time.
       retention = createRetentionTask(db, {
-        policies: () => policiesOf(retentionConfig),
+        policies: () => retentionPolicies,
         intervalMs: config.retention.interval * 1000,
         batchSize: config.retention.batch_size,
         pauseMs: config.retention.batch_pause * 1000,
@@ -222,6 +222,7 @@ export function createApp(options: AppOptions): App {
           listenHost: config.server.host,
         },
         dashboardSessionSeconds: config.dashboard.session_seconds,
+        retentionPolicies: () => retentionPolicies,
       });
       await server.listen({ host: config.server.host, port: config.server.port });
       const addr = server.server.address();
@@ -252,7 +253,7 @@ export function createApp(options: AppOptions): App {
   const reload = async (next: WharfConfig): Promise<ReconcileResult> => {
     if (!pool || !box) throw new Error('app not started');
     const result = await reconcileConfig(pool, box, next, options.configFile);
-    retentionConfig = next;
+    retentionPolicies = policiesOf(next);
     await sources?.sync();
     return result;
   };

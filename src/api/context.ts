@@ -19,6 +19,7 @@ import type { HttpIngest } from '../sources/http-ingest.ts';
 import type { SourceManager } from '../sources/manager.ts';
 import type { SecretBox } from '../store/crypto.ts';
 import type { Actor } from '../store/endpoints.ts';
+import type { PolicyLookup } from '../store/retention.ts';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -54,6 +55,8 @@ export interface ApiDeps {
    * ('' = neither: /readyz answers its status only and /metrics 401).
    */
   operatorToken: string;
+  /** The operator's retention policy of each project (config `retention`, `projects[].retention`), as of the last reload. */
+  retentionPolicies: () => PolicyLookup;
 }
 
 /** A project by id (cached for a few seconds); null when there is none. */

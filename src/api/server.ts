@@ -13,6 +13,7 @@ import { sourceRoutes } from './sources-routes.ts';
 import { subscriptionRoutes } from './subscriptions-routes.ts';
 import { metaEventRoutes } from './meta-events-routes.ts';
 import { portalLinkRoutes } from './portal-links-routes.ts';
+import { projectRoutes } from './project-routes.ts';
 import { portalRoutes } from '../portal/routes.ts';
 import { dashboardRoutes } from '../dashboard/routes.ts';
 import { createInternalCredential, viaOf } from '../web/internal-credential.ts';
@@ -208,6 +209,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(subscriptionRoutes, deps);
       await api.register(metaEventRoutes, deps);
       await api.register(portalLinkRoutes, deps);
+      await api.register(projectRoutes, deps);
     },
     { prefix: '/api/v1/projects/:projectID' },
   );

@@ -1,3 +1,4 @@
+import type { RetentionAges } from '../config/schema.ts';
 import type { BreakerSettings, MetaEventSettings, Project, ProjectType, RetrySettings, SignatureSettings } from '../core/types.ts';
 import { DEFAULT_BREAKER } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
@@ -40,6 +41,28 @@ export async function getProject(db: Queryable, id: string): Promise<Project | n
 export async function listProjects(db: Queryable): Promise<Project[]> {
   const { rows } = await db.query<ProjectRow>('SELECT id, name, type, settings FROM projects ORDER BY id');
   return rows.map(toProject);
+}
+
+/** What the API's project answer shows beside the project: its times and the retention it set itself. */
+export interface ProjectRecord {
+  created_at: Date;
+  updated_at: Date;
+  /** The project's own ages by kind (migration 024), as set through the API; null: none. */
+  retention: RetentionAges | null;
+}
+
+export async function getProjectRecord(db: Queryable, id: string): Promise<ProjectRecord | null> {
+  const { rows } = await db.query<ProjectRecord>('SELECT created_at, updated_at, retention FROM projects WHERE id = $1', [id]);
+  return rows[0] ?? null;
+}
+
+/** Sets (null: clears) the retention a project chose itself; the config file's reconcile never writes it. */
+export async function setProjectRetention(db: Queryable, id: string, retention: RetentionAges | null): Promise<ProjectRecord | null> {
+  const { rows } = await db.query<ProjectRecord>(
+    'UPDATE projects SET retention = $2, updated_at = now() WHERE id = $1 RETURNING created_at, updated_at, retention',
+    [id, retention === null ? null : JSON.stringify(retention)],
+  );
+  return rows[0] ?? null;
 }
 
 /** Replaces the keys a project got from config with `hashes`; generated and API-made keys stay. */

@@ -1,7 +1,8 @@
 /**
  * Retention: old events, attempts, dead letters and meta events are deleted per project policy
- * (config `retention.defaults`, a project's own `retention`), in small batches by a background
- * task, so history stays bounded without long locks or a stalled dispatcher.
+ * (config `retention.defaults`, a project's own `retention` in the file, and the shorter ages a
+ * project may set itself through the API: `inForce`), in small batches by a background task, so
+ * history stays bounded without long locks or a stalled dispatcher.
  *
  * How the kinds relate:
  * - `events` takes an event with its deliveries and their attempts. An event is kept while any of
@@ -72,19 +73,36 @@ const LOCK_TIMEOUT = '2s';
 const LOCK_KEY = `hashtext('wharf.retention')`;
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
-/** The policy of every project: its own ages over `retention.defaults`. */
+/** An age as written (`30d`, `off`, absent) as a policy's entry; null: kept forever. */
+function ageOf(text: string | undefined): RetentionAge {
+  const seconds = text === undefined ? null : retentionAgeSeconds(text);
+  return typeof seconds === 'number' ? { seconds, text: text! } : null;
+}
+
+/** The operator's policy of every project: the config file's ages for it over `retention.defaults`. */
 export function policiesOf(config: Pick<WharfConfig, 'retention' | 'projects'>): PolicyLookup {
   const resolve = (ages: RetentionAges): RetentionPolicy =>
-    Object.fromEntries(
-      RETENTION_KINDS.map((k) => {
-        const text = ages[k] ?? config.retention.defaults[k];
-        const seconds = retentionAgeSeconds(text);
-        return [k, typeof seconds === 'number' ? { seconds, text } : null];
-      }),
-    ) as RetentionPolicy;
+    Object.fromEntries(RETENTION_KINDS.map((k) => [k, ageOf(ages[k] ?? config.retention.defaults[k])])) as RetentionPolicy;
   const fallback = resolve({});
   const own = new Map(config.projects.map((p) => [p.id, resolve(p.retention ?? {})]));
   return (projectId) => own.get(projectId) ?? fallback;
+}
+
+/**
+ * The policy a project's history is purged by: for each kind, the shorter of the operator's age
+ * and the one the project set itself through the API (`projects.retention`, migration 024). A
+ * project may keep its history for less time than the operator allows, never for more: the disk
+ * is the operator's. Where either keeps a kind forever, the other's age holds.
+ */
+export function inForce(operator: RetentionPolicy, own: RetentionAges | null): RetentionPolicy {
+  if (own === null) return operator;
+  return Object.fromEntries(
+    RETENTION_KINDS.map((k) => {
+      const theirs = ageOf(own[k]);
+      const ours = operator[k];
+      return [k, ours === null || (theirs !== null && theirs.seconds < ours.seconds) ? theirs : ours];
+    }),
+  ) as RetentionPolicy;
 }
 
 /**
@@ -100,7 +118,7 @@ export async function purgeRetention(pool: pg.Pool, policyOf: PolicyLookup, opti
   try {
     const { rows: locked } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`);
     if (!locked[0]!.ok) return null;
-    const { rows: projects } = await client.query<{ id: string }>('SELECT id FROM projects ORDER BY id');
+    const { rows: projects } = await client.query<{ id: string; retention: RetentionAges | null }>('SELECT id, retention FROM projects ORDER BY id');
     const count = (kind: PurgedKind, n: number): void => {
       report.rows[kind] += n;
       if (n > 0) options.onPurged?.(kind, n);
@@ -110,8 +128,8 @@ export async function purgeRetention(pool: pg.Pool, policyOf: PolicyLookup, opti
       if (options.pauseMs > 0) await sleep(options.pauseMs, undefined, { signal: options.signal });
       options.signal?.throwIfAborted();
     };
-    for (const { id: projectId } of projects) {
-      const policy = policyOf(projectId);
+    for (const { id: projectId, retention } of projects) {
+      const policy = inForce(policyOf(projectId), retention);
       for (const kind of RETENTION_KINDS) {
         const age = policy[kind];
         if (age === null) continue;

@@ -1,7 +1,7 @@
 /**
- * Wharf's answers against Convoy's OpenAPI schemas (issue 13). Every operation convoy-go uses is
- * called as convoy-go calls it (JSON content type, an empty body where it sends none), and the
- * whole answer (`status`, `message`, `data`) is validated against the operation's schema for its
+ * Wharf's answers against Convoy's OpenAPI schemas (issue 13). Every operation convoy-go uses (and
+ * GetProject and UpdateProject, for a project's retention: issue 15) is called as convoy-go calls
+ * it (JSON content type, an empty body where it sends none), and the whole answer (`status`, `message`, `data`) is validated against the operation's schema for its
  * success code in test/fixtures/convoy-openapi3-responses.yaml (vendored from Convoy, see its
  * header). Convoy's schemas allow fields they do not name, so Wharf's extra fields pass; types,
  * enums and nullability must hold. Where Wharf differs on purpose, EXCEPTIONS names the operation
@@ -232,6 +232,12 @@ describe("Wharf's answers against Convoy's OpenAPI schemas", () => {
     await call('GET /meta-events', '/meta-events');
     await call('GET /meta-events/{metaEventID}', `/meta-events/${rested.uid}`);
     await call('PUT /meta-events/{metaEventID}/resend', `/meta-events/${rested.uid}/resend`);
+  });
+
+  it('the project (its retention)', async () => {
+    await call('GET ', '');
+    const set = await call('PUT ', '', { config: { retention: { events: '30d' } } });
+    expect(set.config.retention_in_force.events).toBe('30d');
   });
 
   it('covered every operation of the vendored spec, and every exception still applies', () => {
