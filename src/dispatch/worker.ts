@@ -13,6 +13,7 @@ import { liveSecretsOf, openCredentials, projectOfKey, refKey, unsealSecrets } f
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
+import { floatArray, intArray, packTexts, uuidArray } from '../store/params.ts';
 import { FOLD_WITHIN_MS } from '../store/retention.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest, storedRequestHeaders } from '../delivery/request.ts';
@@ -922,7 +923,10 @@ export const DEFER_DELIVERIES_SQL = `UPDATE deliveries d SET next_attempt_at = n
  * to completion whether or not the update reads it; the handoffs' sweep takes their rows with SKIP
  * LOCKED and locks no delivery, so the order of the two within the statement cannot deadlock.
  */
-export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id = ANY($16::uuid[]))
+/** One text of a packed bytea (store/params.ts, packTexts): `${col}_at` and `${col}_len` say where. */
+const packed = (bytes: string, col: string): string => `convert_from(substring(${bytes}::bytea FROM ${col}_at FOR ${col}_len), 'UTF8')`;
+
+export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id = ANY($21::uuid[]))
    UPDATE deliveries d SET
      status = u.status,
      attempts = d.attempts + u.sent,
@@ -934,16 +938,17 @@ export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id
      first_attempted_at = CASE WHEN u.first_id IS NULL THEN d.first_attempted_at ELSE now() END,
      first_status_code = CASE WHEN u.first_id IS NULL THEN d.first_status_code ELSE u.status_code END,
      first_latency_ms = CASE WHEN u.first_id IS NULL THEN d.first_latency_ms ELSE u.latency_ms END,
-     first_url = CASE WHEN u.first_id IS NULL THEN d.first_url ELSE u.url END,
-     first_request_headers = CASE WHEN u.first_id IS NULL THEN d.first_request_headers ELSE u.request_headers END,
-     first_response_headers = CASE WHEN u.first_id IS NULL THEN d.first_response_headers ELSE u.response_headers END,
-     first_response_body = CASE WHEN u.first_id IS NULL THEN d.first_response_body ELSE u.response_body END,
+     first_url = CASE WHEN u.first_id IS NULL THEN d.first_url ELSE ${packed('$10', 'u.url')} END,
+     first_request_headers = CASE WHEN u.first_id IS NULL THEN d.first_request_headers ELSE ${packed('$10', 'u.rq')}::jsonb END,
+     first_response_headers = CASE WHEN u.first_id IS NULL THEN d.first_response_headers ELSE ${packed('$10', 'u.rs')}::jsonb END,
+     first_response_body = CASE WHEN u.first_id IS NULL THEN d.first_response_body ELSE ${packed('$10', 'u.body')} END,
      first_error = CASE WHEN u.first_id IS NULL THEN d.first_error ELSE u.error END,
      first_error_code = CASE WHEN u.first_id IS NULL THEN d.first_error_code ELSE u.error_code END
    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::float8[], $7::int[],
-     $8::uuid[], $9::int[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[], $14::text[], $15::text[])
+     $8::uuid[], $9::int[], $11::int[], $12::int[], $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[],
+     $19::text[], $20::text[])
      AS u(id, status, sent, status_code, error, retry_in, attempts_before,
-          first_id, latency_ms, url, request_headers, response_headers, response_body, error_code, project_id)
+          first_id, latency_ms, url_at, url_len, rq_at, rq_len, rs_at, rs_len, body_at, body_len, error_code, project_id)
    WHERE d.project_id = u.project_id AND d.id = u.id AND d.attempts = u.attempts_before
    RETURNING d.id, u.first_id AS folded`;
 
@@ -954,11 +959,12 @@ export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id
  */
 export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, request_headers,
      status_code, latency_ms, response_headers, response_body, error, error_code)
-   SELECT u.id, u.delivery_id, u.attempt, u.url, u.request_headers, u.status_code, u.latency_ms,
-     u.response_headers, u.response_body, u.error, u.error_code
-   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[],
-     $6::int[], $7::int[], $8::jsonb[], $9::text[], $10::text[], $11::text[], $12::text[])
-     AS u(id, delivery_id, attempt, url, request_headers, status_code, latency_ms, response_headers, response_body, error, error_code, project_id)
+   SELECT u.id, u.delivery_id, u.attempt, ${packed('$4', 'u.url')}, ${packed('$4', 'u.rq')}::jsonb, u.status_code, u.latency_ms,
+     ${packed('$4', 'u.rs')}::jsonb, ${packed('$4', 'u.body')}, u.error, u.error_code
+   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[],
+     $13::int[], $14::int[], $15::text[], $16::text[], $17::text[])
+     AS u(id, delivery_id, attempt, url_at, url_len, rq_at, rq_len, rs_at, rs_len, body_at, body_len,
+          status_code, latency_ms, error, error_code, project_id)
    WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.project_id = u.project_id AND d.id = u.delivery_id)`;
 
 /**
@@ -977,6 +983,23 @@ interface StoredAttempt {
   requestHeaders: string;
   responseHeaders: string;
   responseBody: string;
+}
+
+/**
+ * The texts of attempts (null: none, a NULL in each) as the recorder's statements take them: one
+ * bytea, then where its URL, request headers, response headers and response body are in it
+ * (packTexts, store/params.ts: JSON headers are full of quotes, which an array literal escapes).
+ */
+function attemptTexts(attempts: readonly (StoredAttempt | null)[]): [Buffer, string, string, string, string, string, string, string, string] {
+  const texts: (string | null)[] = [];
+  for (const a of attempts) texts.push(a?.o.url ?? null, a?.requestHeaders ?? null, a?.responseHeaders ?? null, a?.responseBody ?? null);
+  const p = packTexts(texts);
+  // Each attempt's four texts are consecutive: the k-th of attempt i is the (4i+k)-th.
+  const nth = (k: number) => {
+    const pick = (all: readonly (number | null)[]) => intArray(attempts.map((_, i) => all[4 * i + k] ?? null));
+    return [pick(p.starts), pick(p.lengths)] as const;
+  };
+  return [p.bytes, ...nth(0), ...nth(1), ...nth(2), ...nth(3)];
 }
 
 /**
@@ -1032,25 +1055,23 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
     const now = Date.now();
     const folds = new Map(stored.filter((a) => foldsFirstAttempt(a, now)).map((a) => [a.o, a]));
     const fold = (o: Outcome) => folds.get(o);
+    const folded = attemptTexts(outcomes.map((o) => fold(o) ?? null));
     const { rows: updated } = await client.query<{ id: string; folded: string | null }>(
       RECORD_OUTCOMES_SQL,
       [
-        outcomes.map((o) => o.row.id),
+        uuidArray(outcomes.map((o) => o.row.id)),
         outcomes.map((o) => o.status),
-        outcomes.map((o) => (o.result ? 1 : 0)),
-        outcomes.map((o) => o.result?.statusCode ?? null),
+        intArray(outcomes.map((o) => (o.result ? 1 : 0))),
+        intArray(outcomes.map((o) => o.result?.statusCode ?? null)),
         outcomes.map((o) => o.result?.error ?? null),
-        outcomes.map((o) => o.retryIn),
-        outcomes.map((o) => o.attempt - 1),
-        outcomes.map((o) => fold(o)?.id ?? null),
-        outcomes.map((o) => (fold(o) ? o.result!.latencyMs : null)),
-        outcomes.map((o) => (fold(o) ? o.url : null)),
-        outcomes.map((o) => fold(o)?.requestHeaders ?? null),
-        outcomes.map((o) => fold(o)?.responseHeaders ?? null),
-        outcomes.map((o) => fold(o)?.responseBody ?? null),
+        floatArray(outcomes.map((o) => o.retryIn)),
+        intArray(outcomes.map((o) => o.attempt - 1)),
+        uuidArray(outcomes.map((o) => fold(o)?.id ?? null)),
+        intArray(outcomes.map((o) => (fold(o) ? o.result!.latencyMs : null))),
+        ...folded,
         outcomes.map((o) => (fold(o) ? o.result!.errorCode : null)),
         outcomes.map((o) => o.row.project_id),
-        handoffs,
+        uuidArray(handoffs),
       ],
     );
     const applied = new Set(updated.map((r) => r.id));
@@ -1065,15 +1086,12 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       await client.query(
         RECORD_ATTEMPTS_SQL,
         [
-          rows.map((a) => a.id),
-          rows.map((a) => a.o.row.id),
-          rows.map((a) => a.o.attempt),
-          rows.map((a) => a.o.url),
-          rows.map((a) => a.requestHeaders),
-          rows.map((a) => a.o.result!.statusCode),
-          rows.map((a) => a.o.result!.latencyMs),
-          rows.map((a) => a.responseHeaders),
-          rows.map((a) => a.responseBody),
+          uuidArray(rows.map((a) => a.id)),
+          uuidArray(rows.map((a) => a.o.row.id)),
+          intArray(rows.map((a) => a.o.attempt)),
+          ...attemptTexts(rows),
+          intArray(rows.map((a) => a.o.result!.statusCode)),
+          intArray(rows.map((a) => a.o.result!.latencyMs)),
           rows.map((a) => a.o.result!.error),
           rows.map((a) => a.o.result!.errorCode),
           rows.map((a) => a.o.row.project_id),

@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import type { DeliveryStatus, EventInput } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { INDEX_LOOKUPS_SQL, checkOut, inTransaction, withTransaction } from '../store/pool.ts';
+import { intArray, packTexts, uuidArray } from '../store/params.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
 import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch, type HandoffJob } from '../dispatch/handoff.ts';
@@ -65,7 +66,7 @@ async function withClaims<T>(deps: IngestDeps, write: (handoff: Handoff | null) 
  * idempotency key gets none. The deliveries handed to this process's dispatcher ($20, of those
  * inserted) go into the handoff's row ($19, with their projects $22; dispatch/handoff.ts), when
  * there is one. The events' data is one bytea ($10) with each one's place in it ($23, $24):
- * packTexts.
+ * packTexts (store/params.ts, which says why; the uuid arrays are its literals too).
  *
  * The endpoints the deliveries go to are locked FOR KEY SHARE (`ep`) until the statement's
  * transaction commits, in place of the foreign key deliveries no longer check row by row
@@ -107,28 +108,6 @@ const insertEventsSql = (onConflict: string): string =>
    SELECT id, true AS event FROM ev
    UNION ALL
    SELECT d.id, false FROM unnest($12::uuid[]) AS d(id) WHERE NOT EXISTS (SELECT 1 FROM dl WHERE dl.id = d.id)`;
-
-/**
- * Texts as one buffer of their UTF-8 bytes, with where each starts (from 1, as Postgres's
- * substring counts) and how many bytes it takes. node-postgres sends a Buffer as a binary
- * parameter, as it is; a text[] parameter is written as an array literal, every element escaped
- * by two regex replaces (pg's escapeElement) and unescaped again by Postgres. An event's data is
- * JSON, full of quotes: for a 1.6 KB order that was 27 µs of Wharf's CPU a webhook, the largest
- * cost that grows with the payload (bench/e2e.ts --payload-shape object, a --cpu-prof). Every
- * text here is valid UTF-16 (JSON.stringify's, or bytes decoded as UTF-8), so its bytes decode
- * back to the same text; none holds NUL (JSON has none raw), which convert_from would refuse.
- */
-function packTexts(texts: readonly string[]): { bytes: Buffer; starts: number[]; lengths: number[] } {
-  const lengths = texts.map((t) => Buffer.byteLength(t, 'utf8'));
-  const bytes = Buffer.allocUnsafe(lengths.reduce((a, b) => a + b, 0));
-  const starts: number[] = new Array(texts.length);
-  let at = 0;
-  texts.forEach((t, i) => {
-    starts[i] = at + 1;
-    at += bytes.write(t, at, 'utf8');
-  });
-  return { bytes, starts, lengths };
-}
 
 /** A batch with an idempotency key: a key the project already holds skips its event. */
 const INSERT_EVENTS_KEYED = insertEventsSql('ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING');
@@ -279,7 +258,7 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
     const { rows: answered } = await db.query<{ id: string; event: boolean }>(
       rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
       [
-        toInsert.map((i) => ids[i]),
+        uuidArray(toInsert.map((i) => ids[i]!)),
         rows.map((r) => r.project_id),
         rows.map((r) => r.source_id),
         rows.map((r) => r.event_type),
@@ -290,9 +269,9 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
         rows.map((r) => JSON.stringify(r.custom_headers)),
         data.bytes,
         rows.map((r) => JSON.stringify(r.headers ?? {})),
-        delivery.id, delivery.project, delivery.event, delivery.endpoint, delivery.type, delivery.status, delivery.retry,
-        claim?.id ?? null, [...taken], HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
-        data.starts, data.lengths,
+        uuidArray(delivery.id), delivery.project, uuidArray(delivery.event), delivery.endpoint, delivery.type, delivery.status, delivery.retry,
+        claim?.id ?? null, uuidArray([...taken]), HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
+        intArray(data.starts), intArray(data.lengths),
       ],
     );
     const stored = new Set(answered.filter((r) => r.event).map((r) => r.id));

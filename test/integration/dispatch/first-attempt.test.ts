@@ -10,6 +10,11 @@ import { FOLD_MAX_CHARS, foldsFirstAttempt } from '../../../src/dispatch/worker.
 import { FOLD_WITHIN_MS } from '../../../src/store/retention.ts';
 import { uuidv7, uuidv7Floor } from '../../../src/core/ids.ts';
 
+// Quotes, backslashes, braces, commas, NULL spelled out and characters of every UTF-8 width: what
+// an array literal would escape, and what a bytea cut at byte offsets must not shift (store/params.ts).
+const TEXTURE_BODY = '{"ok":"é😀€ \u2028 {,} NULL \\ "q""}';
+const TEXTURE_HEADER = 'a "quoted" \\ value, {braced}';
+
 describe("a delivery's first attempt in its own row", () => {
   let t: TestApp;
   let rx: Receiver;
@@ -18,6 +23,9 @@ describe("a delivery's first attempt in its own row", () => {
     rx = await startReceiver();
     rx.answer((r) => {
       if (r.path === '/large') return { status: 200, body: 'x'.repeat(FOLD_MAX_CHARS + 1) };
+      // Short enough to be folded into its delivery; with the header and a long body, a row of its own.
+      if (r.path === '/texture') return { status: 200, body: TEXTURE_BODY };
+      if (r.path === '/texture-row') return { status: 200, body: TEXTURE_BODY.repeat(20), headers: { 'x-note': TEXTURE_HEADER } };
       const id = String(r.headers['x-wharf-delivery-id']);
       if (r.path === '/flaky' && !flaky.has(id)) {
         flaky.add(id);
@@ -100,6 +108,25 @@ describe("a delivery's first attempt in its own row", () => {
     const { body } = await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`);
     expect(body.data.map((a: { uid: string; attempt: number }) => [a.uid, a.attempt])).toEqual([[stored, 1]]);
     expect((await t.api('GET', `/eventdeliveries/${id}/deliveryattempts/${stored}`)).body.data.uid).toBe(stored);
+  });
+
+  it('stores what the answers held, byte for byte, in the row and as a row of its own', async () => {
+    const attemptsOf = async (id: string) => (await t.api('GET', `/eventdeliveries/${id}/deliveryattempts`)).body.data as Record<string, any>[];
+    const folded = await deliver('/texture', 'Success');
+    expect((await firstOf(folded)).first_response_body).toBe(TEXTURE_BODY);
+    const [a] = await attemptsOf(folded);
+    expect([a!.response_data, a!.url]).toEqual([TEXTURE_BODY, `${rx.url}/texture`]);
+
+    const row = await deliver('/texture-row', 'Success');
+    expect(await rowsOf(row)).toEqual([{ attempt: 1, status_code: 200 }]);
+    const [b] = await attemptsOf(row);
+    expect([b!.response_data, b!.response_http_header['x-note'], b!.url]).toEqual([TEXTURE_BODY.repeat(20), TEXTURE_HEADER, `${rx.url}/texture-row`]);
+
+    // The request headers as sent, in both.
+    for (const [id, attempt] of [[folded, a!], [row, b!]] as const) {
+      const sent = rx.requests.find((r) => r.headers['x-wharf-delivery-id'] === id)!;
+      expect(attempt.request_http_header['X-Convoy-Signature']).toBe(sent.headers['x-convoy-signature']);
+    }
   });
 
   it('keeps a first attempt with a long answer as a row of its own', async () => {
