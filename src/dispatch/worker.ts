@@ -911,21 +911,22 @@ async function endpointChanges(db: Queryable, sent: Outcome[]): Promise<{ change
 export const DEFER_DELIVERIES_SQL = `UPDATE deliveries d SET next_attempt_at = now() + u.delay * interval '1 second', updated_at = now()
    FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS u(id, delay, project_id) WHERE d.project_id = u.project_id AND d.id = u.id`;
 
+/** One text of a packed bytea (store/params.ts, packTexts): `${col}_at` and `${col}_len` say where. */
+const packed = (bytes: string, col: string): string => `convert_from(substring(${bytes}::bytea FROM ${col}_at FOR ${col}_len), 'UTF8')`;
+
 /**
  * Outcomes: each delivery's state after its attempt. The attempts guard (`attempts_before`) makes
  * a concurrent duplicate of a batch a no-op rather than a double count. A first attempt the
  * recorder folds (`first_id` not NULL: `foldsFirstAttempt`) is kept in the delivery's own row
  * (migration 022), written by the same update; the others are left as they are. The row stores no
  * id for it (its id is derived from the delivery's: migration 023); `first_id` names the attempt
- * in this process only, and the update returns the one it wrote into each row. The same statement
- * ends the handoffs ($16) whose last deliveries it records (finishHandoffs' DELETE, without a
+ * in this process only, and the update returns the one it wrote into each row; its URL, headers
+ * and body come packed in one bytea ($10, attemptTexts). The same statement
+ * ends the handoffs ($21) whose last deliveries it records (finishHandoffs' DELETE, without a
  * round trip of its own: a fifth of the recorder's at a steady 700/s). A data-modifying WITH runs
  * to completion whether or not the update reads it; the handoffs' sweep takes their rows with SKIP
  * LOCKED and locks no delivery, so the order of the two within the statement cannot deadlock.
  */
-/** One text of a packed bytea (store/params.ts, packTexts): `${col}_at` and `${col}_len` say where. */
-const packed = (bytes: string, col: string): string => `convert_from(substring(${bytes}::bytea FROM ${col}_at FOR ${col}_len), 'UTF8')`;
-
 export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id = ANY($21::uuid[]))
    UPDATE deliveries d SET
      status = u.status,
@@ -953,9 +954,9 @@ export const RECORD_OUTCOMES_SQL = `WITH ended AS (DELETE FROM handoffs WHERE id
    RETURNING d.id, u.first_id AS folded`;
 
 /**
- * Attempts kept as rows of their own, for the deliveries that still exist ($12: their projects, to
- * find them by the key). Their project and endpoint are the delivery's, not written again
- * (migration 020).
+ * Attempts kept as rows of their own, for the deliveries that still exist ($17: their projects, to
+ * find them by the key), their URL, headers and body packed in one bytea ($4, attemptTexts). Their
+ * project and endpoint are the delivery's, not written again (migration 020).
  */
 export const RECORD_ATTEMPTS_SQL = `INSERT INTO delivery_attempts (id, delivery_id, attempt, url, request_headers,
      status_code, latency_ms, response_headers, response_body, error, error_code)

@@ -9,8 +9,9 @@
  *   them needs escaping, and each is checked for its shape, so no text can end up in a literal
  *   unescaped;
  * - texts full of quotes (JSON headers, bodies) go as one binary bytea of their UTF-8 bytes with
- *   where each starts and how long it is, as the events' data does, cut by `substring` and
- *   `convert_from` in SQL: no escaping either way.
+ *   where each starts and how long it is, cut by `substring` and `convert_from` in SQL: no
+ *   escaping either way. The events' data went first (the late-morning stop of 2026-12-05): a
+ *   1.6 KB order written inside a text[] literal cost 27 µs of Wharf's CPU a webhook.
  *
  * Any other text array (project ids, event types) is left to node-postgres.
  */
