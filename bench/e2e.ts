@@ -63,6 +63,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --cpu-prof DIR            write a V8 CPU profile of the Wharf child into DIR
   --pg-timing FILE          count and time every SQL statement of the Wharf child (diagnostic;
                             adds overhead); table written to FILE.<role>.json
+  --heap-sample FILE        sampled allocations of the Wharf child, collected ones included, in
+                            FILE.<role>.heapprofile (summary: node bench/heap-summary.ts)
   --wharf-node-flags=F     extra Node flags for the Wharf child, e.g. --wharf-node-flags=--perf-basic-prof
   --wharf-log-level L      the Wharf child's log level (e.g. warn: why a dispatch transaction failed)  [silent]
   --wal-records             after the run, the measured window's WAL by record type per webhook
@@ -112,6 +114,7 @@ const { values: opt } = parseArgs({
     wharf: { type: 'string', default: 'child' },
     'cpu-prof': { type: 'string' },
     'pg-timing': { type: 'string' },
+    'heap-sample': { type: 'string' },
     'vacuum-every': { type: 'string' },
     'wal-records': { type: 'boolean' },
     purge: { type: 'string' },
@@ -182,8 +185,8 @@ const history = opt.history === undefined ? 0 : num('history', opt.history, 1, 2
 const historyJobs = opt['history-jobs'] === undefined ? 0 : num('history-jobs', opt['history-jobs'], 0, 20_000_000);
 const probeSeconds = num('probe-seconds', opt['probe-seconds'], 0, 60, false);
 const probeClients = num('probe-clients', opt['probe-clients'], 1, 256);
-if ((opt['cpu-prof'] || opt['pg-timing']) && where !== 'child') {
-  console.error('--cpu-prof and --pg-timing instrument the Wharf child; use them with --wharf child');
+if ((opt['cpu-prof'] || opt['pg-timing'] || opt['heap-sample']) && where !== 'child') {
+  console.error('--cpu-prof, --pg-timing and --heap-sample instrument the Wharf child; use them with --wharf child');
   process.exit(2);
 }
 // Posting stops at `events` or, in max mode, at --duration, whichever comes first.
@@ -857,6 +860,7 @@ async function main(): Promise<number> {
       ...(ingestLingerMs === undefined ? {} : { ingestLingerMs }),
       ...(opt['cpu-prof'] ? { cpuProfDir: opt['cpu-prof'] } : {}),
       ...(opt['pg-timing'] ? { pgTimingFile: opt['pg-timing'] } : {}),
+      ...(opt['heap-sample'] ? { heapSampleFile: opt['heap-sample'] } : {}),
       ...(opt['wharf-node-flags'] ? { nodeFlags: opt['wharf-node-flags'].split(/\s+/).filter(Boolean) } : {}),
       ...(opt['wharf-log-level'] ? { logLevel: opt['wharf-log-level'] } : {}),
     };

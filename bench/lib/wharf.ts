@@ -23,6 +23,8 @@ export interface WharfSettings {
   nodeFlags?: string[];
   /** File the child's per-statement pg timing table is written to (child only; see pg-timing.ts). */
   pgTimingFile?: string;
+  /** File the child's sampled allocations are written to (child only; see heap-sample.ts). */
+  heapSampleFile?: string;
   /** Broker types the API may create sources of (ingest.api_broker_types; bench/brokers.ts). */
   apiBrokerTypes?: string[];
   /** The child's log level (config `log.level`); silent unless asked, so its lines do not mix with the figures. */
@@ -108,6 +110,10 @@ async function startChild(s: WharfSettings, file: string, role: Role, dir: strin
   if (s.pgTimingFile) {
     execArgv.push('--import', new URL('./pg-timing.ts', import.meta.url).href);
     env.WHARF_BENCH_PG_TIMING = `${s.pgTimingFile}.${role}.json`;
+  }
+  if (s.heapSampleFile) {
+    execArgv.push('--import', new URL('./heap-sample.ts', import.meta.url).href);
+    env.WHARF_BENCH_HEAP_SAMPLE = `${s.heapSampleFile}.${role}.heapprofile`;
   }
   const child: ChildProcess = fork(new URL('./wharf-child.ts', import.meta.url), [file, role], {
     execArgv,
