@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { stringify } from 'yaml';
 import { createApp, type App, type Role } from '../../src/app.ts';
@@ -68,6 +69,8 @@ export interface TestAppOptions {
   role?: Role;
   /** The database URL Wharf is given, from the test database's (e.g. through a TcpRelay). */
   databaseUrl?: (url: string) => string;
+  /** Collects Wharf's log lines (JSON, level info and up) here, rather than logging at `WHARF_TEST_LOG`. */
+  logLines?: string[];
 }
 
 /**
@@ -103,7 +106,18 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     }),
   );
   const { config } = loadConfig({ file, env: {} });
-  let app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }), role: options.role });
+  const logger = (): pino.Logger => {
+    const lines = options.logLines;
+    if (!lines) return pino({ level: config.log.level });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    return pino({ level: 'info' }, sink);
+  };
+  let app = createApp({ config, configFile: file, logger: logger(), role: options.role });
   try {
     await app.start();
   } catch (err) {
@@ -150,7 +164,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     },
     async restart() {
       await app.stop();
-      app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }), role: options.role });
+      app = createApp({ config, configFile: file, logger: logger(), role: options.role });
       await app.start();
       t.app = app;
       t.url = app.url;

@@ -19,9 +19,11 @@ const idAt = (ms: number): string => `${uuidv7Floor(ms).slice(0, 24)}${randomByt
 
 describe("a project's own retention, through the API", () => {
   let t: TestApp;
+  const logLines: string[] = [];
 
   beforeAll(async () => {
     t = await startTestApp({
+      logLines,
       projects: [
         { id: 'shop', retention: { events: '30d', attempts: '7d' } },
         { id: 'other' },
@@ -91,6 +93,11 @@ describe("a project's own retention, through the API", () => {
       retention_in_force: { events: '7d', attempts: '7d', dead_letters: '720h', meta_events: 'off' },
     });
     expect((await t.api('GET', '', undefined, 'shop')).body.data.config.retention_in_force.events).toBe('7d');
+    // The operator sees the change, and which credential made it; never the key itself.
+    const logged = logLines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'a project set its own retention through the API');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ project: 'shop', retention: { events: '7d', attempts: '90d' }, actor: { type: 'api_key', via: 'api' } });
+    expect(logLines.join('')).not.toContain(t.keys.shop);
   });
 
   it("the purge goes by the project's shorter age, and the 404 says which", async () => {
