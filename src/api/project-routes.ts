@@ -7,16 +7,15 @@
  * (`inForce`, src/store/retention.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { RETENTION_KINDS, retentionAgeProblem, type RetentionAges } from '../config/schema.ts';
+import { RETENTION_KINDS, readRetention } from '../config/schema.ts';
 import { invalid, notFound } from '../core/errors.ts';
 import type { Project } from '../core/types.ts';
-import { object, onlyKeys } from '../core/validate.ts';
+import { Reader } from '../core/settings.ts';
+import { object, settingsError } from '../core/validate.ts';
 import { getProjectRecord, setProjectRetention, type ProjectRecord } from '../store/projects.ts';
 import { inForce, type RetentionPolicy } from '../store/retention.ts';
 import { reply, type ApiDeps } from './context.ts';
 
-/** Longer than any age worth writing (`36500d`, `8760h30m`); a longer value is refused unread. */
-const MAX_AGE_LENGTH = 32;
 /** Where the operator's file sets what Convoy's UpdateProject would set (models.UpdateProject, models.ProjectConfig). */
 const SET_BY_OPERATOR: Record<string, string> = {
   name: 'projects[].name',
@@ -34,24 +33,6 @@ const refused = (field: string) => {
 
 const written = (policy: RetentionPolicy): Record<string, string> =>
   Object.fromEntries(RETENTION_KINDS.map((k) => [k, policy[k]?.text ?? 'off']));
-
-/** A `config.retention` as PUT sends it: each kind an age or `off`; absent or null kinds follow the operator's. */
-function readRetention(value: unknown): RetentionAges | null {
-  if (value === null) return null;
-  const block = object(value, 'config.retention');
-  onlyKeys(block, RETENTION_KINDS, 'config.retention.');
-  const ages: RetentionAges = {};
-  for (const k of RETENTION_KINDS) {
-    const v = block[k];
-    if (v === undefined || v === null) continue;
-    const field = `config.retention.${k}`;
-    if (typeof v === 'string' && v.length > MAX_AGE_LENGTH) throw invalid(field, `must be at most ${MAX_AGE_LENGTH} characters`);
-    const problem = retentionAgeProblem(v);
-    if (problem) throw invalid(field, problem);
-    ages[k] = v as string;
-  }
-  return Object.keys(ages).length === 0 ? null : ages;
-}
 
 export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pool } = deps;
@@ -95,7 +76,11 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       throw refused(`config.${key}`);
     }
     if (!('retention' in config)) throw invalid('config.retention', 'is required (null clears the project\'s own retention)');
-    const retention = readRetention(config.retention);
+    // The config file's rules for a project's `retention` block; a kind left out or null follows the operator's.
+    const r = new Reader();
+    const ages = readRetention(r, config.retention, 'config.retention');
+    if (r.issues.length > 0) throw settingsError(r.issues, '');
+    const retention = ages === null || Object.keys(ages).length === 0 ? null : ages;
     const record = await setProjectRetention(pool, req.project.id, retention);
     if (!record) throw notFound('project', req.project.id);
     // The operator sees what a tenant changed about its history, and with which credential.

@@ -578,8 +578,11 @@ export function retentionAgeProblem(value: unknown): string | null {
   return null;
 }
 
-/** A project's `retention` block: only the kinds it sets (the rest follow `retention.defaults`). */
-function readRetention(r: Reader, value: unknown, at: string): RetentionAges | null {
+/**
+ * A project's `retention` block: only the kinds it sets (the rest follow `retention.defaults`).
+ * The config file's `projects[].retention` and the API's `config.retention` (api/project-routes.ts).
+ */
+export function readRetention(r: Reader, value: unknown, at: string): RetentionAges | null {
   if (absent(value)) return null;
   const block = r.fields(value, at, RETENTION_KINDS);
   if (block === null) return null;

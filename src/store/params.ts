@@ -17,12 +17,13 @@
  */
 import { UUID_RE } from '../core/ids.ts';
 
+/** `what` names one element, article included ("a uuid"). */
 function literal<T>(values: readonly (T | null | undefined)[], ok: (v: T) => boolean, what: string): string {
   let nulls = false;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) nulls = true;
-    else if (!ok(v)) throw new TypeError(`${what} array parameter: element ${i} is not ${what === 'uuid' ? 'a uuid' : `a ${what}`} (${typeof v})`);
+    else if (!ok(v)) throw new TypeError(`array parameter: element ${i} is not ${what} (${typeof v})`);
   }
   // One join: the literal is written flat, not element by element.
   return `{${(nulls ? values.map((v) => v ?? 'NULL') : values).join(',')}}`;
@@ -31,13 +32,13 @@ function literal<T>(values: readonly (T | null | undefined)[], ok: (v: T) => boo
 const isUuid = (v: string): boolean => typeof v === 'string' && UUID_RE.test(v);
 
 /** A uuid[] parameter's literal; throws on an element that is not a uuid. */
-export const uuidArray = (ids: readonly (string | null | undefined)[]): string => literal(ids, isUuid, 'uuid');
+export const uuidArray = (ids: readonly (string | null | undefined)[]): string => literal(ids, isUuid, 'a uuid');
 
 /** An int[] parameter's literal; throws on an element that is not a safe integer. */
-export const intArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isSafeInteger, 'integer');
+export const intArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isSafeInteger, 'an integer');
 
 /** A float8[] parameter's literal; throws on an element that is not a finite number. */
-export const floatArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isFinite, 'finite number');
+export const floatArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isFinite, 'a finite number');
 
 /** Texts as one buffer: where each starts (from 1, as `substring` counts) and how many bytes it takes (intArray them). */
 export interface PackedTexts {

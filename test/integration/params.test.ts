@@ -58,14 +58,15 @@ describe.each(['postgres', 'embedded'] as const)('array parameters on %s', (kind
   });
 
   it.each([
-    ['a uuid array with text that would end the literal', () => uuidArray([uuidv7(), '00000000-0000-0000-0000-000000000000},{x'])],
-    ['a uuid array with NULL spelled out', () => uuidArray(['NULL'])],
-    ['a uuid array with a number', () => uuidArray([7 as unknown as string])],
-    ['an integer array with a fraction', () => intArray([1, 1.5])],
-    ['an integer array with a numeric text', () => intArray(['1' as unknown as number])],
-    ['a float array with NaN', () => floatArray([NaN])],
-    ['a float array with Infinity', () => floatArray([Infinity])],
-  ])('refuses %s', (_name, make) => {
+    ['a uuid array with text that would end the literal', () => uuidArray([uuidv7(), '00000000-0000-0000-0000-000000000000},{x']), 'element 1 is not a uuid'],
+    ['a uuid array with NULL spelled out', () => uuidArray(['NULL']), 'element 0 is not a uuid'],
+    ['a uuid array with a number', () => uuidArray([7 as unknown as string]), 'element 0 is not a uuid (number)'],
+    ['an integer array with a fraction', () => intArray([1, 1.5]), 'element 1 is not an integer'],
+    ['an integer array with a numeric text', () => intArray(['1' as unknown as number]), 'element 0 is not an integer (string)'],
+    ['a float array with NaN', () => floatArray([NaN]), 'element 0 is not a finite number'],
+    ['a float array with Infinity', () => floatArray([Infinity]), 'element 0 is not a finite number'],
+  ])('refuses %s', (_name, make, says) => {
     expect(make).toThrow(TypeError);
+    expect(make).toThrow(says);
   });
 });
