@@ -1,14 +1,17 @@
 /**
- * What the array parameters of the two busiest statements cost Wharf's process to write, per
- * webhook: the recorder's update of a batch of deliveries (RECORD_OUTCOMES_SQL, each first attempt
- * folded into its delivery's row, as in the REST bench) and ingest's insert of a batch of events
- * (its uuid and int arrays; the texts that stay arrays are left out, they are written alike). Two
- * ways, in rounds that take turns so a drifting machine moves them alike:
+ * What the array parameters of the busiest statements cost Wharf's process to write, per webhook:
+ * the recorder's update of a batch of deliveries (RECORD_OUTCOMES_SQL, each first attempt folded
+ * into its delivery's row, as in the REST bench), ingest's insert of a batch of events and the
+ * breaker's statement for the same batch. Three ways, in rounds that take turns so a drifting
+ * machine moves them alike:
  *
  * - `pg`: plain JS arrays, as node-postgres writes them (pg's `prepareValue`: an array literal,
- *   every element through two regex replaces and quoted), as Wharf passed them until 2026-12-05;
- * - `wharf`: src/store/params.ts, ids and numbers as literals, the attempts' texts packed in one
- *   bytea (then the same `prepareValue`, which passes a string or Buffer through).
+ *   every element through two regex replaces and quoted, a Date field by field in the local zone),
+ *   as Wharf passed them until the afternoon of 2026-12-05;
+ * - `ids`: ids and numbers as literals, the attempts' texts packed in one bytea
+ *   (src/store/params.ts as it was from then), the text arrays and times still plain;
+ * - `wharf`: today's, the text arrays and the breaker's times through textArray and timestampArray
+ *   too (then the same `prepareValue`, which passes a string or Buffer through).
  *
  * Each parameter is then written into a buffer as pg-protocol's serializer writes it.
  *
@@ -23,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { uuidv7 } from '../src/core/ids.ts';
-import { floatArray, intArray, packTexts, uuidArray } from '../src/store/params.ts';
+import { floatArray, intArray, packTexts, textArray, timestampArray, uuidArray } from '../src/store/params.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '6' }, batches: { type: 'string', default: '20000' } } });
 const rounds = Number(values.rounds);
@@ -49,25 +52,51 @@ const events = Array.from({ length: DELIVERIES }, (_, i) => ({ id: uuidv7(), del
 const handoffs = [uuidv7()];
 const scratch = Buffer.alloc(1 << 20);
 
-/** The recorder's and ingest's parameters that changed, built one way or the other and written as pg writes them. */
-function write(way: 'pg' | 'wharf'): number {
+// The text arrays: ingest's insert (events and their deliveries), the recorder's statuses, errors and
+// projects, the breaker's statement (projects, endpoints, kinds, times, windows).
+const project = 'proj_bench';
+const endpoint = '01937f2c-0000-7000-8000-00000000e001';
+const texts = {
+  ingest: [
+    events.map(() => project), events.map(() => null), events.map(() => 'invoice.paid'), events.map(() => 'single'), events.map(() => endpoint),
+    events.map(() => null), events.map(() => null), events.map(() => '{}'), events.map(() => '{}'),
+    events.map(() => project), events.map(() => endpoint), events.map(() => 'invoice.paid'), events.map(() => 'scheduled'), events.map(() => null),
+  ],
+  recorder: [outcomes.map(() => 'success'), outcomes.map(() => null), outcomes.map(() => null), outcomes.map(() => project)],
+  breaker: [outcomes.map(() => project), outcomes.map(() => endpoint), outcomes.map(() => 'success')],
+};
+const times = outcomes.map(() => new Date());
+const windows = outcomes.map(() => 60);
+
+/**
+ * The recorder's, ingest's and the breaker's array parameters, built one of three ways and written
+ * as pg writes them: `pg`, every one a plain array; `ids`, the ids, numbers and attempts' texts as
+ * params.ts wrote them from the afternoon of 2026-12-05 (the text arrays still plain); `wharf`,
+ * today's, the text arrays and times through textArray and timestampArray too.
+ */
+function write(way: 'pg' | 'ids' | 'wharf'): number {
   let n = 0;
   // As pg-protocol's serializer then writes it: a text's UTF-8 bytes into the message, a Buffer copied.
   const out = (v: unknown): void => {
     const w = prepareValue(v);
     n += typeof w === 'string' ? scratch.write(w, 0, 'utf8') : (w as Buffer).copy(scratch, 0);
   };
+  const textParams = way === 'wharf'
+    ? [...texts.ingest, ...texts.recorder, ...texts.breaker].map((t) => textArray(t))
+    : [...texts.ingest, ...texts.recorder, ...texts.breaker];
+  const breakerRest = way === 'wharf' ? [timestampArray(times), intArray(windows)] : [times, windows];
   if (way === 'pg') {
     for (const p of [
       outcomes.map((o) => o.id), outcomes.map(() => 1), outcomes.map(() => 200), outcomes.map(() => null), outcomes.map(() => 0),
       outcomes.map((o) => o.first), outcomes.map((o) => o.latency), outcomes.map(() => url), outcomes.map((o) => o.requestHeaders),
       outcomes.map((o) => o.responseHeaders), outcomes.map((o) => o.body), handoffs,
       events.map((e) => e.id), events.map((e) => e.delivery), events.map((e) => e.id), events.map((e) => e.delivery), events.map((e) => e.at), events.map((e) => e.len),
+      ...textParams, ...breakerRest,
     ]) out(p);
   } else {
-    const texts: string[] = [];
-    for (const o of outcomes) texts.push(url, o.requestHeaders, o.responseHeaders, o.body);
-    const packed = packTexts(texts);
+    const attemptTexts: string[] = [];
+    for (const o of outcomes) attemptTexts.push(url, o.requestHeaders, o.responseHeaders, o.body);
+    const packed = packTexts(attemptTexts);
     const nth = (all: readonly (number | null)[], k: number) => intArray(outcomes.map((_, i) => all[4 * i + k] ?? null));
     for (const p of [
       uuidArray(outcomes.map((o) => o.id)), intArray(outcomes.map(() => 1)), intArray(outcomes.map(() => 200)), floatArray(outcomes.map(() => null)), intArray(outcomes.map(() => 0)),
@@ -75,13 +104,14 @@ function write(way: 'pg' | 'wharf'): number {
       ...[0, 1, 2, 3].flatMap((k) => [nth(packed.starts, k), nth(packed.lengths, k)]), uuidArray(handoffs),
       uuidArray(events.map((e) => e.id)), uuidArray(events.map((e) => e.delivery)), uuidArray(events.map((e) => e.id)), uuidArray(events.map((e) => e.delivery)),
       intArray(events.map((e) => e.at)), intArray(events.map((e) => e.len)),
+      ...textParams, ...breakerRest,
     ]) out(p);
   }
   return n;
 }
 
 /** µs of this process's CPU a webhook, over `batches` batches. */
-function round(way: 'pg' | 'wharf'): { us: number; bytes: number } {
+function round(way: 'pg' | 'ids' | 'wharf'): { us: number; bytes: number } {
   let bytes = 0;
   const before = process.cpuUsage();
   for (let i = 0; i < batches; i++) bytes = write(way);
@@ -89,10 +119,10 @@ function round(way: 'pg' | 'wharf'): { us: number; bytes: number } {
   return { us: (used.user + used.system) / (batches * DELIVERIES), bytes };
 }
 
-const ways = ['pg', 'wharf'] as const;
-const results: Record<(typeof ways)[number], number[]> = { pg: [], wharf: [] };
+const ways = ['pg', 'ids', 'wharf'] as const;
+const results: Record<(typeof ways)[number], number[]> = { pg: [], ids: [], wharf: [] };
 let sizes: Record<string, number> = {};
-for (const way of ways) round(way); // warm up both
+for (const way of ways) round(way); // warm up each
 for (let r = 0; r < rounds; r++) {
   for (const way of r % 2 === 0 ? ways : [...ways].reverse()) {
     const { us, bytes } = round(way);
@@ -101,7 +131,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`the changed array parameters, ${batches} batches of ${DELIVERIES} deliveries a round, ${rounds} rounds each:`);
+console.log(`the hot statements' array parameters, ${batches} batches of ${DELIVERIES} deliveries a round, ${rounds} rounds each:`);
 for (const way of ways) {
   console.log(`  ${way.padEnd(6)} median ${median(results[way]).toFixed(2)} µs a webhook  (rounds: ${results[way].map((x) => x.toFixed(2)).join(', ')}; ${sizes[way]} bytes written a batch)`);
 }

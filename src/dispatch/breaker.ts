@@ -12,6 +12,7 @@ import { DEFAULT_BREAKER, type BreakerSettings, type EndpointStatus } from '../c
 import type { Reader } from '../core/settings.ts';
 import { absent } from '../core/settings.ts';
 import type { Queryable } from '../store/queryable.ts';
+import { intArray, textArray, timestampArray } from '../store/params.ts';
 
 export type { BreakerSettings };
 
@@ -242,11 +243,11 @@ export async function recordAttempts(
   const settings = new Map<string, BreakerSettings>();
   for (const projectId of new Set(outcomes.map((o) => o.project_id))) settings.set(projectId, settingsOf(projectId));
   const { rows } = await db.query<HealthRow>(RECORD_SQL, [
-    outcomes.map((o) => o.project_id),
-    outcomes.map((o) => o.endpoint_id),
-    outcomes.map((o) => o.kind),
-    outcomes.map((o) => o.at ?? null),
-    outcomes.map((o) => settings.get(o.project_id)!.window_seconds),
+    textArray(outcomes.map((o) => o.project_id)),
+    textArray(outcomes.map((o) => o.endpoint_id)),
+    textArray(outcomes.map((o) => o.kind)),
+    timestampArray(outcomes.map((o) => o.at ?? null)),
+    intArray(outcomes.map((o) => settings.get(o.project_id)!.window_seconds)),
   ]);
   return rows.flatMap((row) => {
     if (row.status !== 'active' && row.status !== 'pending') return [];

@@ -13,7 +13,7 @@ import { liveSecretsOf, openCredentials, projectOfKey, refKey, unsealSecrets } f
 import { NO_CREDENTIALS, type EndpointCredentials } from '../delivery/credentials.ts';
 import { sendWithCredentials, type OutboundDeps } from '../delivery/outbound.ts';
 import { withTransaction } from '../store/pool.ts';
-import { floatArray, intArray, packTexts, uuidArray } from '../store/params.ts';
+import { floatArray, intArray, packTexts, textArray, uuidArray } from '../store/params.ts';
 import { FOLD_WITHIN_MS } from '../store/retention.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { buildRequest, storedRequestHeaders } from '../delivery/request.ts';
@@ -1061,17 +1061,17 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
       RECORD_OUTCOMES_SQL,
       [
         uuidArray(outcomes.map((o) => o.row.id)),
-        outcomes.map((o) => o.status),
+        textArray(outcomes.map((o) => o.status)),
         intArray(outcomes.map((o) => (o.result ? 1 : 0))),
         intArray(outcomes.map((o) => o.result?.statusCode ?? null)),
-        outcomes.map((o) => o.result?.error ?? null),
+        textArray(outcomes.map((o) => o.result?.error ?? null)),
         floatArray(outcomes.map((o) => o.retryIn)),
         intArray(outcomes.map((o) => o.attempt - 1)),
         uuidArray(outcomes.map((o) => fold(o)?.id ?? null)),
         intArray(outcomes.map((o) => (fold(o) ? o.result!.latencyMs : null))),
         ...folded,
-        outcomes.map((o) => (fold(o) ? o.result!.errorCode : null)),
-        outcomes.map((o) => o.row.project_id),
+        textArray(outcomes.map((o) => (fold(o) ? o.result!.errorCode : null))),
+        textArray(outcomes.map((o) => o.row.project_id)),
         uuidArray(handoffs),
       ],
     );
@@ -1093,9 +1093,9 @@ async function recordOutcomes(deps: DispatcherDeps, outcomes: Outcome[], deferra
           ...attemptTexts(rows),
           intArray(rows.map((a) => a.o.result!.statusCode)),
           intArray(rows.map((a) => a.o.result!.latencyMs)),
-          rows.map((a) => a.o.result!.error),
-          rows.map((a) => a.o.result!.errorCode),
-          rows.map((a) => a.o.row.project_id),
+          textArray(rows.map((a) => a.o.result!.error)),
+          textArray(rows.map((a) => a.o.result!.errorCode)),
+          textArray(rows.map((a) => a.o.row.project_id)),
         ],
       );
     }

@@ -3,7 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import type { DeliveryStatus, EventInput } from '../core/types.ts';
 import { uuidv7 } from '../core/ids.ts';
 import { INDEX_LOOKUPS_SQL, checkOut, inTransaction, withTransaction } from '../store/pool.ts';
-import { intArray, packTexts, uuidArray } from '../store/params.ts';
+import { intArray, packTexts, textArray, uuidArray } from '../store/params.ts';
 import type { Queryable } from '../store/queryable.ts';
 import { enqueueDeliveries, type DeliveryJobInsert } from '../dispatch/queue.ts';
 import { HANDOFF_LEASE_SECONDS, type Claim, type DirectDispatch, type HandoffJob } from '../dispatch/handoff.ts';
@@ -259,18 +259,19 @@ async function ingestWith(boss: PgBoss, db: Queryable, inputs: EventInput[], han
       rows.some((r) => r.idempotency_key !== null) ? INSERT_EVENTS_KEYED : INSERT_EVENTS,
       [
         uuidArray(toInsert.map((i) => ids[i]!)),
-        rows.map((r) => r.project_id),
-        rows.map((r) => r.source_id),
-        rows.map((r) => r.event_type),
-        rows.map((r) => r.message_type),
-        rows.map((r) => r.endpoint_id ?? null),
-        rows.map((r) => r.owner_id ?? null),
-        rows.map((r) => r.idempotency_key),
-        rows.map((r) => JSON.stringify(r.custom_headers)),
+        textArray(rows.map((r) => r.project_id)),
+        textArray(rows.map((r) => r.source_id)),
+        textArray(rows.map((r) => r.event_type)),
+        textArray(rows.map((r) => r.message_type)),
+        textArray(rows.map((r) => r.endpoint_id ?? null)),
+        textArray(rows.map((r) => r.owner_id ?? null)),
+        textArray(rows.map((r) => r.idempotency_key)),
+        textArray(rows.map((r) => JSON.stringify(r.custom_headers))),
         data.bytes,
-        rows.map((r) => JSON.stringify(r.headers ?? {})),
-        uuidArray(delivery.id), delivery.project, uuidArray(delivery.event), delivery.endpoint, delivery.type, delivery.status, delivery.retry,
-        claim?.id ?? null, uuidArray([...taken]), HANDOFF_LEASE_SECONDS, claim ? [...new Set(claim.taken.map((j) => j.work.project_id))] : null,
+        textArray(rows.map((r) => JSON.stringify(r.headers ?? {}))),
+        uuidArray(delivery.id), textArray(delivery.project), uuidArray(delivery.event), textArray(delivery.endpoint), textArray(delivery.type),
+        textArray(delivery.status), textArray(delivery.retry),
+        claim?.id ?? null, uuidArray([...taken]), HANDOFF_LEASE_SECONDS, claim ? textArray([...new Set(claim.taken.map((j) => j.work.project_id))]) : null,
         intArray(data.starts), intArray(data.lengths),
       ],
     );

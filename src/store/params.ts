@@ -13,7 +13,9 @@
  *   escaping either way. The events' data went first (the late-morning stop of 2026-12-05): a
  *   1.6 KB order written inside a text[] literal cost 27 µs of Wharf's CPU a webhook.
  *
- * Any other text array (project ids, event types) is left to node-postgres.
+ * - the other text arrays (project ids, event types, statuses) are quoted here, each element once,
+ *   and the literal joined flat; an element with no quote or backslash in it (nearly all) is
+ *   wrapped as it is, with no regex pass.
  */
 import { UUID_RE } from '../core/ids.ts';
 
@@ -39,6 +41,43 @@ export const intArray = (values: readonly (number | null | undefined)[]): string
 
 /** A float8[] parameter's literal; throws on an element that is not a finite number. */
 export const floatArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isFinite, 'a finite number');
+
+/**
+ * A timestamptz[] parameter's literal, each time in UTC as toISOString writes it (node-postgres
+ * writes a Date in the local zone, field by field); throws on an invalid Date.
+ */
+export function timestampArray(values: readonly (Date | null | undefined)[]): string {
+  const parts: string[] = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts[i] = 'NULL';
+    else if (v instanceof Date && Number.isFinite(v.getTime())) parts[i] = v.toISOString();
+    else throw new TypeError(`array parameter: element ${i} is not a valid Date (${typeof v})`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** One element of a text[] literal: always quoted, so `NULL`, braces, commas and spaces stay text. */
+function quoted(v: string): string {
+  if (v.indexOf('"') === -1 && v.indexOf('\\') === -1) return `"${v}"`;
+  return `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * A text[] parameter's literal (null: NULL), with the quoting node-postgres would give it; throws
+ * on an element that is not a string. Postgres's text holds no NUL, and nul-guard.ts refuses it
+ * before any of these.
+ */
+export function textArray(values: readonly (string | null | undefined)[]): string {
+  const parts: string[] = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts[i] = 'NULL';
+    else if (typeof v === 'string') parts[i] = quoted(v);
+    else throw new TypeError(`array parameter: element ${i} is not a string (${typeof v})`);
+  }
+  return `{${parts.join(',')}}`;
+}
 
 /** Texts as one buffer: where each starts (from 1, as `substring` counts) and how many bytes it takes (intArray them). */
 export interface PackedTexts {
