@@ -59,14 +59,11 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     else json(req, body as string, done);
   });
 
-  // No answer on Wharf's origin is ever sniffed into something else (a tenant's bytes into HTML);
-  // the root hook covers every route, error and 404 alike.
-  app.addHook('onSend', async (_req, res, payload) => {
-    res.header('x-content-type-options', 'nosniff');
-    return payload;
-  });
-  // fastify answers requests that arrive while it closes (return503OnClosing) before any hook:
-  // the raw header, set first on every request, covers those too.
+  // No answer on Wharf's origin is ever sniffed into something else (a tenant's bytes into HTML).
+  // The raw header, set before fastify sees the request, covers every route, error and 404 alike
+  // (fastify's own headers are added to it when it writes the head), and the answers fastify gives
+  // before any hook, to requests that arrive while it closes (return503OnClosing). No onSend hook
+  // on the API's routes: without one fastify skips the hook chain, a promise an answer (issue 15).
   app.server.prependListener('request', (_req, res) => res.setHeader('x-content-type-options', 'nosniff'));
   // NUL anywhere but an event's data is refused by name before any handler (nul-guard.ts).
   refuseNul(app);
