@@ -65,8 +65,9 @@ function quoted(v: string): string {
 
 /**
  * A text[] parameter's literal (null: NULL), with the quoting node-postgres would give it; throws
- * on an element that is not a string. Postgres's text holds no NUL, and nul-guard.ts refuses it
- * before any of these.
+ * on an element that is not a string. A NUL in an element reaches Postgres as it did through
+ * node-postgres, which refuses it (text holds none): the API's NUL guard (nul-guard.ts) and
+ * ingest's printable checks keep a tenant's out before this.
  */
 export function textArray(values: readonly (string | null | undefined)[]): string {
   const parts: string[] = new Array(values.length);
