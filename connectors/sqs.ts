@@ -261,25 +261,31 @@ function hmacKey(secret: HashInput): string | KeyObject {
 }
 
 /**
- * SHA-256 and HMAC-SHA-256 for the SDK's SigV4 signer (a request takes two hashes, an HMAC keyed by
- * the secret access key as text, and one keyed by the cached signing key). The SDK's own converts
- * the signing key to a key object for every HMAC (on Node 24, createHmac with bytes costs more than
- * with a KeyObject, as src/core/hmac.ts measured) and copies each hash before its digest; this one
- * converts each key once and digests once, as the signer asks. About a tenth less of the client's
- * CPU a receive and its delete (`node bench/sqs-client.ts`).
+ * The SDK's checksums on node:crypto, in the shape it asks for (`new C(secret?)`, `update`, a
+ * promised `digest`, `reset`).
+ * - SHA-256 and HMAC-SHA-256 for the SigV4 signer (a request takes two hashes, an HMAC keyed by
+ *   the secret access key as text, and one keyed by the cached signing key). The SDK's own
+ *   converts the signing key to a key object for every HMAC (on Node 24, createHmac with bytes
+ *   costs more than with a KeyObject, as src/core/hmac.ts measured) and copies each hash before
+ *   its digest; this one converts each key once and digests once, as the signer asks. About a
+ *   tenth less of the client's CPU a receive and its delete (`node bench/sqs-client.ts`).
+ * - MD5, with which the SDK checks every received message's body against SQS's `MD5OfBody`. Its
+ *   own is MD5 in JavaScript (@smithy/md5-js); the check stays, on OpenSSL's.
  */
-export class Sha256 {
+class NodeChecksum {
+  readonly #algorithm: 'sha256' | 'md5';
   readonly #secret: HashInput | undefined;
   #hash: Hash | Hmac;
   #digest: Uint8Array | null = null;
 
-  constructor(secret?: HashInput) {
+  constructor(algorithm: 'sha256' | 'md5', secret?: HashInput) {
+    this.#algorithm = algorithm;
     this.#secret = secret;
     this.#hash = this.#fresh();
   }
 
   #fresh(): Hash | Hmac {
-    return this.#secret === undefined ? createHash('sha256') : createHmac('sha256', hmacKey(this.#secret));
+    return this.#secret === undefined ? createHash(this.#algorithm) : createHmac(this.#algorithm, hmacKey(this.#secret));
   }
 
   update(data: HashInput): void {
@@ -301,6 +307,33 @@ export class Sha256 {
     this.#digest = null;
   }
 }
+
+/** SHA-256, or HMAC-SHA-256 keyed by `secret`, for the SDK's `sha256`. */
+export class Sha256 extends NodeChecksum {
+  constructor(secret?: HashInput) {
+    super('sha256', secret);
+  }
+}
+
+/** MD5 for the SDK's `md5` (its body checks). */
+export class Md5 extends NodeChecksum {
+  constructor() {
+    super('md5');
+  }
+}
+
+/**
+ * Whether this Node's OpenSSL gives MD5 (one built for FIPS does not): where it does not, the
+ * SDK keeps its own, so the check never turns into a failure of every receive.
+ */
+const OPENSSL_MD5 = ((): boolean => {
+  try {
+    createHash('md5');
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 class SqsConnector implements Connector {
   private readonly config: SqsConfig;
@@ -366,6 +399,11 @@ class SqsConnector implements Connector {
         httpsAgent: guardedAgent(HttpsAgent, deps.egress, maxSockets),
       },
       sha256: Sha256,
+      ...(OPENSSL_MD5 ? { md5: Md5 } : {}),
+      // A command's middleware resolved once per command class, not at every send (the SDK rebuilds
+      // and sorts the stack otherwise). The SDK caches only sends without options: the deletes and
+      // visibility changes, not the receives, which pass the stop's abort signal.
+      cacheMiddleware: true,
       // No `info`: the SDK calls it for every response with a redacted deep copy of the request
       // and the answer (every message received), which it builds only when `info` exists.
       logger: {

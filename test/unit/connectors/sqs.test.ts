@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { createHash, createHmac } from 'node:crypto';
-import { connector, regionOfQueueUrl, Sha256, toBrokerMessage } from '../../../connectors/sqs.ts';
+import { connector, Md5, regionOfQueueUrl, Sha256, toBrokerMessage } from '../../../connectors/sqs.ts';
 import { settingsWithDefaultCredentials } from './settings.ts';
 
 const AT = 'projects[0].sources[2].sqs';
@@ -320,5 +320,51 @@ describe('SQS requests signed with that hash', () => {
       await new Promise((r) => server.close(r));
     }
     expect(checked).toEqual([...Array(3).fill({ own: false, ok: true }), ...Array(3).fill({ own: true, ok: true })]);
+  });
+});
+
+describe('the body checks\' MD5', () => {
+  it('answers RFC 1321\'s vectors, the same when asked twice and after reset', async () => {
+    const hex = async (h: Md5) => Buffer.from(await h.digest()).toString('hex');
+    const h = new Md5();
+    expect(await hex(h)).toBe('d41d8cd98f00b204e9800998ecf8427e');
+    h.reset();
+    h.update('abc');
+    expect(await hex(h)).toBe('900150983cd24fb0d6963f7d28e17f72');
+    expect(await hex(h)).toBe('900150983cd24fb0d6963f7d28e17f72');
+    const view = Buffer.from('xxmessage digestyy', 'utf8');
+    const m = new Md5();
+    m.update(new Uint8Array(view.buffer, view.byteOffset + 2, 14));
+    expect(await hex(m)).toBe('f96b697d7cb7938d525a2f31aaf161d0');
+  });
+
+  it('still refuses a received body that does not match its MD5OfBody, and takes one that does', async () => {
+    let answer = '';
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end(answer));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const client = new SQSClient({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      md5: Md5,
+    });
+    const receive = () => client.send(new ReceiveMessageCommand({ QueueUrl: `http://127.0.0.1:${port}/000000000000/orders`, MaxNumberOfMessages: 10 }));
+    const message = (id: string, body: string, md5: string) => ({ MessageId: id, ReceiptHandle: `r-${id}`, Body: body, MD5OfBody: md5 });
+    try {
+      const body = '{"event_type":"order.paid","data":{"é":"😀"}}';
+      answer = JSON.stringify({ Messages: [message('m-1', body, createHash('md5').update(body, 'utf8').digest('hex'))] });
+      expect((await receive()).Messages?.[0]?.Body).toBe(body);
+      answer = JSON.stringify({
+        Messages: [message('m-1', body, createHash('md5').update(body, 'utf8').digest('hex')), message('m-2', `${body} `, createHash('md5').update(body, 'utf8').digest('hex'))],
+      });
+      await expect(receive()).rejects.toThrow('Invalid MD5 checksum on messages: m-2');
+    } finally {
+      client.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
