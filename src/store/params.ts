@@ -11,73 +11,62 @@
  * - texts full of quotes (JSON headers, bodies) go as one binary bytea of their UTF-8 bytes with
  *   where each starts and how long it is, cut by `substring` and `convert_from` in SQL: no
  *   escaping either way. The events' data went first (the late-morning stop of 2026-12-05): a
- *   1.6 KB order written inside a text[] literal cost 27 µs of Wharf's CPU a webhook.
- *
+ *   1.6 KB order written inside a text[] literal cost 27 µs of Wharf's CPU a webhook;
  * - the other text arrays (project ids, event types, statuses) are quoted here, each element once,
  *   and the literal joined flat; an element with no quote or backslash in it (nearly all) is
  *   wrapped as it is, with no regex pass.
  */
 import { UUID_RE } from '../core/ids.ts';
 
-/** `what` names one element, article included ("a uuid"). */
-function literal<T>(values: readonly (T | null | undefined)[], ok: (v: T) => boolean, what: string): string {
-  let nulls = false;
+/**
+ * An array parameter's literal: NULL for null, otherwise what `element` writes of the value, or a
+ * TypeError naming the element when it gives undefined (`what` names one, article included: "a uuid").
+ */
+function literal<T>(values: readonly (T | null | undefined)[], element: (v: T) => string | undefined, what: string): string {
+  const parts: string[] = new Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (v === null || v === undefined) nulls = true;
-    else if (!ok(v)) throw new TypeError(`array parameter: element ${i} is not ${what} (${typeof v})`);
+    const part = v === null || v === undefined ? 'NULL' : element(v);
+    if (part === undefined) throw new TypeError(`array parameter: element ${i} is not ${what} (${typeof v})`);
+    parts[i] = part;
   }
   // One join: the literal is written flat, not element by element.
-  return `{${(nulls ? values.map((v) => v ?? 'NULL') : values).join(',')}}`;
+  return `{${parts.join(',')}}`;
 }
 
-const isUuid = (v: string): boolean => typeof v === 'string' && UUID_RE.test(v);
-
 /** A uuid[] parameter's literal; throws on an element that is not a uuid. */
-export const uuidArray = (ids: readonly (string | null | undefined)[]): string => literal(ids, isUuid, 'a uuid');
+export const uuidArray = (ids: readonly (string | null | undefined)[]): string =>
+  literal(ids, (v) => (typeof v === 'string' && UUID_RE.test(v) ? v : undefined), 'a uuid');
 
 /** An int[] parameter's literal; throws on an element that is not a safe integer. */
-export const intArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isSafeInteger, 'an integer');
+export const intArray = (values: readonly (number | null | undefined)[]): string =>
+  literal(values, (v) => (Number.isSafeInteger(v) ? String(v) : undefined), 'an integer');
 
 /** A float8[] parameter's literal; throws on an element that is not a finite number. */
-export const floatArray = (values: readonly (number | null | undefined)[]): string => literal(values, Number.isFinite, 'a finite number');
+export const floatArray = (values: readonly (number | null | undefined)[]): string =>
+  literal(values, (v) => (Number.isFinite(v) ? String(v) : undefined), 'a finite number');
 
 /**
  * A timestamptz[] parameter's literal, each time in UTC as toISOString writes it (node-postgres
  * writes a Date in the local zone, field by field); throws on an invalid Date.
  */
-export function timestampArray(values: readonly (Date | null | undefined)[]): string {
-  const parts: string[] = new Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) parts[i] = 'NULL';
-    else if (v instanceof Date && Number.isFinite(v.getTime())) parts[i] = v.toISOString();
-    else throw new TypeError(`array parameter: element ${i} is not a valid Date (${typeof v})`);
-  }
-  return `{${parts.join(',')}}`;
-}
+export const timestampArray = (values: readonly (Date | null | undefined)[]): string =>
+  literal(values, (v) => (v instanceof Date && Number.isFinite(v.getTime()) ? v.toISOString() : undefined), 'a valid Date');
 
-/** One element of a text[] literal: always quoted, so `NULL`, braces, commas and spaces stay text. */
+/**
+ * A text[] parameter's literal, with the quoting node-postgres would give it; throws on an element
+ * that is not a string. Every element is quoted, so `NULL`, braces, commas and spaces stay text;
+ * one with no quote or backslash in it (nearly all) is wrapped as it is, with no regex pass. A NUL
+ * in an element reaches Postgres as it did through node-postgres, which refuses it (text holds
+ * none): the API's NUL guard (nul-guard.ts) and ingest's printable checks keep a tenant's out
+ * before this.
+ */
+export const textArray = (values: readonly (string | null | undefined)[]): string =>
+  literal(values, (v) => (typeof v === 'string' ? quoted(v) : undefined), 'a string');
+
 function quoted(v: string): string {
   if (v.indexOf('"') === -1 && v.indexOf('\\') === -1) return `"${v}"`;
   return `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-}
-
-/**
- * A text[] parameter's literal (null: NULL), with the quoting node-postgres would give it; throws
- * on an element that is not a string. A NUL in an element reaches Postgres as it did through
- * node-postgres, which refuses it (text holds none): the API's NUL guard (nul-guard.ts) and
- * ingest's printable checks keep a tenant's out before this.
- */
-export function textArray(values: readonly (string | null | undefined)[]): string {
-  const parts: string[] = new Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) parts[i] = 'NULL';
-    else if (typeof v === 'string') parts[i] = quoted(v);
-    else throw new TypeError(`array parameter: element ${i} is not a string (${typeof v})`);
-  }
-  return `{${parts.join(',')}}`;
 }
 
 /** Texts as one buffer: where each starts (from 1, as `substring` counts) and how many bytes it takes (intArray them). */
