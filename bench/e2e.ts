@@ -52,6 +52,7 @@ const USAGE = `usage: node bench/e2e.ts [options]
   --hung-rate R             events/s posted to the hung endpoint                 [20]
   --polling-interval S      Wharf dispatch.polling_interval                      [0.5]
   --dispatch-linger MS      Wharf dispatch.linger_ms                             [Wharf's default, 5]
+  --record-linger MS        Wharf dispatch.record_linger_ms                      [Wharf's default, 25]
   --ingest-linger MS        Wharf ingest.linger_ms                               [Wharf's default, 5]
   --pool-size N             Wharf database.pool_size                             [10]
   --warmup N                events posted and delivered before measuring (not drain)  [1000]
@@ -105,6 +106,7 @@ const { values: opt } = parseArgs({
     'hung-rate': { type: 'string', default: '20' },
     'polling-interval': { type: 'string', default: '0.5' },
     'dispatch-linger': { type: 'string' },
+    'record-linger': { type: 'string' },
     'ingest-linger': { type: 'string' },
     'pool-size': { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1000' },
@@ -174,6 +176,7 @@ const dispatch = {
   endpoint_concurrency: num('endpoint-concurrency', opt['endpoint-concurrency'], 1, 100_000),
   polling_interval: num('polling-interval', opt['polling-interval'], 0.5, 3600, false),
   ...(opt['dispatch-linger'] === undefined ? {} : { linger_ms: num('dispatch-linger', opt['dispatch-linger'], 0, 1000) }),
+  ...(opt['record-linger'] === undefined ? {} : { record_linger_ms: num('record-linger', opt['record-linger'], 0, 1000) }),
 };
 const ingestLingerMs = opt['ingest-linger'] === undefined ? undefined : num('ingest-linger', opt['ingest-linger'], 0, 1000);
 const poolSize = num('pool-size', opt['pool-size'], 1, 1000);
@@ -1096,7 +1099,7 @@ async function main(): Promise<number> {
     const s = result;
     console.log('');
     console.log(`== wharf e2e bench: mode ${mode}${mode === 'rate' ? ` @ ${rate}/s` : ''}, ${n} events, concurrency ${concurrency}, ${endpointCount} endpoint(s) (${message}), warm-up ${warmup}`);
-    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, max_in_flight ${dispatch.max_in_flight}, endpoint_concurrency ${dispatch.endpoint_concurrency}, polling ${dispatch.polling_interval} s, linger ${dispatch.linger_ms ?? 'default'}; ingest linger ${ingestLingerMs ?? 'default'}; pool_size ${poolSize}; ${settings.cpus} CPUs`);
+    console.log(`   wharf ${where}; dispatch batch_size ${dispatch.batch_size}, max_in_flight ${dispatch.max_in_flight}, endpoint_concurrency ${dispatch.endpoint_concurrency}, polling ${dispatch.polling_interval} s, linger ${dispatch.linger_ms ?? 'default'}, record linger ${dispatch.record_linger_ms ?? 'default'}; ingest linger ${ingestLingerMs ?? 'default'}; pool_size ${poolSize}; ${settings.cpus} CPUs`);
     console.log(`accepted      ${fmt(s.accepted_per_s)} events/s (${s.counts.accepted} × 201 over ${fmt(s.counts.posting_s, 2)} s; middle 80%: ${fmt(s.accepted_per_s_middle80)}/s)`);
     console.log(
       `delivered     ${fmt(s.delivered_per_s)} webhooks/s (${s.counts.delivered} over ${fmt(s.counts.delivery_window_s, 2)} s ${mode === 'drain' ? 'from dispatcher start' : 'from first POST'} to last delivery)`,

@@ -136,6 +136,7 @@ export function createApp(options: AppOptions): App {
           pollingIntervalSeconds: config.dispatch.polling_interval,
           listen: embedded === null,
           lingerMs: config.dispatch.linger_ms,
+          recordLingerMs: config.dispatch.record_linger_ms,
         },
       );
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery dispatch failed; its jobs go back to pg-boss'));

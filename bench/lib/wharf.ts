@@ -14,7 +14,7 @@ export interface WharfSettings {
   dbUrl: string;
   apiKey: string;
   poolSize: number;
-  dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number; linger_ms?: number };
+  dispatch: { batch_size: number; max_in_flight: number; endpoint_concurrency: number; polling_interval: number; linger_ms?: number; record_linger_ms?: number };
   /** ingest.linger_ms; Wharf's default unless given. */
   ingestLingerMs?: number;
   /** Directory for a V8 CPU profile of the child (child only). */

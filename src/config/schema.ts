@@ -54,7 +54,7 @@ export interface WharfConfig {
   /** CIDR ranges, IPv4 or IPv6. */
   egress: { allow: string[]; block: string[] };
   /** `polling_interval` and `shutdown_timeout` are in seconds. */
-  dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; linger_ms: number; max_response_bytes: number; shutdown_timeout: number };
+  dispatch: { batch_size: number; concurrency: number; max_in_flight: number; endpoint_concurrency: number; project_concurrency: number; polling_interval: number; linger_ms: number; record_linger_ms: number; max_response_bytes: number; shutdown_timeout: number };
   /** Seconds. */
   ingest: { reload_interval: number; shutdown_timeout: number; max_json_depth: number; api_broker_types: string[]; linger_ms: number };
   /** Customer portal (src/portal): `public_url` '' = derived from the server address; minutes. */
@@ -363,13 +363,21 @@ export const configSchema = {
     project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     linger_ms: {
-      doc:
-        'Milliseconds a new-job notification waits for others before the fetch, and an answer for others before its outcome ' +
-        'is recorded, while they come at least two per linger_ms: one fetch and one transaction for several. 0: never wait.',
+      doc: 'Milliseconds a new-job notification waits for others before the fetch, while they come at least two per linger_ms: one fetch for several. 0: never wait.',
       format: 'wharf-int',
       min: 0,
       max: 1000,
       default: 5,
+    },
+    record_linger_ms: {
+      doc:
+        'Milliseconds an endpoint\'s answer waits for others before its outcome is recorded, while they come at least two per ' +
+        'record_linger_ms: one transaction for several. The webhook has gone out already, so this holds back only when its ' +
+        'attempt shows. 0: never wait.',
+      format: 'wharf-int',
+      min: 0,
+      max: 1000,
+      default: 25,
     },
     max_response_bytes: { doc: 'Bytes of each response body kept with its attempt.', format: 'wharf-int', min: 0, max: 10_485_760, default: 4096 },
     shutdown_timeout: { doc: 'Seconds a stop waits for in-flight deliveries.', format: 'wharf-number', min: 0, max: 3600, default: 30 },

@@ -58,11 +58,16 @@ export interface DispatcherOptions {
   /** LISTEN for pg-boss's NOTIFY of new jobs (off on the embedded database, which cannot deliver it). */
   listen: boolean;
   /**
-   * Milliseconds a NOTIFY waits for others before the fetch, and an answer for others before the
-   * recorder writes it, while they come densely (`gapMeter`): one fetch and work query for several
-   * jobs, one transaction for several outcomes. 0: never wait.
+   * Milliseconds a NOTIFY waits for others before the fetch, while they come densely (`gapMeter`):
+   * one fetch and work query for several jobs. 0: never wait.
    */
   lingerMs?: number;
+  /**
+   * Milliseconds an answer waits for others before the recorder writes it, while they come
+   * densely: one transaction for several outcomes. Nothing is sent later for it (the answer is in);
+   * only the attempt's row comes later. 0: never wait.
+   */
+  recordLingerMs?: number;
 }
 
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
@@ -262,7 +267,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (jobEnded || (capped && counts.size > 0)) wake();
   };
 
-  const recorder = createRecorder(deps, emitter, settle, options.lingerMs ?? 0);
+  const recorder = createRecorder(deps, emitter, settle, options.recordLingerMs ?? 0);
 
   /** Queues the deliveries of run-out handoffs (and of `ids` at once) as jobs. */
   const rescue = async (ids: string[] = []): Promise<void> => {

@@ -10,7 +10,7 @@ const transactions = async (t: TestApp): Promise<{ events: number; txns: number 
   return { events: Number(rows[0]!.events), txns: Number(rows[0]!.txns) };
 };
 
-describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
+describe('lingers (ingest.linger_ms, dispatch.record_linger_ms)', () => {
   let t: TestApp | undefined;
   let rx: Receiver | undefined;
   afterEach(async () => {
@@ -21,9 +21,10 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
   });
 
   /** An app with one endpoint at a local receiver; events go to it. */
-  const start = async (lingerMs: number, dispatchLingerMs = 5): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
+  const start = async (lingerMs: number, recordLingerMs = 25): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
     rx = await startReceiver();
-    const app = await startTestApp({ ingest: { linger_ms: lingerMs }, dispatch: { linger_ms: dispatchLingerMs } });
+    // dispatch.linger_ms 0: the recorder keeps to its own linger, not to the fetch's.
+    const app = await startTestApp({ ingest: { linger_ms: lingerMs }, dispatch: { linger_ms: 0, record_linger_ms: recordLingerMs } });
     t = app;
     const ep = await app.api('POST', '/endpoints', { name: 'linger', url: `${rx.url}/linger` });
     expect(ep.status).toBe(201);
@@ -92,7 +93,7 @@ describe('lingers (ingest.linger_ms, dispatch.linger_ms)', () => {
     await expect.poll(async () => Number((await count()).attempts), { timeout: 10_000 }).toBe(40);
     // Each ingest transaction's deliveries are sent as it commits, so the answers come as spread
     // out as the posts. With a 200 ms linger the last 40 share one transaction per 200 ms of them,
-    // and a partial one at each end (1 here, over 82-84 ms); without it (dispatch.linger_ms 0) each
+    // and a partial one at each end (1 here, over 82-84 ms); without it (record_linger_ms 0) each
     // is written as soon as the previous write ended (10-15). The bound follows their spread,
     // which a loaded machine widens.
     const at = rx!.requests.filter((r) => r.path === '/linger' && (JSON.parse(r.body.toString()) as { n: number }).n >= 20).map((r) => r.at);

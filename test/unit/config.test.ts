@@ -65,7 +65,7 @@ describe('loadConfig', () => {
       encryption_key: '',
       log: { level: 'info' },
       egress: { allow: [], block: [] },
-      dispatch: { batch_size: 100, concurrency: 2, max_in_flight: 500, endpoint_concurrency: 128, project_concurrency: 250, polling_interval: 0.5, linger_ms: 5, max_response_bytes: 4096, shutdown_timeout: 30 },
+      dispatch: { batch_size: 100, concurrency: 2, max_in_flight: 500, endpoint_concurrency: 128, project_concurrency: 250, polling_interval: 0.5, linger_ms: 5, record_linger_ms: 25, max_response_bytes: 4096, shutdown_timeout: 30 },
       ingest: { reload_interval: 2, shutdown_timeout: 30, max_json_depth: 128, api_broker_types: [], linger_ms: 5 },
       portal: { public_url: '', session_minutes: 60, frame_ancestors: "'none'" },
       dashboard: { session_seconds: 28_800 },
