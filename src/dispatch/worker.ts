@@ -30,7 +30,6 @@ import {
   type DeliveryJobInsert,
 } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
-import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
 import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch, type HandoffJob } from './handoff.ts';
 import { endpointWorkColumns, type WorkRow } from './work.ts';
@@ -267,7 +266,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (jobEnded || (capped && counts.size > 0)) wake();
   };
 
-  const recorder = createRecorder(deps, emitter, settle, options.recordLingerMs ?? 0);
+  const recorder = createRecorder(deps, emitter, settle, options.recordLingerMs ?? 0, options.maxInFlight);
 
   /** Queues the deliveries of run-out handoffs (and of `ids` at once) as jobs. */
   const rescue = async (ids: string[] = []): Promise<void> => {
@@ -733,17 +732,32 @@ function createRecorder(
   emitter: Dispatcher,
   settle: (items: Settled[], ok: boolean) => void,
   lingerMs: number,
+  maxInFlight: number,
 ): Recorder {
   let queue: (Settled & { outcome: Outcome | null; deferral: Deferral | null; at: number; done: () => void })[] = [];
   let writing: Promise<void> | null = null;
   // Answers that come densely wait up to lingerMs for others, so one transaction records several.
   const gaps = gapMeter(lingerMs);
+  // A delivery counts against max_in_flight until it is recorded, so answers waiting here must
+  // never fill it: with half of it waiting (or a full transaction's worth) the wait ends at once,
+  // and new deliveries keep finding room however fast they are answered.
+  const enough = Math.max(1, Math.min(MAX_RECORD_BATCH, Math.floor(maxInFlight / 2)));
+  let waking: (() => void) | null = null;
 
   const write = async (): Promise<void> => {
     while (queue.length > 0) {
-      if (queue.length < MAX_RECORD_BATCH) {
+      if (queue.length < enough) {
         const left = gaps.waitMs(queue[0]!.at);
-        if (left > 0) await sleep(left);
+        if (left > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, left);
+            waking = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          waking = null;
+        }
       }
       const group = queue.slice(0, MAX_RECORD_BATCH);
       queue = queue.slice(group.length);
@@ -786,6 +800,7 @@ function createRecorder(
     const at = performance.now();
     gaps.arrive(at);
     const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, at, done }))));
+    if (queue.length >= enough) waking?.();
     writing ??= write();
     return settled.then(() => undefined);
   };

@@ -21,10 +21,14 @@ describe('lingers (ingest.linger_ms, dispatch.record_linger_ms)', () => {
   });
 
   /** An app with one endpoint at a local receiver; events go to it. */
-  const start = async (lingerMs: number, recordLingerMs = 25): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
+  const start = async (
+    lingerMs: number,
+    recordLingerMs = 25,
+    dispatch: Record<string, unknown> = {},
+  ): Promise<{ app: TestApp; post: (n: number) => Promise<{ status: number }> }> => {
     rx = await startReceiver();
     // dispatch.linger_ms 0: the recorder keeps to its own linger, not to the fetch's.
-    const app = await startTestApp({ ingest: { linger_ms: lingerMs }, dispatch: { linger_ms: 0, record_linger_ms: recordLingerMs } });
+    const app = await startTestApp({ ingest: { linger_ms: lingerMs }, dispatch: { linger_ms: 0, record_linger_ms: recordLingerMs, ...dispatch } });
     t = app;
     const ep = await app.api('POST', '/endpoints', { name: 'linger', url: `${rx.url}/linger` });
     expect(ep.status).toBe(201);
@@ -99,5 +103,23 @@ describe('lingers (ingest.linger_ms, dispatch.record_linger_ms)', () => {
     const at = rx!.requests.filter((r) => r.path === '/linger' && (JSON.parse(r.body.toString()) as { n: number }).n >= 20).map((r) => r.at);
     const spanMs = Math.max(...at) - Math.min(...at);
     expect(Number((await count()).txns), `answers over ${spanMs} ms`).toBeLessThanOrEqual(Math.ceil(spanMs / 200) + 2);
+  });
+
+  it('never lets answers waiting to be recorded fill max_in_flight', async () => {
+    // A delivery counts against max_in_flight until its outcome is recorded. Here 8 may be in
+    // flight and the recorder may wait a whole second for company: a recorder that waited its
+    // linger out while answers piled up would hold all 8 slots, so every 8 later deliveries would
+    // wait about that second (they go to pg-boss jobs, fetched as slots come free): 6-7 s for 60.
+    // With half of max_in_flight waiting, it writes at once.
+    const { post } = await start(0, 1000, { max_in_flight: 8 });
+    const answers: Promise<{ status: number }>[] = [];
+    for (let i = 0; i < 60; i++) {
+      answers.push(post(i));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect((await Promise.all(answers)).map((a) => a.status)).toEqual(Array(60).fill(201));
+    const answered = performance.now();
+    await expect.poll(() => rx!.requests.filter((r) => r.path === '/linger').length, { timeout: 20_000, interval: 20 }).toBe(60);
+    expect(performance.now() - answered).toBeLessThan(3_000);
   });
 });
