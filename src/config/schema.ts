@@ -373,7 +373,7 @@ export const configSchema = {
       doc:
         'Milliseconds an endpoint\'s answer waits for others before its outcome is recorded, while they come at least two per ' +
         'record_linger_ms: one transaction for several. The webhook has gone out already, so this holds back only when its ' +
-        'attempt shows. 0: never wait.',
+        'attempt shows. A pg-boss job\'s outcomes wait only linger_ms (the job ends with them). 0: never wait.',
       format: 'wharf-int',
       min: 0,
       max: 1000,

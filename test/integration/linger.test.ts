@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app.ts';
+import { startDispatchProcess } from '../harness/processes.ts';
 import { startReceiver, type Receiver } from '../harness/receiver.ts';
 
 /** Transactions that stored the project's events: each has its own now(), so one created_at each. */
@@ -121,5 +122,30 @@ describe('lingers (ingest.linger_ms, dispatch.record_linger_ms)', () => {
     const answered = performance.now();
     await expect.poll(() => rx!.requests.filter((r) => r.path === '/linger').length, { timeout: 20_000, interval: 20 }).toBe(60);
     expect(performance.now() - answered).toBeLessThan(3_000);
+  });
+  it('ends pg-boss jobs after the fetch\'s linger, not the recorder\'s', async () => {
+    // The API alone here, so every delivery is a pg-boss job; a dispatch process started after
+    // the events drains them. endpoint_concurrency 8: pg-boss lets one job of up to 8 deliveries
+    // be active for the endpoint at a time, and a job ends when its outcomes are recorded. Waiting
+    // the recorder's 1 s for company, 60 deliveries would take 7 or more of those seconds; a job's
+    // outcomes wait the fetch's 5 ms.
+    rx = await startReceiver();
+    t = await startTestApp({ role: 'api', dispatch: { linger_ms: 5, record_linger_ms: 1000, endpoint_concurrency: 8 } });
+    const ep = await t.api('POST', '/endpoints', { name: 'drain', url: `${rx.url}/drain`, skip_ping_validation: true });
+    expect(ep.status, ep.text).toBe(201);
+    for (let i = 0; i < 60; i++) {
+      const res = await t.api('POST', '/events', { endpoint_id: ep.body.data.uid, event_type: 'drain.test', data: { n: i } });
+      expect(res.status, res.text).toBe(201);
+    }
+    const dispatcher = await startDispatchProcess(t.configFile);
+    try {
+      await expect.poll(() => rx!.requests.filter((r) => r.path === '/drain').length, { timeout: 30_000, interval: 50 }).toBe(60);
+      const at = rx!.requests.filter((r) => r.path === '/drain').map((r) => r.at);
+      expect(Math.max(...at) - Math.min(...at)).toBeLessThan(4_000);
+    } finally {
+      const exited = new Promise((r) => dispatcher.once('exit', r));
+      dispatcher.kill('SIGTERM');
+      await exited;
+    }
   });
 });
