@@ -30,6 +30,7 @@ import {
   type DeliveryJobInsert,
 } from './queue.ts';
 import { hasRetriesLeft, retryDelaySeconds } from './retry-schedule.ts';
+import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
 import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch, type HandoffJob } from './handoff.ts';
 import { endpointWorkColumns, type WorkRow } from './work.ts';
@@ -748,34 +749,29 @@ function createRecorder(
   // every backlog and retry down (a backlog of 20,000 drained at half the speed with 25 ms). A
   // handoff's place is free from the answer on.
   const jobGaps = gapMeter(limits.jobLingerMs);
-  let jobsWaiting = 0;
   // A delivery counts against max_in_flight until it is recorded, so answers waiting here must
   // never fill it: with half of it waiting (or a full transaction's worth) the wait ends at once,
   // and new deliveries keep finding room however fast they are answered.
   const enough = Math.max(1, Math.min(MAX_RECORD_BATCH, Math.floor(limits.maxInFlight / 2)));
-  let waking: (() => void) | null = null;
+  // Aborted by `enqueue` to end a wait early.
+  let waking: AbortController | null = null;
   const waitMs = (): number => {
     if (queue.length >= enough) return 0;
     const at = queue[0]!.at;
-    return jobsWaiting > 0 ? Math.min(gaps.waitMs(at), jobGaps.waitMs(at)) : gaps.waitMs(at);
+    const left = gaps.waitMs(at);
+    return left > 0 && queue.some((e) => e.job.handoff === null) ? Math.min(left, jobGaps.waitMs(at)) : left;
   };
 
   const write = async (): Promise<void> => {
     while (queue.length > 0) {
       // Woken early (enough waiting, or a job's outcome), it looks again at what is left to wait.
       for (let left = waitMs(); left > 0; left = waitMs()) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          waking = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        waking = new AbortController();
+        await sleep(left, waking.signal);
         waking = null;
       }
       const group = queue.slice(0, MAX_RECORD_BATCH);
       queue = queue.slice(group.length);
-      for (const g of group) if (g.job.handoff === null) jobsWaiting -= 1;
       const outcomes = group.flatMap((g) => (g.outcome ? [g.outcome] : []));
       const deferrals = group.flatMap((g) => (g.deferral ? [g.deferral] : []));
       const counts = perJob(group);
@@ -816,9 +812,7 @@ function createRecorder(
     gaps.arrive(at);
     jobGaps.arrive(at);
     const settled = Promise.all(entries.map((e) => new Promise<void>((done) => queue.push({ ...e, at, done }))));
-    const jobs = entries.filter((e) => e.job.handoff === null).length;
-    jobsWaiting += jobs;
-    if (jobs > 0 || queue.length >= enough) waking?.();
+    if (queue.length >= enough || entries.some((e) => e.job.handoff === null)) waking?.abort();
     writing ??= write();
     return settled.then(() => undefined);
   };
