@@ -37,6 +37,8 @@ const USAGE = `usage: node bench/brokers.ts [options]
   --payload-bytes N     approximate size of each message's data      [256]
   --warmup N            messages published and delivered first        [500]
   --pubsub-workers N    the Pub/Sub source's streams (pstest hands each ~100 messages/s)  [4]
+  --source-json JSON    settings merged into the broker's block of the source, e.g.
+                        '{"workers":2,"prefetch":400}' for RabbitMQ
   --cpu-prof DIR        write a V8 CPU profile of the Wharf child into DIR (bench/prof-summary.ts)
   --no-rest             skip the REST baseline runs (they run only when --rate is 0)`;
 const { values } = parseArgs({
@@ -49,6 +51,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '0' },
     'no-rest': { type: 'boolean', default: false },
     'pubsub-workers': { type: 'string' },
+    'source-json': { type: 'string' },
     'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -62,6 +65,17 @@ if (!chosen.every((b) => (BROKERS as readonly string[]).includes(b))) {
   console.error(USAGE);
   process.exit(2);
 }
+const sourceSettings = ((): Record<string, unknown> => {
+  if (!values['source-json']) return {};
+  try {
+    const parsed: unknown = JSON.parse(values['source-json']);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  console.error(`--source-json must be a JSON object of source settings, e.g. '{"workers":2}' (got ${values['source-json']})`);
+  process.exit(2);
+})();
 const total = Number(values.messages);
 const publishBatch = Number(values['publish-batch']);
 const warmup = Number(values.warmup);
@@ -156,7 +170,11 @@ async function run(broker: Broker): Promise<{ line: string; perSecond: number }>
     const source = await api(wharf.url, 'POST', '/sources', {
       name: `bench-${broker}`,
       type: broker,
-      [broker]: broker === 'pubsub' && values['pubsub-workers'] ? { ...channel.block, workers: Number(values['pubsub-workers']) } : channel.block,
+      [broker]: {
+        ...channel.block,
+        ...(broker === 'pubsub' && values['pubsub-workers'] ? { workers: Number(values['pubsub-workers']) } : {}),
+        ...sourceSettings,
+      },
       forward_headers: ['x-bench-seq'],
     });
     const id = source.data.uid as string;
