@@ -86,6 +86,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
                             (the same S seconds also measure one loopback HTTP hop: --concurrency
                             connections POSTing the bench's event body to the sink, no Wharf)
   --timeline                print a per-second timeline
+  --slowest N               print the N slowest webhooks: when each was posted, its POST's and
+                            its webhook's latency, and its delivery row's times (diagnostic)
   -h, --help`;
 
 // ---------------------------------------------------------------- options
@@ -127,6 +129,7 @@ const { values: opt } = parseArgs({
     'wharf-node-flags': { type: 'string' },
     'wharf-log-level': { type: 'string' },
     timeline: { type: 'boolean', default: false },
+    slowest: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -987,6 +990,7 @@ async function main(): Promise<number> {
       ? percentiles(ok.filter((i) => sentAt[i]! >= purge.startedAt && sentAt[i]! <= purge.endedAt).flatMap((i) => Array.from({ length: perEvent }, (_, s) => deliveredAt[i * perEvent + s]! - sentAt[i]!)).filter((x) => !Number.isNaN(x)))
       : null;
     const postP: Percentiles = percentiles(postLat);
+    if (opt.slowest !== undefined && dbc) await printSlowest(dbc, num('slowest', opt.slowest, 1, 1000), firstSent, ok, postLat);
     const lagP = percentiles(lag.filter((x) => x !== undefined));
     const missing = expectedDeliveries - delivered;
     const errorsTotal =
@@ -1204,6 +1208,35 @@ async function main(): Promise<number> {
     await sink?.close().catch(() => undefined);
     await db?.drop().catch((err: unknown) => console.error('dropping the bench database failed:', err));
     clearTimeout(hardLimit);
+  }
+}
+
+/**
+ * The slowest webhooks, each with its delivery row: `created_at` is its ingest transaction's start,
+ * `first_attempted_at` the recorder's transaction that recorded its answer; `updated_at` the last.
+ */
+async function printSlowest(dbc: pg.Client, count: number, t0: number, ok: number[], postLat: Float64Array): Promise<void> {
+  const slow: { i: number; s: number; ms: number }[] = [];
+  for (const i of ok) {
+    for (let k = 0; k < perEvent; k++) {
+      const at = deliveredAt[i * perEvent + k]!;
+      if (!Number.isNaN(at)) slow.push({ i, s: k, ms: at - sentAt[i]! });
+    }
+  }
+  slow.sort((a, b) => b.ms - a.ms);
+  const top = slow.slice(0, count);
+  const { rows } = await dbc.query<{ event_id: string; attempts: number; ingest_to_record_ms: number; created: Date }>(
+    `SELECT event_id, attempts, extract(epoch FROM first_attempted_at - created_at) * 1000 AS ingest_to_record_ms, created_at AS created
+       FROM deliveries WHERE event_id = ANY($1::uuid[])`,
+    [top.map((x) => eventIds[x.i]!)],
+  );
+  const byEvent = new Map(rows.map((r) => [r.event_id, r]));
+  console.log('slowest       posted_at_ms  post_ms  webhook_ms  attempts  ingest→record_ms  event');
+  for (const x of top) {
+    const r = byEvent.get(eventIds[x.i]!);
+    console.log(
+      `              ${fmt(sentAt[x.i]! - t0, 0).padStart(12)}  ${fmt(postLat[x.i]!, 1).padStart(7)}  ${fmt(x.ms, 1).padStart(10)}  ${String(r?.attempts ?? '-').padStart(8)}  ${(r ? fmt(Number(r.ingest_to_record_ms), 1) : '-').padStart(16)}  ${eventIds[x.i]}`,
+    );
   }
 }
 
