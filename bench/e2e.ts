@@ -909,6 +909,8 @@ async function main(): Promise<number> {
     const cluster0 = await clusterSnapshot(dbc);
     const stats0 = await statSnapshot(dbc);
     const others0 = await otherCommits(dbc);
+    // Drain mode's API-only Wharf has no dispatcher: every first attempt is queued.
+    const dispatch0 = mode === 'drain' ? null : await wharf.dispatchCounters();
     const cpu0 = cpuSnapshot(wharf);
     const t0 = now();
     const vacuum = vacuumEveryMs === null ? null : startVacuumLoop(db.url, vacuumEveryMs);
@@ -948,6 +950,7 @@ async function main(): Promise<number> {
     const vacuums = (await vacuum?.stop()) ?? null;
     const purgeReport = purge ? await purge.stop() : null;
     const cpu1 = cpuSnapshot(wharf);
+    const dispatch1 = dispatch0 && (await wharf.dispatchCounters());
     sampler.stop();
     // A short grace to catch duplicate deliveries.
     await new Promise((r) => setTimeout(r, 300));
@@ -1091,6 +1094,7 @@ async function main(): Promise<number> {
       history: tableSizes,
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
       hung: hungFigures,
+      dispatch: dispatch1 && dispatchWays(dispatch0!, dispatch1),
       wal_records: opt['wal-records']
         ? await walRecords(dbc, check.wal_lsn.from, check.wal_lsn.to, delivered).catch((err: unknown) => {
             console.error(`--wal-records: ${(err as Error).message}`);
@@ -1126,6 +1130,13 @@ async function main(): Promise<number> {
       `errors        ${errorsTotal} (http ${JSON.stringify(httpErrors)}, network ${JSON.stringify(netErrors)}, missing ${missing}, duplicate ${duplicates}, unmatched ${s.errors.unmatched_deliveries})`,
     );
     console.log(`database      deliveries ${JSON.stringify(check.deliveries)}, attempts ${check.attempts}`);
+    if (s.dispatch) {
+      const d = s.dispatch;
+      console.log(
+        `dispatch      first attempts ${d.handed_over} handed over, ${d.queued} queued as jobs (${fmt((100 * d.queued) / Math.max(1, d.handed_over + d.queued), 1)} %); ` +
+          `held back as the same attempt: endpoint_share ${d.held.endpoint_share}, project_share ${d.held.project_share}, rate_limit ${d.held.rate_limit}`,
+      );
+    }
     console.log(
       `  txns        ${check.write_xacts} write transactions (${fmt(check.write_xacts / Math.max(1, delivered), 2)} per webhook); ` +
         `ingest ${check.ingest_txns.count} × ${fmt(check.ingest_txns.mean_size)} events (max ${check.ingest_txns.max_size}); ` +
@@ -1277,3 +1288,14 @@ main().then(
     process.exit(1);
   },
 );
+
+/** What Wharf's dispatch counters say of the measured window: how first attempts went, and what was held back. */
+function dispatchWays(before: Map<string, number>, after: Map<string, number>) {
+  const delta = (key: string): number => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  const held = (reason: string): number => delta(`wharf_dispatch_held_back_total{reason="${reason}"}`);
+  return {
+    handed_over: delta('wharf_dispatch_first_attempts_total{way="handoff"}'),
+    queued: delta('wharf_dispatch_first_attempts_total{way="queued"}'),
+    held: { endpoint_share: held('endpoint_share'), project_share: held('project_share'), rate_limit: held('rate_limit') },
+  };
+}

@@ -11,7 +11,7 @@ import { createSender } from './delivery/sender.ts';
 import { createAgentPool, type AgentPool } from './delivery/agents.ts';
 import { createAuthHeaders } from './delivery/auth.ts';
 import { createOAuth2TokenSource } from './delivery/oauth2.ts';
-import { SUPERVISE_SECONDS, createDeliveryQueue } from './dispatch/queue.ts';
+import { SUPERVISE_SECONDS, createDeliveryQueue, endpointShares } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createAlertQueue, workAlerts } from './dispatch/alerts.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
@@ -114,7 +114,7 @@ export function createApp(options: AppOptions): App {
     });
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
-    await createDeliveryQueue(boss);
+    await createDeliveryQueue(boss, endpointShares(config.dispatch.endpoint_concurrency).perJob);
     await createBatchRetryQueue(boss);
     await createAlertQueue(boss);
 
@@ -142,6 +142,7 @@ export function createApp(options: AppOptions): App {
       dispatcher.on('error', (err) => logger.error({ err }, 'delivery dispatch failed; its jobs go back to pg-boss'));
       dispatcher.on('endpoint', (c) => logger.warn(c, `endpoint ${c.to}`));
       dispatcher.on('claimed', metrics.claimed);
+      dispatcher.on('held', metrics.held);
       dispatcher.on('rescued', (n) => {
         metrics.rescued(n);
         logger.warn({ deliveries: n }, 'queued first attempts of handoffs as jobs: their process died, stalled or gave them up');

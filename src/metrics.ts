@@ -8,6 +8,7 @@ import type { AcceptResult } from './core/connector.ts';
 import type { DeliveryStatus } from './core/types.ts';
 import type { SourceStatus } from './sources/manager.ts';
 import { PURGED_KINDS, type PurgeReport, type PurgedKind } from './store/retention.ts';
+import { HOLD_REASONS, type HoldReason } from './dispatch/worker.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -17,6 +18,8 @@ export interface Metrics {
   claimed(c: { handedOver: number; queued: number }): void;
   /** First attempts of handoffs a sweep (or their own process, giving up) queued as jobs. */
   rescued(n: number): void;
+  /** Deliveries put back as the same attempt to wait for a share or a rate limit. */
+  held(h: { reason: HoldReason; deliveries: number }): void;
   ingestRequest(source: { project_id: string; id: string }, outcome: string): void;
   /** Where the source gauges come from. */
   watchSources(status: () => SourceStatus[]): void;
@@ -103,6 +106,16 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const held = new Counter({
+    name: 'wharf_dispatch_held_back_total',
+    help:
+      'Deliveries put back as the same attempt to be tried a moment later, by reason: endpoint_share (the endpoint had ' +
+      'endpoint_concurrency in flight for over a second), project_share (project_concurrency), rate_limit (the endpoint\'s rate limit).',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of HOLD_REASONS) held.inc({ reason }, 0);
+
   const purged = new Counter({
     name: 'wharf_retention_purged_rows_total',
     help: 'Rows deleted by retention, by kind: events, deliveries, attempts, dead_letters, meta_events.',
@@ -150,6 +163,9 @@ export function createMetrics(): Metrics {
     },
     rescued(n) {
       rescued.inc(n);
+    },
+    held(h) {
+      held.inc({ reason: h.reason }, h.deliveries);
     },
     watchSources(status) {
       sources = status;

@@ -38,7 +38,24 @@ export interface RunningWharf {
   memory(): { rss: number; hwm: number };
   /** CPU time used so far (or its user part), ms. In-process: the whole benchmark process. */
   cpuMs(part?: CpuPart): number;
+  /** Wharf's `wharf_dispatch_*` counters now, by name and labels as exposed (`name{label="value"}`). */
+  dispatchCounters(): Promise<Map<string, number>>;
   stop(): Promise<void>;
+}
+
+/** Opens the child's GET /metrics (server.operator_token). */
+const OPERATOR_TOKEN = 'bench-operator-token-0123456789abcdef';
+
+async function dispatchCounters(url: string): Promise<Map<string, number>> {
+  const res = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
+  const counters = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (!line.startsWith('wharf_dispatch_')) continue;
+    const space = line.lastIndexOf(' ');
+    counters.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return counters;
 }
 
 function writeConfig(dir: string, s: WharfSettings): string {
@@ -46,7 +63,7 @@ function writeConfig(dir: string, s: WharfSettings): string {
   writeFileSync(
     file,
     stringify({
-      server: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: 0, operator_token: OPERATOR_TOKEN },
       database: { url: s.dbUrl, pool_size: s.poolSize },
       data_dir: join(dir, 'data'),
       // Fixed so that a second process (role dispatch) can read secrets the first one stored.
@@ -95,6 +112,7 @@ async function startInProcess(file: string, role: Role, dir: string): Promise<Ru
       const u = process.cpuUsage();
       return (u.user + (part === 'all' ? u.system : 0)) / 1000;
     },
+    dispatchCounters: () => dispatchCounters(app.url),
     async stop() {
       await app.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -142,6 +160,7 @@ async function startChild(s: WharfSettings, file: string, role: Role, dir: strin
     pid,
     memory: () => (last = procMemory(pid) ?? last),
     cpuMs: (part = 'all') => (lastCpu[part] = procCpuMs(pid, part) ?? lastCpu[part]),
+    dispatchCounters: () => dispatchCounters(url),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.send({ type: 'stop' });

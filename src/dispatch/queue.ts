@@ -48,9 +48,10 @@ const MIN_ENDPOINT_JOBS = 16;
  * How `endpoint_concurrency` (deliveries of one endpoint in flight across every replica) is kept
  * now that a job carries many: pg-boss lets `jobs` of one endpoint be active at once (it counts
  * jobs, not deliveries), and a job sends at most `perJob` of its deliveries at a time, so at most
- * jobs × perJob ≤ endpoint_concurrency requests are open. Deliveries in hand (sending, or waiting
- * in their job for its turn) are at most jobs × MAX_DELIVERIES_PER_JOB: endpoint_concurrency from
- * 128 up, up to 8 × endpoint_concurrency below (jobs then send one delivery at a time).
+ * jobs × perJob ≤ endpoint_concurrency requests are open. Wharf's jobs carry perJob deliveries
+ * (createDeliveryQueue), so their deliveries in hand are at most endpoint_concurrency too; a job
+ * queued before that (or by a replica with a larger share) may carry up to MAX_DELIVERIES_PER_JOB
+ * and then sends a share at a time.
  */
 export function endpointShares(endpointConcurrency: number): { jobs: number; perJob: number } {
   const perJob = Math.max(1, Math.min(MAX_DELIVERIES_PER_JOB, Math.floor(endpointConcurrency / MIN_ENDPOINT_JOBS)));
@@ -91,7 +92,17 @@ const DELIVERY_QUEUE_OPTIONS = {
   notify: true,
 };
 
-export async function createDeliveryQueue(boss: PgBoss): Promise<void> {
+/**
+ * Deliveries one job of each `PgBoss` carries, set where its queue is made (createDeliveryQueue):
+ * the app's endpoint share of a job (`endpointShares(endpoint_concurrency).perJob`), so that a
+ * job's deliveries all go at once. A job of more would send them a share at a time, one after the
+ * other, and an endpoint with a small share would go as slowly as its jobs were few.
+ */
+const jobSizes = new WeakMap<PgBoss, number>();
+
+/** Makes (or updates) the delivery queue; jobs this `boss` queues carry up to `jobSize` deliveries. */
+export async function createDeliveryQueue(boss: PgBoss, jobSize = MAX_DELIVERIES_PER_JOB): Promise<void> {
+  jobSizes.set(boss, Math.max(1, Math.min(MAX_DELIVERIES_PER_JOB, jobSize)));
   await boss.createQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);
   // A queue made by an older Wharf takes today's options (the heartbeat above all).
   await boss.updateQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);
@@ -116,9 +127,11 @@ export async function insertJobs<T extends object>(boss: PgBoss, db: Queryable, 
 
 /**
  * Enqueues inside the caller's transaction, so jobs exist exactly when their deliveries do.
- * Deliveries of one endpoint due at the same moment share jobs of up to `MAX_DELIVERIES_PER_JOB`.
+ * Deliveries of one endpoint due at the same moment share jobs of up to the queue's job size
+ * (`jobSizes`; `MAX_DELIVERIES_PER_JOB` at the default endpoint_concurrency).
  */
 export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: DeliveryJobInsert[]): Promise<void> {
+  const size = jobSizes.get(boss) ?? MAX_DELIVERIES_PER_JOB;
   const groups = new Map<string, { endpoint: string; delaySeconds?: number; ds: [string, number][] }>();
   for (const j of jobs) {
     const key = `${j.endpoint}\u0000${j.delaySeconds ?? 0}`;
@@ -131,8 +144,8 @@ export async function enqueueDeliveries(boss: PgBoss, db: Queryable, jobs: Deliv
   }
   const packed: { data: DeliveryJob; delaySeconds?: number; group: string }[] = [];
   for (const g of groups.values()) {
-    for (let i = 0; i < g.ds.length; i += MAX_DELIVERIES_PER_JOB) {
-      packed.push({ data: { ds: g.ds.slice(i, i + MAX_DELIVERIES_PER_JOB) }, delaySeconds: g.delaySeconds, group: g.endpoint });
+    for (let i = 0; i < g.ds.length; i += size) {
+      packed.push({ data: { ds: g.ds.slice(i, i + size) }, delaySeconds: g.delaySeconds, group: g.endpoint });
     }
   }
   await insertJobs(boss, db, DELIVERY_QUEUE, packed);

@@ -70,6 +70,10 @@ export interface DispatcherOptions {
   recordLingerMs?: number;
 }
 
+/** Why a delivery was put back as the same attempt (`held`). */
+export const HOLD_REASONS = ['endpoint_share', 'project_share', 'rate_limit'] as const;
+export type HoldReason = (typeof HOLD_REASONS)[number];
+
 /** What the dispatcher reports; main.ts turns these into logs and metrics. */
 export type { EndpointChange };
 
@@ -80,6 +84,8 @@ export interface DispatcherEvents {
   claimed: [{ handedOver: number; queued: number }];
   /** First attempts of handoffs queued as jobs: their process stopped renewing them, or gave them up. */
   rescued: [number];
+  /** Deliveries put back as the same attempt, to wait for their endpoint's or project's share or a rate limit. */
+  held: [{ reason: HoldReason; deliveries: number }];
   error: [Error];
 }
 
@@ -139,6 +145,13 @@ export const MAX_RETRY_AFTER_SECONDS = 3_600;
 
 /** How long a delivery held back by its project's share waits before it is fetched again. */
 const PROJECT_SHARE_WAIT_SECONDS = 1;
+
+/**
+ * How long a fetched delivery waits in this process for a share of its endpoint that handoffs
+ * hold (`shareOf`) before it is put back as the same attempt: a busy endpoint frees one within
+ * its answer time, a hung one holds them for its timeout.
+ */
+export const ENDPOINT_SHARE_WAIT_MS = 1_000;
 
 /** Deliveries settled in one transaction, at most. */
 const MAX_RECORD_BATCH = 500;
@@ -203,7 +216,45 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const handedOver = new Map<string, number>();
   const sendingJobs = new Map<string, number>();
   const busy = (endpoint: string): number => (handedOver.get(endpoint) ?? 0) + (sendingJobs.get(endpoint) ?? 0);
+  // Of each endpoint: fetched deliveries waiting, in the order they came, for a share that
+  // handoffs hold. A share that comes free goes to them first (`admit`), so new handoffs cannot
+  // overtake them: while they wait, ingest queues that endpoint's new first attempts behind them.
+  const lines = new Map<string, ((admitted: boolean) => void)[]>();
+  /** Takes a share of `endpoint` for a fetched delivery: now, or once one comes free within ENDPOINT_SHARE_WAIT_MS. */
+  const shareOf = (endpoint: string): boolean | Promise<boolean> => {
+    admit(endpoint);
+    if (busy(endpoint) < options.endpointConcurrency && !lines.has(endpoint)) {
+      adjust(sendingJobs, endpoint, 1);
+      return true;
+    }
+    if (!running) return false;
+    return new Promise<boolean>((resolve) => {
+      const line = lines.get(endpoint) ?? [];
+      lines.set(endpoint, line);
+      const timer = setTimeout(() => leave(false), ENDPOINT_SHARE_WAIT_MS);
+      const leave = (admitted: boolean): void => {
+        clearTimeout(timer);
+        const i = line.indexOf(leave);
+        if (i >= 0) line.splice(i, 1);
+        if (line.length === 0 && lines.get(endpoint) === line) lines.delete(endpoint);
+        resolve(admitted);
+      };
+      line.push(leave);
+    });
+  };
+  /** A share of `endpoint` came free: the first waiting deliveries take it. */
+  const admit = (endpoint: string): void => {
+    const line = lines.get(endpoint);
+    while (line && line.length > 0 && busy(endpoint) < options.endpointConcurrency) {
+      adjust(sendingJobs, endpoint, 1);
+      line[0]!(true);
+    }
+  };
+  // Of each project: deliveries past its share check and not yet answered (or put back).
   const perProject = new Map<string, number>();
+  const giveBack = (lives: Live[]): void => {
+    for (const l of lives) adjust(perProject, l.row.project_id, -1);
+  };
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
   // The last fetch asked for less than batch_size, or for nothing, because slots were taken.
@@ -267,6 +318,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (jobEnded || (capped && counts.size > 0)) wake();
   };
 
+  /** Puts deliveries back as the same attempt, each in a new job after its delay. */
+  const hold = (reason: HoldReason, items: Deferral[]): void => {
+    if (items.length === 0) return;
+    emitter.emit('held', { reason, deliveries: items.length });
+    void recorder.defer(items);
+  };
+
   const recorder = createRecorder(deps, emitter, settle, { lingerMs: options.recordLingerMs ?? 0, jobLingerMs: options.lingerMs ?? 0, maxInFlight: options.maxInFlight });
 
   /** Queues the deliveries of run-out handoffs (and of `ids` at once) as jobs. */
@@ -285,6 +343,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (e === undefined) return;
     handoff.delete(delivery);
     adjust(handedOver, e, -1);
+    admit(e);
   };
 
   // Handed-over deliveries committed and not yet started. Ingest put together what each needs
@@ -421,15 +480,15 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   const startLive = async (live: Live[]): Promise<void> => {
     // A project past its share waits a moment, as the same attempt, so one tenant's slow
     // endpoints cannot take every slot of the process.
+    // The share is taken here, when it is checked: the batch's queries below let other batches
+    // check meanwhile, and each must see what this one took.
     const go: Live[] = [];
     const waiting: Live[] = [];
-    const taken = new Map<string, number>();
     for (const l of live) {
-      const n = (perProject.get(l.row.project_id) ?? 0) + (taken.get(l.row.project_id) ?? 0);
-      if (n >= options.projectConcurrency && !discarded(l.row)) waiting.push(l);
+      if ((perProject.get(l.row.project_id) ?? 0) >= options.projectConcurrency && !discarded(l.row)) waiting.push(l);
       else {
         go.push(l);
-        taken.set(l.row.project_id, (taken.get(l.row.project_id) ?? 0) + 1);
+        adjust(perProject, l.row.project_id, 1);
       }
     }
     // The deliveries still in this batch's hands: whatever fails gives up exactly these.
@@ -437,15 +496,19 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     try {
       // One wait for the batch, so the deliveries held back together can share jobs again.
       const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
-      void recorder.defer(waiting.map((l) => ({ live: l, delaySeconds: wait })));
+      hold('project_share', waiting.map((l) => ({ live: l, delaySeconds: wait })));
       inHand = go;
       const { now, later } = await withinRateLimits(deps, go);
-      void recorder.defer(later);
+      giveBack(later.map((d) => d.live));
+      hold('rate_limit', later);
       inHand = now;
       // Throws only before any send starts (its one query); from then on each delivery settles itself.
       await sendAll(now);
     } catch (err) {
       emitter.emit('error', err as Error);
+      // Nothing of the batch was sent: every delivery that took the project's share gives it back.
+      const counted = new Set(go);
+      giveBack(inHand.filter((l) => counted.has(l)));
       settle(inHand.map((l) => ({ job: l.job, delivery: l.row.id })), false);
     }
   };
@@ -475,44 +538,56 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     // hangs must not hold back the others behind it.
     const byJob = new Map<string, Live[]>();
     for (const l of sendable) {
-      adjust(perProject, l.row.project_id, 1);
       const key = `${l.job.id}\u0000${refKey(l.row)}`;
       const lives = byJob.get(key);
       if (lives) lives.push(l);
       else byJob.set(key, [l]);
     }
-    const sendAndRecord = async (l: Live): Promise<void> => {
+    /** Sends and records `l`; false if its endpoint's share stayed full (it is not sent). */
+    const sendAndRecord = async (l: Live): Promise<boolean> => {
       const endpoint = refKey(l.row);
-      // A handed-over delivery holds its share from its claim; a job's takes one now, if the
-      // handoffs left one (pg-boss's job groups keep jobs to the share, but do not see handoffs).
+      // A handed-over delivery holds its share from its claim; a job's takes one now, or waits
+      // for one (pg-boss's job groups keep jobs to the share, but do not see handoffs).
       const fromJob = !l.job.handoff && !discarded(l.row);
-      if (fromJob && busy(endpoint) >= options.endpointConcurrency) {
-        adjust(perProject, l.row.project_id, -1);
-        void recorder.defer([{ live: l, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 }]);
-        return;
+      if (fromJob) {
+        const share = shareOf(endpoint);
+        if (!(share === true || (share !== false && (await share)))) return false;
       }
-      if (fromJob) adjust(sendingJobs, endpoint, 1);
       const o = await sendOne(deps, l, secretsOf.get(endpoint) ?? [], credentials).catch((err: unknown): Outcome => {
         // A send never throws by contract; if it did, the attempt counts as a failure.
         emitter.emit('error', err as Error);
         return failedOutcome(l, err as Error);
       });
       // The endpoint has answered: a delivery waiting only to be recorded holds none of its share.
-      if (fromJob) adjust(sendingJobs, endpoint, -1);
-      else if (l.job.handoff) unclaim(l.job.handoff, l.row.id);
+      if (fromJob) {
+        adjust(sendingJobs, endpoint, -1);
+        admit(endpoint);
+      } else if (l.job.handoff) unclaim(l.job.handoff, l.row.id);
       adjust(perProject, l.row.project_id, -1);
       // Each delivery is recorded as soon as it is done; nothing waits for the job's slowest.
       void recorder.record(o, l.job);
+      return true;
     };
     // A job sends at most `shares.perJob` of its deliveries at once: with pg-boss's cap on the
-    // endpoint's active jobs, that keeps endpoint_concurrency a cap on deliveries in flight. A
-    // handoff does the same for each of its endpoints.
+    // endpoint's active jobs, that keeps endpoint_concurrency a cap on deliveries in flight (and
+    // Wharf's jobs carry no more than that: queue.ts `jobSizes`). A handoff sends each of its
+    // endpoints' deliveries at once.
     for (const lives of byJob.values()) {
       let next = 0;
       const lane = async (): Promise<void> => {
-        while (next < lives.length) await sendAndRecord(lives[next++]!);
+        while (next < lives.length) {
+          const l = lives[next++]!;
+          if (await sendAndRecord(l)) continue;
+          // Its endpoint's share stayed full: it and the rest of its job wait as the same attempt.
+          const back = [l, ...lives.slice(next)];
+          next = lives.length;
+          giveBack(back);
+          hold('endpoint_share', back.map((b) => ({ live: b, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
+        }
       };
-      for (let i = 0; i < Math.min(shares.perJob, lives.length); i++) track(lane());
+      // A handoff's deliveries of one endpoint all fit its share: claim counted them against it.
+      const width = lives[0]!.job.handoff ? lives.length : Math.min(shares.perJob, lives.length);
+      for (let i = 0; i < width; i++) track(lane());
     }
   };
 
@@ -555,6 +630,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   emitter.stop = async () => {
     if (!running) return;
     running = false;
+    // Deliveries waiting for a share go back as the same attempt, for whoever runs next.
+    for (const line of [...lines.values()]) for (const leave of [...line]) leave(false);
     if (sweeper) clearInterval(sweeper);
     sweeper = null;
     if (lingering) clearTimeout(lingering);

@@ -66,3 +66,17 @@ export async function startReceiver(): Promise<Receiver> {
       }),
   };
 }
+
+/** Answers every request after `delayMs` and counts how many it holds open at once at most. */
+export function countOpen(rx: Receiver, delayMs: number): { max: () => number } {
+  let open = 0;
+  let max = 0;
+  rx.answer(() => {
+    open += 1;
+    max = Math.max(max, open);
+    // Registered before the receiver's own answer timer, so it runs first: never an undercount.
+    setTimeout(() => (open -= 1), delayMs);
+    return { status: 200, delayMs };
+  });
+  return { max: () => max };
+}

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
-import { startReceiver } from '../../harness/receiver.ts';
+import { countOpen, startReceiver } from '../../harness/receiver.ts';
 import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
 import { ingestEvents, ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
 import type { DirectDispatch } from '../../../src/dispatch/handoff.ts';
@@ -274,17 +274,10 @@ describe('handoffs from ingest to its own dispatcher', () => {
 
   it("queues what is past the endpoint's share, and never has more than the share open", async () => {
     const { t, rx, ep } = await started('shared', { dispatch: { endpoint_concurrency: 3 } });
-    let open = 0;
-    let most = 0;
     // Each answer takes a second: the three sent at once overlap at the receiver even if the test
     // process (Wharf and the receiver both) stalls for a few hundred ms on a loaded machine, as a
     // CI run with 200 ms once saw (2 open at most).
-    rx.answer(() => {
-      open += 1;
-      most = Math.max(most, open);
-      setTimeout(() => (open -= 1), 1_000);
-      return { status: 200, delayMs: 1_000 };
-    });
+    const open = countOpen(rx, 1_000);
 
     await ingestVia(t, t.app.dispatcher!, ep, 10, async (db) => {
       expect(await handoffRows(db)).toEqual([{ n: 3 }]);
@@ -294,8 +287,45 @@ describe('handoffs from ingest to its own dispatcher', () => {
     expect((await t.operator('GET', '/metrics')).text).toMatch(/^wharf_dispatch_first_attempts_total\{way="queued"\} 7$/m);
     await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(10);
     // The queued seven waited for the handed-over three: the share holds across both ways.
-    expect(most).toBe(3);
+    expect(open.max()).toBe(3);
     expect(new Set(rx.requests.map((r) => r.headers['x-wharf-delivery-id'])).size).toBe(10);
+  });
+
+  it("sends a handoff's deliveries of one endpoint side by side, up to the endpoint's share", async () => {
+    const { t, rx, ep } = await started('wide', { dispatch: { endpoint_concurrency: 3 } });
+    const open = countOpen(rx, 1_000);
+    // A job of this endpoint sends one delivery at a time (its share of a job is 1); the handoff's
+    // three were counted against the endpoint's share when ingest handed them over.
+    await ingestVia(t, t.app.dispatcher!, ep, 3, async (db) => expect(await handoffRows(db)).toEqual([{ n: 3 }]));
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(3);
+    expect(open.max()).toBe(3);
+    expect(await jobs(t)).toEqual([]);
+  });
+
+  it('sends queued deliveries of a busy endpoint before newer handoffs: none is put back to wait a second', async () => {
+    const { t, rx, ep } = await started('busy', { dispatch: { endpoint_concurrency: 3 } });
+    // 100 ms an answer: three at a time make 30/s, and the trickle below offers 50/s, so
+    // handed-over deliveries alone would keep the endpoint's share full.
+    rx.answer(() => ({ status: 200, delayMs: 100 }));
+    const startedAt = Date.now();
+    // Three are handed over, two queued as a job: fetched while the share is full, they wait for it.
+    await ingestVia(t, t.app.dispatcher!, ep, 5, async (db) => expect(await handoffRows(db)).toEqual([{ n: 3 }]));
+    for (let i = 0; i < 50; i++) {
+      await withIngestTransaction({ pool: t.app.pool, boss: t.app.boss, limits: LIMITS, direct: t.app.dispatcher! }, (db, handoff) =>
+        ingestInTransaction(t.app.boss, db, inputs(ep, 1, 'trickle'), handoff),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await expect.poll(() => rx.requests.length, { timeout: 30_000 }).toBe(55);
+    const first = rx.requests.filter((r) => (JSON.parse(r.body.toString()) as { tag: string }).tag === 'handoff');
+    expect(first).toHaveLength(5);
+    // Put back as the same attempt, a delivery would come a second or more after its fetch,
+    // overtaken by every handoff meanwhile; waiting in line for the share, the two take the first
+    // shares that come free (one after the other: a job of an endpoint this small sends one at a
+    // time), two or three answers' time after the ingest.
+    const metrics = (await t.operator('GET', '/metrics')).text;
+    expect(metrics).toMatch(/^wharf_dispatch_held_back_total\{reason="endpoint_share"\} 0$/m);
+    expect(Math.max(...first.map((r) => r.at - startedAt))).toBeLessThan(1_000);
   });
 
   it.each([

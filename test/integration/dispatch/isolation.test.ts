@@ -65,6 +65,12 @@ describe('dispatch isolation', () => {
     // (25 s away): a record follows its answer by a moment, which a loaded machine stretches.
     const recorded = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${fast}&status=success`)).body.data.content;
     await expect.poll(recorded, { timeout: 5_000 }).toHaveLength(5);
+
+    // The hung endpoint's queued deliveries waited a second for its share, then went back as the
+    // same attempt rather than hold their slots for its 25 s.
+    const heldBack = async () => Number(/^wharf_dispatch_held_back_total\{reason="endpoint_share"\} (\d+)$/m.exec((await t.operator('GET', '/metrics')).text)?.[1]);
+    await expect.poll(heldBack, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(hung.requests.length).toBe(4);
   });
 
   it("keeps one project's hung endpoints to the project's share: another project is served", async () => {

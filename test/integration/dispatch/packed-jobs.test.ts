@@ -1,12 +1,13 @@
 /**
- * One pg-boss job carries up to MAX_DELIVERIES_PER_JOB deliveries of one endpoint (issue 15):
+ * One pg-boss job carries up to MAX_DELIVERIES_PER_JOB deliveries of one endpoint (issue 15), and
+ * no more than it sends at once (the endpoint's share of a job, below endpoint_concurrency 128):
  * how they are packed, that `endpoint_concurrency` still caps deliveries (not jobs) in flight, that
  * a job queued by an older Wharf (one delivery, `{d, a}`) is still delivered, and that a job handed
  * out again after part of it was recorded sends only the rest.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
-import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import { countOpen, startReceiver } from '../../harness/receiver.ts';
 import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
 import { ingestInTransaction } from '../../../src/ingest/persist.ts';
 import { withTransaction } from '../../../src/store/pool.ts';
@@ -17,20 +18,6 @@ import { uuidv7 } from '../../../src/core/ids.ts';
 /** Stores n events for the endpoint in one transaction (as one ingest group commit would). */
 async function ingest(t: TestApp, endpointId: string, n: number, tag: string): Promise<void> {
   await withTransaction(t.app.pool, (db) => ingestInTransaction(t.app.boss, db, inputs(endpointId, n, tag)));
-}
-
-/** Counts the requests the receiver holds open at once (each answered after `delayMs`). */
-function concurrency(rx: Receiver, delayMs: number): { max: () => number } {
-  let open = 0;
-  let max = 0;
-  rx.answer(() => {
-    open += 1;
-    max = Math.max(max, open);
-    // Registered before the receiver's own answer timer, so it runs first: never an undercount.
-    setTimeout(() => (open -= 1), delayMs);
-    return { status: 200, delayMs };
-  });
-  return { max: () => max };
 }
 
 describe('packed delivery jobs', () => {
@@ -76,11 +63,12 @@ describe('packed delivery jobs', () => {
     const t = await startTestApp({ dispatch: { endpoint_concurrency: 48 } });
     const rx = await startReceiver();
     cleanup.push(() => t.stop(), () => rx.close());
-    const seen = concurrency(rx, 300);
+    const seen = countOpen(rx, 300);
     const ep = await endpoint(t, 'capped', `${rx.url}/capped`);
-    // 200 deliveries in 25 jobs: without the cap per job, 16 jobs would send 128 at once; without
-    // pg-boss's cap on jobs, 25 × 3 = 75.
+    // 200 deliveries in jobs of the share a job sends at once (3): without pg-boss's cap on jobs,
+    // all 67 would go at once.
     await ingest(t, ep, 200, 'capped');
+    expect((await jobs(t)).map((j) => j.n)).toEqual([...Array<number>(66).fill(3), 2]);
     await expect.poll(() => rx.requests.length, { timeout: 30_000 }).toBe(200);
     expect(seen.max()).toBeLessThanOrEqual(48);
     // The packed jobs did send side by side, towards the cap.
@@ -88,21 +76,46 @@ describe('packed delivery jobs', () => {
     await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
   });
 
-  it('sends a job of more deliveries than endpoint_concurrency a few at a time', async () => {
+  it('queues jobs of the share a job sends at once: below endpoint_concurrency 32, one delivery each', async () => {
     // Below 32, every job sends one delivery at a time and pg-boss lets endpoint_concurrency jobs run.
     expect(endpointShares(3)).toEqual({ jobs: 3, perJob: 1 });
     const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
     const rx = await startReceiver();
     cleanup.push(() => t.stop(), () => rx.close());
-    const seen = concurrency(rx, 150);
+    const seen = countOpen(rx, 150);
     const ep = await endpoint(t, 'low', `${rx.url}/low`);
-    await ingest(t, ep, 20, 'low');
+    // Two would-be jobs of 8 and one of 4 (ingested without a dispatcher's handoff): jobs of 8
+    // would send one delivery of each at a time, three at once only while three jobs are left.
+    await withTransaction(t.app.pool, async (db) => {
+      await ingestInTransaction(t.app.boss, db, inputs(ep, 20, 'low'));
+      const { rows } = await db.query<{ n: number }>(`SELECT jsonb_array_length(data->'ds') AS n FROM pgboss.job WHERE name = $1`, [DELIVERY_QUEUE]);
+      expect(rows.map((r) => r.n)).toEqual(Array<number>(20).fill(1));
+    });
     await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(20);
-    expect(seen.max()).toBeLessThanOrEqual(3);
-    // Three jobs (8 + 8 + 4 deliveries), one delivery of each at a time.
     expect(seen.max()).toBe(3);
     const successes = async () => (await t.api('GET', `/eventdeliveries?endpoint_id=${ep}&status=success&per_page=50`)).body.data.content.length;
     await expect.poll(successes, { timeout: 5_000 }).toBe(20);
+    await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
+  });
+
+  it('sends a job of more deliveries than endpoint_concurrency (an older Wharf\'s) a few at a time', async () => {
+    const t = await startTestApp({ dispatch: { endpoint_concurrency: 3 } });
+    const rx = await startReceiver();
+    cleanup.push(() => t.stop(), () => rx.close());
+    const seen = countOpen(rx, 150);
+    const ep = await endpoint(t, 'low', `${rx.url}/low`);
+    const group = refKey({ project_id: 'default', endpoint_id: ep });
+    // Its deliveries' jobs replaced, in the same transaction, by two of MAX_DELIVERIES_PER_JOB.
+    await withTransaction(t.app.pool, async (db) => {
+      await ingestInTransaction(t.app.boss, db, inputs(ep, 16, 'big'));
+      await db.query(`DELETE FROM pgboss.job WHERE name = $1`, [DELIVERY_QUEUE]);
+      const { rows } = await db.query<{ id: string }>(`SELECT id FROM deliveries WHERE endpoint_id = $1 ORDER BY id`, [ep]);
+      const ds = rows.map((r): [string, number] => [r.id, 1]);
+      await insertJobs(t.app.boss, db, DELIVERY_QUEUE, [0, 8].map((i) => ({ data: { ds: ds.slice(i, i + MAX_DELIVERIES_PER_JOB) }, group })));
+    });
+    await expect.poll(() => rx.requests.length, { timeout: 20_000 }).toBe(16);
+    // Two jobs, one delivery of each at a time.
+    expect(seen.max()).toBe(2);
     await expect.poll(async () => (await jobs(t)).length, { timeout: 5_000 }).toBe(0);
   });
 
