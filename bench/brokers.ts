@@ -23,6 +23,11 @@ import type { SinkMessage } from './lib/sink.ts';
 import { fmt, mib, percentiles } from './lib/stats.ts';
 import { measureRest, type RestResult } from './lib/rest-baseline.ts';
 import { startWharf } from './lib/wharf.ts';
+import pino from 'pino';
+import { logProcessWarnings } from '../src/logger.ts';
+
+// The bench's own kafkajs producer trips kafkajs#1751 on Node 24 as Wharf's does: the same filter.
+logProcessWarnings(pino({ level: 'warn' }, pino.destination(2)));
 
 const BROKERS = ['rabbitmq', 'kafka', 'sqs', 'pubsub'] as const;
 type Broker = (typeof BROKERS)[number];

@@ -7,6 +7,7 @@
 import pino from 'pino';
 import { createApp, type Role } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { logProcessWarnings } from '../../src/logger.ts';
 
 const [file, role = 'all'] = process.argv.slice(2);
 if (!file || !process.send) {
@@ -15,7 +16,10 @@ if (!file || !process.send) {
 }
 
 const { config } = loadConfig({ file, env: {} });
-const app = createApp({ config, configFile: file, logger: pino({ level: config.log.level }), role: role as Role });
+const logger = pino({ level: config.log.level });
+// As src/main.ts: Node's warnings go to the log (silent unless asked), not loose onto the bench's output.
+logProcessWarnings(logger);
+const app = createApp({ config, configFile: file, logger, role: role as Role });
 
 let stopping = false;
 const stop = async (code: number): Promise<void> => {
