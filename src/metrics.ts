@@ -110,7 +110,8 @@ export function createMetrics(): Metrics {
     name: 'wharf_dispatch_held_back_total',
     help:
       'Deliveries put back as the same attempt to be tried a moment later, by reason: endpoint_share (the endpoint had ' +
-      'endpoint_concurrency in flight for over a second), project_share (project_concurrency), rate_limit (the endpoint\'s rate limit).',
+      'endpoint_concurrency in flight for over a second), project_share (project_concurrency full for over a second, or a quarter of it ' +
+      'waiting already), rate_limit (the endpoint\'s rate limit).',
     labelNames: ['reason'],
     registers: [registry],
   });

@@ -143,15 +143,15 @@ interface Deferral {
 /** The longest `Retry-After` Wharf waits; a larger one is cut to this. */
 export const MAX_RETRY_AFTER_SECONDS = 3_600;
 
-/** How long a delivery held back by its project's share waits before it is fetched again. */
+/** How long a delivery put back for its endpoint's or project's share waits before it is fetched again. */
 const PROJECT_SHARE_WAIT_SECONDS = 1;
 
 /**
- * How long a fetched delivery waits in this process for a share of its endpoint that handoffs
- * hold (`shareOf`) before it is put back as the same attempt: a busy endpoint frees one within
- * its answer time, a hung one holds them for its timeout.
+ * How long a fetched delivery waits in line in this process for a share of its endpoint
+ * (`shareOf`) or of its project (`startLive`) before it is put back as the same attempt: a busy
+ * endpoint or project frees one within its answers' time, hung ones hold theirs for their timeout.
  */
-export const ENDPOINT_SHARE_WAIT_MS = 1_000;
+export const SHARE_WAIT_MS = 1_000;
 
 /** Deliveries settled in one transaction, at most. */
 const MAX_RECORD_BATCH = 500;
@@ -220,7 +220,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   // handoffs hold. A share that comes free goes to them first (`admit`), so new handoffs cannot
   // overtake them: while they wait, ingest queues that endpoint's new first attempts behind them.
   const lines = new Map<string, ((admitted: boolean) => void)[]>();
-  /** Takes a share of `endpoint` for a fetched delivery: now, or once one comes free within ENDPOINT_SHARE_WAIT_MS. */
+  /** Takes a share of `endpoint` for a fetched delivery: now, or once one comes free within SHARE_WAIT_MS. */
   const shareOf = (endpoint: string): boolean | Promise<boolean> => {
     admit(endpoint);
     if (busy(endpoint) < options.endpointConcurrency && !lines.has(endpoint)) {
@@ -231,7 +231,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     return new Promise<boolean>((resolve) => {
       const line = lines.get(endpoint) ?? [];
       lines.set(endpoint, line);
-      const timer = setTimeout(() => leave(false), ENDPOINT_SHARE_WAIT_MS);
+      const timer = setTimeout(() => leave(false), SHARE_WAIT_MS);
       const leave = (admitted: boolean): void => {
         clearTimeout(timer);
         const i = line.indexOf(leave);
@@ -250,10 +250,66 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       line[0]!(true);
     }
   };
-  // Of each project: deliveries past its share check and not yet answered (or put back).
+  // Of each project: deliveries that hold one of its project_concurrency here, from their claim
+  // (handoffs) or from the check in startLive (fetched), until answered or put back.
   const perProject = new Map<string, number>();
+  const projectRoom = (project: string, more = 0): boolean =>
+    (perProject.get(project) ?? 0) + more < options.projectConcurrency && !projectLines.has(project);
+  // Of each project: fetched deliveries waiting, in order, for its share. A share that comes free
+  // goes to them first (`admitProject`), and claims leave the project's first attempts to the
+  // queue while they wait, as for an endpoint's line; after SHARE_WAIT_MS they are put back.
+  const projectLines = new Map<string, { live: Live; timer: NodeJS.Timeout }[]>();
   const giveBack = (lives: Live[]): void => {
-    for (const l of lives) adjust(perProject, l.row.project_id, -1);
+    const projects = new Set<string>();
+    for (const l of lives) {
+      adjust(perProject, l.row.project_id, -1);
+      projects.add(l.row.project_id);
+    }
+    for (const p of projects) admitProject(p);
+  };
+  /** A share of `project` came free: the first waiting deliveries take it and start with the handoffs. */
+  const admitProject = (project: string): void => {
+    const line = projectLines.get(project);
+    if (!line) return;
+    while (line.length > 0 && (perProject.get(project) ?? 0) < options.projectConcurrency) {
+      const { live, timer } = line.shift()!;
+      clearTimeout(timer);
+      adjust(perProject, project, 1);
+      arrived.push(live);
+    }
+    if (line.length === 0) projectLines.delete(project);
+    if (!starting && arrived.length > 0) track((starting = startArrived()));
+  };
+  /**
+   * Fetched deliveries past their project's share wait in its line, each at most SHARE_WAIT_MS;
+   * past a quarter of the share waiting, they are put back at once. Waiting deliveries hold slots
+   * of max_in_flight, and a project whose endpoints all hang must leave the others room.
+   */
+  const lineLimit = Math.max(1, Math.floor(options.projectConcurrency / 4));
+  const waitForProject = (lives: Live[]): void => {
+    // One delay for the batch, so the deliveries put back together can share jobs again.
+    const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
+    const back: Deferral[] = [];
+    for (const live of lives) {
+      const p = live.row.project_id;
+      const line = projectLines.get(p) ?? [];
+      if (line.length >= lineLimit) {
+        back.push({ live, delaySeconds: wait });
+        continue;
+      }
+      projectLines.set(p, line);
+      const entry = {
+        live,
+        timer: setTimeout(() => {
+          const i = line.indexOf(entry);
+          if (i >= 0) line.splice(i, 1);
+          if (line.length === 0 && projectLines.get(p) === line) projectLines.delete(p);
+          hold('project_share', [{ live, delaySeconds: wait }]);
+        }, SHARE_WAIT_MS),
+      };
+      line.push(entry);
+    }
+    hold('project_share', back);
   };
   const tasks = new Set<Promise<void>>();
   let sleeping: (() => void) | null = null;
@@ -346,38 +402,47 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     admit(e);
   };
 
-  // Handed-over deliveries committed and not yet started. Ingest put together what each needs
-  // (its WorkRow), so starting them reads nothing, but rate limits may: one start at a time takes
-  // all that arrived meanwhile, so handoffs hold at most one of the pool's connections however
-  // fast ingest commits (under a moment's slowness of the database, a query per commit would queue
-  // ahead of ingest's own transactions for the pool), and several share one query.
+  // Handed-over deliveries committed and not yet started, and fetched ones admitted from their
+  // project's line: both hold their project's share already. Ingest put together what each
+  // handoff needs (its WorkRow), so starting them reads nothing, but rate limits may: one start
+  // at a time takes all that arrived meanwhile, so handoffs hold at most one of the pool's
+  // connections however fast ingest commits (under a moment's slowness of the database, a query
+  // per commit would queue ahead of ingest's own transactions for the pool), and several share
+  // one query.
   let arrived: Live[] = [];
   let starting: Promise<void> | null = null;
   const startArrived = async (): Promise<void> => {
     while (arrived.length > 0) {
       const batch = arrived;
       arrived = [];
-      await startLive(batch);
+      await startLive(batch, true);
     }
     starting = null;
   };
 
   /**
    * Takes first attempts straight from an ingest transaction while this process has room: a free
-   * slot of max_in_flight, and the endpoint under endpoint_concurrency in this process (`busy`:
+   * slot of max_in_flight, the endpoint under endpoint_concurrency in this process (`busy`:
    * pg-boss's job groups do not see handoffs, so each process keeps its own count; the rest of
-   * the endpoint's deliveries are queued and capped by their job group as before).
+   * the endpoint's deliveries are queued and capped by their job group as before), and the
+   * project under project_concurrency with none of its deliveries waiting in line.
    */
   emitter.claim = (jobs): Claim | null => {
     if (!running) return null;
     const taken: HandoffJob[] = [];
     const byEndpoint = new Map<string, number>();
+    const byProject = new Map<string, number>();
     for (const j of jobs) {
       const n = byEndpoint.get(j.endpoint) ?? 0;
-      const room = openDeliveries + taken.length < options.maxInFlight && busy(j.endpoint) + n < options.endpointConcurrency;
+      const p = j.work.project_id;
+      const room =
+        openDeliveries + taken.length < options.maxInFlight &&
+        busy(j.endpoint) + n < options.endpointConcurrency &&
+        projectRoom(p, byProject.get(p) ?? 0);
       if (room && j.attempt === 1 && !j.delaySeconds) {
         taken.push(j);
         byEndpoint.set(j.endpoint, n + 1);
+        byProject.set(p, (byProject.get(p) ?? 0) + 1);
       }
     }
     emitter.emit('claimed', { handedOver: taken.length, queued: jobs.length - taken.length });
@@ -385,6 +450,9 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     const job: HeldJob = { id: uuidv7(), handoff: new Map(taken.map((j) => [j.delivery_id, j.endpoint])), open: taken.length, failed: false };
     openDeliveries += taken.length;
     for (const [e, n] of byEndpoint) adjust(handedOver, e, n);
+    for (const [p, n] of byProject) adjust(perProject, p, n);
+    const lives = (ids: Set<string> | null): Live[] =>
+      taken.filter((j) => ids === null || ids.has(j.delivery_id)).map((j) => ({ row: j.work, attempt: 1, job }));
     let state: 'claimed' | 'started' | 'released' = 'claimed';
     const dropped = new Set<string>();
     return {
@@ -399,9 +467,11 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         held.set(job.id, job);
         if (!running) {
           // Stopped while the ingest committed: its deliveries are queued for whoever runs next.
+          giveBack(lives(null));
           settle(allOf(job), false);
           return;
         }
+        giveBack(lives(dropped));
         for (const j of taken) {
           if (dropped.has(j.delivery_id)) void recorder.skip({ job, delivery: j.delivery_id });
           else arrived.push({ row: j.work, attempt: 1, job });
@@ -413,6 +483,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         state = 'released';
         openDeliveries -= job.open;
         for (const d of taken) unclaim(job.handoff!, d.delivery_id);
+        giveBack(lives(null));
         wake();
       },
     };
@@ -476,28 +547,30 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     await startLive(live);
   };
 
-  /** Starts the sends of loaded deliveries; resolves when they are handed on, not when they are sent. */
-  const startLive = async (live: Live[]): Promise<void> => {
-    // A project past its share waits a moment, as the same attempt, so one tenant's slow
-    // endpoints cannot take every slot of the process.
-    // The share is taken here, when it is checked: the batch's queries below let other batches
-    // check meanwhile, and each must see what this one took.
-    const go: Live[] = [];
-    const waiting: Live[] = [];
-    for (const l of live) {
-      if ((perProject.get(l.row.project_id) ?? 0) >= options.projectConcurrency && !discarded(l.row)) waiting.push(l);
-      else {
-        go.push(l);
-        adjust(perProject, l.row.project_id, 1);
+  /**
+   * Starts the sends of loaded deliveries; resolves when they are handed on, not when they are
+   * sent. `counted`: they hold their project's share already (handoffs, and deliveries admitted
+   * from a project's line).
+   */
+  const startLive = async (live: Live[], counted = false): Promise<void> => {
+    // A project past its share waits in line, so one tenant's slow endpoints cannot take every
+    // slot of the process. The share is taken here, when it is checked: the batch's queries below
+    // let other batches check meanwhile, and each must see what this one took.
+    let go = live;
+    if (!counted) {
+      go = [];
+      const waiting: Live[] = [];
+      for (const l of live) {
+        if (projectRoom(l.row.project_id) || discarded(l.row)) {
+          go.push(l);
+          adjust(perProject, l.row.project_id, 1);
+        } else waiting.push(l);
       }
+      waitForProject(waiting);
     }
     // The deliveries still in this batch's hands: whatever fails gives up exactly these.
-    let inHand: Live[] = [...waiting, ...go];
+    let inHand: Live[] = go;
     try {
-      // One wait for the batch, so the deliveries held back together can share jobs again.
-      const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
-      hold('project_share', waiting.map((l) => ({ live: l, delaySeconds: wait })));
-      inHand = go;
       const { now, later } = await withinRateLimits(deps, go);
       giveBack(later.map((d) => d.live));
       hold('rate_limit', later);
@@ -506,9 +579,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
       await sendAll(now);
     } catch (err) {
       emitter.emit('error', err as Error);
-      // Nothing of the batch was sent: every delivery that took the project's share gives it back.
-      const counted = new Set(go);
-      giveBack(inHand.filter((l) => counted.has(l)));
+      // Nothing of the batch was sent: each gives its project's share back.
+      giveBack(inHand);
       settle(inHand.map((l) => ({ job: l.job, delivery: l.row.id })), false);
     }
   };
@@ -563,7 +635,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         adjust(sendingJobs, endpoint, -1);
         admit(endpoint);
       } else if (l.job.handoff) unclaim(l.job.handoff, l.row.id);
-      adjust(perProject, l.row.project_id, -1);
+      giveBack([l]);
       // Each delivery is recorded as soon as it is done; nothing waits for the job's slowest.
       void recorder.record(o, l.job);
       return true;
@@ -632,6 +704,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     running = false;
     // Deliveries waiting for a share go back as the same attempt, for whoever runs next.
     for (const line of [...lines.values()]) for (const leave of [...line]) leave(false);
+    for (const [p, line] of [...projectLines]) {
+      projectLines.delete(p);
+      for (const { live, timer } of line) {
+        clearTimeout(timer);
+        hold('project_share', [{ live, delaySeconds: PROJECT_SHARE_WAIT_SECONDS }]);
+      }
+    }
     if (sweeper) clearInterval(sweeper);
     sweeper = null;
     if (lingering) clearTimeout(lingering);

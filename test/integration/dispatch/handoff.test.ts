@@ -328,6 +328,27 @@ describe('handoffs from ingest to its own dispatcher', () => {
     expect(Math.max(...first.map((r) => r.at - startedAt))).toBeLessThan(1_000);
   });
 
+  it("sends queued deliveries of a project at its share as soon as a share comes free, a quarter of the share at most waiting", async () => {
+    const { t, rx, ep } = await started('project', { dispatch: { project_concurrency: 8 } });
+    rx.answer(() => ({ status: 200, delayMs: 300 }));
+    const heldBack = async () => Number(/^wharf_dispatch_held_back_total\{reason="project_share"\} (\d+)$/m.exec((await t.operator('GET', '/metrics')).text)?.[1]);
+    const startedAt = Date.now();
+    // The claim takes the project's eight; two are queued, fetched while the eight are out, and
+    // wait in the project's line (a quarter of 8) for the first answers.
+    await ingestVia(t, t.app.dispatcher!, ep, 10, async (db) => expect(await handoffRows(db)).toEqual([{ n: 8 }]));
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(10);
+    // Put back as the same attempt, they would come a second or more later.
+    expect(Math.max(...rx.requests.map((r) => r.at - startedAt))).toBeLessThan(1_000);
+    expect(await heldBack()).toBe(0);
+
+    // Five more queued behind eight in flight: two wait in line, three go back at once.
+    await expect.poll(() => t.app.dispatcher!.inFlight, { timeout: 5_000 }).toBe(0);
+    rx.requests.length = 0;
+    await ingestVia(t, t.app.dispatcher!, ep, 13, async (db) => expect(await handoffRows(db)).toEqual([{ n: 8 }]));
+    await expect.poll(heldBack, { timeout: 5_000 }).toBe(3);
+    await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(13);
+  });
+
   it.each([
     ['', false],
     // Its row lists no projects: the sweep looks its deliveries up by id alone (migration 023).
