@@ -360,7 +360,15 @@ export const configSchema = {
       max: 100_000,
       default: 128,
     },
-    project_concurrency: { doc: 'Deliveries of one project in flight at once in one process; more wait a second as the same attempt. Keeps one tenant from taking every slot.', format: 'wharf-int', min: 1, max: 100_000, default: 250 },
+    project_concurrency: {
+      doc:
+        'Deliveries of one project in flight at once in one process; more wait in line for a free share (up to a quarter of it ' +
+        'waiting, up to a second), then a second as the same attempt. Keeps one tenant from taking every slot.',
+      format: 'wharf-int',
+      min: 1,
+      max: 100_000,
+      default: 250,
+    },
     polling_interval: { doc: 'Seconds between polls for due deliveries.', format: 'wharf-number', min: 0.5, max: 3600, default: 0.5 },
     linger_ms: {
       doc: 'Milliseconds a new-job notification waits for others before the fetch, while they come at least two per linger_ms: one fetch for several. 0: never wait.',

@@ -259,13 +259,13 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   // goes to them first (`admitProject`), and claims leave the project's first attempts to the
   // queue while they wait, as for an endpoint's line; after SHARE_WAIT_MS they are put back.
   const projectLines = new Map<string, { live: Live; timer: NodeJS.Timeout }[]>();
+  /** A delivery of `project` gave its share back (answered, or put back). */
+  const releaseProject = (project: string): void => {
+    adjust(perProject, project, -1);
+    admitProject(project);
+  };
   const giveBack = (lives: Live[]): void => {
-    const projects = new Set<string>();
-    for (const l of lives) {
-      adjust(perProject, l.row.project_id, -1);
-      projects.add(l.row.project_id);
-    }
-    for (const p of projects) admitProject(p);
+    for (const l of lives) releaseProject(l.row.project_id);
   };
   /** A share of `project` came free: the first waiting deliveries take it and start with the handoffs. */
   const admitProject = (project: string): void => {
@@ -635,7 +635,7 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
         adjust(sendingJobs, endpoint, -1);
         admit(endpoint);
       } else if (l.job.handoff) unclaim(l.job.handoff, l.row.id);
-      giveBack([l]);
+      releaseProject(l.row.project_id);
       // Each delivery is recorded as soon as it is done; nothing waits for the job's slowest.
       void recorder.record(o, l.job);
       return true;
@@ -654,7 +654,9 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
           const back = [l, ...lives.slice(next)];
           next = lives.length;
           giveBack(back);
-          hold('endpoint_share', back.map((b) => ({ live: b, delaySeconds: PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2 })));
+          // One delay for them, so they can share jobs again.
+          const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
+          hold('endpoint_share', back.map((b) => ({ live: b, delaySeconds: wait })));
         }
       };
       // A handoff's deliveries of one endpoint all fit its share: claim counted them against it.
