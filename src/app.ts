@@ -11,7 +11,7 @@ import { createSender } from './delivery/sender.ts';
 import { createAgentPool, type AgentPool } from './delivery/agents.ts';
 import { createAuthHeaders } from './delivery/auth.ts';
 import { createOAuth2TokenSource } from './delivery/oauth2.ts';
-import { SUPERVISE_SECONDS, createDeliveryQueue, endpointShares } from './dispatch/queue.ts';
+import { SUPERVISE_SECONDS, createDeliveryQueue } from './dispatch/queue.ts';
 import { createBatchRetryQueue, workBatchRetries } from './dispatch/batch-retry.ts';
 import { createAlertQueue, workAlerts } from './dispatch/alerts.ts';
 import { createDispatcher, type Dispatcher } from './dispatch/worker.ts';
@@ -114,7 +114,7 @@ export function createApp(options: AppOptions): App {
     });
     boss.on('error', (err) => logger.error({ err }, 'job queue error'));
     await boss.start();
-    await createDeliveryQueue(boss, endpointShares(config.dispatch.endpoint_concurrency).perJob);
+    await createDeliveryQueue(boss, config.dispatch.endpoint_concurrency);
     await createBatchRetryQueue(boss);
     await createAlertQueue(boss);
 

@@ -94,15 +94,15 @@ const DELIVERY_QUEUE_OPTIONS = {
 
 /**
  * Deliveries one job of each `PgBoss` carries, set where its queue is made (createDeliveryQueue):
- * the app's endpoint share of a job (`endpointShares(endpoint_concurrency).perJob`), so that a
- * job's deliveries all go at once. A job of more would send them a share at a time, one after the
+ * the endpoint's share of a job (`endpointShares(endpoint_concurrency).perJob`), so that a job's
+ * deliveries all go at once. A job of more would send them a share at a time, one after the
  * other, and an endpoint with a small share would go as slowly as its jobs were few.
  */
 const jobSizes = new WeakMap<PgBoss, number>();
 
-/** Makes (or updates) the delivery queue; jobs this `boss` queues carry up to `jobSize` deliveries. */
-export async function createDeliveryQueue(boss: PgBoss, jobSize = MAX_DELIVERIES_PER_JOB): Promise<void> {
-  jobSizes.set(boss, Math.max(1, Math.min(MAX_DELIVERIES_PER_JOB, jobSize)));
+/** Makes (or updates) the delivery queue; the jobs this `boss` queues fit `endpointConcurrency`'s share of a job. */
+export async function createDeliveryQueue(boss: PgBoss, endpointConcurrency: number): Promise<void> {
+  jobSizes.set(boss, endpointShares(endpointConcurrency).perJob);
   await boss.createQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);
   // A queue made by an older Wharf takes today's options (the heartbeat above all).
   await boss.updateQueue(DELIVERY_QUEUE, DELIVERY_QUEUE_OPTIONS);

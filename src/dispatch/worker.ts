@@ -34,6 +34,7 @@ import { sleep } from '../core/backoff.ts';
 import { gapMeter } from '../core/gap-meter.ts';
 import { HANDOFF_SWEEP_SECONDS, finishHandoffs, renewHandoffs, rescueHandoffs, type Claim, type DirectDispatch, type HandoffJob } from './handoff.ts';
 import { endpointWorkColumns, type WorkRow } from './work.ts';
+import { waitLines } from './wait-lines.ts';
 
 export interface DispatcherDeps extends OutboundDeps {
   pool: pg.Pool;
@@ -219,46 +220,35 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   // Of each endpoint: fetched deliveries waiting, in the order they came, for a share that
   // handoffs hold. A share that comes free goes to them first (`admit`), so new handoffs cannot
   // overtake them: while they wait, ingest queues that endpoint's new first attempts behind them.
-  const lines = new Map<string, ((admitted: boolean) => void)[]>();
+  const lines = waitLines<string>(SHARE_WAIT_MS);
+  const endpointRoom = (endpoint: string): boolean => busy(endpoint) < options.endpointConcurrency;
+  const takeShare = (endpoint: string): void => adjust(sendingJobs, endpoint, 1);
   /** Takes a share of `endpoint` for a fetched delivery: now, or once one comes free within SHARE_WAIT_MS. */
   const shareOf = (endpoint: string): boolean | Promise<boolean> => {
-    admit(endpoint);
-    if (busy(endpoint) < options.endpointConcurrency && !lines.has(endpoint)) {
-      adjust(sendingJobs, endpoint, 1);
+    if (endpointRoom(endpoint) && !lines.has(endpoint)) {
+      takeShare(endpoint);
       return true;
     }
     if (!running) return false;
     return new Promise<boolean>((resolve) => {
-      const line = lines.get(endpoint) ?? [];
-      lines.set(endpoint, line);
-      const timer = setTimeout(() => leave(false), SHARE_WAIT_MS);
-      const leave = (admitted: boolean): void => {
-        clearTimeout(timer);
-        const i = line.indexOf(leave);
-        if (i >= 0) line.splice(i, 1);
-        if (line.length === 0 && lines.get(endpoint) === line) lines.delete(endpoint);
-        resolve(admitted);
+      const admitted = (e: string): void => {
+        takeShare(e);
+        resolve(true);
       };
-      line.push(leave);
+      lines.wait(endpoint, endpoint, admitted, () => resolve(false));
     });
   };
   /** A share of `endpoint` came free: the first waiting deliveries take it. */
-  const admit = (endpoint: string): void => {
-    const line = lines.get(endpoint);
-    while (line && line.length > 0 && busy(endpoint) < options.endpointConcurrency) {
-      adjust(sendingJobs, endpoint, 1);
-      line[0]!(true);
-    }
-  };
+  const admit = (endpoint: string): void => lines.admit(endpoint, () => endpointRoom(endpoint));
   // Of each project: deliveries that hold one of its project_concurrency here, from their claim
   // (handoffs) or from the check in startLive (fetched), until answered or put back.
   const perProject = new Map<string, number>();
-  const projectRoom = (project: string, more = 0): boolean =>
-    (perProject.get(project) ?? 0) + more < options.projectConcurrency && !projectLines.has(project);
   // Of each project: fetched deliveries waiting, in order, for its share. A share that comes free
   // goes to them first (`admitProject`), and claims leave the project's first attempts to the
   // queue while they wait, as for an endpoint's line; after SHARE_WAIT_MS they are put back.
-  const projectLines = new Map<string, { live: Live; timer: NodeJS.Timeout }[]>();
+  const projectLines = waitLines<Live>(SHARE_WAIT_MS);
+  const projectRoom = (project: string, more = 0): boolean =>
+    (perProject.get(project) ?? 0) + more < options.projectConcurrency && !projectLines.has(project);
   /** A delivery of `project` gave its share back (answered, or put back). */
   const releaseProject = (project: string): void => {
     adjust(perProject, project, -1);
@@ -269,45 +259,29 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
   };
   /** A share of `project` came free: the first waiting deliveries take it and start with the handoffs. */
   const admitProject = (project: string): void => {
-    const line = projectLines.get(project);
-    if (!line) return;
-    while (line.length > 0 && (perProject.get(project) ?? 0) < options.projectConcurrency) {
-      const { live, timer } = line.shift()!;
-      clearTimeout(timer);
-      adjust(perProject, project, 1);
-      arrived.push(live);
-    }
-    if (line.length === 0) projectLines.delete(project);
+    projectLines.admit(project, () => (perProject.get(project) ?? 0) < options.projectConcurrency);
     if (!starting && arrived.length > 0) track((starting = startArrived()));
+  };
+  const enterProject = (live: Live): void => {
+    adjust(perProject, live.row.project_id, 1);
+    arrived.push(live);
   };
   /**
    * Fetched deliveries past their project's share wait in its line, each at most SHARE_WAIT_MS;
-   * past a quarter of the share waiting, they are put back at once. Waiting deliveries hold slots
-   * of max_in_flight, and a project whose endpoints all hang must leave the others room.
+   * past a quarter of the share waiting (or once stopping), they are put back at once. Waiting
+   * deliveries hold slots of max_in_flight, and a project whose endpoints all hang must leave the
+   * others room.
    */
   const lineLimit = Math.max(1, Math.floor(options.projectConcurrency / 4));
   const waitForProject = (lives: Live[]): void => {
     // One delay for the batch, so the deliveries put back together can share jobs again.
     const wait = PROJECT_SHARE_WAIT_SECONDS + Math.random() / 2;
+    const putBack = (live: Live): Deferral => ({ live, delaySeconds: wait });
     const back: Deferral[] = [];
     for (const live of lives) {
       const p = live.row.project_id;
-      const line = projectLines.get(p) ?? [];
-      if (line.length >= lineLimit) {
-        back.push({ live, delaySeconds: wait });
-        continue;
-      }
-      projectLines.set(p, line);
-      const entry = {
-        live,
-        timer: setTimeout(() => {
-          const i = line.indexOf(entry);
-          if (i >= 0) line.splice(i, 1);
-          if (line.length === 0 && projectLines.get(p) === line) projectLines.delete(p);
-          hold('project_share', [{ live, delaySeconds: wait }]);
-        }, SHARE_WAIT_MS),
-      };
-      line.push(entry);
+      if (!running || projectLines.size(p) >= lineLimit) back.push(putBack(live));
+      else projectLines.wait(p, live, enterProject, (l) => hold('project_share', [putBack(l)]));
     }
     hold('project_share', back);
   };
@@ -705,14 +679,8 @@ export function createDispatcher(deps: DispatcherDeps, options: DispatcherOption
     if (!running) return;
     running = false;
     // Deliveries waiting for a share go back as the same attempt, for whoever runs next.
-    for (const line of [...lines.values()]) for (const leave of [...line]) leave(false);
-    for (const [p, line] of [...projectLines]) {
-      projectLines.delete(p);
-      for (const { live, timer } of line) {
-        clearTimeout(timer);
-        hold('project_share', [{ live, delaySeconds: PROJECT_SHARE_WAIT_SECONDS }]);
-      }
-    }
+    lines.flush();
+    projectLines.flush();
     if (sweeper) clearInterval(sweeper);
     sweeper = null;
     if (lingering) clearTimeout(lingering);

@@ -32,3 +32,11 @@ export async function jobs(t: TestApp): Promise<{ group_id: string; n: number; s
   );
   return rows;
 }
+
+/** Wharf's count of deliveries put back as the same attempt for `reason` (wharf_dispatch_held_back_total). */
+export async function heldBack(t: TestApp, reason: 'endpoint_share' | 'project_share' | 'rate_limit'): Promise<number> {
+  const text = (await t.operator('GET', '/metrics')).text;
+  const line = text.split('\n').find((l) => l.startsWith(`wharf_dispatch_held_back_total{reason="${reason}"} `));
+  if (!line) throw new Error(`/metrics has no wharf_dispatch_held_back_total for ${reason}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}

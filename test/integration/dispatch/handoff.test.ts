@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { countOpen, startReceiver } from '../../harness/receiver.ts';
-import { endpoint, inputs, jobs } from '../../harness/deliveries.ts';
+import { endpoint, heldBack, inputs, jobs } from '../../harness/deliveries.ts';
 import { ingestEvents, ingestInTransaction, withIngestTransaction } from '../../../src/ingest/persist.ts';
 import type { DirectDispatch } from '../../../src/dispatch/handoff.ts';
 import type { Queryable } from '../../../src/store/queryable.ts';
@@ -323,15 +323,13 @@ describe('handoffs from ingest to its own dispatcher', () => {
     // overtaken by every handoff meanwhile; waiting in line for the share, the two take the first
     // shares that come free (one after the other: a job of an endpoint this small sends one at a
     // time), two or three answers' time after the ingest.
-    const metrics = (await t.operator('GET', '/metrics')).text;
-    expect(metrics).toMatch(/^wharf_dispatch_held_back_total\{reason="endpoint_share"\} 0$/m);
+    expect(await heldBack(t, 'endpoint_share')).toBe(0);
     expect(Math.max(...first.map((r) => r.at - startedAt))).toBeLessThan(1_000);
   });
 
   it("sends queued deliveries of a project at its share as soon as a share comes free, a quarter of the share at most waiting", async () => {
     const { t, rx, ep } = await started('project', { dispatch: { project_concurrency: 8 } });
     rx.answer(() => ({ status: 200, delayMs: 300 }));
-    const heldBack = async () => Number(/^wharf_dispatch_held_back_total\{reason="project_share"\} (\d+)$/m.exec((await t.operator('GET', '/metrics')).text)?.[1]);
     const startedAt = Date.now();
     // The claim takes the project's eight; two are queued, fetched while the eight are out, and
     // wait in the project's line (a quarter of 8) for the first answers.
@@ -339,13 +337,13 @@ describe('handoffs from ingest to its own dispatcher', () => {
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(10);
     // Put back as the same attempt, they would come a second or more later.
     expect(Math.max(...rx.requests.map((r) => r.at - startedAt))).toBeLessThan(1_000);
-    expect(await heldBack()).toBe(0);
+    expect(await heldBack(t, 'project_share')).toBe(0);
 
     // Five more queued behind eight in flight: two wait in line, three go back at once.
     await expect.poll(() => t.app.dispatcher!.inFlight, { timeout: 5_000 }).toBe(0);
     rx.requests.length = 0;
     await ingestVia(t, t.app.dispatcher!, ep, 13, async (db) => expect(await handoffRows(db)).toEqual([{ n: 8 }]));
-    await expect.poll(heldBack, { timeout: 5_000 }).toBe(3);
+    await expect.poll(() => heldBack(t, 'project_share'), { timeout: 5_000 }).toBe(3);
     await expect.poll(() => rx.requests.length, { timeout: 10_000 }).toBe(13);
   });
 

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../harness/app.ts';
 import { startReceiver, type Receiver } from '../../harness/receiver.ts';
+import { heldBack } from '../../harness/deliveries.ts';
 
 const HANG_MS = 25_000;
 
@@ -68,8 +69,7 @@ describe('dispatch isolation', () => {
 
     // The hung endpoint's queued deliveries waited a second for its share, then went back as the
     // same attempt rather than hold their slots for its 25 s.
-    const heldBack = async () => Number(/^wharf_dispatch_held_back_total\{reason="endpoint_share"\} (\d+)$/m.exec((await t.operator('GET', '/metrics')).text)?.[1]);
-    await expect.poll(heldBack, { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect.poll(() => heldBack(t, 'endpoint_share'), { timeout: 10_000 }).toBeGreaterThan(0);
     expect(hung.requests.length).toBe(4);
   });
 
