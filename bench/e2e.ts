@@ -29,7 +29,7 @@ import { cpuByComm, cpuDelta, exitedChildrenCpuMs, machineCpuMs, rootProcess } f
 import { fmt, mib, middleRate, percentiles, round, type Percentiles } from './lib/stats.ts';
 import { startWharf, type RunningWharf, type WharfSettings } from './lib/wharf.ts';
 import { fillHistory, fillJobHistory, fillOldHistory, startPurge } from './lib/purge.ts';
-import { otherCommits, probeCommits, statDelta, statSnapshot } from './lib/pgstat.ts';
+import { otherCommits, probeCommits, settleAfterFill, statDelta, statSnapshot } from './lib/pgstat.ts';
 
 const USAGE = `usage: node bench/e2e.ts [options]
 
@@ -847,6 +847,9 @@ async function main(): Promise<number> {
     ourDbTitle = ` ${new URL(db.url).pathname.slice(1)} `;
     // What this Postgres can commit at all, measured alone before Wharf starts.
     const probe = probeSeconds > 0 ? await probeCommits(db.url, probeClients, probeSeconds) : null;
+    // A run that writes old rows first waits for the disk to absorb them (settleAfterFill), against
+    // a probe of its own when the limit probe is off.
+    const fillBaseline = purgeOld > 0 || history > 0 || historyJobs > 0 ? (probe ?? (await probeCommits(db.url, probeClients, 2))).per_s : null;
     if (probe) console.log(`limit probe: ${fmt(probe.per_s, 0)} durable single-row INSERT commits/s (${probeClients} connections, ${probeSeconds} s)`);
     sink = await startSink();
     // What one loopback HTTP hop costs alone: a webhook takes two (bench → Wharf, Wharf → sink).
@@ -884,6 +887,7 @@ async function main(): Promise<number> {
       console.log(`purge: ${filled.rows} old rows (${purgeOld} events and their deliveries, each holding its attempt) written in ${fmt(filled.ms / 1000, 2)} s`);
     }
     let tableSizes: Record<string, { rows: number; mib: number }> | null = null;
+    let fillSettled: { seconds: number; baseline_per_s: number; rates: number[] } | null = null;
     if (history > 0 || historyJobs > 0) {
       const filled = history > 0 ? await fillHistory(db.url, endpointIds[0]!, history, { ageDays: 1, eventType: 'bench.history' }) : { rows: 0, ms: 0 };
       const jobs = historyJobs > 0 ? await fillJobHistory(db.url, 'wharf-deliver', historyJobs) : { rows: 0, ms: 0 };
@@ -894,6 +898,14 @@ async function main(): Promise<number> {
             .map(([t, v]) => `${t} ${v.rows} rows ${fmt(v.mib, 0)} MiB`)
             .join(', '),
       );
+    }
+    if (fillBaseline !== null) {
+      const settled = await settleAfterFill(db.url, fillBaseline, probeClients);
+      console.log(
+        `settled: ${fmt(settled.seconds, 1)} s after the old rows until the disk committed at 90 % of its rate before them ` +
+          `(${fmt(fillBaseline, 0)}/s; probes of 2 s: ${settled.rates.map((r) => fmt(r, 0)).join(', ')})`,
+      );
+      fillSettled = { seconds: round(settled.seconds, 1), baseline_per_s: round(fillBaseline, 0), rates: settled.rates.map((r) => round(r, 0)) };
     }
     if (warmup > 0) {
       const t = now();
@@ -1095,6 +1107,7 @@ async function main(): Promise<number> {
       },
       tables: statDelta(stats0, stats1, delivered),
       history: tableSizes,
+      fill_settled: fillSettled,
       generator: mode === 'rate' ? { lag_p99_ms: round(lagP.p99, 2), lag_max_ms: round(lagP.max, 1), max_in_flight: openLoopMaxInFlight } : null,
       hung: hungFigures,
       dispatch: dispatch1 && dispatchWays(dispatch0!, dispatch1),

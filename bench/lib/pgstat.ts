@@ -125,3 +125,29 @@ export async function probeCommits(url: string, clients: number, seconds: number
     await admin.end();
   }
 }
+
+/**
+ * After `--history` or `--purge` has written its old rows (gigabytes in minutes, which no
+ * deployment's history does): a checkpoint, then commit probes (`clients` connections, 2 s
+ * each) until the disk commits at 90 % of `baseline` again, or `maxSeconds` have passed. On this
+ * VM the disk committed 37 % slower for about 30 s after a 5 M-row fill and its checkpoint, and
+ * a run measured in those seconds measured the disk's backlog, not the history. Returns the
+ * probes' rates and the seconds waited.
+ */
+export async function settleAfterFill(url: string, baseline: number, clients: number, maxSeconds = 180): Promise<{ rates: number[]; seconds: number }> {
+  const admin = new pg.Client({ connectionString: url, application_name: 'wharf-bench-probe' });
+  await admin.connect();
+  const t0 = performance.now();
+  try {
+    await admin.query('CHECKPOINT');
+  } finally {
+    await admin.end();
+  }
+  const rates: number[] = [];
+  for (;;) {
+    const { per_s } = await probeCommits(url, clients, 2);
+    rates.push(per_s);
+    const seconds = (performance.now() - t0) / 1000;
+    if (per_s >= 0.9 * baseline || seconds >= maxSeconds) return { rates, seconds };
+  }
+}
