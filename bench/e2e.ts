@@ -78,6 +78,8 @@ const USAGE = `usage: node bench/e2e.ts [options]
                             prints the POST→webhook p99 of events posted while it ran
   --history N               before measuring, fill events, deliveries and attempts with N rows each,
                             a day old, with INSERT … SELECT generate_series; prints the tables' sizes
+  --pause S                 diagnostic: wait S seconds after starting Wharf, before the warm-up
+                            (the processes idle as through a history fill, with no fill)
   --history-jobs N          also N completed jobs in pg-boss's job table (what a Wharf that completed
                             its delivery jobs left for a week; today's deletes them)       [0]
   --probe-seconds S         limit probe: --probe-clients connections commit single-row INSERTs
@@ -123,6 +125,7 @@ const { values: opt } = parseArgs({
     'wal-records': { type: 'boolean' },
     purge: { type: 'string' },
     history: { type: 'string' },
+    pause: { type: 'string' },
     'history-jobs': { type: 'string' },
     'probe-seconds': { type: 'string', default: '3' },
     'probe-clients': { type: 'string', default: '8' },
@@ -188,6 +191,7 @@ const hungRate = num('hung-rate', opt['hung-rate'], 0.1, 10_000, false);
 const vacuumEveryMs = opt['vacuum-every'] === undefined ? null : num('vacuum-every', opt['vacuum-every'], 0.1, 600, false) * 1000;
 const purgeOld = opt.purge === undefined ? 0 : num('purge', opt.purge, 1, 5_000_000);
 const history = opt.history === undefined ? 0 : num('history', opt.history, 1, 20_000_000);
+const pauseMs = opt.pause === undefined ? 0 : num('pause', opt.pause, 0, 3600, false) * 1000;
 const historyJobs = opt['history-jobs'] === undefined ? 0 : num('history-jobs', opt['history-jobs'], 0, 20_000_000);
 const probeSeconds = num('probe-seconds', opt['probe-seconds'], 0, 60, false);
 const probeClients = num('probe-clients', opt['probe-clients'], 1, 256);
@@ -217,6 +221,7 @@ const settings = {
   vacuum_every_s: vacuumEveryMs === null ? null : vacuumEveryMs / 1000,
   purge_old_events: purgeOld || null,
   history: history || null,
+  pause_s: pauseMs / 1000 || null,
   history_jobs: historyJobs || null,
   probe: probeSeconds > 0 ? { seconds: probeSeconds, clients: probeClients } : null,
   cpus: cpus().length,
@@ -898,6 +903,10 @@ async function main(): Promise<number> {
             .map(([t, v]) => `${t} ${v.rows} rows ${fmt(v.mib, 0)} MiB`)
             .join(', '),
       );
+    }
+    if (pauseMs > 0) {
+      await new Promise((r) => setTimeout(r, pauseMs));
+      console.log(`paused: ${fmt(pauseMs / 1000, 0)} s with Wharf, the bench and the sink idle before the warm-up`);
     }
     if (fillBaseline !== null) {
       const settled = await settleAfterFill(db.url, fillBaseline, probeClients);
