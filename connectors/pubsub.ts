@@ -386,8 +386,13 @@ class PubSubConnector implements Connector {
   }
 
   #onMessage(message: Message, generation: number): void {
-    if (this.#stopping || generation !== this.#generation) {
-      // Pulled after stop began (or from a subscription being replaced): let Pub/Sub redeliver it.
+    if (this.#stopping) {
+      // Pulled after stop began: held (leased) and nacked once the stream is closed (see #stop).
+      this.#inFlight.add(message);
+      return;
+    }
+    if (generation !== this.#generation) {
+      // From a subscription being replaced: let Pub/Sub redeliver it.
       this.#inFlight.add(message);
       this.#nack([message]);
       return;
@@ -543,17 +548,23 @@ class PubSubConnector implements Connector {
     this.#abort.abort();
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    // Nothing new goes to the sink; what waits for a batch is redelivered.
-    this.#nack(this.#buffer.splice(0).map((h) => h.message));
+    // Nothing new goes to the sink. What waits for a batch, or arrives now, is held, not nacked,
+    // while the stream stays open: Pub/Sub would hand a nacked message straight back to this
+    // stream (each time a delivery more, counted by a dead-letter policy), and one in transit
+    // when the stream closes stays leased to nobody for the whole ack deadline.
+    this.#buffer = [];
     if (this.#active.size > 0) {
       if (!(await within(Promise.allSettled([...this.#active]), timeoutMs))) {
         this.#deps.logger.warn({ subscription: this.#name, timeoutMs }, 'pubsub stop: batches still in the sink are left for redelivery');
       }
     }
-    // Batches still in the sink: nack them, a late ack would go to a closed client.
+    // Closing destroys the stream at once, in its synchronous start; only then is everything
+    // still held nacked (batches still in the sink too: a late ack would go to a closed client),
+    // while the SDK waits CLOSE_SETTLE_MS for those nacks before it nacks what is left itself.
+    const closed = this.#closeSubscription();
     this.#nack([...this.#inFlight]);
     await Promise.all([...this.#nacking]);
-    await this.#closeSubscription();
+    await closed;
     this.#inFlight.clear();
     await this.#client?.close().catch((err: unknown) => {
       this.#deps.logger.warn({ subscription: this.#name, err: this.#describe(err) }, 'pubsub client did not close cleanly');

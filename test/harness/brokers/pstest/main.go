@@ -22,6 +22,9 @@ type counts struct {
 	Deliveries int     `json:"deliveries"`
 	Acks       int     `json:"acks"`
 	Modacks    []int32 `json:"modacks"`
+	// When pstest received each ack-deadline change, in Unix milliseconds (the order tells a lease
+	// that overtook a nack).
+	ModackAt []int64 `json:"modack_at"`
 }
 
 func main() {
@@ -38,9 +41,10 @@ func main() {
 		out := []counts{}
 		for _, m := range srv.Messages() {
 			if want[m.ID] {
-				c := counts{ID: m.ID, Deliveries: m.Deliveries, Acks: m.Acks, Modacks: []int32{}}
+				c := counts{ID: m.ID, Deliveries: m.Deliveries, Acks: m.Acks, Modacks: []int32{}, ModackAt: []int64{}}
 				for _, ma := range m.Modacks {
 					c.Modacks = append(c.Modacks, ma.AckDeadline)
+					c.ModackAt = append(c.ModackAt, ma.ReceivedAt.UnixMilli())
 				}
 				out = append(out, c)
 			}
