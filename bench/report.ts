@@ -1,7 +1,7 @@
 /**
- * Issue 15's figures from one command: `npm run bench:report`. It runs bench/e2e.ts five times,
- * each a fresh database and Wharf child, echoes each run's output, and ends with one table of
- * every figure the issue asks for beside its target:
+ * Issue 15's figures from one command: `npm run bench:report` (or `npm run bench -- --report`). It
+ * runs bench/e2e.ts six times, each a fresh database and Wharf child, echoes each run's output,
+ * and ends with one table of every figure the issue asks for beside its target:
  *
  *   1. full speed (`--mode max`): the limit probe, delivered/s and its ratio to the probe, the
  *      cost per webhook (Postgres CPU, WAL, Wharf CPU), peak RSS;
@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { runE2e, type E2eResult } from './lib/run-e2e.ts';
 import { fmt } from './lib/stats.ts';
 
-const USAGE = `usage: node bench/report.ts [options]      (npm run bench:report)
+const USAGE = `usage: node bench/report.ts [options]      (npm run bench:report, npm run bench -- --report)
 
   --events N        events of each full-speed run                          [20000]
   --history N       rows of history (events, and deliveries holding their
