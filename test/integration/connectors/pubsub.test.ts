@@ -55,6 +55,8 @@ interface Recorded {
   deliveries: number;
   acks: number;
   modacks: number[];
+  /** When pstest received each of `modacks`, in Unix milliseconds. */
+  modack_at: number[];
 }
 
 async function recorded(ids: string[]): Promise<Map<string, Recorded>> {
@@ -250,13 +252,14 @@ describe('pubsub connector (against pstest)', () => {
     for (const id of inSink) expect(rec.get(id)!.acks, id).toBe(1);
     const rest = ids.filter((i) => !inSink.includes(i));
     for (const id of rest) {
-      // Held while the stream stayed open and nacked once it was closed: one delivery and one nack
-      // each. Nacked while it was open, each came straight back to the stopping consumer (four or
-      // five deliveries in 1.5 s), and one in transit when the stream closed was leased to nobody
-      // for the 60 s ack deadline.
+      // Held while the stream stayed open and nacked once it was closed: one delivery each. Nacked
+      // while it was open, each came straight back to the stopping consumer (four or five
+      // deliveries in 1.5 s), and one in transit when the stream closed was leased to nobody for
+      // the 60 s ack deadline. A second nack is allowed: the SDK's close nacks again what it still
+      // holds if ours has not flushed within its wait, as on a loaded machine it may not.
       expect(rec.get(id)?.acks ?? 0, id).toBe(0);
       expect(rec.get(id)?.deliveries, id).toBe(1);
-      expect(nacks(rec.get(id)), id).toBe(1);
+      expect(nacks(rec.get(id)), id).toBeGreaterThanOrEqual(1);
     }
 
     // A new consumer gets exactly the rest, at once: they were nacked.
